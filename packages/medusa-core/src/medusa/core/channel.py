@@ -1,0 +1,474 @@
+"""The channel: the asynchat model (read up to a terminator, write through producers) on
+:class:`asyncio.Protocol` callbacks.
+
+Input: bytes arriving from the transport are split at :attr:`Channel.terminator` and handed
+to :meth:`Channel.collect_incoming_data`; each time the terminator is reached,
+:meth:`Channel.found_terminator` is called. The terminator may be
+
+* ``bytes`` — a delimiter such as ``b"\\r\\n"`` (not passed to ``collect_incoming_data``);
+* ``int`` — a byte count; it is decremented as bytes arrive and reaches 0 when found;
+* ``None`` — no terminator: every byte goes to ``collect_incoming_data``.
+
+Output: :meth:`Channel.push` and :meth:`Channel.push_with_producer` append to a fifo that is
+drained only while the transport accepts more (asyncio's ``pause_writing``/``resume_writing``
+protocol flow control). While the transport's outgoing buffer is above its high-water mark the
+channel also stops reading, so a client that sends without reading cannot grow the server's
+memory. A :class:`~medusa.core.producers.FileProducer` at the head of the fifo is sent with
+``os.sendfile`` when the transport is a plain socket (zero-copy on both the standard loop and
+uvloop, which has no ``loop.sendfile``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+from medusa.core.log import error_logger
+from medusa.core.producers import FileProducer, Producer
+
+if TYPE_CHECKING:
+    from medusa.core.server import Server
+
+__all__ = ["Channel", "find_prefix_at_end"]
+
+_SENDFILE_MAX = 1 << 30
+_BRIDGE_SIZE = 16384
+"""Bytes copied through the transport when ``os.sendfile`` would block: the transport's
+buffered write tells us (``resume_writing``) when the socket has room again."""
+
+_CLOSE = object()
+"""Fifo marker queued by :meth:`Channel.close_when_done`."""
+
+
+def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
+    """Return the length of the longest suffix of ``data`` that is a proper prefix of
+    ``terminator`` (0 when none), i.e. how many trailing bytes may begin a terminator
+    that the next read completes."""
+    n = min(len(terminator) - 1, len(data))
+    while n > 0 and not data.endswith(terminator[:n]):
+        n -= 1
+    return n
+
+
+class Channel(asyncio.Protocol):
+    """One connection, in the asynchat model.
+
+    Subclasses set :attr:`terminator` and override :meth:`collect_incoming_data` and
+    :meth:`found_terminator` (or, for a protocol with its own parser, set ``terminator =
+    None`` and take every byte in ``collect_incoming_data``).
+
+    Args:
+        server: the :class:`~medusa.core.server.Server` that accepted the connection, or
+            ``None`` for a channel used on its own (a client, a test). The server supplies
+            counters, the idle sweep and the default buffer sizes.
+        write_high_water: bytes of outgoing backlog above which the transport pauses the
+            channel (stops producers and reading); ``None`` takes the server's setting.
+        write_low_water: bytes below which writing and reading resume; ``None`` takes the
+            server's setting (or a quarter of ``write_high_water``).
+        max_incoming: bytes that :meth:`collect_incoming_data`'s default buffer may hold
+            before :meth:`incoming_overflow` is called (a line without its terminator).
+        idle_timeout: seconds without any read or write after which the server's sweep
+            calls :meth:`handle_timeout`; ``None`` takes the server's setting, ``0``
+            disables it.
+    """
+
+    terminator: bytes | int | None = b"\r\n"
+
+    __slots__ = (
+        "__dict__",
+        "_closing",
+        "_draining",
+        "_fifo",
+        "_inbuf",
+        "_incoming",
+        "_incoming_size",
+        "_read_paused",
+        "_sockfd",
+        "_write_paused",
+        "connected_at",
+        "idle_timeout",
+        "last_activity",
+        "max_incoming",
+        "peer",
+        "server",
+        "transport",
+        "write_high_water",
+        "write_low_water",
+    )
+
+    def __init__(
+        self,
+        server: Server | None = None,
+        *,
+        write_high_water: int | None = None,
+        write_low_water: int | None = None,
+        max_incoming: int = 65536,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
+        if write_high_water is None and server is not None:
+            write_high_water = server.write_high_water
+        if write_low_water is None and server is not None:
+            write_low_water = server.write_low_water
+        self.write_high_water = write_high_water
+        self.write_low_water = write_low_water
+        if idle_timeout is None and server is not None:
+            idle_timeout = server.idle_timeout
+        self.idle_timeout = idle_timeout or 0.0
+        self.max_incoming = max_incoming
+        self._inbuf = b""
+        self._incoming: list[bytes] = []
+        self._incoming_size = 0
+        self._fifo: deque[Any] = deque()
+        self._write_paused = False
+        self._read_paused = False
+        self._draining = False
+        self._closing = False
+        self._sockfd = -1
+        self.connected_at = 0.0
+        self.last_activity = 0.0
+
+    # -- asyncio.Protocol callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Record the transport, apply buffer sizes, register with the server."""
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self.connected_at = self.last_activity = time.monotonic()
+        if self.write_high_water is not None:
+            transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
+        if transport.get_extra_info("sslcontext") is None and hasattr(os, "sendfile"):
+            sock = transport.get_extra_info("socket")
+            if sock is not None and (self.server is None or self.server.sendfile):
+                self._sockfd = sock.fileno()
+        if self.server is not None and not self.server.channel_opened(self):
+            return
+        self.handle_connect()
+
+    def data_received(self, data: bytes) -> None:
+        """Split ``data`` at the terminator (the asynchat algorithm) and dispatch it."""
+        self.last_activity = time.monotonic()
+        server = self.server
+        if server is not None:
+            server.counters.bytes_in += len(data)
+        if self._closing:
+            return
+        if self._inbuf:
+            data = self._inbuf + data
+            self._inbuf = b""
+        while data:
+            terminator = self.terminator
+            if terminator is None:
+                self.collect_incoming_data(data)
+                return
+            if isinstance(terminator, int):
+                if len(data) < terminator:
+                    self.collect_incoming_data(data)
+                    self.terminator = terminator - len(data)
+                    return
+                if terminator:
+                    self.collect_incoming_data(data[:terminator])
+                data = data[terminator:]
+                self.terminator = 0
+                self.found_terminator()
+            else:
+                index = data.find(terminator)
+                if index != -1:
+                    if index:
+                        self.collect_incoming_data(data[:index])
+                    data = data[index + len(terminator) :]
+                    self.found_terminator()
+                else:
+                    keep = find_prefix_at_end(data, terminator)
+                    if keep:
+                        if len(data) > keep:
+                            self.collect_incoming_data(data[:-keep])
+                        self._inbuf = data[-keep:]
+                    else:
+                        self.collect_incoming_data(data)
+                    return
+            if self._closing or self.transport is None or self.transport.is_closing():
+                return
+
+    def eof_received(self) -> bool | None:
+        """The client shut down its sending side; by default, finish writing and close."""
+        self.close_when_done()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Release queued producers (closing open files), unregister, call
+        :meth:`handle_close`."""
+        for item in self._fifo:
+            close = getattr(item, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    error_logger.exception("closing a producer failed")
+        self._fifo.clear()
+        self._closing = True
+        if self.server is not None:
+            self.server.channel_closed(self)
+        self.handle_close()
+
+    def pause_writing(self) -> None:
+        """The transport's backlog is above the high-water mark: stop pulling producers
+        and stop reading (flow control both ways)."""
+        self._write_paused = True
+        if not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        """The backlog drained below the low-water mark: read again, pull producers."""
+        self._write_paused = False
+        self.last_activity = time.monotonic()
+        transport = self.transport
+        if transport is None:
+            return
+        if self._draining:
+            self._draining = False
+            if self.write_high_water is not None:
+                transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
+            else:
+                transport.set_write_buffer_limits()
+        if self._read_paused and not transport.is_closing():
+            self._read_paused = False
+            transport.resume_reading()
+        self._refill()
+
+    # -- the asynchat interface ------------------------------------------------------------
+
+    def handle_connect(self) -> None:
+        """Called once the channel is connected and accepted; override to greet."""
+
+    def handle_close(self) -> None:
+        """Called once after the connection is lost; override to release resources."""
+
+    def check_timeout(self, now: float) -> None:
+        """Called by the server's sweep with the current :func:`time.monotonic` time;
+        calls :meth:`handle_timeout` after ``idle_timeout`` seconds without activity.
+        Protocols override it to add their own deadlines (an HTTP header timeout)."""
+        if self.idle_timeout and now - self.last_activity > self.idle_timeout:
+            self.handle_timeout()
+
+    def handle_timeout(self) -> None:
+        """Called by the server's sweep after ``idle_timeout`` seconds without activity.
+        The default closes the connection."""
+        self.close()
+
+    def collect_incoming_data(self, data: bytes) -> None:
+        """Receive bytes that precede the terminator. The default keeps them for
+        :meth:`get_incoming` and calls :meth:`incoming_overflow` past ``max_incoming``."""
+        self._incoming.append(data)
+        self._incoming_size += len(data)
+        if self._incoming_size > self.max_incoming:
+            self._incoming.clear()
+            self._incoming_size = 0
+            self.incoming_overflow()
+
+    def get_incoming(self) -> bytes:
+        """Return and clear the bytes collected by the default
+        :meth:`collect_incoming_data`."""
+        data = b"".join(self._incoming)
+        self._incoming.clear()
+        self._incoming_size = 0
+        return data
+
+    def incoming_overflow(self) -> None:
+        """More than ``max_incoming`` bytes arrived without a terminator. The default logs
+        and closes; protocols override it to send an error reply first."""
+        error_logger.warning("%r: input line too long, closing", self.peer)
+        if self.server is not None:
+            self.server.counters.errors += 1
+        self.close()
+
+    def found_terminator(self) -> None:
+        """Called when the terminator is reached; override it."""
+        raise NotImplementedError
+
+    def set_terminator(self, terminator: bytes | int | None) -> None:
+        """Set :attr:`terminator` (asynchat's spelling).
+
+        Raises:
+            ValueError: for an empty bytes terminator or a negative count.
+        """
+        if terminator == b"" or (isinstance(terminator, int) and terminator < 0):
+            raise ValueError(f"invalid terminator {terminator!r}")
+        self.terminator = terminator
+
+    def push(self, data: bytes) -> None:
+        """Queue ``data`` for sending, after anything already queued."""
+        if not data:
+            return
+        if self._fifo or self._write_paused:
+            self._fifo.append(data)
+            return
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        if self.server is not None:
+            self.server.counters.bytes_out += len(data)
+
+    def push_with_producer(self, producer: Producer) -> None:
+        """Queue a producer; it is pulled only while the transport can take more."""
+        self._fifo.append(producer)
+        if len(self._fifo) == 1:
+            self._refill()
+
+    def close_when_done(self) -> None:
+        """Close the connection once everything queued before this call has been sent."""
+        if self._closing:
+            return
+        self._fifo.append(_CLOSE)
+        if len(self._fifo) == 1:
+            self._refill()
+
+    def close(self) -> None:
+        """Close now: queued output not yet handed to the transport is dropped (the
+        transport still flushes what it holds)."""
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, dropping all buffered output (a reset)."""
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def writable(self) -> bool:
+        """True when the transport accepts more output now (not paused by flow control)."""
+        return not self._write_paused
+
+    @property
+    def pending(self) -> int:
+        """Number of items (data, producers, close marker) waiting in the fifo."""
+        return len(self._fifo)
+
+    # -- output machinery ------------------------------------------------------------------
+
+    def _refill(self) -> None:
+        """Drain the fifo into the transport while it accepts more."""
+        fifo = self._fifo
+        transport = self.transport
+        if transport is None:
+            return
+        counters = self.server.counters if self.server is not None else None
+        while fifo and not self._write_paused:
+            if transport.is_closing():
+                return
+            item = fifo[0]
+            if item is _CLOSE:
+                fifo.clear()
+                self._closing = True
+                transport.close()
+                return
+            if isinstance(item, bytes):
+                fifo.popleft()
+                transport.write(item)
+                if counters is not None:
+                    counters.bytes_out += len(item)
+                continue
+            if self._sockfd >= 0 and type(item) is FileProducer:
+                if not self._send_file(item, transport):
+                    return
+                fifo.popleft()
+                continue
+            try:
+                data = item.more()
+            except Exception:
+                error_logger.exception("producer %r failed; closing %r", item, self.peer)
+                if counters is not None:
+                    counters.errors += 1
+                self.abort()
+                return
+            if data:
+                transport.write(data)
+                if counters is not None:
+                    counters.bytes_out += len(data)
+            else:
+                fifo.popleft()
+
+    def _wait_for_drain(self, transport: asyncio.Transport) -> None:
+        """Ask the transport to call :meth:`resume_writing` once its buffer is empty."""
+        self._draining = True
+        transport.set_write_buffer_limits(high=0, low=0)
+        if transport.get_write_buffer_size() and not self._write_paused:
+            self.pause_writing()
+
+    def _send_file(self, producer: FileProducer, transport: asyncio.Transport) -> bool:
+        """Send a file with ``os.sendfile`` on the socket while the transport's own buffer
+        is empty (so bytes stay in order). Return True when the file is fully sent, False
+        when waiting for the socket to drain."""
+        if producer.remaining <= 0:
+            producer.close()
+            return True
+        if transport.get_write_buffer_size():
+            self._wait_for_drain(transport)
+            return False
+        fd = self._sockfd
+        try:
+            infd = producer.file.fileno()
+        except (OSError, ValueError):
+            producer.close()
+            self.abort()
+            return True
+        counters = self.server.counters if self.server is not None else None
+        while producer.remaining > 0:
+            try:
+                count = min(producer.remaining, _SENDFILE_MAX)
+                sent = os.sendfile(fd, infd, producer.offset, count)
+            except BlockingIOError:
+                # The socket is full: copy a small piece through the transport, which
+                # buffers it and tells us (resume_writing) when the socket has room.
+                data = os.pread(infd, min(_BRIDGE_SIZE, producer.remaining), producer.offset)
+                if not data:
+                    sent = 0
+                else:
+                    producer.advance(len(data))
+                    if counters is not None:
+                        counters.bytes_out += len(data)
+                    self._draining = True
+                    transport.set_write_buffer_limits(high=0, low=0)
+                    transport.write(data)
+                    if transport.get_write_buffer_size():
+                        if not self._write_paused:
+                            self.pause_writing()
+                        return False
+                    self._draining = False
+                    self._restore_limits(transport)
+                    continue
+            except OSError as exc:
+                if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                    error_logger.warning("sendfile to %r failed: %s", self.peer, exc)
+                producer.close()
+                self.abort()
+                return True
+            if sent == 0:
+                # The file is shorter than promised: the response cannot be completed.
+                error_logger.warning("file shrank while being sent to %r", self.peer)
+                producer.close()
+                self.abort()
+                return True
+            producer.advance(sent)
+            if counters is not None:
+                counters.bytes_out += sent
+        self.last_activity = time.monotonic()
+        return True
+
+    def _restore_limits(self, transport: asyncio.Transport) -> None:
+        if self.write_high_water is not None:
+            transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
+        else:
+            transport.set_write_buffer_limits()

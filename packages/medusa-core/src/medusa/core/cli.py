@@ -1,0 +1,185 @@
+"""The ``medusa`` command.
+
+* ``medusa serve [ROOT] [--http ADDR] [--ftp ADDR] ... [-c FILE]`` — serve ROOT with every
+  installed server type (or those named), or the servers of a ``medusa.toml``;
+* ``medusa run SCRIPT`` — run a Python startup script that builds servers with the typed API;
+* ``medusa plugins`` — list the installed server types.
+
+Each installed protocol package adds its own ``--NAME ADDR`` option to ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+
+from medusa.core.address import Address, AddressError
+from medusa.core.config import Config, load_config
+from medusa.core.loop import print_listening, run
+from medusa.core.options import ConfigError
+from medusa.core.plugins import load_server_types, server_plugins
+from medusa.core.server import Server
+
+__all__ = ["main"]
+
+
+def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medusa", description="Medusa: many protocol servers on one event loop."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve a directory with the installed servers, or the servers of a TOML file",
+        description=(
+            "Serve ROOT (default: the current directory). With no address option every "
+            "installed server type starts on 127.0.0.1 at its default port; with some, "
+            "only those start. -c FILE runs the servers declared in a medusa.toml instead."
+        ),
+    )
+    serve.add_argument("root", nargs="?", default=".", metavar="ROOT", help="directory to serve")
+    for name, cls in sorted(server_types.items()):
+        serve.add_argument(
+            f"--{name}",
+            metavar="ADDR",
+            dest=f"addr_{name}",
+            action="append",
+            help=f"{cls.description}: listen on ADDR (PORT, HOST:PORT, [IPv6]:PORT, "
+            f"unix:/path; default 127.0.0.1:{cls.default_port}); may be repeated",
+        )
+    serve.add_argument("-c", "--config", metavar="FILE", help="a medusa.toml declaring servers")
+    _add_common(serve)
+
+    runp = sub.add_parser("run", help="run a Python startup script that builds servers")
+    runp.add_argument("script", metavar="SCRIPT", help="the startup script (start_medusa.py)")
+    runp.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
+    runp.add_argument("--log-level", default="info", choices=_LEVELS)
+
+    sub.add_parser("plugins", help="list the installed server types")
+    return parser
+
+
+_LEVELS = ["debug", "info", "warning", "error", "critical"]
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "uvloop", "asyncio"],
+        default=None,
+        help="event loop (default: auto, uvloop when installed)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds for in-flight responses at shutdown (default 10)",
+    )
+    parser.add_argument("--log-level", default=None, choices=_LEVELS)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> int:
+    if args.config:
+        chosen = [n for n in server_types if getattr(args, f"addr_{n}")]
+        if chosen:
+            print("medusa: -c FILE and --NAME ADDR options cannot be combined", file=sys.stderr)
+            return 2
+        config = load_config(args.config, server_types)
+    else:
+        root = os.path.abspath(args.root)
+        if not os.path.isdir(root):
+            print(f"medusa: {args.root}: not a directory", file=sys.stderr)
+            return 2
+        config = Config()
+        wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
+        if not any(wanted.values()):
+            wanted = {n: [str(cls.default_port)] for n, cls in server_types.items()}
+        for name, addresses in sorted(wanted.items()):
+            for text in addresses or ():
+                try:
+                    address = Address.parse(text)
+                except AddressError as exc:
+                    raise ConfigError("command line", f"--{name}", str(exc)) from exc
+                config.servers.append(server_types[name].for_serve(address, root))
+        if not config.servers:
+            print(
+                "medusa: no server type is installed (pip install medusa-http, ...)",
+                file=sys.stderr,
+            )
+            return 2
+    _setup_logging(args.log_level or config.log_level)
+    backend = args.backend or config.backend
+    grace = config.grace if args.grace is None else args.grace
+    run(config.servers, backend=backend, grace=grace, on_start=print_listening)
+    return 0
+
+
+def _plugins() -> int:
+    found = server_plugins()
+    if not found:
+        print("no server types installed (pip install medusa-http, medusa-ftp, ...)")
+        return 0
+    width = max(len(p.name) for p in found)
+    for plugin in found:
+        print(f"{plugin.name:<{width}}  {plugin.distribution} {plugin.version}  ({plugin.target})")
+    return 0
+
+
+def _run_script(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level)
+    sys.argv = [args.script, *args.args]
+    script_dir = os.path.dirname(os.path.abspath(args.script))
+    sys.path.insert(0, script_dir)
+    namespace = runpy.run_path(args.script, run_name="__main__")
+    servers = namespace.get("servers")
+    if isinstance(servers, list) and servers and all(isinstance(s, Server) for s in servers):
+        run(servers, on_start=print_listening)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``medusa`` console script; returns the exit status.
+
+    Exit status: 0 after a clean stop, 2 for a usage or configuration error (printed on
+    stderr as ``medusa: FILE: KEY: reason``), 1 when a server cannot listen.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        server_types = load_server_types() if argv[:1] == ["serve"] else {}
+    except (ImportError, TypeError) as exc:
+        print(f"medusa: a plugin failed to load: {exc}", file=sys.stderr)
+        return 1
+    parser = _build_parser(server_types)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args, server_types)
+        if args.command == "run":
+            return _run_script(args)
+        return _plugins()
+    except ConfigError as exc:
+        print(f"medusa: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"medusa: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""``medusa.toml``: several servers of any installed type in one process.
+
+Example::
+
+    [medusa]
+    backend = "auto"        # "auto", "uvloop" or "asyncio"
+    grace = 10              # seconds for in-flight responses at shutdown
+    log_level = "info"
+
+    [[server]]
+    type = "http"
+    listen = "127.0.0.1:8080"
+    root = "site"
+
+    [[server]]
+    type = "http"
+    listen = "[::1]:8081"
+    root = "other"
+
+Every key is checked before anything starts; a problem raises
+:class:`~medusa.core.options.ConfigError` naming the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from medusa.core.options import ConfigError, Option, validate_options
+from medusa.core.server import Server
+
+__all__ = ["Config", "load_config"]
+
+_BACKENDS = ("auto", "uvloop", "asyncio")
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+_MEDUSA_OPTIONS = {
+    o.name: o
+    for o in (
+        Option(
+            "backend",
+            (str,),
+            "event loop",
+            lambda v: None if v in _BACKENDS else "must be auto, uvloop or asyncio",
+        ),
+        Option(
+            "grace",
+            (int, float),
+            "shutdown grace period, seconds",
+            lambda v: None if v >= 0 else "must be 0 or more",
+        ),
+        Option(
+            "log_level",
+            (str,),
+            "logging level",
+            lambda v: None if v in _LEVELS else f"must be one of {', '.join(_LEVELS)}",
+        ),
+    )
+}
+
+
+@dataclass
+class Config:
+    """A loaded configuration.
+
+    Attributes:
+        servers: the servers to run, in file order.
+        backend: ``"auto"``, ``"uvloop"`` or ``"asyncio"``.
+        grace: shutdown grace period in seconds.
+        log_level: a :mod:`logging` level name in lower case.
+    """
+
+    servers: list[Server] = field(default_factory=list)
+    backend: str = "auto"
+    grace: float = 10.0
+    log_level: str = "info"
+
+
+def load_config(path: str, server_types: Mapping[str, type[Server]] | None = None) -> Config:
+    """Read and check ``path`` and build its servers.
+
+    Args:
+        path: the TOML file; relative paths inside it are taken from its directory.
+        server_types: server types by name; ``None`` loads the installed ones (see
+            :func:`medusa.core.plugins.load_server_types`).
+
+    Raises:
+        ConfigError: the file is missing or not TOML, a key is unknown, a value has the
+            wrong type, a server type is not installed, or there is no server at all.
+    """
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(path, "", exc.strerror or str(exc)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return build_config(document, source=path, base_dir=base_dir, server_types=server_types)
+
+
+def build_config(
+    document: Mapping[str, Any],
+    *,
+    source: str,
+    base_dir: str,
+    server_types: Mapping[str, type[Server]] | None = None,
+) -> Config:
+    """Build a :class:`Config` from an already parsed document (see :func:`load_config`).
+
+    Raises:
+        ConfigError: as :func:`load_config`.
+    """
+    from medusa.core.plugins import load_server_types
+
+    config = Config()
+    for key in document:
+        if key not in ("medusa", "server"):
+            raise ConfigError(source, key, "unknown table (expected [medusa] or [[server]])")
+    settings = document.get("medusa", {})
+    if not isinstance(settings, Mapping):
+        raise ConfigError(source, "medusa", "must be a table")
+    for key, value in validate_options(
+        settings, _MEDUSA_OPTIONS, source=source, prefix="medusa"
+    ).items():
+        setattr(config, key, float(value) if key == "grace" else value)
+    tables = document.get("server", [])
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError(source, "server", "must be an array of tables ([[server]])")
+    if not tables:
+        raise ConfigError(source, "server", "no [[server]] table: nothing to run")
+    if server_types is None:
+        server_types = load_server_types()
+    for index, table in enumerate(tables):
+        prefix = f"server[{index}]"
+        options = dict(table)
+        kind = options.pop("type", None)
+        if not isinstance(kind, str):
+            raise ConfigError(source, f"{prefix}.type", 'missing (for example type = "http")')
+        cls = server_types.get(kind)
+        if cls is None:
+            known = ", ".join(sorted(server_types)) or "none"
+            raise ConfigError(
+                source, f"{prefix}.type", f"no installed server type {kind!r} (installed: {known})"
+            )
+        config.servers.append(
+            cls.from_config(options, source=source, prefix=prefix, base_dir=base_dir)
+        )
+    return config

@@ -1,0 +1,146 @@
+"""The event loop: every configured server in one process, on asyncio or uvloop.
+
+:func:`run` is the original Medusa's ``asyncore.loop()``: it starts the servers, serves until
+SIGINT or SIGTERM, then stops accepting, lets responses in flight finish within a grace period
+and closes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from medusa.core.log import error_logger
+from medusa.core.server import Server
+
+__all__ = ["Backend", "loop_name", "new_event_loop", "print_listening", "run", "serve"]
+
+Backend = Literal["auto", "uvloop", "asyncio"]
+
+
+def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop:
+    """Return a new event loop.
+
+    Args:
+        backend: ``"uvloop"`` (required), ``"asyncio"`` (the standard loop) or ``"auto"``
+            (uvloop when installed, else asyncio).
+
+    Raises:
+        ImportError: for ``"uvloop"`` when uvloop is not installed
+            (``pip install 'medusa-core[uvloop]'``).
+        ValueError: for an unknown backend name.
+    """
+    if backend not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"unknown loop backend {backend!r} (auto, uvloop or asyncio)")
+    if backend != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if backend == "uvloop":
+                raise ImportError(
+                    "uvloop is not installed: pip install 'medusa-core[uvloop]'"
+                ) from None
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def print_listening(servers: Sequence[Server]) -> None:
+    """Print one line per listening address (``medusa: http listening on
+    http://127.0.0.1:8080/``) on standard output: the default ``on_start`` of :func:`run`."""
+    for server in servers:
+        for address in server.listening:
+            where = address if address.startswith("unix:") else f"{server.url_scheme}://{address}/"
+            print(f"medusa: {server.name} listening on {where}", flush=True)
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """Return ``"uvloop"`` or ``"asyncio"`` for a running loop (for start-up messages)."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+async def serve(
+    servers: Sequence[Server],
+    *,
+    grace: float = 10.0,
+    stop: asyncio.Event | None = None,
+    on_start: Callable[[Sequence[Server]], object] | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Start ``servers``, serve until ``stop`` is set (or SIGINT/SIGTERM), then shut down.
+
+    Args:
+        servers: the servers to run together on the current loop.
+        grace: seconds that responses in flight get to finish after the stop.
+        stop: an event that ends serving when set; one is made when ``None``.
+        on_start: called once every server listens (for example to print addresses).
+        handle_signals: install SIGINT and SIGTERM handlers that set ``stop``.
+
+    Raises:
+        OSError: when a server cannot listen; servers already started are closed first.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    started: list[Server] = []
+    try:
+        for server in servers:
+            await server.start()
+            started.append(server)
+    except BaseException:
+        for server in started:
+            server.close()
+        raise
+    installed: list[signal.Signals] = []
+    if handle_signals:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, stop.set)
+                installed.append(signum)
+    try:
+        if on_start is not None:
+            on_start(servers)
+        await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        for server in servers:
+            server.close()
+        results = await asyncio.gather(
+            *(server.shutdown(grace) for server in servers), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                error_logger.error("shutdown failed: %r", result)
+
+
+def run(
+    servers: Sequence[Server],
+    *,
+    backend: Backend | str = "auto",
+    grace: float = 10.0,
+    on_start: Callable[[Sequence[Server]], object] | None = print_listening,
+) -> None:
+    """Run ``servers`` in this process on one new event loop until SIGINT or SIGTERM.
+
+    Args:
+        servers: every server to start.
+        backend: ``"auto"``, ``"uvloop"`` or ``"asyncio"`` (see :func:`new_event_loop`).
+        grace: seconds that in-flight responses get to finish on shutdown.
+        on_start: called with ``servers`` once all listen; by default prints each
+            listening address.
+
+    Raises:
+        OSError: when a server cannot listen.
+        ImportError: when ``backend="uvloop"`` and uvloop is missing.
+    """
+    loop = new_event_loop(backend)
+    try:
+        loop.run_until_complete(serve(servers, grace=grace, on_start=on_start))
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -1,0 +1,320 @@
+"""The server: a listening endpoint that makes one channel per connection.
+
+A :class:`Server` listens on TCP (IPv4 or IPv6) or a Unix-domain socket, enforces a maximum
+number of connections (the excess gets :meth:`Server.refuse`, a clean refusal, never a
+crash), keeps :class:`~medusa.core.stats.Counters`, sweeps idle channels, and on shutdown
+stops accepting and lets work in flight finish. Protocol packages subclass it (setting
+:attr:`Server.name`, :attr:`Server.default_port`, :meth:`Server.make_channel` and their
+:attr:`Server.options`) and register the subclass in the ``medusa.servers`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl as _ssl
+import stat
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from medusa.core.address import Address, AddressError
+from medusa.core.channel import Channel
+from medusa.core.log import error_logger
+from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
+from medusa.core.stats import Counters
+
+__all__ = ["Server"]
+
+
+def _check_listen(value: Any) -> str | None:
+    try:
+        Address.parse(value)
+    except AddressError as exc:
+        return str(exc)
+    return None
+
+
+class Server:
+    """A listening endpoint of one protocol.
+
+    Args:
+        address: where to listen: an :class:`~medusa.core.address.Address`, a string
+            (``"8080"``, ``"127.0.0.1:8080"``, ``"[::1]:8080"``, ``"*:8080"``,
+            ``"unix:/run/medusa.sock"``), a port number (on 127.0.0.1) or a
+            ``(host, port)`` tuple.
+        backlog: length of the kernel's queue of connections not yet accepted.
+        max_connections: channels open at once; further connections are refused.
+        idle_timeout: seconds without traffic after which a channel is closed (0: never).
+        write_high_water: bytes of outgoing backlog per channel above which the channel
+            stops producing and reading (``None``: asyncio's default, 64 KiB).
+        write_low_water: bytes below which it resumes (``None``: a quarter of the high mark).
+        sendfile: allow zero-copy ``os.sendfile`` for file producers on plain sockets.
+        ssl: a server-side :class:`ssl.SSLContext` for TLS, or ``None``.
+        reuse_port: set ``SO_REUSEPORT`` (for several processes on one port).
+
+    Raises:
+        AddressError: for an address string of no accepted form.
+    """
+
+    name: ClassVar[str] = "server"
+    """The server type's name: the entry-point name and the ``--NAME`` option of
+    ``medusa serve``."""
+
+    default_port: ClassVar[int] = 0
+    """Port used by ``medusa serve`` when no address is given."""
+
+    description: ClassVar[str] = "a Medusa server"
+    """One line shown by ``medusa plugins`` and ``medusa serve --help``."""
+
+    options: ClassVar[Mapping[str, Option]] = {
+        o.name: o
+        for o in (
+            Option("listen", (str, int), "address to listen on", _check_listen),
+            Option("backlog", (int,), "kernel accept queue length", positive),
+            Option("max_connections", (int,), "connections open at once", positive),
+            Option("idle_timeout", (int, float), "idle seconds before a close", non_negative),
+            Option("write_high_water", (int,), "per-channel output backlog, bytes", non_negative),
+            Option("write_low_water", (int,), "resume below this backlog, bytes", non_negative),
+            Option("sendfile", (bool,), "use zero-copy sendfile for files"),
+        )
+    }
+    """The options accepted in ``medusa.toml`` (subclasses extend this mapping)."""
+
+    def __init__(
+        self,
+        address: Address | str | int | tuple[str, int] = 0,
+        *,
+        backlog: int = 1024,
+        max_connections: int = 10000,
+        idle_timeout: float = 300.0,
+        write_high_water: int | None = None,
+        write_low_water: int | None = None,
+        sendfile: bool = True,
+        ssl: _ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        if isinstance(address, tuple):
+            address = Address(address[0], int(address[1]))
+        elif not isinstance(address, Address):
+            address = Address.parse(address)
+        self.address = address
+        self.backlog = backlog
+        self.max_connections = max_connections
+        self.idle_timeout = float(idle_timeout)
+        self.write_high_water = write_high_water
+        self.write_low_water = write_low_water
+        self.sendfile = sendfile
+        self.ssl = ssl
+        self.reuse_port = reuse_port
+        self.counters = Counters()
+        self.channels: set[Channel] = set()
+        self._listener: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._idle: asyncio.Event | None = None
+        self._stopping = False
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
+    ) -> Server:
+        """Build a server from one ``[[server]]`` table of ``medusa.toml`` (``type``
+        removed).
+
+        Args:
+            table: the options; every key must be in :attr:`options`.
+            source: the file name, for error messages.
+            prefix: the table's dotted key, for error messages.
+            base_dir: directory against which relative paths in options are resolved.
+
+        Raises:
+            ConfigError: for unknown keys, wrong types or bad values.
+        """
+        kwargs = validate_options(table, cls.options, source=source, prefix=prefix)
+        address = kwargs.pop("listen", cls.default_port)
+        kwargs = cls.resolve_paths(kwargs, base_dir)
+        try:
+            return cls(address, **kwargs)
+        except (ValueError, OSError) as exc:
+            raise ConfigError(source, prefix, str(exc)) from exc
+
+    @classmethod
+    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
+        """Make path-valued options absolute against ``base_dir``; subclasses with path
+        options override this. Returns the (possibly new) keyword arguments."""
+        return kwargs
+
+    @classmethod
+    def for_serve(cls, address: Address, root: str) -> Server:
+        """Build the server ``medusa serve ROOT --NAME ADDR`` starts (safe defaults).
+
+        Args:
+            address: where to listen.
+            root: the directory given to ``medusa serve`` (types without files ignore it).
+        """
+        return cls(address)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def make_channel(self) -> Channel:
+        """Return a new channel for an accepted connection; protocol subclasses override."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Start listening.
+
+        Raises:
+            OSError: when the address cannot be bound (in use, permission, bad host).
+        """
+        loop = asyncio.get_running_loop()
+        addr = self.address
+        if addr.path is not None:
+            self._listener = await loop.create_unix_server(
+                self.make_channel, addr.path, backlog=self.backlog, ssl=self.ssl
+            )
+        else:
+            self._listener = await loop.create_server(
+                self.make_channel,
+                addr.host,
+                addr.port,
+                backlog=self.backlog,
+                ssl=self.ssl,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+            )
+        self.counters.started = time.time()
+        self._schedule_sweep()
+
+    @property
+    def listening(self) -> list[str]:
+        """The bound addresses (``127.0.0.1:8080``, ``[::1]:8080``, ``unix:/path``)."""
+        if self._listener is None:
+            return []
+        out: list[str] = []
+        for sock in self._listener.sockets:
+            name = sock.getsockname()
+            if isinstance(name, tuple):
+                out.append(str(Address(name[0], name[1])))
+            else:
+                out.append(f"unix:{name if isinstance(name, str) else name.decode()}")
+        return out
+
+    @property
+    def port(self) -> int:
+        """The first bound TCP port (useful after listening on port 0); 0 for Unix sockets."""
+        if self._listener is not None:
+            for sock in self._listener.sockets:
+                name = sock.getsockname()
+                if isinstance(name, tuple):
+                    return int(name[1])
+        return 0
+
+    @property
+    def url_scheme(self) -> str:
+        """Scheme shown in start-up messages (``http``, ``ftp``...)."""
+        return self.name
+
+    def close(self) -> None:
+        """Stop accepting connections (channels already open go on)."""
+        self._stopping = True
+        if self._listener is not None:
+            self._listener.close()
+            if self.address.path is not None:
+                with contextlib.suppress(OSError):
+                    if stat.S_ISSOCK(os.lstat(self.address.path).st_mode):
+                        os.unlink(self.address.path)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting, ask every channel to finish (:meth:`Channel.shutdown` semantics
+        via :meth:`stop_channel`), wait up to ``grace`` seconds, then abort the rest.
+
+        Args:
+            grace: seconds to let responses in flight finish.
+        """
+        self.close()
+        for channel in list(self.channels):
+            self.stop_channel(channel)
+        if self.channels:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        for channel in list(self.channels):
+            channel.abort()
+        if self._listener is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+
+    def stop_channel(self, channel: Channel) -> None:
+        """Ask one channel to finish its current work and close (on shutdown). The
+        default closes it once its queued output is sent; protocols override this to
+        close idle connections at once."""
+        channel.close_when_done()
+
+    # -- channel bookkeeping ---------------------------------------------------------------
+
+    def channel_opened(self, channel: Channel) -> bool:
+        """Register a new channel; return False (after :meth:`refuse`) when the server is
+        full or stopping."""
+        counters = self.counters
+        counters.connections += 1
+        if counters.active >= self.max_connections or self._stopping:
+            counters.refused += 1
+            try:
+                self.refuse(channel)
+            except Exception:
+                error_logger.exception("refusing %r failed", channel.peer)
+                channel.abort()
+            return False
+        counters.active += 1
+        self.channels.add(channel)
+        return True
+
+    def refuse(self, channel: Channel) -> None:
+        """Turn away a connection over :attr:`max_connections`. The default closes it;
+        protocols override this to send their "busy" reply first (HTTP 503, FTP 421)."""
+        channel.close()
+
+    def channel_closed(self, channel: Channel) -> None:
+        """Unregister a channel whose connection was lost."""
+        if channel in self.channels:
+            self.channels.discard(channel)
+            self.counters.active -= 1
+            if not self.channels and self._idle is not None:
+                self._idle.set()
+
+    # -- idle sweep ------------------------------------------------------------------------
+
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between two idle sweeps: a quarter of the shortest timeout, at most 1 s."""
+        timeouts = [t for t in (self.idle_timeout, *self.extra_timeouts()) if t > 0]
+        return max(0.01, min([1.0, *(t / 4 for t in timeouts)]))
+
+    def extra_timeouts(self) -> tuple[float, ...]:
+        """Other timeouts (seconds) that channels check in :meth:`Channel.check_timeout`;
+        protocol subclasses list theirs so the sweep runs often enough."""
+        return ()
+
+    def _schedule_sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for channel in list(self.channels):
+            try:
+                channel.check_timeout(now)
+            except Exception:
+                error_logger.exception("timeout check of %r failed", channel.peer)
+                channel.abort()
+        if not self._stopping:
+            self._schedule_sweep()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address}>"

@@ -1,0 +1,14 @@
+"""medusa-http: an HTTP/1.1 server of handlers over medusa-core.
+
+The public API: :class:`HTTPServer`, :class:`Request`, the :class:`Handler` protocol and the
+default :class:`FileHandler`.
+"""
+
+from medusa.http.files import FileHandler
+from medusa.http.handler import Handler
+from medusa.http.request import Request
+from medusa.http.server import HTTPServer
+
+__version__ = "0.1.0"
+
+__all__ = ["FileHandler", "HTTPServer", "Handler", "Request"]

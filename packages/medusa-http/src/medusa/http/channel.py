@@ -1,0 +1,340 @@
+"""The HTTP/1.x channel: httptools (llhttp) parses, this class glues the parser's callbacks
+to requests, handlers and the response queue.
+
+* Persistence (RFC 9112 §9.3): HTTP/1.1 stays open unless ``Connection: close``; HTTP/1.0
+  only with ``Connection: keep-alive``.
+* Pipelining (RFC 9112 §9.3.2): requests are dispatched as they arrive, responses leave in
+  request order; a response finished early waits in its request until its turn.
+* Limits, each answered with its status and a close: malformed request 400; request line
+  over ``max_request_line`` 414; header block over ``max_header_size`` or
+  ``max_header_fields`` fields 431; body over ``max_body_size`` 413; a head not complete
+  within ``header_timeout`` seconds 408 (slowloris); idle keep-alive connections close after
+  ``keepalive_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import httptools
+
+from medusa.core.channel import Channel
+from medusa.core.log import error_logger
+from medusa.http.request import Request
+
+if TYPE_CHECKING:
+    from medusa.http.server import HTTPServer
+
+__all__ = ["HTTPChannel"]
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _RejectError(Exception):
+    """Raised inside a parser callback to stop parsing with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HTTPChannel(Channel):
+    """One HTTP connection.
+
+    Args:
+        server: the :class:`~medusa.http.server.HTTPServer` (handlers, limits, counters).
+    """
+
+    terminator = None
+
+    __slots__ = (
+        "_body",
+        "_body_size",
+        "_discard",
+        "_head_size",
+        "_head_started",
+        "_headers",
+        "_in_head",
+        "_parser",
+        "_pipeline_paused",
+        "_requests",
+        "_url",
+        "http",
+        "server_header",
+    )
+
+    def __init__(self, server: HTTPServer) -> None:
+        super().__init__(server)
+        self.http = server
+        self.server_header = server.server_header
+        self._parser = httptools.HttpRequestParser(self)
+        self._requests: deque[Request] = deque()
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._head_size = 0
+        self._in_head = False
+        self._head_started = 0.0
+        self._discard = False
+        self._pipeline_paused = False
+
+    # -- input -----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes to the parser; turn parse errors into 400 (or the limit's status)."""
+        self.last_activity = time.monotonic()
+        self.http.counters.bytes_in += len(data)
+        if self._discard:
+            return
+        if self._in_head:
+            self._head_size += len(data)
+            if self._head_size > self.http.max_head_bytes:
+                if self._headers:
+                    self._reject(431, "request header block too large")
+                else:
+                    self._reject(414, "request line too long")
+                return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # Upgrade (WebSocket, h2c) and CONNECT are not supported: the request was
+            # answered as a plain request; the connection closes after it.
+            self._discard = True
+            for request in self._requests:
+                request.keep_alive = False
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, _RejectError):
+                self._reject(cause.status, str(cause))
+            else:
+                error_logger.error("HTTP parser callback failed for %r", self.peer, exc_info=cause)
+                self._reject(500, "internal error while reading the request")
+        except httptools.HttpParserError as exc:
+            self._reject(400, f"malformed request: {exc}")
+
+    def on_message_begin(self) -> None:
+        """llhttp: the first byte of a request arrived."""
+        self._in_head = True
+        self._head_started = time.monotonic()
+        self._head_size = 0
+        self._url = b""
+        self._headers = {}
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        """llhttp: (part of) the request-target."""
+        self._url += url
+        if len(self._url) > self.http.max_request_line:
+            raise _RejectError(414, "request-target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """llhttp: one complete header field."""
+        headers = self._headers
+        if len(headers) >= self.http.max_header_fields:
+            raise _RejectError(431, "too many header fields")
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if key in headers:
+            headers[key] = f"{headers[key]}, {text}"
+        else:
+            headers[key] = text
+
+    def on_headers_complete(self) -> None:
+        """llhttp: the head is complete: check the announced body size, answer
+        ``Expect: 100-continue`` (RFC 9110 §10.1.1)."""
+        self._in_head = False
+        headers = self._headers
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                raise _RejectError(400, "invalid Content-Length") from None
+            if size > self.http.max_body_size:
+                raise _RejectError(413, "request body too large")
+        expect = headers.get("expect")
+        if expect is not None:
+            if expect.lower() != "100-continue":
+                raise _RejectError(417, "unsupported expectation")
+            if self._parser.get_http_version() == "1.1" and not self._requests:
+                self.push(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        """llhttp: a piece of the (de-chunked) body."""
+        self._body_size += len(body)
+        if self._body_size > self.http.max_body_size:
+            raise _RejectError(413, "request body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        """llhttp: the whole request arrived: build the :class:`Request` and dispatch it."""
+        parser = self._parser
+        url = self._url.decode("latin-1")
+        if url.startswith("/"):
+            raw_path, _, query = url.partition("?")
+        elif url == "*":
+            raw_path, query = "*", ""
+        else:
+            parts = urlsplit(url)
+            raw_path, query = parts.path or "/", parts.query
+        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        request = Request(
+            self,
+            parser.get_method().decode("ascii"),
+            url,
+            path,
+            query,
+            parser.get_http_version(),
+            self._headers,
+            parser.should_keep_alive(),
+            self._head_started,
+        )
+        if self._body:
+            request.body = b"".join(self._body)
+            self._body = []
+        if not request.keep_alive:
+            self._discard = True  # no request after "Connection: close" is read
+        self._enqueue(request)
+        self._dispatch(request)
+        if len(self._requests) >= self.http.max_pipeline and not self._pipeline_paused:
+            self._pipeline_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _enqueue(self, request: Request) -> None:
+        self._requests.append(request)
+        if len(self._requests) == 1:
+            request._become_head()
+
+    def _dispatch(self, request: Request) -> None:
+        server = self.http
+        server.counters.requests += 1
+        for handler in server.handlers:
+            try:
+                matched = handler.match(request)
+            except Exception:
+                self._handler_failed(request, handler)
+                return
+            if matched:
+                break
+        else:
+            request.error(404)
+            return
+        request.handler = handler
+        try:
+            result = handler.handle_request(request)
+        except Exception:
+            self._handler_failed(request, handler)
+            return
+        if result is not None and inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            task.add_done_callback(lambda t: self._handler_done(request, handler, t))
+
+    def _handler_done(self, request: Request, handler: Any, task: asyncio.Future[Any]) -> None:
+        if task.cancelled():
+            if not request.finished:
+                request.error(503)
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._handler_failed(request, handler, exc)
+        elif not request.finished:
+            request.done()
+
+    def _handler_failed(
+        self, request: Request, handler: Any, exc: BaseException | None = None
+    ) -> None:
+        """Log a handler's exception with its traceback and answer 500; the connection's
+        other requests and the server carry on."""
+        self.http.counters.errors += 1
+        error_logger.error(
+            "handler %r failed on %s %s from %r",
+            handler,
+            request.method,
+            request.target,
+            self.peer,
+            exc_info=exc if exc is not None else True,
+        )
+        if request.finished:
+            return
+        if request.headers_sent:
+            self.abort()  # the body is cut: the client must see an incomplete response
+            return
+        request.keep_alive = request.keep_alive and True
+        request.error(500)
+
+    def response_finished(self, request: Request) -> None:
+        """Called by :meth:`Request.done` when the head-of-line response is complete:
+        log it, then let the next pipelined responses out."""
+        requests = self._requests
+        while requests and requests[0].finished:
+            done = requests.popleft()
+            self.http.log_access(done)
+            if not done.keep_alive:
+                for dropped in requests:
+                    dropped.close_pending()
+                requests.clear()
+                self._discard = True
+                self.close_when_done()
+                return
+            if requests:
+                requests[0]._become_head()
+        if self._pipeline_paused and len(requests) < self.http.max_pipeline // 2:
+            self._pipeline_paused = False
+            if self.transport is not None and not self._write_paused:
+                self.transport.resume_reading()
+
+    def _reject(self, status: int, message: str) -> None:
+        """Answer a request that cannot be parsed or exceeds a limit, then close."""
+        self._discard = True
+        self._in_head = False
+        self.http.counters.errors += 1
+        error_logger.info("%r: %d %s", self.peer, status, message)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        request = Request(
+            self, "GET", "", "", "", "1.1", {}, False, self._head_started or time.monotonic()
+        )
+        self._enqueue(request)
+        request.error(status, message)
+
+    # -- timeouts and shutdown -------------------------------------------------------------
+
+    def check_timeout(self, now: float) -> None:
+        """The sweep: 408 for a head not complete in ``header_timeout`` (slowloris), a
+        close for a keep-alive connection idle for ``keepalive_timeout``, and the general
+        ``idle_timeout`` otherwise."""
+        server = self.http
+        if self._in_head:
+            if now - self._head_started > server.header_timeout:
+                self._reject(408, "request header timeout")
+        elif not self._requests:
+            if now - self.last_activity > server.keepalive_timeout:
+                self.close()
+        elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
+            self.handle_timeout()
+
+    def shutdown(self) -> None:
+        """Finish the responses in flight, then close; close an idle connection now."""
+        self._discard = True
+        if not self._requests:
+            self.close()
+            return
+        for request in self._requests:
+            request.keep_alive = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Release the buffered responses of requests that will never be answered."""
+        for request in self._requests:
+            request.close_pending()
+        self._requests.clear()
+        super().connection_lost(exc)

@@ -1,0 +1,353 @@
+"""The HTTP request and its response, in the original Medusa's style.
+
+A handler reads the request's attributes, then either calls :meth:`Request.respond` once,
+or builds the response piece by piece (``request.status = 200``, :meth:`Request.set_header`,
+:meth:`Request.push`, :meth:`Request.push_with_producer`) and calls :meth:`Request.done`.
+It may do so later, from a callback or a coroutine: responses still leave the connection in
+request order (pipelining, RFC 9112 §9.3.2).
+
+Framing (RFC 9112 §6): a response whose length is known gets ``Content-Length``; otherwise an
+HTTP/1.1 response is sent with ``Transfer-Encoding: chunked`` and an HTTP/1.0 one is ended by
+closing the connection. HEAD responses carry the headers only (RFC 9110 §9.3.2).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from medusa.core.producers import ChunkedProducer, FileProducer, Producer
+from medusa.http.dates import now_http_date
+from medusa.http.status import reason, status_line
+
+if TYPE_CHECKING:
+    from medusa.http.channel import HTTPChannel
+
+__all__ = ["Request"]
+
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+class Request:
+    """One HTTP request and the response being built for it.
+
+    Attributes:
+        channel: the :class:`~medusa.http.channel.HTTPChannel` it arrived on.
+        method: the method, upper case (``"GET"``).
+        target: the request-target exactly as sent (``"/a%20b?x=1"``).
+        path: the target's path, percent-decoded (``"/a b"``).
+        query: the raw query string without ``?`` (``"x=1"``), ``""`` when none.
+        version: ``"1.0"`` or ``"1.1"``.
+        headers: request header fields, names lower-cased, repeated fields joined by
+            ``", "`` (RFC 9110 §5.3).
+        body: the request body (bytes; decoded from chunked framing if it was chunked).
+        keep_alive: whether the connection stays open after this response.
+        status: the response status code (default 200).
+        user: the authenticated user name for the access log, or ``None``.
+        handler: the handler that took the request, or ``None``.
+    """
+
+    __slots__ = (
+        "_chunked",
+        "_finished",
+        "_head_sent",
+        "_is_head",
+        "_length",
+        "_out_headers",
+        "_pending",
+        "body",
+        "bytes_out",
+        "channel",
+        "handler",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "started",
+        "status",
+        "target",
+        "user",
+        "version",
+    )
+
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+        version: str,
+        headers: dict[str, str],
+        keep_alive: bool,
+        started: float,
+    ) -> None:
+        self.channel = channel
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.started = started
+        self.body = b""
+        self.status = 200
+        self.user: str | None = None
+        self.handler: Any = None
+        self.bytes_out = 0
+        self._out_headers: list[tuple[str, str]] = []
+        self._head_sent = False
+        self._finished = False
+        self._chunked = False
+        self._length: int | None = None
+        self._is_head = False
+        self._pending: list[bytes | Producer] | None = None
+
+    # -- request side ----------------------------------------------------------------------
+
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        """Return a request header's value by case-insensitive ``name``, or ``default``."""
+        return self.headers.get(name.lower(), default)
+
+    @property
+    def peer(self) -> Any:
+        """The client's address as the transport reports it (``(host, port)`` for TCP)."""
+        return self.channel.peer
+
+    @property
+    def finished(self) -> bool:
+        """True once :meth:`done` was called."""
+        return self._finished
+
+    @property
+    def headers_sent(self) -> bool:
+        """True once the status line and headers were handed to the connection."""
+        return self._head_sent
+
+    # -- response headers ------------------------------------------------------------------
+
+    def set_header(self, name: str, value: str) -> None:
+        """Set a response header field, replacing any of the same name.
+
+        Raises:
+            RuntimeError: when the headers were already sent.
+            ValueError: when the name or value contains CR or LF (header injection).
+        """
+        self._check_header(name, value)
+        lower = name.lower()
+        self._out_headers = [(n, v) for n, v in self._out_headers if n.lower() != lower]
+        self._out_headers.append((name, value))
+
+    def add_header(self, name: str, value: str) -> None:
+        """Add a response header field (``Set-Cookie`` may repeat), keeping others.
+
+        Raises:
+            RuntimeError, ValueError: as :meth:`set_header`.
+        """
+        self._check_header(name, value)
+        self._out_headers.append((name, value))
+
+    def __setitem__(self, name: str, value: str) -> None:
+        """``request["Content-Type"] = "text/html"``: the original's spelling of
+        :meth:`set_header`."""
+        self.set_header(name, value)
+
+    def get_response_header(self, name: str) -> str | None:
+        """Return a response header already set, by case-insensitive name, or None."""
+        lower = name.lower()
+        for n, v in self._out_headers:
+            if n.lower() == lower:
+                return v
+        return None
+
+    def _check_header(self, name: str, value: str) -> None:
+        if self._head_sent:
+            raise RuntimeError("response headers already sent")
+        if any(c in name for c in "\r\n:") or "\r" in value or "\n" in value:
+            raise ValueError(f"invalid header field {name!r}: {value!r}")
+
+    # -- response body ---------------------------------------------------------------------
+
+    def respond(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Send a whole response at once and finish the request.
+
+        Args:
+            status: the status code.
+            body: the whole body (omitted on the wire for HEAD, 204 and 304).
+            content_type: the ``Content-Type`` value, if any.
+            headers: further ``(name, value)`` fields.
+
+        Raises:
+            RuntimeError: when the response was already started.
+        """
+        if self._head_sent or self._finished:
+            raise RuntimeError("response already started")
+        self.status = status
+        if content_type is not None:
+            self._out_headers.append(("Content-Type", content_type))
+        if headers:
+            for name, value in headers:
+                self._check_header(name, value)
+                self._out_headers.append((name, value))
+        head = self._build_head(len(body))
+        if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
+            self._write(head)
+        else:
+            self._write(head + body)
+            self.bytes_out += len(body)
+        self.done()
+
+    def error(self, status: int, message: str | None = None) -> None:
+        """Send a small HTML error page for ``status`` and finish the request.
+
+        Args:
+            status: an error status code (4xx, 5xx).
+            message: an optional sentence for the page (HTML-escaped here).
+        """
+        phrase = reason(status)
+        text = f"<p>{html.escape(message)}</p>" if message else ""
+        body = (
+            f"<!DOCTYPE html>\n<html><head><title>{status} {phrase}</title></head>"
+            f"<body><h1>{status} {phrase}</h1>{text}</body></html>\n"
+        ).encode()
+        if self._head_sent:
+            self.channel.abort()
+            return
+        self._out_headers = [(n, v) for n, v in self._out_headers if n.lower() in _KEEP_ON_ERROR]
+        self.respond(status, body, content_type="text/html; charset=utf-8")
+
+    def set_length(self, length: int) -> None:
+        """Declare the body's length in bytes before pushing it piecewise (sent as
+        ``Content-Length``; otherwise chunked coding or a close ends the body)."""
+        self._length = length
+
+    def push(self, data: bytes) -> None:
+        """Send part of the body (the headers go first, on the first call)."""
+        if not self._head_sent:
+            self._write(self._build_head(self._length))
+        if not data or self.method == "HEAD" or self.status in _NO_BODY_STATUSES:
+            return
+        self.bytes_out += len(data)
+        if self._chunked:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        self._write(data)
+
+    def push_with_producer(self, producer: Producer) -> None:
+        """Send part of the body from a producer, pulled as the client reads."""
+        if not self._head_sent:
+            self._write(self._build_head(self._length))
+        if self.method == "HEAD" or self.status in _NO_BODY_STATUSES:
+            close = getattr(producer, "close", None)
+            if close is not None:
+                close()
+            return
+        if self._chunked:
+            producer = ChunkedProducer(producer, last_chunk=False)
+        self._write(producer)
+
+    def send_file(self, file: BinaryIO, offset: int = 0, count: int | None = None) -> None:
+        """Send ``count`` bytes of an open file from ``offset`` (zero-copy where possible)
+        as the rest of the body; the length is declared when no header was sent yet.
+
+        Raises:
+            OSError: when the file cannot be sized.
+        """
+        if count is None:
+            count = max(os.fstat(file.fileno()).st_size - offset, 0)
+        if not self._head_sent and self._length is None:
+            self._length = count
+        self.bytes_out += count
+        self.push_with_producer(FileProducer(file, offset, count))
+
+    def done(self) -> None:
+        """Finish the response (idempotent). Sends the headers if nothing was pushed, the
+        last chunk if chunked, and lets the next pipelined response go out."""
+        if self._finished:
+            return
+        if not self._head_sent:
+            self._write(self._build_head(self._length if self._length is not None else 0))
+        elif self._chunked:
+            self._write(b"0\r\n\r\n")
+        self._finished = True
+        if self._is_head:
+            self.channel.response_finished(self)
+
+    # -- machinery -------------------------------------------------------------------------
+
+    def _build_head(self, length: int | None) -> bytes:
+        """Return the status line and header block, choosing the body framing."""
+        self._head_sent = True
+        status = self.status
+        parts = [status_line(status), b"Server: ", self.channel.server_header, b"\r\nDate: "]
+        parts.append(now_http_date())
+        parts.append(b"\r\n")
+        for name, value in self._out_headers:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if status in _NO_BODY_STATUSES or status < 200:
+            pass
+        elif length is not None:
+            parts.append(b"Content-Length: %d\r\n" % length)
+        elif self.method == "HEAD":
+            pass
+        elif self.version == "1.1":
+            self._chunked = True
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            self.keep_alive = False  # HTTP/1.0: the close marks the end of the body
+        if not self.keep_alive:
+            parts.append(b"Connection: close\r\n\r\n")
+        elif self.version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _write(self, data: bytes | Producer) -> None:
+        if self._is_head:
+            if isinstance(data, bytes):
+                self.channel.push(data)
+            else:
+                self.channel.push_with_producer(data)
+        else:
+            if self._pending is None:
+                self._pending = []
+            self._pending.append(data)
+
+    def _become_head(self) -> None:
+        """This request's response is next on the wire: flush what it buffered."""
+        self._is_head = True
+        pending = self._pending
+        if pending:
+            self._pending = None
+            channel = self.channel
+            for item in pending:
+                if isinstance(item, bytes):
+                    channel.push(item)
+                else:
+                    channel.push_with_producer(item)
+
+    def close_pending(self) -> None:
+        """Release buffered producers (open files) of a response that will never be sent."""
+        for item in self._pending or ():
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
+        self._pending = None
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.target} HTTP/{self.version}>"
+
+
+_KEEP_ON_ERROR = frozenset(
+    {"www-authenticate", "allow", "retry-after", "content-range", "location", "vary"}
+)

@@ -1,0 +1,215 @@
+"""The HTTP server: a :class:`~medusa.core.server.Server` whose channels speak HTTP/1.x and
+hand each request to a chain of handlers."""
+
+from __future__ import annotations
+
+import os
+import ssl as _ssl
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from medusa.core.address import Address
+from medusa.core.channel import Channel
+from medusa.core.log import Logger, StdlibLogger, access_logger, error_logger
+from medusa.core.options import Option, non_negative, positive
+from medusa.core.server import Server
+from medusa.http.accesslog import common_log_line
+from medusa.http.channel import HTTPChannel
+from medusa.http.files import FileHandler
+from medusa.http.handler import Handler
+from medusa.http.request import Request
+
+__all__ = ["HTTPServer"]
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 20\r\nRetry-After: 1\r\nConnection: close\r\n\r\nserver is too busy.\n"
+)
+
+_DEFAULT = object()
+
+
+class HTTPServer(Server):
+    """An HTTP/1.0 and HTTP/1.1 server.
+
+    Args:
+        address: where to listen (see :class:`~medusa.core.server.Server`).
+        handlers: the handler chain, tried in order (each has ``match`` and
+            ``handle_request``).
+        root: a directory to serve: a :class:`~medusa.http.files.FileHandler` on it is
+            appended to the chain.
+        max_body_size: largest request body accepted, bytes (413 above).
+        max_request_line: longest request-target accepted, bytes (414 above).
+        max_header_size: largest header block accepted, bytes (431 above).
+        max_header_fields: most header fields accepted (431 above).
+        header_timeout: seconds a client has to send a whole request head (408 after).
+        keepalive_timeout: seconds an idle persistent connection is kept.
+        max_pipeline: pipelined requests buffered before reading pauses.
+        access_log: a :class:`~medusa.core.log.Logger` for Common Log Format lines; the
+            default writes to the :mod:`logging` logger ``medusa.http.access``; ``None``
+            turns the access log off.
+        server_header: value of the ``Server`` response header.
+        certfile: PEM certificate chain for HTTPS (TLS 1.2 and later only).
+        keyfile: PEM private key for ``certfile`` (``None``: it is in ``certfile``).
+        **kwargs: the options of :class:`~medusa.core.server.Server` (``backlog``,
+            ``max_connections``, ``idle_timeout``, buffer sizes, ``ssl``...).
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
+        ssl.SSLError, OSError: when the certificate or key cannot be loaded.
+    """
+
+    name: ClassVar[str] = "http"
+    default_port: ClassVar[int] = 8080
+    description: ClassVar[str] = "HTTP/1.1 server"
+    options: ClassVar[Mapping[str, Option]] = {
+        **Server.options,
+        **{
+            o.name: o
+            for o in (
+                Option("root", (str,), "directory to serve"),
+                Option("max_body_size", (int,), "largest request body, bytes", non_negative),
+                Option("max_request_line", (int,), "longest request-target, bytes", positive),
+                Option("max_header_size", (int,), "largest header block, bytes", positive),
+                Option("max_header_fields", (int,), "most header fields", positive),
+                Option("header_timeout", (int, float), "seconds to send a request head", positive),
+                Option("keepalive_timeout", (int, float), "idle keep-alive seconds", positive),
+                Option("max_pipeline", (int,), "pipelined requests buffered", positive),
+                Option("access_log", (bool,), "write the Common Log Format access log"),
+                Option("server_header", (str,), "Server header value"),
+                Option("certfile", (str,), "PEM certificate chain for HTTPS"),
+                Option("keyfile", (str,), "PEM private key for HTTPS"),
+            )
+        },
+    }
+
+    def __init__(
+        self,
+        address: Address | str | int | tuple[str, int] = 8080,
+        *,
+        handlers: Iterable[Handler] = (),
+        root: str | os.PathLike[str] | None = None,
+        max_body_size: int = 1 << 20,
+        max_request_line: int = 8192,
+        max_header_size: int = 65536,
+        max_header_fields: int = 100,
+        header_timeout: float = 10.0,
+        keepalive_timeout: float = 15.0,
+        max_pipeline: int = 64,
+        access_log: Logger | bool | None = True,
+        server_header: str = "Medusa",
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if certfile is not None and kwargs.get("ssl") is None:
+            kwargs["ssl"] = tls_context(certfile, keyfile)
+        super().__init__(address, **kwargs)
+        chain = list(handlers)
+        if root is not None:
+            chain.append(FileHandler(root))
+        self.handlers: tuple[Handler, ...] = tuple(chain)
+        self.max_body_size = max_body_size
+        self.max_request_line = max_request_line
+        self.max_header_size = max_header_size
+        self.max_header_fields = max_header_fields
+        self.max_head_bytes = max_request_line + max_header_size
+        self.header_timeout = float(header_timeout)
+        self.keepalive_timeout = float(keepalive_timeout)
+        self.max_pipeline = max_pipeline
+        if access_log is True:
+            access_log = access_logger("http")
+        elif access_log is False:
+            access_log = None
+        self.access_log: Logger | None = access_log
+        self.server_header = server_header.encode("latin-1")
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @classmethod
+    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
+        """Resolve ``root``, ``certfile`` and ``keyfile`` against the config's directory."""
+        for key in ("root", "certfile", "keyfile"):
+            if key in kwargs:
+                kwargs[key] = os.path.join(base_dir, kwargs[key])
+        return kwargs
+
+    @classmethod
+    def for_serve(cls, address: Address, root: str) -> HTTPServer:
+        """``medusa serve ROOT --http ADDR``: serve ROOT's files."""
+        return cls(address, root=root)
+
+    @property
+    def url_scheme(self) -> str:
+        """``https`` with TLS, else ``http``."""
+        return "https" if self.ssl is not None else "http"
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def install_handler(self, handler: Handler, position: int = 0) -> None:
+        """Insert ``handler`` into the chain at ``position`` (0: first, as the original's
+        ``install_handler``; ``len(handlers)``: last), while the server runs. Requests
+        already dispatched finish with the handler they started with.
+        """
+        chain = list(self.handlers)
+        chain.insert(position, handler)
+        self.handlers = tuple(chain)
+
+    def remove_handler(self, handler: Handler) -> None:
+        """Remove ``handler`` from the chain.
+
+        Raises:
+            ValueError: when it is not installed.
+        """
+        chain = list(self.handlers)
+        chain.remove(handler)
+        self.handlers = tuple(chain)
+
+    # -- channels --------------------------------------------------------------------------
+
+    def make_channel(self) -> Channel:
+        """Return a new :class:`~medusa.http.channel.HTTPChannel`."""
+        return HTTPChannel(self)
+
+    def refuse(self, channel: Channel) -> None:
+        """Answer 503 with ``Retry-After`` and close (over ``max_connections``)."""
+        if channel.transport is not None:
+            channel.transport.write(_BUSY)
+        channel.close()
+
+    def stop_channel(self, channel: Channel) -> None:
+        """On shutdown: close idle connections now, let responses in flight finish."""
+        if isinstance(channel, HTTPChannel):
+            channel.shutdown()
+        else:
+            channel.close_when_done()
+
+    def extra_timeouts(self) -> tuple[float, ...]:
+        """The header and keep-alive timeouts, so the sweep runs often enough."""
+        return (self.header_timeout, self.keepalive_timeout)
+
+    def log_access(self, request: Request) -> None:
+        """Write the request's Common Log Format line to :attr:`access_log`."""
+        log = self.access_log
+        if log is None or (isinstance(log, StdlibLogger) and not log.enabled):
+            return
+        try:
+            log.log(common_log_line(request))
+        except Exception:
+            error_logger.exception("access log failed")
+
+
+def tls_context(certfile: str, keyfile: str | None = None) -> _ssl.SSLContext:
+    """Return a server-side TLS context that accepts TLS 1.2 and later only.
+
+    Args:
+        certfile: PEM file with the certificate chain.
+        keyfile: PEM file with the private key (``None``: it is in ``certfile``).
+
+    Raises:
+        ssl.SSLError, OSError: when the files cannot be read or do not match.
+    """
+    context = _ssl.create_default_context(_ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = _ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    return context
