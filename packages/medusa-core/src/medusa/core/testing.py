@@ -1,0 +1,126 @@
+"""Run servers on a background event loop, for tests that talk to them with ordinary
+blocking clients (sockets, :mod:`http.client`, :mod:`ftplib`, curl).
+
+Example::
+
+    with ServerThread([HTTPServer(("127.0.0.1", 0), root=tmp)], backend="uvloop") as st:
+        port = st.servers[0].port
+        ...  # real requests to 127.0.0.1:port
+
+The servers listen on real sockets; nothing is mocked. :meth:`ServerThread.call` runs a
+function on the loop's thread (to install a handler or read counters safely).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+from medusa.core.loop import Backend, new_event_loop, serve
+from medusa.core.server import Server
+
+__all__ = ["ServerThread"]
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    """Serve ``servers`` on a new event loop in a daemon thread.
+
+    Args:
+        servers: the servers to start.
+        backend: ``"asyncio"``, ``"uvloop"`` or ``"auto"``.
+        grace: shutdown grace period in seconds, used by :meth:`stop`.
+        start_timeout: seconds to wait for the servers to listen.
+
+    Raises:
+        OSError: from :meth:`start` when a server cannot listen.
+        TimeoutError: when the servers did not start within ``start_timeout``.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        *,
+        backend: Backend | str = "asyncio",
+        grace: float = 5.0,
+        start_timeout: float = 10.0,
+    ) -> None:
+        self.servers = list(servers)
+        self.backend = backend
+        self.grace = grace
+        self.start_timeout = start_timeout
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="medusa-test-loop", daemon=True)
+
+    def _main(self) -> None:
+        loop = new_event_loop(self.backend)
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await serve(
+                self.servers,
+                grace=self.grace,
+                stop=self._stop,
+                on_start=lambda _: self._started.set(),
+                handle_signals=False,
+            )
+
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._started.set()
+            loop.close()
+
+    def start(self) -> ServerThread:
+        """Start the thread and wait until every server listens."""
+        self._thread.start()
+        if not self._started.wait(self.start_timeout):
+            raise TimeoutError("servers did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def call(self, function: Callable[[], T], timeout: float = 10.0) -> T:
+        """Run ``function()`` on the loop's thread and return its result.
+
+        Raises:
+            TimeoutError: when it did not finish within ``timeout`` seconds.
+        """
+        assert self.loop is not None
+
+        async def wrapper() -> T:
+            return function()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the servers to shut down (as SIGTERM would) and wait for the thread."""
+        if self.loop is not None and self._stop is not None and not self.loop.is_closed():
+            stop = self._stop
+            try:
+                self.loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
