@@ -280,7 +280,8 @@ def test_expect_100_continue(server: HTTPServer) -> None:
         sock.sendall(b"abc")
         assert reader.read().body == b"POST /echo  abc"
         sock.sendall(
-            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+            b"Expect: 100-continue\r\n\r\n"
         )
         assert reader.read().status == 413
 
