@@ -1,0 +1,607 @@
+"""HTTP benchmark of medusa against nginx, uvicorn, aiohttp and Twisted web.
+
+Run from the repository root: ``hatch run bench:run [--duration 10] [--runs 1] [--only ...]``.
+See bench/README.md for what it measures and how to read the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a script (``python bench/run.py``): make the ``bench`` package importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.measure import IdleResult, MeasureError, WrkRun, measure_idle, run_wrk
+from bench.peers import (
+    BENCH_DIR,
+    REFERENCE,
+    SERVERS,
+    STATIC_FILES,
+    RunningServer,
+    ServerSpec,
+    StartError,
+    Workspace,
+    http_get,
+    start_server,
+)
+
+RESULTS_FILE = BENCH_DIR / "results" / "latest.json"
+INSTALL_HINTS = {
+    "wrk": "apt-get install wrk",
+    "nginx": "apt-get install nginx-light",
+    "taskset": "apt-get install util-linux",
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    path: str  # the URL path requested
+    connections: int  # wrk connections (throughput) or idle connections
+    static: bool  # needs a static file server
+    expected_size: int  # body size a correct answer has
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for medusa: ``medusa / peer >= ratio`` or, with no peer, ``KB/conn <= limit``."""
+
+    scenario: str
+    text: str
+    peer: str | None
+    bound: float
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("hello", "hello: GET /hello (13-byte body)", "/hello", 50, False, 13),
+    Scenario("static1k", "static 1 KiB: GET /1k.bin", "/1k.bin", 50, True, 1024),
+    Scenario("static1m", "static 1 MiB: GET /1m.bin", "/1m.bin", 10, True, 1024 * 1024),
+    Scenario("idle", "idle keep-alive connections: server RSS", "/hello", 10_000, False, 13),
+)
+TARGETS: tuple[Target, ...] = (
+    Target("hello", "hello >= 2x uvicorn (req/s)", "uvicorn", 2.0),
+    Target("static1k", "static 1 KiB >= 0.5x nginx (req/s)", "nginx", 0.5),
+    Target("static1m", "static 1 MiB >= 0.9x nginx (req/s)", "nginx", 0.9),
+    Target("idle", "<= 2 KB RSS per idle keep-alive connection", None, 2.0),
+)
+
+
+@dataclass
+class Cell:
+    """One server in one scenario."""
+
+    status: str  # ok | n/a | failed to start | error
+    detail: str = ""
+    runs: list[WrkRun] = field(default_factory=list)
+    idle: IdleResult | None = None
+
+    def median(self, metric: Callable[[WrkRun], float]) -> float | None:
+        if self.status != "ok" or not self.runs:
+            return None
+        return statistics.median(metric(run) for run in self.runs)
+
+    @property
+    def rps(self) -> float | None:
+        return self.median(lambda run: run.requests_per_s)
+
+    @property
+    def per_connection_kb(self) -> float | None:
+        return self.idle.per_connection_kb if self.status == "ok" and self.idle else None
+
+
+Results = dict[str, dict[str, Cell]]  # scenario key -> server key -> cell
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    server_keys = [spec.key for spec in SERVERS]
+    scenario_keys = [sc.key for sc in SCENARIOS]
+    parser = argparse.ArgumentParser(
+        prog="bench/run.py", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    add = parser.add_argument
+    add("--duration", type=int, default=10, metavar="SECONDS", help="length of each wrk run")
+    add("--runs", type=int, default=1, metavar="N", help="wrk runs per figure; the median is kept")
+    add("--only", default=",".join(server_keys), metavar="LIST", help=", ".join(server_keys))
+    add(
+        "--scenarios",
+        default=",".join(scenario_keys),
+        metavar="LIST",
+        help=", ".join(scenario_keys),
+    )
+    add("--idle-connections", type=int, default=10_000, metavar="N", help="for the idle scenario")
+    add("--server-cpu", type=int, default=0, metavar="CPU", help="CPU the servers are pinned to")
+    add("--client-cpu", type=int, default=1, metavar="CPU", help="CPU wrk and clients run on")
+    add("--output", type=Path, default=RESULTS_FILE, metavar="PATH", help="JSON results file")
+    args = parser.parse_args(argv)
+    args.servers = _pick(parser, "--only", args.only, server_keys)
+    args.scenario_keys = _pick(parser, "--scenarios", args.scenarios, scenario_keys)
+    if args.duration < 1 or args.runs < 1 or args.idle_connections < 1:
+        parser.error("--duration, --runs and --idle-connections must be at least 1")
+    return args
+
+
+def _pick(parser: argparse.ArgumentParser, flag: str, value: str, known: list[str]) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        parser.error(f"{flag}: unknown {','.join(unknown) or 'empty list'}; choose from {known}")
+    return [name for name in known if name in names]  # keep the table order
+
+
+def check_environment(args: argparse.Namespace) -> list[str]:
+    """Problems that prevent any benchmark (missing tools, too few CPUs)."""
+    problems = []
+    needed = ["wrk", "taskset"] + (["nginx"] if "nginx" in args.servers else [])
+    for tool in needed:
+        if shutil.which(tool) is None:
+            problems.append(
+                f"`{tool}` is not on PATH; on Debian/Ubuntu: sudo {INSTALL_HINTS[tool]}"
+            )
+    cpus = os.sched_getaffinity(0)
+    if args.server_cpu == args.client_cpu or not {args.server_cpu, args.client_cpu} <= cpus:
+        problems.append(
+            f"needs two distinct usable CPUs for server ({args.server_cpu}) and client "
+            f"({args.client_cpu}); this process may use {sorted(cpus)}"
+        )
+    return problems
+
+
+def raise_nofile_limit(wanted: int) -> int:
+    """Raise RLIMIT_NOFILE (inherited by every server and client) and return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:  # only root may raise the hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+        except (ValueError, OSError):
+            wanted = hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return wanted
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- benchmarking
+
+
+def check_answer(server: RunningServer, scenario: Scenario) -> str | None:
+    """Why the server's answer to the scenario's URL is wrong, or None if it is right."""
+    try:
+        status, body = http_get(server.port, scenario.path, timeout=5.0)
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET {scenario.path}: {exc}"
+    if status != 200 or len(body) != scenario.expected_size:
+        return f"GET {scenario.path} answered {status} with {len(body)} bytes"
+    return None
+
+
+def run_throughput(server: RunningServer, scenario: Scenario, args: argparse.Namespace) -> Cell:
+    wrong = check_answer(server, scenario)
+    if wrong:
+        return Cell("error", wrong)
+    url = f"http://127.0.0.1:{server.port}{scenario.path}"
+    try:
+        run_wrk(url, scenario.connections, 1, args.client_cpu)  # warm-up
+        runs = []
+        for _ in range(args.runs):
+            run = run_wrk(url, scenario.connections, args.duration, args.client_cpu)
+            log(
+                f"  {server.spec.label:22} {scenario.key:9} {run.requests_per_s:>12,.0f} req/s"
+                f"  p99 {format_latency(run.latency_p99_s)}"
+            )
+            runs.append(run)
+    except MeasureError as exc:
+        return Cell("error", str(exc))
+    cell = Cell("ok", runs=runs)
+    errors = sum(run.socket_errors for run in runs)
+    non_2xx = sum(run.non_2xx for run in runs)
+    if errors or non_2xx:
+        cell.detail = f"{errors} socket errors, {non_2xx} non-2xx responses"
+    if not server.alive():
+        cell.status, cell.detail = "error", "the server exited during the run"
+    return cell
+
+
+def bench_throughput(
+    spec: ServerSpec, scenarios: list[Scenario], ws: Workspace, args: argparse.Namespace
+) -> dict[str, Cell]:
+    """All throughput scenarios on one server process."""
+    cells = {sc.key: Cell("n/a") for sc in scenarios if sc.static and not spec.serves_static}
+    todo = [sc for sc in scenarios if sc.key not in cells]
+    if not todo:
+        return cells
+    log(f"[{spec.label}] starting")
+    try:
+        server = start_server(spec, ws)
+    except StartError as exc:
+        log(f"[{spec.label}] failed to start: {exc}")
+        cells.update({sc.key: Cell("failed to start", str(exc)) for sc in todo})
+        return cells
+    try:
+        for scenario in todo:
+            if not server.alive():
+                cells[scenario.key] = Cell("error", "the server had exited")
+                continue
+            cells[scenario.key] = run_throughput(server, scenario, args)
+    finally:
+        server.stop()
+    return cells
+
+
+def bench_idle(
+    spec: ServerSpec, scenario: Scenario, ws: Workspace, args: argparse.Namespace
+) -> Cell:
+    """Idle connections on a fresh server process, warmed up by a short wrk run."""
+    log(f"[{spec.label}] starting for {scenario.connections} idle connections")
+    try:
+        server = start_server(spec, ws)
+    except StartError as exc:
+        log(f"[{spec.label}] failed to start: {exc}")
+        return Cell("failed to start", str(exc))
+    try:
+        run_wrk(f"http://127.0.0.1:{server.port}/hello", 50, 1, args.client_cpu)
+        idle = measure_idle(server, scenario.connections, args.client_cpu)
+    except MeasureError as exc:
+        return Cell("error", str(exc))
+    finally:
+        server.stop()
+    cell = Cell("ok", idle=idle)
+    notes = []
+    if idle.established < idle.connections:
+        notes.append(f"only {idle.established} of {idle.connections} connected {idle.errors}")
+    if idle.still_open < idle.established:
+        notes.append(f"server closed {idle.established - idle.still_open} before measuring")
+    cell.detail = "; ".join(notes)
+    per_conn = idle.per_connection_kb
+    log(
+        f"  {spec.label:22} idle      {idle.established} connections in "
+        f"{idle.connect_seconds:.1f} s, "
+        + (f"{per_conn:.2f} KB/conn" if per_conn is not None else "none connected")
+    )
+    return cell
+
+
+def bench_all(args: argparse.Namespace, ws: Workspace) -> Results:
+    chosen = [sc for sc in SCENARIOS if sc.key in args.scenario_keys]
+    throughput = [sc for sc in chosen if sc.key != "idle"]
+    idle = [
+        Scenario(sc.key, sc.title, sc.path, args.idle_connections, False, sc.expected_size)
+        for sc in chosen
+        if sc.key == "idle"
+    ]
+    results: Results = {sc.key: {} for sc in chosen}
+    for spec in SERVERS:
+        if spec.key not in args.servers:
+            continue
+        start_failure = None
+        if throughput:
+            for key, cell in bench_throughput(spec, throughput, ws, args).items():
+                results[key][spec.key] = cell
+                if cell.status == "failed to start":
+                    start_failure = cell
+        for scenario in idle:
+            # A server that could not start once is not tried again.
+            results[scenario.key][spec.key] = start_failure or bench_idle(spec, scenario, ws, args)
+    return results
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def format_latency(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds:.2f} s"
+
+
+def format_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def status_row(label: str, cell: Cell, columns: int) -> list[str]:
+    text = "-" if cell.status == "n/a" else cell.status
+    return [label, text, *(["-"] * (columns - 2))]
+
+
+def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
+    reference = cells.get(REFERENCE)
+    ref_rps = reference.rps if reference else None
+    headers = ["server", "req/s", "MB/s", "p99", "medusa/peer"]
+    rows = []
+    for spec in SERVERS:
+        cell = cells.get(spec.key)
+        if cell is None:
+            continue
+        if cell.status != "ok":
+            rows.append(status_row(spec.label, cell, len(headers)))
+            continue
+        rps = cell.rps
+        mbps = cell.median(lambda run: run.bytes_per_s / 1024**2)
+        p99 = cell.median(lambda run: run.latency_p99_s)
+        flag = " !" if cell.detail else ""
+        rows.append(
+            [
+                spec.label,
+                f"{rps:,.0f}{flag}" if rps is not None else "-",
+                f"{mbps:,.1f}" if mbps is not None else "-",
+                format_latency(p99) if p99 is not None else "-",
+                "(ref)" if spec.key == REFERENCE else format_ratio(ratio(ref_rps, rps)),
+            ]
+        )
+    return [render_table(headers, rows)]
+
+
+def idle_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
+    reference = cells.get(REFERENCE)
+    ref_kb = reference.per_connection_kb if reference else None
+    headers = ["server", "connected", "RSS before", "RSS after", "KB/conn", "medusa/peer"]
+    rows = []
+    for spec in SERVERS:
+        cell = cells.get(spec.key)
+        if cell is None:
+            continue
+        if cell.status != "ok" or cell.idle is None:
+            rows.append(status_row(spec.label, cell, len(headers)))
+            continue
+        idle, per_conn = cell.idle, cell.per_connection_kb
+        flag = " !" if cell.detail else ""
+        rows.append(
+            [
+                spec.label,
+                f"{idle.established:,}{flag}",
+                f"{idle.rss_before_kb / 1024:,.1f} MB",
+                f"{idle.rss_after_kb / 1024:,.1f} MB",
+                f"{per_conn:.2f}" if per_conn is not None else "-",
+                "(ref)" if spec.key == REFERENCE else format_ratio(ratio(ref_kb, per_conn)),
+            ]
+        )
+    return [render_table(headers, rows)]
+
+
+def scenario_report(scenario: Scenario, cells: dict[str, Cell], args: argparse.Namespace) -> str:
+    if scenario.key == "idle":
+        heading = (
+            f"{scenario.title}: {args.idle_connections:,} connections, "
+            "one GET /hello each, (RSS after - before) / connections"
+        )
+        body = idle_table(scenario, cells)
+    else:
+        heading = (
+            f"{scenario.title}, {scenario.connections} keep-alive connections, "
+            f"{args.duration} s x {args.runs} run{'s' if args.runs > 1 else ''}"
+        )
+        body = throughput_table(scenario, cells)
+    notes = []
+    for spec in SERVERS:
+        cell = cells.get(spec.key)
+        if cell is None or not cell.detail:
+            continue
+        if cell.status == "ok":
+            notes.append(f"  ! {spec.label}: {cell.detail}")
+        else:
+            notes.append(f"  * {spec.label}: {cell.status}: {cell.detail}")
+    return "\n".join([heading, *body, *notes])
+
+
+@dataclass
+class Verdict:
+    target: Target
+    value: float | None
+    passed: bool | None
+    reason: str
+
+
+def evaluate(target: Target, results: Results) -> Verdict:
+    cells = results.get(target.scenario)
+    if cells is None:
+        return Verdict(target, None, None, "scenario not run")
+    medusa = cells.get(REFERENCE)
+    if medusa is None or medusa.status != "ok":
+        return Verdict(target, None, None, f"medusa: {medusa.status if medusa else 'not run'}")
+    if target.peer is None:
+        value = medusa.per_connection_kb
+        if value is None:
+            return Verdict(target, None, None, "no connection was established")
+        return Verdict(target, value, value <= target.bound, f"{value:.2f} KB/conn")
+    peer = cells.get(target.peer)
+    if peer is None or peer.status != "ok":
+        return Verdict(target, None, None, f"{target.peer}: {peer.status if peer else 'not run'}")
+    value = ratio(medusa.rps, peer.rps)
+    if value is None:
+        return Verdict(target, None, None, "no figure")
+    return Verdict(target, value, value >= target.bound, f"{value:.2f}x {target.peer}")
+
+
+def summary(verdicts: list[Verdict]) -> str:
+    lines = ["targets (medusa, uvloop loop)"]
+    for verdict in verdicts:
+        mark = {True: "PASS", False: "FAIL", None: "n/a "}[verdict.passed]
+        lines.append(f"  {mark}  {verdict.target.text:45} {verdict.reason}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for dist in ("medusa-core", "medusa-http", "uvicorn", "uvloop", "httptools", "aiohttp"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = None
+    try:
+        found["twisted"] = importlib.metadata.version("twisted")
+    except importlib.metadata.PackageNotFoundError:
+        found["twisted"] = None
+    for tool, flag in (("wrk", "-v"), ("nginx", "-v")):
+        if shutil.which(tool) is None:
+            found[tool] = None
+            continue
+        out = subprocess.run([tool, flag], capture_output=True, text=True, check=False)
+        text = (out.stdout + out.stderr).strip().splitlines()
+        found[tool] = text[0].partition(" Copyright")[0] if text else None
+    return found
+
+
+def machine() -> dict[str, Any]:
+    model = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "load_average": os.getloadavg(),
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def results_json(
+    args: argparse.Namespace,
+    command: str,
+    started: float,
+    results: Results,
+    verdicts: list[Verdict],
+) -> dict[str, Any]:
+    def cell_json(cell: Cell) -> dict[str, Any]:
+        data: dict[str, Any] = {"status": cell.status, "detail": cell.detail}
+        if cell.runs:
+            data["runs"] = [asdict(run) for run in cell.runs]
+            data["median"] = {
+                "requests_per_s": cell.rps,
+                "bytes_per_s": cell.median(lambda run: run.bytes_per_s),
+                "latency_p99_s": cell.median(lambda run: run.latency_p99_s),
+            }
+        if cell.idle:
+            data["idle"] = asdict(cell.idle)
+            data["idle"]["per_connection_kb"] = cell.idle.per_connection_kb
+        return data
+
+    return {
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "settings": {
+            "duration_s": args.duration,
+            "runs": args.runs,
+            "servers": args.servers,
+            "scenarios": args.scenario_keys,
+            "idle_connections": args.idle_connections,
+            "server_cpu": args.server_cpu,
+            "client_cpu": args.client_cpu,
+        },
+        "machine": machine(),
+        "versions": versions(),
+        "scenarios": {sc.key: sc.title for sc in SCENARIOS if sc.key in results},
+        "labels": {spec.key: spec.label for spec in SERVERS},
+        "results": {
+            scenario: {server: cell_json(cell) for server, cell in cells.items()}
+            for scenario, cells in results.items()
+        },
+        "targets": [
+            {
+                "target": verdict.target.text,
+                "scenario": verdict.target.scenario,
+                "peer": verdict.target.peer,
+                "bound": verdict.target.bound,
+                "value": verdict.value,
+                "passed": verdict.passed,
+                "reason": verdict.reason,
+            }
+            for verdict in verdicts
+        ],
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    command = shlex.join(["python", "bench/run.py", *argv])
+    print(f"command: {command}")
+    print(f"python:  {sys.executable}")
+    problems = check_environment(args)
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    limit = raise_nofile_limit(args.idle_connections + 1024)
+    if "idle" in args.scenario_keys and limit < args.idle_connections + 64:
+        log(f"warning: open-file limit {limit} is too low for {args.idle_connections} connections")
+    load = os.getloadavg()[0]
+    if load > 1.0:
+        log(f"warning: load average is {load:.2f}; other work on this machine skews the figures")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="medusa-bench-") as tmp:
+        ws = Workspace.create(Path(tmp), sys.executable, args.server_cpu, args.idle_connections)
+        log(f"document root {ws.docroot}: {', '.join(STATIC_FILES)}")
+        results = bench_all(args, ws)
+    verdicts = [evaluate(target, results) for target in TARGETS if target.scenario in results]
+    print()
+    for scenario in SCENARIOS:
+        if scenario.key in results:
+            print(scenario_report(scenario, results[scenario.key], args))
+            print()
+    print(summary(verdicts))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    document = results_json(args, command, started, results, verdicts)
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nresults written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,52 @@
+"""Twisted web under benchmark: a ``/hello`` resource over ``static.File`` for the root.
+
+Usage: ``python bench/servers/twisted_app.py PORT ROOT``
+
+Uses the epoll reactor and no access log.
+"""
+
+# Parts of Twisted's API are not annotated yet, and mypy cannot see zope.interface
+# declarations without a plugin.
+# mypy: disable-error-code="no-untyped-call"
+
+from __future__ import annotations
+
+import sys
+from typing import cast
+
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.main import installReactor
+from twisted.web import resource, server, static
+
+HELLO = b"Hello, World!"
+
+
+class Hello(resource.Resource):
+    isLeaf = True  # noqa: N815 (Twisted's name)
+
+    def render_GET(self, request: server.Request) -> bytes:  # noqa: N802 (Twisted's name)
+        request.setHeader(b"content-type", b"text/plain")
+        return HELLO
+
+
+class QuietSite(server.Site):
+    """A Site without the access log, as the other servers run."""
+
+    def log(self, request: object) -> None:
+        pass
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        sys.exit("usage: twisted_app.py PORT ROOT")
+    port = int(argv[0])
+    reactor = EPollReactor()
+    installReactor(reactor)
+    root = static.File(argv[1])
+    root.putChild(b"hello", cast(resource.IResource, Hello()))
+    reactor.listenTCP(port, QuietSite(root), backlog=511, interface="127.0.0.1")
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
