@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["HTTPChannel"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_HEADERS: dict[str, str] = {}  # shared placeholder between requests; never mutated
 
 
 class _RejectError(Exception):
@@ -60,6 +60,7 @@ class HTTPChannel(Channel):
         "_head_started",
         "_headers",
         "_in_head",
+        "_in_message",
         "_parser",
         "_pipeline_paused",
         "_requests",
@@ -72,14 +73,18 @@ class HTTPChannel(Channel):
         super().__init__(server)
         self.http = server
         self.server_header = server.server_header
-        self._parser = httptools.HttpRequestParser(self)
-        self._requests: deque[Request] = deque()
+        # Idle connections hold as little as possible (see docs/architecture.md): the
+        # parser is made when bytes arrive and dropped when the connection is idle again;
+        # per-request state is released as soon as the request is built.
+        self._parser: httptools.HttpRequestParser | None = None
+        self._requests: list[Request] = []
         self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
+        self._headers: dict[str, str] = _NO_HEADERS
+        self._body: list[bytes] | None = None
         self._body_size = 0
         self._head_size = 0
         self._in_head = False
+        self._in_message = False
         self._head_started = 0.0
         self._discard = False
         self._pipeline_paused = False
@@ -100,8 +105,13 @@ class HTTPChannel(Channel):
                 else:
                     self._reject(414, "request line too long")
                 return
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpRequestParser(self)
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
+            if not self._in_message:
+                self._parser = None  # idle between requests: nothing to keep
         except httptools.HttpParserUpgrade:
             # Upgrade (WebSocket, h2c) and CONNECT are not supported: the request was
             # answered as a plain request; the connection closes after it.
@@ -121,11 +131,12 @@ class HTTPChannel(Channel):
     def on_message_begin(self) -> None:
         """llhttp: the first byte of a request arrived."""
         self._in_head = True
+        self._in_message = True
         self._head_started = time.monotonic()
         self._head_size = 0
         self._url = b""
         self._headers = {}
-        self._body = []
+        self._body = None
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
@@ -163,7 +174,8 @@ class HTTPChannel(Channel):
         if expect is not None:
             if expect.lower() != "100-continue":
                 raise _RejectError(417, "unsupported expectation")
-            if self._parser.get_http_version() == "1.1" and not self._requests:
+            parser = self._parser
+            if parser is not None and parser.get_http_version() == "1.1" and not self._requests:
                 self.push(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -171,12 +183,18 @@ class HTTPChannel(Channel):
         self._body_size += len(body)
         if self._body_size > self.http.max_body_size:
             raise _RejectError(413, "request body too large")
-        self._body.append(body)
+        if self._body is None:
+            self._body = [body]
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         """llhttp: the whole request arrived: build the :class:`Request` and dispatch it."""
         parser = self._parser
+        assert parser is not None
+        self._in_message = False
         url = self._url.decode("latin-1")
+        self._url = b""
         if url.startswith("/"):
             raw_path, _, query = url.partition("?")
         elif url == "*":
@@ -196,9 +214,10 @@ class HTTPChannel(Channel):
             parser.should_keep_alive(),
             self._head_started,
         )
-        if self._body:
+        self._headers = _NO_HEADERS
+        if self._body is not None:
             request.body = b"".join(self._body)
-            self._body = []
+            self._body = None
         if not request.keep_alive:
             self._discard = True  # no request after "Connection: close" is read
         self._enqueue(request)
@@ -277,7 +296,7 @@ class HTTPChannel(Channel):
         log it, then let the next pipelined responses out."""
         requests = self._requests
         while requests and requests[0].finished:
-            done = requests.popleft()
+            done = requests.pop(0)
             self.http.log_access(done)
             if not done.keep_alive:
                 for dropped in requests:
