@@ -360,3 +360,60 @@ def test_connections_over_the_limit_get_503(tmp_path: Path, backend: str) -> Non
             first.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert r1.read().status == 403
         assert st.call(lambda: srv.counters.refused) == 1
+
+
+@pytest.mark.parametrize("size", [100, 200_000])
+def test_ranges_small_and_large_files(tmp_path: Path, size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    data = data[:size]
+    (tmp_path / "f.bin").write_bytes(data)
+    srv = HTTPServer(("127.0.0.1", 0), root=tmp_path, access_log=None)
+    with ServerThread([srv], backend="uvloop"):
+        sock, reader = connect(srv)
+        with sock:
+            for spec, first, last in (
+                ("bytes=0-9", 0, 9),
+                ("bytes=-10", size - 10, size - 1),
+                ("bytes=0-", 0, size - 1),
+                (f"bytes={size - 1}-{size + 50}", size - 1, size - 1),
+            ):
+                sock.sendall(f"GET /f.bin HTTP/1.1\r\nHost: x\r\nRange: {spec}\r\n\r\n".encode())
+                response = reader.read()
+                assert response.status == 206, spec
+                assert response.headers["content-range"] == f"bytes {first}-{last}/{size}"
+                assert response.body == data[first : last + 1]
+            sock.sendall(f"GET /f.bin HTTP/1.1\r\nHost: x\r\nRange: bytes={size}-\r\n\r\n".encode())
+            response = reader.read()
+            assert response.status == 416
+            assert response.headers["content-range"] == f"bytes */{size}"
+            sock.sendall(b"GET /f.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = reader.read()
+            assert response.status == 200
+            assert response.body == data
+            etag = response.headers["etag"]
+            sock.sendall(
+                f"GET /f.bin HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n".encode()
+            )
+            response = reader.read()
+            assert response.status == 304
+            assert response.headers["etag"] == etag
+
+
+def test_cached_small_file_follows_changes_on_disk(tmp_path: Path) -> None:
+    target = tmp_path / "page.html"
+    target.write_bytes(b"first version")
+    srv = HTTPServer(("127.0.0.1", 0), root=tmp_path, access_log=None)
+    with ServerThread([srv], backend="asyncio"):
+        sock, reader = connect(srv)
+        with sock:
+            for _ in range(2):
+                sock.sendall(b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert reader.read().body == b"first version"
+            replacement = tmp_path / "new.html"
+            replacement.write_bytes(b"second version, longer")
+            replacement.replace(target)
+            sock.sendall(b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reader.read().body == b"second version, longer"
+            target.unlink()
+            sock.sendall(b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert reader.read().status == 404

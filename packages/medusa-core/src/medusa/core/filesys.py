@@ -60,9 +60,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as _stat
-from typing import BinaryIO, Protocol, cast, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol, cast, runtime_checkable
 
-__all__ = ["Filesystem", "OSFilesystem", "PathEscapeError"]
+__all__ = ["Filesystem", "OSFilesystem", "OpenFile", "PathEscapeError"]
 
 _O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
@@ -189,8 +189,8 @@ class Filesystem(Protocol):
         """Rename ``src`` to ``dst``, replacing a file at ``dst``."""
         ...
 
-    def open_read(self, path: str) -> tuple[int, os.stat_result]:
-        """Open ``path`` read-only; return ``(fd, fstat)``; the caller closes ``fd``."""
+    def open_read(self, path: str) -> OpenFile:
+        """Open ``path`` read-only; return ``(fd, stat, real)``; the caller closes ``fd``."""
         ...
 
     def getsize(self, path: str) -> int:
@@ -200,6 +200,21 @@ class Filesystem(Protocol):
     def getmtime(self, path: str) -> float:
         """Return the modification time of ``path`` (seconds since the epoch)."""
         ...
+
+
+class OpenFile(NamedTuple):
+    """A file opened by :meth:`Filesystem.open_read`.
+
+    Attributes:
+        fd: the open read-only descriptor; the caller closes it.
+        stat: its ``os.fstat``.
+        real: the real path that was checked to lie inside the root (a cache can re-``stat``
+            it to see whether the file changed).
+    """
+
+    fd: int
+    stat: os.stat_result
+    real: str
 
 
 def _virtual(exc: OSError, path: str, path2: str | None = None) -> OSError:
@@ -459,8 +474,8 @@ class OSFilesystem:
         except OSError as exc:
             raise _virtual(exc, self.normalize(path)) from None
 
-    def open_read(self, path: str) -> tuple[int, os.stat_result]:
-        """Open ``path`` for reading and return ``(fd, stat)``: the HTTP hot path.
+    def open_read(self, path: str) -> OpenFile:
+        """Open ``path`` for reading and return ``(fd, stat, real)``: the HTTP hot path.
 
         On Linux the file is opened first and the check is made on what was opened (the
         kernel's name for the descriptor, ``/proc/self/fd/N``), which is both cheaper than
@@ -474,7 +489,8 @@ class OSFilesystem:
             path: a virtual path.
 
         Returns:
-            An open read-only descriptor (the caller closes it) and its ``fstat``.
+            An :class:`OpenFile`: the open read-only descriptor (the caller closes it), its
+            ``fstat``, and the real path that was checked.
 
         Raises:
             PathEscapeError: ``path`` is malformed or the opened file lies outside the root.
@@ -489,8 +505,8 @@ class OSFilesystem:
             except OSError as exc:
                 raise _virtual(exc, vpath) from None
             try:
-                self._check(os.readlink(f"/proc/self/fd/{fd}"), path)
-                return fd, os.fstat(fd)
+                real = self._check(os.readlink(f"/proc/self/fd/{fd}"), path)
+                return OpenFile(fd, os.fstat(fd), real)
             except BaseException:
                 os.close(fd)
                 raise
@@ -500,7 +516,7 @@ class OSFilesystem:
         except OSError as exc:
             raise _virtual(exc, vpath) from None
         try:
-            return fd, os.fstat(fd)
+            return OpenFile(fd, os.fstat(fd), real)
         except BaseException:
             os.close(fd)
             raise

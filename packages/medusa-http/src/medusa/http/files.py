@@ -17,7 +17,7 @@ import stat as _stat
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from medusa.core.filesys import Filesystem, OSFilesystem, PathEscapeError
+from medusa.core.filesys import Filesystem, OSFilesystem, OpenFile, PathEscapeError
 from medusa.core.log import error_logger
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
@@ -32,6 +32,72 @@ SMALL_FILE = 65536
 _ALLOW = "GET, HEAD"
 
 
+class CachedFile:
+    """A small file's bytes and validators, as last read through a checked open."""
+
+    __slots__ = ("body", "etag", "fields", "identity", "last_modified", "mtime", "real", "size")
+
+    def __init__(
+        self, real: str, st: os.stat_result, body: bytes, content_type: str, last_modified: str
+    ) -> None:
+        self.real = real
+        self.identity = _identity(st)
+        self.body = body
+        self.size = st.st_size
+        self.mtime = st.st_mtime
+        self.etag = entity_tag(st)
+        self.last_modified = last_modified
+        self.fields = (
+            f"Content-Type: {content_type}\r\nLast-Modified: {last_modified}\r\n"
+            f"ETag: {self.etag}\r\nAccept-Ranges: bytes\r\n"
+        ).encode("latin-1")
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class SmallFileCache:
+    """Small files by request path, bounded in bytes (emptied when full: simple and
+    enough for a hot set that fits).
+
+    Args:
+        capacity: most body bytes held.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self.entries: dict[str, CachedFile] = {}
+
+    def get(self, path: str) -> CachedFile | None:
+        """Return the entry for ``path`` if the file on disk is still the same one."""
+        entry = self.entries.get(path)
+        if entry is None:
+            return None
+        try:
+            st = os.stat(entry.real)
+        except OSError:
+            st = None
+        if st is not None and _identity(st) == entry.identity:
+            return entry
+        self.size -= len(self.entries.pop(path).body)
+        return None
+
+    def put(self, path: str, entry: CachedFile) -> None:
+        """Remember ``entry`` for ``path``."""
+        if len(entry.body) > self.capacity:
+            return
+        old = self.entries.pop(path, None)
+        if old is not None:
+            self.size -= len(old.body)
+        if self.size + len(entry.body) > self.capacity:
+            self.entries.clear()
+            self.size = 0
+        self.entries[path] = entry
+        self.size += len(entry.body)
+
+
 class FileHandler:
     """Serve files from a filesystem (the original's ``default_handler``).
 
@@ -41,6 +107,10 @@ class FileHandler:
             :class:`~medusa.core.filesys.Filesystem`.
         index: file names tried, in order, for a directory request ending in ``/``.
         small_file: files up to this many bytes are sent in one write with the headers.
+        cache_size: bytes of small files kept in memory (0: no cache). A cached file is
+            served only while ``stat`` of its checked real path shows the same file
+            (device, inode, size, modification and change times); anything else reopens it
+            through the filesystem's confinement check.
 
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
@@ -52,6 +122,7 @@ class FileHandler:
         *,
         index: Sequence[str] = ("index.html",),
         small_file: int = SMALL_FILE,
+        cache_size: int = 32 << 20,
     ) -> None:
         if isinstance(root, (str, os.PathLike)):
             self.filesystem: Filesystem = OSFilesystem(root)
@@ -61,6 +132,7 @@ class FileHandler:
         self.small_file = small_file
         self._types: dict[str, str] = {}
         self._dates: dict[int, str] = {}
+        self.cache = SmallFileCache(cache_size) if cache_size > 0 else None
 
     def __repr__(self) -> str:
         return f"<FileHandler {self.filesystem!r}>"
@@ -71,7 +143,9 @@ class FileHandler:
 
     def content_type(self, path: str) -> str:
         """Return the media type for a file name (cached per extension)."""
-        ext = os.path.splitext(path)[1].lower()
+        name = path.rpartition("/")[2]
+        dot = name.rfind(".")
+        ext = name[dot:].lower() if dot > 0 else ""
         found = self._types.get(ext)
         if found is None:
             guessed, encoding = mimetypes.guess_type("x" + ext, strict=False)
@@ -101,34 +175,40 @@ class FileHandler:
             request.error(405)
             return
         path = request.path
+        cache = self.cache
+        if cache is not None:
+            entry = cache.get(path)
+            if entry is not None:
+                self._cached(request, entry)
+                return
         if "\x00" in path:
             request.error(400, "NUL in path")
             return
+        opened = self._open(request, path)
+        if opened is None:
+            return
+        if _stat.S_ISDIR(opened.stat.st_mode):
+            os.close(opened.fd)
+            self._directory(request, path)
+            return
+        self._file(request, opened, path, path)
+
+    def _open(self, request: Request, path: str) -> OpenFile | None:
+        """Open ``path`` through the filesystem; answer the error and return None on
+        failure."""
         try:
-            fd, st = self.filesystem.open_read(path)
+            return self.filesystem.open_read(path)
         except PathEscapeError:
             error_logger.info("%r: refused path outside the root: %r", request.peer, path)
             request.error(404)
-            return
         except (FileNotFoundError, NotADirectoryError):
             request.error(404)
-            return
         except PermissionError:
             request.error(403)
-            return
         except OSError as exc:
             error_logger.warning("%r: cannot open %r: %s", request.peer, path, exc)
             request.error(404)
-            return
-        if _stat.S_ISDIR(st.st_mode):
-            os.close(fd)
-            self._directory(request, path)
-            return
-        if not _stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            request.error(403)
-            return
-        self._file(request, fd, st, path)
+        return None
 
     def _directory(self, request: Request, path: str) -> None:
         if not path.endswith("/"):
@@ -144,69 +224,133 @@ class FileHandler:
             return
         for name in self.index:
             try:
-                fd, st = self.filesystem.open_read(path + name)
+                opened = self.filesystem.open_read(path + name)
             except OSError:
                 continue
-            if _stat.S_ISREG(st.st_mode):
-                self._file(request, fd, st, path + name)
+            if _stat.S_ISREG(opened.stat.st_mode):
+                self._file(request, opened, path + name, path)
                 return
-            os.close(fd)
+            os.close(opened.fd)
         request.error(403, "Directory listing is not enabled.")
 
-    def _file(self, request: Request, fd: int, st: os.stat_result, path: str) -> None:
+    def _file(self, request: Request, opened: OpenFile, name: str, key: str) -> None:
+        """Serve an opened file; ``name`` gives its type, ``key`` is its cache key."""
+        fd, st = opened.fd, opened.stat
+        if not _stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            request.error(403)
+            return
         size = st.st_size
-        etag = entity_tag(st)
-        last_modified = self._last_modified(st.st_mtime)
-        headers = request.headers
-        out = [
-            ("Content-Type", self.content_type(path)),
-            ("Last-Modified", last_modified),
-            ("ETag", etag),
-            ("Accept-Ranges", "bytes"),
-        ]
-        if len(headers) > 2:  # a bare GET has only Host (and maybe User-Agent)
-            verdict = evaluate_preconditions(request.method, headers, etag, st.st_mtime)
-            if verdict is not None:
-                os.close(fd)
-                if verdict == 304:
-                    request.respond(304, headers=out[1:3])
-                else:
-                    request.error(412)
-                return
-        first, count = 0, size
-        range_header = headers.get("range")
-        if range_header is not None and request.method == "GET":
-            if_range = headers.get("if-range")
-            if if_range is None or if_range_allows(if_range, etag, last_modified):
-                selected = parse_range(range_header, size)
-                if selected == UNSATISFIABLE:
-                    os.close(fd)
-                    request.set_header("Content-Range", f"bytes */{size}")
-                    request.error(416)
-                    return
-                if selected is not None:
-                    first, last = selected
-                    count = last - first + 1
-                    request.status = 206
-                    out.append(("Content-Range", f"bytes {first}-{last}/{size}"))
-        if request.method == "HEAD" or count <= self.small_file:
+        if size <= self.small_file:
             try:
-                body = os.pread(fd, count, first) if request.method == "GET" and count else b""
+                body = os.pread(fd, size, 0) if size else b""
             except OSError as exc:
-                error_logger.warning("%r: read of %r failed: %s", request.peer, path, exc)
+                error_logger.warning("%r: read of %r failed: %s", request.peer, name, exc)
                 request.error(500)
                 return
             finally:
                 os.close(fd)
-            if request.method == "HEAD":
-                request.set_length(count)
-                for name, value in out:
-                    request.set_header(name, value)
-                request.done()
-                return
-            request.respond(request.status, body, headers=out)
+            if len(body) != size:  # changed while being read: serve it, but don't cache
+                st = os.stat_result((*st[:6], len(body), *st[7:]))
+            entry = CachedFile(
+                opened.real,
+                st,
+                body,
+                self.content_type(name),
+                self._last_modified(st.st_mtime),
+            )
+            if self.cache is not None and len(body) == size:
+                self.cache.put(key, entry)
+            self._cached(request, entry)
             return
-        for name, value in out:
-            request.set_header(name, value)
+        etag = entity_tag(st)
+        last_modified = self._last_modified(st.st_mtime)
+        out = [
+            ("Content-Type", self.content_type(name)),
+            ("Last-Modified", last_modified),
+            ("ETag", etag),
+            ("Accept-Ranges", "bytes"),
+        ]
+        verdict = self._preconditions(request, etag, st.st_mtime)
+        if verdict is not None:
+            os.close(fd)
+            self._not_modified(request, verdict, out[1:3])
+            return
+        selected = self._range(request, size, etag, last_modified)
+        if selected is None:
+            os.close(fd)
+            return
+        first, count = selected
+        if request.status == 206:
+            out.append(("Content-Range", f"bytes {first}-{first + count - 1}/{size}"))
+        for field, value in out:
+            request.set_header(field, value)
+        if request.method == "HEAD":
+            os.close(fd)
+            request.set_length(count)
+            request.done()
+            return
         request.send_file(open(fd, "rb", buffering=0), first, count)  # noqa: SIM115
         request.done()
+
+    def _cached(self, request: Request, entry: CachedFile) -> None:
+        """Serve a small file from memory (validators, ranges and HEAD included)."""
+        verdict = self._preconditions(request, entry.etag, entry.mtime)
+        if verdict is not None:
+            self._not_modified(
+                request, verdict, [("Last-Modified", entry.last_modified), ("ETag", entry.etag)]
+            )
+            return
+        size = entry.size
+        if "range" in request.headers:
+            selected = self._range(request, size, entry.etag, entry.last_modified)
+            if selected is None:
+                return
+            first, count = selected
+            if request.status == 206:
+                fields = entry.fields + (
+                    f"Content-Range: bytes {first}-{first + count - 1}/{size}\r\n".encode()
+                )
+                body = entry.body[first : first + count]
+                request.respond_prepared(206, fields, body, count)
+                return
+        request.respond_prepared(200, entry.fields, entry.body, size)
+
+    def _preconditions(self, request: Request, etag: str, mtime: float) -> int | None:
+        headers = request.headers
+        if _CONDITIONAL.isdisjoint(headers):
+            return None
+        return evaluate_preconditions(request.method, headers, etag, mtime)
+
+    def _not_modified(
+        self, request: Request, verdict: int, validators: list[tuple[str, str]]
+    ) -> None:
+        if verdict == 304:
+            request.respond(304, headers=validators)
+        else:
+            request.error(412)
+
+    def _range(
+        self, request: Request, size: int, etag: str, last_modified: str
+    ) -> tuple[int, int] | None:
+        """Return ``(first, count)`` to send (the whole file when there is no usable
+        Range), or None after answering 416."""
+        headers = request.headers
+        range_header = headers.get("range")
+        if range_header is None or request.method != "GET":
+            return (0, size)
+        if_range = headers.get("if-range")
+        if if_range is not None and not if_range_allows(if_range, etag, last_modified):
+            return (0, size)
+        selected = parse_range(range_header, size)
+        if selected == UNSATISFIABLE:
+            request.set_header("Content-Range", f"bytes */{size}")
+            request.error(416)
+            return None
+        if selected is None:
+            return (0, size)
+        request.status = 206
+        return (selected[0], selected[1] - selected[0] + 1)
+
+
+_CONDITIONAL = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})

@@ -166,7 +166,7 @@ class Request:
     def _check_header(self, name: str, value: str) -> None:
         if self._head_sent:
             raise RuntimeError("response headers already sent")
-        if any(c in name for c in "\r\n:") or "\r" in value or "\n" in value:
+        if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
             raise ValueError(f"invalid header field {name!r}: {value!r}")
 
     # -- response body ---------------------------------------------------------------------
@@ -200,6 +200,33 @@ class Request:
                 self._check_header(name, value)
                 self._out_headers.append((name, value))
         head = self._build_head(len(body))
+        if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
+            self._write(head)
+        else:
+            self._write(head + body)
+            self.bytes_out += len(body)
+        self.done()
+
+    def respond_prepared(self, status: int, fields: bytes, body: bytes, length: int) -> None:
+        """Send a whole response whose header fields are already encoded, and finish.
+
+        The fast path of handlers that cache responses (the file handler's small files).
+
+        Args:
+            status: the status code.
+            fields: header lines, each ending in CRLF, of trusted origin (not checked for
+                injection), without ``Content-Length`` or ``Connection``.
+            body: the body bytes (dropped on the wire for HEAD, 204 and 304).
+            length: the ``Content-Length`` to announce (``len(body)``, or for HEAD the
+                length a GET would send).
+
+        Raises:
+            RuntimeError: when the response was already started.
+        """
+        if self._head_sent or self._finished:
+            raise RuntimeError("response already started")
+        self.status = status
+        head = self._build_head(length, fields)
         if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
             self._write(head)
         else:
@@ -284,13 +311,15 @@ class Request:
 
     # -- machinery -------------------------------------------------------------------------
 
-    def _build_head(self, length: int | None) -> bytes:
+    def _build_head(self, length: int | None, fields: bytes = b"") -> bytes:
         """Return the status line and header block, choosing the body framing."""
         self._head_sent = True
         status = self.status
         parts = [status_line(status), b"Server: ", self.channel.server_header, b"\r\nDate: "]
         parts.append(now_http_date())
         parts.append(b"\r\n")
+        if fields:
+            parts.append(fields)
         for name, value in self._out_headers:
             parts.append(f"{name}: {value}\r\n".encode("latin-1"))
         if status in _NO_BODY_STATUSES or status < 200:
