@@ -17,7 +17,7 @@ import stat as _stat
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from medusa.core.filesys import Filesystem, OSFilesystem, OpenFile, PathEscapeError
+from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
