@@ -56,7 +56,9 @@ class HTTPChannel(Channel):
         "_body",
         "_body_size",
         "_discard",
+        "_field_count",
         "_head_size",
+        "_pending_head",
         "_head_started",
         "_headers",
         "_in_head",
@@ -83,6 +85,8 @@ class HTTPChannel(Channel):
         self._body: list[bytes] | None = None
         self._body_size = 0
         self._head_size = 0
+        self._pending_head = 0
+        self._field_count = 0
         self._in_head = False
         self._in_message = False
         self._head_started = 0.0
@@ -98,9 +102,12 @@ class HTTPChannel(Channel):
         if self._discard:
             return
         if self._in_head:
-            self._head_size += len(data)
-            if self._head_size > self.http.max_head_bytes:
-                if self._headers:
+            # Bytes of a line that the parser is still accumulating (a request line or a
+            # header field not complete yet) are counted here; complete ones exactly in
+            # on_url/on_header. This bounds what a client can make the parser hold.
+            self._pending_head += len(data)
+            if self._head_size + self._pending_head > self.http.max_head_bytes:
+                if self._field_count:
                     self._reject(431, "request header block too large")
                 else:
                     self._reject(414, "request line too long")
@@ -134,6 +141,8 @@ class HTTPChannel(Channel):
         self._in_message = True
         self._head_started = time.monotonic()
         self._head_size = 0
+        self._pending_head = 0
+        self._field_count = 0
         self._url = b""
         self._headers = {}
         self._body = None
@@ -142,14 +151,20 @@ class HTTPChannel(Channel):
     def on_url(self, url: bytes) -> None:
         """llhttp: (part of) the request-target."""
         self._url += url
+        self._pending_head = 0
         if len(self._url) > self.http.max_request_line:
             raise _RejectError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """llhttp: one complete header field."""
         headers = self._headers
-        if len(headers) >= self.http.max_header_fields:
+        self._pending_head = 0
+        self._field_count += 1
+        if self._field_count > self.http.max_header_fields:
             raise _RejectError(431, "too many header fields")
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self.http.max_header_size:
+            raise _RejectError(431, "request header block too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         if key in headers:
@@ -336,17 +351,28 @@ class HTTPChannel(Channel):
         if self._in_head:
             if now - self._head_started > server.header_timeout:
                 self._reject(408, "request header timeout")
-        elif not self._requests:
+        elif not self._busy():
             if now - self.last_activity > server.keepalive_timeout:
                 self.close()
         elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
             self.handle_timeout()
 
+    def _busy(self) -> bool:
+        """True while a response is pending or still being written (a finished request's
+        file may still be streaming), so the connection is not an idle keep-alive one."""
+        if self._requests or self.pending:
+            return True
+        transport = self.transport
+        return transport is not None and transport.get_write_buffer_size() > 0
+
     def shutdown(self) -> None:
         """Finish the responses in flight, then close; close an idle connection now."""
         self._discard = True
-        if not self._requests:
+        if not self._busy():
             self.close()
+            return
+        if not self._requests:
+            self.close_when_done()  # the last response is still being sent
             return
         for request in self._requests:
             request.keep_alive = False

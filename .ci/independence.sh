@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Independence check: medusa-core and medusa-http install and work on their own.
+#
+#  1. build the wheels of packages/medusa-core and packages/medusa-http (hatch build);
+#  2. check their contents: PEP 420 namespace (no medusa/__init__.py), py.typed shipped,
+#     no top-level package that would shadow the standard library (http, logging...);
+#  3. make a bare venv; install httptools from the registry (the one third-party
+#     dependency), then the two wheels with --no-index --find-links (nothing else);
+#  4. `medusa plugins` lists http and nothing else; no other medusa.* package is
+#     importable, and medusa comes from the venv, not from this checkout;
+#  5. `medusa serve` (port 0, default loop: uvloop is not installed) serves a file that
+#     curl fetches byte for byte; SIGTERM stops it with status 0;
+#  6. mypy --strict type-checks a small program using the public API against the
+#     installed wheels (py.typed works), and rejects a program with a type error;
+#  7. after `pip uninstall medusa-http`, medusa-core alone still imports and runs, and
+#     `medusa plugins` lists no server type.
+#
+# Usage: .ci/independence.sh   (env: PYTHON=python3.11, MYPY=mypy, KEEP=1 keeps the temp dir)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+MYPY="${MYPY:-mypy}"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/medusa-independence.XXXXXX")"
+SERVER_PID=""
+
+cleanup() {
+    local status=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    if [[ -n "${KEEP:-}" ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+    exit "$status"
+}
+trap cleanup EXIT
+
+fail() { echo "independence: FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+command -v hatch >/dev/null || fail "hatch is not installed (pip install hatch)"
+command -v curl >/dev/null || fail "curl is not installed (apt-get install curl)"
+command -v "$MYPY" >/dev/null || fail "mypy not found (set MYPY=/path/to/mypy)"
+
+# The checks must not see this checkout or the development environment.
+unset PYTHONPATH VIRTUAL_ENV MYPYPATH
+export PYTHONNOUSERSITE=1
+
+step "build the wheels"
+mkdir -p "$WORK/wheels"
+for pkg in medusa-core medusa-http; do
+    (cd "$REPO/packages/$pkg" && hatch build -t wheel "$WORK/wheels" >/dev/null) \
+        || fail "hatch build of $pkg failed"
+done
+ls "$WORK/wheels"
+[[ $(ls "$WORK/wheels"/medusa_core-*.whl | wc -l) == 1 ]] || fail "expected one medusa-core wheel"
+[[ $(ls "$WORK/wheels"/medusa_http-*.whl | wc -l) == 1 ]] || fail "expected one medusa-http wheel"
+
+step "check the wheels' contents"
+"$PYTHON" - "$WORK/wheels" <<'EOF' || fail "wheel contents"
+import pathlib, sys, zipfile
+
+expected = {"medusa_core": "medusa/core/", "medusa_http": "medusa/http/"}
+for wheel in sorted(pathlib.Path(sys.argv[1]).glob("*.whl")):
+    names = zipfile.ZipFile(wheel).namelist()
+    dist = wheel.name.split("-")[0]
+    prefix = expected[dist]
+    code = [n for n in names if ".dist-info/" not in n]
+    assert code, f"{wheel.name}: no files"
+    outside = [n for n in code if not n.startswith(prefix)]
+    assert not outside, f"{wheel.name}: files outside {prefix}: {outside}"
+    assert "medusa/__init__.py" not in names, f"{wheel.name}: medusa/__init__.py breaks PEP 420"
+    assert prefix + "py.typed" in names, f"{wheel.name}: no {prefix}py.typed"
+    assert prefix + "__init__.py" in names, f"{wheel.name}: no {prefix}__init__.py"
+    assert not any("/tests/" in n or n.startswith("tests/") for n in names), f"{wheel.name}: tests"
+    print(f"{wheel.name}: {len(code)} files under {prefix}, py.typed shipped")
+EOF
+
+step "bare venv"
+"$PYTHON" -m venv "$WORK/venv"
+VPY="$WORK/venv/bin/python"
+VPIP=("$VPY" -m pip --disable-pip-version-check -q)
+
+step "httptools from the registry"
+"${VPIP[@]}" install "httptools>=0.6" || fail "pip install httptools"
+
+step "medusa-core and medusa-http from the wheels only"
+# No index and no find-links but ours: the pip configuration of this machine is ignored.
+env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    "${VPIP[@]}" install --no-index --find-links "$WORK/wheels" medusa-core medusa-http \
+    || fail "pip install of the wheels"
+"$VPY" -m pip --disable-pip-version-check list --format=freeze
+
+cd "$WORK"  # away from the checkout: nothing of it may be on sys.path
+
+step "installed distributions are exactly core, http and httptools"
+"$VPY" - <<'EOF' || fail "installed distributions"
+from importlib.metadata import distributions
+names = {d.metadata["Name"].lower().replace("_", "-") for d in distributions()}
+extra = names - {"medusa-core", "medusa-http", "httptools", "pip", "setuptools", "wheel"}
+assert not extra, f"unexpected distributions: {sorted(extra)}"
+assert {"medusa-core", "medusa-http", "httptools"} <= names, sorted(names)
+print(sorted(names))
+EOF
+
+step "medusa plugins lists only http"
+MEDUSA="$WORK/venv/bin/medusa"
+[[ -x "$MEDUSA" ]] || fail "no medusa console script in the venv"
+"$MEDUSA" plugins | tee "$WORK/plugins.txt"
+[[ $(grep -c . "$WORK/plugins.txt") == 1 ]] || fail "medusa plugins lists more than one line"
+grep -Eq '^http +medusa-http ' "$WORK/plugins.txt" || fail "medusa plugins does not list http"
+
+step "no sibling package, nothing from the checkout"
+"$VPY" - "$REPO" "$WORK/venv" <<'EOF' || fail "imports"
+import importlib.util, os, pkgutil, sys
+
+repo, venv = (os.path.realpath(p) for p in sys.argv[1:3])
+import medusa, medusa.core, medusa.http, http.client, logging
+
+found = sorted(m.name for m in pkgutil.iter_modules(medusa.__path__))
+assert found == ["core", "http"], f"medusa.* packages: {found}"
+for sibling in ("ftp", "chat", "monitor", "logging", "resolver", "auth", "xmlrpc", "script"):
+    assert importlib.util.find_spec(f"medusa.{sibling}") is None, f"medusa.{sibling} importable"
+for path in list(medusa.__path__) + [medusa.core.__file__, medusa.http.__file__]:
+    real = os.path.realpath(path)
+    assert real.startswith(venv + os.sep), f"{path} is not in the venv"
+    assert not real.startswith(repo + os.sep), f"{path} comes from the checkout"
+for std in (http.client, logging):
+    assert not os.path.realpath(std.__file__).startswith(venv + os.sep), f"{std} shadowed"
+assert importlib.util.find_spec("uvloop") is None, "uvloop should not be installed here"
+print("medusa packages:", found)
+EOF
+
+step "medusa serve a file, fetch it with curl"
+mkdir -p "$WORK/site/sub"
+"$VPY" -c "import os; open('$WORK/site/sub/file.bin', 'wb').write(os.urandom(200000))"
+printf 'independent\n' > "$WORK/site/index.html"
+"$MEDUSA" serve "$WORK/site" --http 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SERVER_PID=$!
+URL=""
+for _ in $(seq 300); do  # up to 30 s for the listening line
+    URL=$(sed -n 's|^medusa: http listening on \(http://127\.0\.0\.1:[0-9]*\)/$|\1|p' "$WORK/serve.out")
+    [[ -n "$URL" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[[ -n "$URL" ]] || { cat "$WORK/serve.out" "$WORK/serve.err" >&2; fail "medusa serve did not start"; }
+echo "serving on $URL"
+curl -sS --fail --max-time 30 --noproxy '*' -o "$WORK/got.bin" "$URL/sub/file.bin" \
+    || fail "curl of the file failed"
+cmp "$WORK/got.bin" "$WORK/site/sub/file.bin" || fail "the fetched file differs"
+[[ "$(curl -sS --fail --max-time 30 --noproxy '*' "$URL/")" == "independent" ]] \
+    || fail "index.html not served"
+[[ "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 --noproxy '*' "$URL/sub")" == 301 ]] \
+    || fail "no 301 for a directory without its slash"
+kill -TERM "$SERVER_PID"
+status=0
+for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVER_PID" 2>/dev/null && fail "medusa serve did not stop on SIGTERM"
+wait "$SERVER_PID" || status=$?
+SERVER_PID=""
+[[ $status == 0 ]] || { cat "$WORK/serve.err" >&2; fail "medusa serve exited with $status"; }
+! grep -q Traceback "$WORK/serve.err" || { cat "$WORK/serve.err" >&2; fail "traceback"; }
+
+step "mypy --strict against the installed wheels"
+cat > "$WORK/mypy.ini" <<'EOF'
+[mypy]
+strict = True
+warn_unreachable = True
+EOF
+cat > "$WORK/smoke.py" <<'EOF'
+"""Uses the public API of medusa-core and medusa-http, fully typed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import medusa.core
+from medusa.core import Address, Counters, Server
+from medusa.http import FileHandler, Handler, HTTPServer, Request
+
+
+class Hello:
+    def match(self, request: Request) -> bool:
+        return request.path == "/hello"
+
+    def handle_request(self, request: Request) -> None:
+        request.respond(200, b"hello\n", content_type="text/plain")
+
+
+def build(root: str) -> list[Server]:
+    handler: Handler = Hello()
+    server = HTTPServer(Address.parse("127.0.0.1:0"), handlers=[handler, FileHandler(root)])
+    counters: Counters = server.counters
+    requests: int = counters.requests
+    assert requests == 0
+    return [server]
+
+
+def main() -> None:
+    loop: asyncio.AbstractEventLoop = medusa.core.new_event_loop("asyncio")
+    loop.close()
+    medusa.core.run(build("."), backend="asyncio", grace=1.0)
+EOF
+cat > "$WORK/wrong.py" <<'EOF'
+from medusa.http import HTTPServer
+
+port: str = HTTPServer(("127.0.0.1", 0)).port
+EOF
+"$MYPY" --config-file "$WORK/mypy.ini" --python-executable "$VPY" --no-incremental \
+    "$WORK/smoke.py" || fail "mypy --strict rejects a correct use of the public API"
+if "$MYPY" --config-file "$WORK/mypy.ini" --python-executable "$VPY" --no-incremental \
+    "$WORK/wrong.py" >"$WORK/wrong.txt" 2>&1; then
+    fail "mypy accepted a type error: the installed packages' types are not seen"
+fi
+grep -q 'Incompatible types in assignment' "$WORK/wrong.txt" \
+    || { cat "$WORK/wrong.txt" >&2; fail "mypy did not see HTTPServer.port's type"; }
+echo "mypy: the public API type-checks; a type error is caught"
+
+step "medusa-core alone"
+"${VPIP[@]}" uninstall -y medusa-http
+"$VPY" -c "import medusa.core; import importlib.util as u; assert u.find_spec('medusa.http') is None" \
+    || fail "medusa-core does not import alone"
+"$MEDUSA" plugins | tee "$WORK/plugins-core.txt"
+grep -q "no server types installed" "$WORK/plugins-core.txt" \
+    || fail "medusa plugins lists server types with medusa-core alone"
+set +e
+"$MEDUSA" serve "$WORK/site" >"$WORK/core-serve.out" 2>&1
+status=$?
+set -e
+[[ $status == 2 ]] || { cat "$WORK/core-serve.out" >&2; fail "medusa serve without a server type: $status"; }
+grep -q "no server type is installed" "$WORK/core-serve.out" || fail "no clear message"
+
+echo "independence: OK"

@@ -1,0 +1,42 @@
+"""The independence check (``.ci/independence.sh``): medusa-core and medusa-http, built as
+wheels and installed alone into a bare venv (httptools from the registry), serve a file,
+``medusa plugins`` lists only http, no sibling package is importable, and ``mypy --strict``
+type-checks the public API against the installed wheels. Takes about 20 to 30 s."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = REPO / ".ci" / "independence.sh"
+
+
+def test_independence() -> None:
+    assert shutil.which("hatch"), "hatch is needed to build the wheels (pip install hatch)"
+    mypy = Path(sys.executable).with_name("mypy")
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "MYPY": str(mypy) if mypy.exists() else "mypy",
+    }
+    done = subprocess.run(
+        ["bash", str(SCRIPT)],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = f"--- stdout ---\n{done.stdout[-8000:]}\n--- stderr ---\n{done.stderr[-8000:]}"
+    assert done.returncode == 0, output
+    assert "independence: OK" in done.stdout, output
