@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +132,7 @@ class Broken:
     def match(self, request: Request) -> bool:
         return request.path in ("/boom", "/aboom")
 
-    def handle_request(self, request: Request) -> object:
+    def handle_request(self, request: Request) -> Awaitable[None] | None:
         if request.path == "/boom":
             raise RuntimeError("handler bug")
 
