@@ -417,3 +417,16 @@ def test_cached_small_file_follows_changes_on_disk(tmp_path: Path) -> None:
             target.unlink()
             sock.sendall(b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
             assert reader.read().status == 404
+
+
+def test_error_response_survives_an_unread_upload(server: HTTPServer) -> None:
+    """413 while the client is still sending its body: the server reads and discards the
+    rest (lingering close) instead of resetting the connection under the response."""
+    sock, reader = connect(server)
+    with sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n")
+        sock.sendall(b"x" * 4_000_000)
+        sock.shutdown(socket.SHUT_WR)
+        response = reader.read()
+        assert response.status == 413
+        assert reader.at_eof()

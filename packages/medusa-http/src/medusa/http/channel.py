@@ -35,6 +35,24 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_HEADERS: dict[str, str] = {}  # shared placeholder between requests; never mutated
 
 
+LINGER_SECONDS = 2.0
+"""How long input is read and discarded after an error response before closing."""
+
+
+class _LingeringClose:
+    """A producer that starts the lingering close once everything before it was handed
+    to the transport."""
+
+    __slots__ = ("channel",)
+
+    def __init__(self, channel: HTTPChannel) -> None:
+        self.channel = channel
+
+    def more(self) -> bytes:
+        self.channel.start_lingering_close()
+        return b""
+
+
 class _RejectError(Exception):
     """Raised inside a parser callback to stop parsing with an error status."""
 
@@ -62,6 +80,7 @@ class HTTPChannel(Channel):
         "_headers",
         "_in_head",
         "_in_message",
+        "_linger",
         "_parser",
         "_pending_head",
         "_pipeline_paused",
@@ -89,6 +108,7 @@ class HTTPChannel(Channel):
         self._field_count = 0
         self._in_head = False
         self._in_message = False
+        self._linger = False
         self._head_started = 0.0
         self._discard = False
         self._pipeline_paused = False
@@ -318,7 +338,10 @@ class HTTPChannel(Channel):
                     dropped.close_pending()
                 requests.clear()
                 self._discard = True
-                self.close_when_done()
+                if self._linger:
+                    self.push_with_producer(_LingeringClose(self))
+                else:
+                    self.close_when_done()
                 return
             if requests:
                 requests[0]._become_head()
@@ -332,9 +355,8 @@ class HTTPChannel(Channel):
         self._discard = True
         self._in_head = False
         self.http.counters.errors += 1
+        self._linger = True
         error_logger.info("%r: %d %s", self.peer, status, message)
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
         request = Request(
             self, "GET", "", "", "", "1.1", {}, False, self._head_started or time.monotonic()
         )
@@ -356,6 +378,24 @@ class HTTPChannel(Channel):
                 self.close()
         elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
             self.handle_timeout()
+
+    def start_lingering_close(self) -> None:
+        """Close gracefully after an error response (RFC 9112 §9.6): send FIN once the
+        response is flushed, keep reading and discarding what the client still sends, and
+        close when it closes or after ``LINGER_SECONDS``. Closing at once with unread input
+        would make the kernel send a reset, which can destroy the error response before the
+        client reads it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            self.close_when_done()
+            return
+        transport.write_eof()
+        if self._pipeline_paused:
+            self._pipeline_paused = False
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def _busy(self) -> bool:
         """True while a response is pending or still being written (a finished request's
