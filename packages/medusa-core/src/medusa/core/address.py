@@ -6,6 +6,7 @@ interface, IPv4 and IPv6) and ``unix:/path/to/socket``.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 __all__ = ["DEFAULT_HOST", "Address", "AddressError"]
@@ -41,9 +42,12 @@ class Address:
             default_host: host used when only a port is given.
 
         Raises:
-            AddressError: when ``text`` is none of those forms or the port is not in
-                0..65535.
+            AddressError: when ``text`` is none of those forms (a ``bool`` included), the
+                port is not a decimal number in 0..65535, or the bracketed host is not an
+                IPv6 address.
         """
+        if isinstance(text, bool) or not isinstance(text, int | str):
+            raise AddressError(f"{text!r}: expected a port number or an address string")
         if isinstance(text, int):
             return cls(default_host, _port(str(text), text))
         text = text.strip()
@@ -52,13 +56,18 @@ class Address:
             if not path:
                 raise AddressError(f"{text!r}: empty Unix socket path")
             return cls(None, 0, path)
-        if text.isdigit():
+        if _is_decimal(text):
             return cls(default_host, _port(text, text))
         if text.startswith("["):
             end = text.find("]")
             if end == -1 or text[end + 1 : end + 2] != ":":
                 raise AddressError(f"{text!r}: expected [IPv6]:PORT")
-            return cls(text[1:end], _port(text[end + 2 :], text))
+            host = text[1:end]
+            try:
+                ipaddress.IPv6Address(host)
+            except ValueError:
+                raise AddressError(f"{text!r}: {host!r} is not an IPv6 address") from None
+            return cls(host, _port(text[end + 2 :], text))
         host, sep, port = text.rpartition(":")
         if not sep or not host or ":" in host:
             raise AddressError(
@@ -75,7 +84,12 @@ class Address:
         return f"{host}:{self.port}"
 
 
+def _is_decimal(text: str) -> bool:
+    """True for ASCII digits only (``str.isdigit`` also accepts "²" and other scripts)."""
+    return text.isascii() and text.isdigit()
+
+
 def _port(text: str, whole: object) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
+    if not _is_decimal(text) or not 0 <= int(text) <= 65535:
         raise AddressError(f"{whole!r}: port must be a number from 0 to 65535")
     return int(text)

@@ -6,7 +6,8 @@ to :meth:`Channel.collect_incoming_data`; each time the terminator is reached,
 :meth:`Channel.found_terminator` is called. The terminator may be
 
 * ``bytes`` — a delimiter such as ``b"\\r\\n"`` (not passed to ``collect_incoming_data``);
-* ``int`` — a byte count; it is decremented as bytes arrive and reaches 0 when found;
+* ``int`` — a byte count; it is decremented as bytes arrive and reaches 0 when found
+  (as in asynchat, a count left at 0 after ``found_terminator`` acts like ``None``);
 * ``None`` — no terminator: every byte goes to ``collect_incoming_data``.
 
 Output: :meth:`Channel.push` and :meth:`Channel.push_with_producer` append to a fifo that is
@@ -15,7 +16,8 @@ protocol flow control). While the transport's outgoing buffer is above its high-
 channel also stops reading, so a client that sends without reading cannot grow the server's
 memory. A :class:`~medusa.core.producers.FileProducer` at the head of the fifo is sent with
 ``os.sendfile`` when the transport is a plain socket (zero-copy on both the standard loop and
-uvloop, which has no ``loop.sendfile``).
+uvloop, which has no ``loop.sendfile``); a file that ``sendfile`` cannot send (no descriptor,
+not a regular file) goes through its bounded ``more()`` reads instead.
 """
 
 from __future__ import annotations
@@ -36,12 +38,32 @@ if TYPE_CHECKING:
 __all__ = ["Channel", "find_prefix_at_end"]
 
 _SENDFILE_MAX = 1 << 30
+_SENDFILE_SLICE = 8 << 20
+"""Bytes one :meth:`Channel._send_file` call may send before it lets the loop run other
+callbacks (a fast reader must not monopolize the loop)."""
 _BRIDGE_SIZE = 16384
 """Bytes copied through the transport when ``os.sendfile`` would block: the transport's
 buffered write tells us (``resume_writing``) when the socket has room again."""
 
 _CLOSE = object()
 """Fifo marker queued by :meth:`Channel.close_when_done`."""
+
+_WRITE_BACKLOG = "write-backlog"
+"""The reason flow control gives :meth:`Channel.pause_reading`."""
+
+_NO_SENDFILE = frozenset(
+    e
+    for e in (
+        errno.EINVAL,
+        errno.ENOSYS,
+        errno.ENOTSUP,
+        errno.EOPNOTSUPP,
+        errno.ESPIPE,
+        getattr(errno, "EOVERFLOW", None),
+    )
+    if e is not None
+)
+"""``os.sendfile`` errors meaning "not for this file or socket": use ``more()`` instead."""
 
 
 def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
@@ -66,14 +88,19 @@ class Channel(asyncio.Protocol):
             ``None`` for a channel used on its own (a client, a test). The server supplies
             counters, the idle sweep and the default buffer sizes.
         write_high_water: bytes of outgoing backlog above which the transport pauses the
-            channel (stops producers and reading); ``None`` takes the server's setting.
+            channel (stops producers and reading); ``None`` takes the server's setting
+            (asyncio's default is 64 KiB, or four times ``write_low_water``).
         write_low_water: bytes below which writing and reading resume; ``None`` takes the
             server's setting (or a quarter of ``write_high_water``).
         max_incoming: bytes that :meth:`collect_incoming_data`'s default buffer may hold
             before :meth:`incoming_overflow` is called (a line without its terminator).
         idle_timeout: seconds without any read or write after which the server's sweep
             calls :meth:`handle_timeout`; ``None`` takes the server's setting, ``0``
-            disables it.
+            disables it. Output queued while the client does not read is not activity.
+
+    Raises:
+        ValueError: for a negative buffer size, or ``write_low_water`` above
+            ``write_high_water``.
     """
 
     terminator: bytes | int | None = b"\r\n"
@@ -86,7 +113,8 @@ class Channel(asyncio.Protocol):
         "_inbuf",
         "_incoming",
         "_incoming_size",
-        "_read_paused",
+        "_read_holds",
+        "_resuming",
         "_sockfd",
         "_write_paused",
         "connected_at",
@@ -116,6 +144,7 @@ class Channel(asyncio.Protocol):
             write_high_water = server.write_high_water
         if write_low_water is None and server is not None:
             write_low_water = server.write_low_water
+        _check_water_marks(write_high_water, write_low_water)
         self.write_high_water = write_high_water
         self.write_low_water = write_low_water
         if idle_timeout is None and server is not None:
@@ -127,8 +156,9 @@ class Channel(asyncio.Protocol):
         self._incoming_size = 0
         self._fifo: deque[Any] = deque()
         self._write_paused = False
-        self._read_paused = False
+        self._read_holds: set[str] = set()
         self._draining = False
+        self._resuming = False
         self._closing = False
         self._sockfd = -1
         self.connected_at = 0.0
@@ -143,7 +173,7 @@ class Channel(asyncio.Protocol):
         self.transport = transport
         self.peer = transport.get_extra_info("peername")
         self.connected_at = self.last_activity = time.monotonic()
-        if self.write_high_water is not None:
+        if self.write_high_water is not None or self.write_low_water is not None:
             transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
         if transport.get_extra_info("sslcontext") is None and hasattr(os, "sendfile"):
             sock = transport.get_extra_info("socket")
@@ -170,12 +200,14 @@ class Channel(asyncio.Protocol):
                 self.collect_incoming_data(data)
                 return
             if isinstance(terminator, int):
+                if not terminator:  # a spent count: everything (asynchat's rule)
+                    self.collect_incoming_data(data)
+                    return
                 if len(data) < terminator:
                     self.collect_incoming_data(data)
                     self.terminator = terminator - len(data)
                     return
-                if terminator:
-                    self.collect_incoming_data(data[:terminator])
+                self.collect_incoming_data(data[:terminator])
                 data = data[terminator:]
                 self.terminator = 0
                 self.found_terminator()
@@ -206,14 +238,7 @@ class Channel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Release queued producers (closing open files), unregister, call
         :meth:`handle_close`."""
-        for item in self._fifo:
-            close = getattr(item, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    error_logger.exception("closing a producer failed")
-        self._fifo.clear()
+        self._release_fifo()
         self._closing = True
         if self.server is not None:
             self.server.channel_closed(self)
@@ -223,9 +248,7 @@ class Channel(asyncio.Protocol):
         """The transport's backlog is above the high-water mark: stop pulling producers
         and stop reading (flow control both ways)."""
         self._write_paused = True
-        if not self._read_paused and self.transport is not None:
-            self._read_paused = True
-            self.transport.pause_reading()
+        self.pause_reading(_WRITE_BACKLOG)
 
     def resume_writing(self) -> None:
         """The backlog drained below the low-water mark: read again, pull producers."""
@@ -236,14 +259,52 @@ class Channel(asyncio.Protocol):
             return
         if self._draining:
             self._draining = False
-            if self.write_high_water is not None:
-                transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-            else:
-                transport.set_write_buffer_limits()
-        if self._read_paused and not transport.is_closing():
-            self._read_paused = False
-            transport.resume_reading()
-        self._refill()
+            self._restore_limits(transport)
+        self._resuming = True
+        try:
+            self.resume_reading(_WRITE_BACKLOG)
+            self._refill()
+        finally:
+            self._resuming = False
+
+    # -- reading control -------------------------------------------------------------------
+
+    def pause_reading(self, reason: str = "user") -> None:
+        """Stop reading from the transport until :meth:`resume_reading` was called with
+        every reason given here. Flow control uses the reason ``"write-backlog"``;
+        protocols use their own (``"pipeline"``), so one never resumes what another
+        paused. Bytes already received in the current read are still dispatched.
+
+        Args:
+            reason: a short name for why reading stops.
+        """
+        holds = self._read_holds
+        if not holds:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+        holds.add(reason)
+
+    def resume_reading(self, reason: str = "user") -> None:
+        """Withdraw one reason given to :meth:`pause_reading`; reading resumes once none
+        is left. A reason not held is ignored.
+
+        Args:
+            reason: the name given to :meth:`pause_reading`.
+        """
+        holds = self._read_holds
+        if reason not in holds:
+            return
+        holds.discard(reason)
+        if not holds:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        """True while reading is paused (by flow control or :meth:`pause_reading`)."""
+        return bool(self._read_holds)
 
     # -- the asynchat interface ------------------------------------------------------------
 
@@ -306,16 +367,22 @@ class Channel(asyncio.Protocol):
         self.terminator = terminator
 
     def push(self, data: bytes) -> None:
-        """Queue ``data`` for sending, after anything already queued."""
-        if not data:
+        """Queue ``data`` for sending, after anything already queued.
+
+        Args:
+            data: the bytes (a bytearray or memoryview is copied when it must wait, so
+                the caller may reuse it).
+        """
+        if not data or self._closing:
             return
         if self._fifo or self._write_paused:
-            self._fifo.append(data)
+            self._fifo.append(data if type(data) is bytes else bytes(data))
             return
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         transport.write(data)
+        self.last_activity = time.monotonic()
         if self.server is not None:
             self.server.counters.bytes_out += len(data)
 
@@ -335,16 +402,28 @@ class Channel(asyncio.Protocol):
 
     def close(self) -> None:
         """Close now: queued output not yet handed to the transport is dropped (the
-        transport still flushes what it holds)."""
+        transport still flushes what it holds). Nothing pushed afterwards is sent."""
         self._closing = True
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transport(abort=False)
 
     def abort(self) -> None:
         """Close at once, dropping all buffered output (a reset)."""
         self._closing = True
-        if self.transport is not None:
-            self.transport.abort()
+        self._close_transport(abort=True)
+
+    def _close_transport(self, *, abort: bool) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        close = transport.abort if abort else transport.close
+        if self._resuming:
+            # The standard loop's _write_ready calls resume_writing and then, when its
+            # buffer is empty and the transport closing, connection_lost itself; a close
+            # from inside resume_writing would make connection_lost run twice (CPython
+            # 3.11). Close from the next loop iteration instead.
+            asyncio.get_running_loop().call_soon(close)
+        else:
+            close()
 
     @property
     def writable(self) -> bool:
@@ -365,26 +444,30 @@ class Channel(asyncio.Protocol):
         if transport is None:
             return
         counters = self.server.counters if self.server is not None else None
+        if fifo and not self._write_paused:
+            self.last_activity = time.monotonic()
         while fifo and not self._write_paused:
-            if transport.is_closing():
+            if self._closing or transport.is_closing():
                 return
             item = fifo[0]
             if item is _CLOSE:
-                fifo.clear()
-                self._closing = True
-                transport.close()
+                self.close()
+                self._release_fifo()  # anything queued after the close is never sent
                 return
-            if isinstance(item, bytes):
+            if type(item) is bytes:
                 fifo.popleft()
                 transport.write(item)
                 if counters is not None:
                     counters.bytes_out += len(item)
                 continue
             if self._sockfd >= 0 and type(item) is FileProducer:
-                if not self._send_file(item, transport):
+                done = self._send_file(item, transport)
+                if done is False:
                     return
-                fifo.popleft()
-                continue
+                if done:
+                    fifo.popleft()
+                    continue
+                # done is None: sendfile cannot send this file; read it with more().
             try:
                 data = item.more()
             except Exception:
@@ -399,6 +482,25 @@ class Channel(asyncio.Protocol):
                     counters.bytes_out += len(data)
             else:
                 fifo.popleft()
+                if isinstance(item, FileProducer) and item.truncated:
+                    # Fewer bytes than promised (a Content-Length): the peer must not
+                    # take what follows for the rest of this file.
+                    error_logger.warning("file shrank while being sent to %r", self.peer)
+                    if counters is not None:
+                        counters.errors += 1
+                    self.abort()
+                    return
+
+    def _release_fifo(self) -> None:
+        """Empty the fifo, closing the producers in it (open files)."""
+        fifo = self._fifo
+        while fifo:
+            close = getattr(fifo.popleft(), "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    error_logger.exception("closing a producer failed")
 
     def _wait_for_drain(self, transport: asyncio.Transport) -> None:
         """Ask the transport to call :meth:`resume_writing` once its buffer is empty."""
@@ -407,25 +509,31 @@ class Channel(asyncio.Protocol):
         if transport.get_write_buffer_size() and not self._write_paused:
             self.pause_writing()
 
-    def _send_file(self, producer: FileProducer, transport: asyncio.Transport) -> bool:
+    def _send_file(self, producer: FileProducer, transport: asyncio.Transport) -> bool | None:
         """Send a file with ``os.sendfile`` on the socket while the transport's own buffer
-        is empty (so bytes stay in order). Return True when the file is fully sent, False
-        when waiting for the socket to drain."""
+        is empty (so bytes stay in order). Return True when the file is fully sent (or
+        the connection was aborted), False when waiting for the socket to drain (or, after
+        ``_SENDFILE_SLICE`` bytes, for the next loop iteration), None when
+        ``sendfile`` cannot send this file (the caller falls back to ``more()``; what was
+        sent so far is recorded in the producer's offset)."""
         if producer.remaining <= 0:
             producer.close()
             return True
+        try:
+            infd = producer.file.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None  # no descriptor (io.BytesIO): the buffered path reads it
         if transport.get_write_buffer_size():
             self._wait_for_drain(transport)
             return False
         fd = self._sockfd
-        try:
-            infd = producer.file.fileno()
-        except (OSError, ValueError):
-            producer.close()
-            self.abort()
-            return True
         counters = self.server.counters if self.server is not None else None
+        budget = _SENDFILE_SLICE
         while producer.remaining > 0:
+            if budget <= 0:
+                # Let other channels run; continue from the next loop iteration.
+                asyncio.get_running_loop().call_soon(self._refill)
+                return False
             try:
                 count = min(producer.remaining, _SENDFILE_MAX)
                 sent = os.sendfile(fd, infd, producer.offset, count)
@@ -450,6 +558,9 @@ class Channel(asyncio.Protocol):
                     self._restore_limits(transport)
                     continue
             except OSError as exc:
+                if exc.errno in _NO_SENDFILE:
+                    self._sockfd = -1  # not for this socket or file: buffered from now on
+                    return None
                 if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
                     error_logger.warning("sendfile to %r failed: %s", self.peer, exc)
                 producer.close()
@@ -458,17 +569,31 @@ class Channel(asyncio.Protocol):
             if sent == 0:
                 # The file is shorter than promised: the response cannot be completed.
                 error_logger.warning("file shrank while being sent to %r", self.peer)
+                producer.truncated = True
                 producer.close()
+                if counters is not None:
+                    counters.errors += 1
                 self.abort()
                 return True
             producer.advance(sent)
+            budget -= sent
             if counters is not None:
                 counters.bytes_out += sent
         self.last_activity = time.monotonic()
         return True
 
     def _restore_limits(self, transport: asyncio.Transport) -> None:
-        if self.write_high_water is not None:
-            transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-        else:
-            transport.set_write_buffer_limits()
+        """Put back the channel's own write buffer limits after a drain wait."""
+        transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
+
+
+def _check_water_marks(high: int | None, low: int | None) -> None:
+    """Check a pair of write buffer limits (bytes; ``None`` for the default).
+
+    Raises:
+        ValueError: for a negative limit or ``low`` above ``high``.
+    """
+    if (high is not None and high < 0) or (low is not None and low < 0):
+        raise ValueError(f"write buffer limits must be 0 or more, got {high!r}/{low!r}")
+    if high is not None and low is not None and low > high:
+        raise ValueError(f"write_low_water {low} is above write_high_water {high}")

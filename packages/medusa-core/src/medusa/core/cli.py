@@ -140,6 +140,9 @@ def _plugins() -> int:
 
 
 def _run_script(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.script):
+        print(f"medusa: {args.script}: no such file", file=sys.stderr)
+        return 2
     _setup_logging(args.log_level)
     sys.argv = [args.script, *args.args]
     script_dir = os.path.dirname(os.path.abspath(args.script))

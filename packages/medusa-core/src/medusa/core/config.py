@@ -90,6 +90,9 @@ def load_config(path: str, server_types: Mapping[str, type[Server]] | None = Non
     Raises:
         ConfigError: the file is missing or not TOML, a key is unknown, a value has the
             wrong type, a server type is not installed, or there is no server at all.
+        ImportError: when ``server_types`` is ``None`` and a plugin cannot be imported.
+        TypeError: when ``server_types`` is ``None`` and an entry point is not a
+            :class:`~medusa.core.server.Server` subclass.
     """
     try:
         with open(path, "rb") as f:
@@ -98,6 +101,8 @@ def load_config(path: str, server_types: Mapping[str, type[Server]] | None = Non
         raise ConfigError(path, "", exc.strerror or str(exc)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the whole file first
+        raise ConfigError(path, "", f"not valid TOML: not UTF-8 text ({exc.reason})") from exc
     base_dir = os.path.dirname(os.path.abspath(path))
     return build_config(document, source=path, base_dir=base_dir, server_types=server_types)
 
@@ -138,8 +143,10 @@ def build_config(
         prefix = f"server[{index}]"
         options = dict(table)
         kind = options.pop("type", None)
-        if not isinstance(kind, str):
+        if kind is None:
             raise ConfigError(source, f"{prefix}.type", 'missing (for example type = "http")')
+        if not isinstance(kind, str):
+            raise ConfigError(source, f"{prefix}.type", f"expected a string, got {kind!r}")
         cls = server_types.get(kind)
         if cls is None:
             known = ", ".join(sorted(server_types)) or "none"

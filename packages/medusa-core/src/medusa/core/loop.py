@@ -16,7 +16,15 @@ from typing import Literal
 from medusa.core.log import error_logger
 from medusa.core.server import Server
 
-__all__ = ["Backend", "loop_name", "new_event_loop", "print_listening", "run", "serve"]
+__all__ = [
+    "Backend",
+    "finish_loop",
+    "loop_name",
+    "new_event_loop",
+    "print_listening",
+    "run",
+    "serve",
+]
 
 Backend = Literal["auto", "uvloop", "asyncio"]
 
@@ -141,6 +149,31 @@ def run(
     try:
         loop.run_until_complete(serve(servers, grace=grace, on_start=on_start))
     finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
+        finish_loop(loop)
         loop.close()
+
+
+def finish_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Prepare a loop that is no longer running for ``close()``, as :func:`asyncio.run`
+    does: cancel the tasks still pending (handlers that outlived the grace period, a
+    connection accepted during the shutdown), let them run their cancellation, and finish
+    the asynchronous generators. A few loop iterations before and after let callbacks
+    already scheduled run (a transport's ``connection_lost`` closes its socket). Errors
+    are logged, not raised."""
+    try:
+        _run_pending(loop)
+        tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        _run_pending(loop)
+    except Exception:
+        error_logger.exception("finishing the event loop failed")
+
+
+def _run_pending(loop: asyncio.AbstractEventLoop, iterations: int = 3) -> None:
+    """Run ``iterations`` loop iterations (callbacks scheduled by the previous ones)."""
+    for _ in range(iterations):
+        loop.run_until_complete(asyncio.sleep(0))

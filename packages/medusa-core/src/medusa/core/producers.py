@@ -11,6 +11,7 @@ never forces the server to hold a whole response in memory.
 
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import os
 from collections import deque
@@ -34,6 +35,18 @@ DEFAULT_CHUNK_SIZE = 65536
 """Bytes returned by one ``more()`` call of the buffered producers."""
 
 
+def _close(producer: object) -> None:
+    """Call ``producer.close()`` when the producer has one (an open file inside)."""
+    close = getattr(producer, "close", None)
+    if close is not None:
+        close()
+
+
+def _check_size(name: str, value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be greater than 0, got {value!r}")
+
+
 @runtime_checkable
 class Producer(Protocol):
     """A source of bytes pulled by a channel.
@@ -52,14 +65,18 @@ class SimpleProducer:
     """Produce a bytes object in slices of at most ``buffer_size`` bytes.
 
     Args:
-        data: the whole output.
+        data: the whole output (bytes; a bytearray or memoryview is copied).
         buffer_size: largest slice returned by one ``more()`` call, in bytes.
+
+    Raises:
+        ValueError: if ``buffer_size`` is not positive.
     """
 
     __slots__ = ("_data", "_offset", "buffer_size")
 
     def __init__(self, data: bytes, buffer_size: int = DEFAULT_CHUNK_SIZE) -> None:
-        self._data = memoryview(data)
+        _check_size("buffer_size", buffer_size)
+        self._data = memoryview(bytes(data))
         self._offset = 0
         self.buffer_size = buffer_size
 
@@ -78,6 +95,9 @@ class LinesProducer:
         lines: the lines, without terminators (str is encoded with ``encoding``).
         encoding: text encoding of str lines (default UTF-8).
         lines_per_call: lines joined into one ``more()`` result.
+
+    Raises:
+        ValueError: if ``lines_per_call`` is not positive.
     """
 
     __slots__ = ("_encoding", "_lines", "_per_call")
@@ -85,6 +105,7 @@ class LinesProducer:
     def __init__(
         self, lines: Iterable[str | bytes], encoding: str = "utf-8", lines_per_call: int = 64
     ) -> None:
+        _check_size("lines_per_call", lines_per_call)
         self._lines = iter(lines)
         self._encoding = encoding
         self._per_call = lines_per_call
@@ -104,24 +125,37 @@ class LinesProducer:
 class FileProducer:
     """Produce (a range of) an open binary file with bounded reads.
 
-    A channel whose transport is a plain TCP socket sends the file with ``os.sendfile``
-    instead (zero-copy); it reads :attr:`file`, :attr:`offset` and :attr:`remaining` and
-    calls :meth:`advance`. Otherwise ``more()`` reads at most ``buffer_size`` bytes at a
-    time, so the whole file is never in memory. The file is closed at the end, or by
-    :meth:`close` when the channel closes early.
+    A channel whose transport is a plain socket (TCP or Unix) sends the file with
+    ``os.sendfile`` instead (zero-copy); it reads :attr:`file`, :attr:`offset` and
+    :attr:`remaining` and calls :meth:`advance`. Otherwise ``more()`` reads at most
+    ``buffer_size`` bytes at a time (``os.pread`` on the file's descriptor, or
+    ``seek``/``read`` for a file object without one), so the whole file is never in memory.
+    The file is closed at the end, or by :meth:`close` when the channel closes early. A
+    file that turns out shorter than ``count`` (truncated while being sent) ends the
+    output early: ``more()`` returns ``b""`` and sets :attr:`truncated`, and a channel
+    aborts the connection, since the promised length can no longer be sent.
 
     Args:
-        file: a binary file opened for reading; it must support ``fileno()`` for sendfile
-            and ``seek``/``read`` for the buffered path.
-        offset: first byte to send.
-        count: bytes to send from ``offset``; ``None`` means up to the end of the file.
-        buffer_size: bytes per ``more()`` read.
+        file: a binary file opened for reading; ``fileno()`` is needed for sendfile and
+            when ``count`` is ``None``, ``seek``/``read`` otherwise.
+        offset: first byte to send (bytes from the start of the file, >= 0).
+        count: bytes to send from ``offset`` (>= 0); ``None`` means up to the end of the
+            file as it is now.
+        buffer_size: largest read of one ``more()`` call, in bytes (> 0).
+
+    Attributes:
+        file: the open file.
+        offset: the next byte to send.
+        remaining: bytes still to send (0 at the end).
+        truncated: True once the file was found shorter than the bytes promised.
 
     Raises:
+        ValueError: for a negative ``offset`` or ``count`` or a non-positive
+            ``buffer_size``.
         OSError: from ``fstat`` when ``count`` is ``None`` and the file cannot be sized.
     """
 
-    __slots__ = ("buffer_size", "file", "offset", "remaining")
+    __slots__ = ("buffer_size", "file", "offset", "remaining", "truncated")
 
     def __init__(
         self,
@@ -130,12 +164,18 @@ class FileProducer:
         count: int | None = None,
         buffer_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
+        if offset < 0:
+            raise ValueError(f"offset must be 0 or more, got {offset!r}")
+        if count is not None and count < 0:
+            raise ValueError(f"count must be 0 or more, got {count!r}")
+        _check_size("buffer_size", buffer_size)
         self.file = file
         self.offset = offset
         if count is None:
             count = max(os.fstat(file.fileno()).st_size - offset, 0)
         self.remaining = count
         self.buffer_size = buffer_size
+        self.truncated = False
 
     def advance(self, sent: int) -> None:
         """Record that ``sent`` bytes were sent by the zero-copy path."""
@@ -145,22 +185,33 @@ class FileProducer:
             self.close()
 
     def more(self) -> bytes:
-        """Read and return up to ``buffer_size`` bytes; ``b""`` (and close) at the end."""
+        """Read and return up to ``buffer_size`` bytes; ``b""`` at the end. The file is
+        closed as soon as its last byte was read (or it was found short)."""
         if self.remaining <= 0:
             self.close()
             return b""
         n = min(self.buffer_size, self.remaining)
         try:
-            data = os.pread(self.file.fileno(), n, self.offset)
-        except (AttributeError, OSError, ValueError):
+            fd = self.file.fileno()
+        except (AttributeError, OSError, ValueError):  # io.BytesIO and the like
             self.file.seek(self.offset)
             data = self.file.read(n)
+        else:
+            try:
+                data = os.pread(fd, n, self.offset)
+            except OSError as exc:
+                if exc.errno != errno.ESPIPE:
+                    raise
+                data = self.file.read(n)  # a pipe: read in order, offset is only counted
         if not data:  # the file shrank under us: stop rather than loop forever
+            self.truncated = True
             self.remaining = 0
             self.close()
             return b""
         self.offset += len(data)
         self.remaining -= len(data)
+        if self.remaining <= 0:
+            self.file.close()  # release the descriptor with the last bytes
         return data
 
     def close(self) -> None:
@@ -190,6 +241,11 @@ class CompositeProducer:
             self._producers.popleft()
         return b""
 
+    def close(self) -> None:
+        """Close every producer not yet drained that can be closed (idempotent)."""
+        while self._producers:
+            _close(self._producers.popleft())
+
 
 class GlobbingProducer:
     """Coalesce the many small outputs of another producer into pieces of about
@@ -200,26 +256,38 @@ class GlobbingProducer:
 
     Args:
         producer: the wrapped producer.
-        buffer_size: bytes to gather before returning, at least.
+        buffer_size: bytes to gather before returning, at least (> 0).
+
+    Raises:
+        ValueError: if ``buffer_size`` is not positive.
     """
 
-    __slots__ = ("_buffer_size", "_producer")
+    __slots__ = ("_buffer_size", "_done", "_producer")
 
     def __init__(self, producer: Producer, buffer_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        _check_size("buffer_size", buffer_size)
         self._producer = producer
         self._buffer_size = buffer_size
+        self._done = False
 
     def more(self) -> bytes:
-        """Return at least ``buffer_size`` bytes unless the wrapped producer ended first."""
+        """Return at least ``buffer_size`` bytes unless the wrapped producer ended first
+        (the wrapped producer is not pulled again once it returned ``b""``)."""
         parts: list[bytes] = []
         size = 0
-        while size < self._buffer_size:
+        while size < self._buffer_size and not self._done:
             data = self._producer.more()
             if not data:
+                self._done = True
                 break
             parts.append(data)
             size += len(data)
         return b"".join(parts)
+
+    def close(self) -> None:
+        """Close the wrapped producer if it can be closed (idempotent)."""
+        self._done = True
+        _close(self._producer)
 
 
 def glob_files(pattern: str) -> list[str]:
@@ -257,6 +325,13 @@ class HookedProducer:
         self._hook(self.bytes_out)
         return b""
 
+    def close(self) -> None:
+        """Close the wrapped producer if it can be closed, without calling the hook (the
+        output did not reach its end)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            _close(producer)
+
 
 class ChunkedProducer:
     """Frame another producer's output with HTTP/1.1 chunked transfer coding
@@ -266,12 +341,17 @@ class ChunkedProducer:
     Args:
         producer: the wrapped producer (the message body).
         trailers: header fields sent in the trailer section (RFC 9112 §7.1.2), as
-            ``(name, value)`` pairs; ``None`` or empty for none.
+            ``(name, value)`` pairs; ``None`` or empty for none. Names must be tokens
+            (RFC 9110 §5.1) and values Latin-1 text without CR, LF or NUL (§5.5).
         last_chunk: send the last-chunk and trailer section at the end; ``False`` frames
             only the wrapped output (the caller ends the body later).
+
+    Raises:
+        ValueError: for a trailer name that is not a token or a value that could split
+            the message (CR, LF, NUL) or is not Latin-1.
     """
 
-    __slots__ = ("_done", "_last_chunk", "_producer", "_trailers")
+    __slots__ = ("_done", "_last_chunk", "_producer", "_trailer")
 
     def __init__(
         self,
@@ -281,15 +361,13 @@ class ChunkedProducer:
         last_chunk: bool = True,
     ) -> None:
         self._producer = producer
-        self._trailers = list(trailers or ())
+        self._trailer = b"".join(_trailer_line(name, value) for name, value in trailers or ())
         self._last_chunk = last_chunk
         self._done = False
 
     def close(self) -> None:
         """Close the wrapped producer if it can be closed (an open file)."""
-        close = getattr(self._producer, "close", None)
-        if close is not None:
-            close()
+        _close(self._producer)
 
     def more(self) -> bytes:
         """Return the next framed chunk; the last-chunk and trailers once; then ``b""``."""
@@ -301,10 +379,28 @@ class ChunkedProducer:
         self._done = True
         if not self._last_chunk:
             return b""
-        trailer = b"".join(
-            f"{name}: {value}\r\n".encode("latin-1") for name, value in self._trailers
-        )
-        return b"0\r\n" + trailer + b"\r\n"
+        return b"0\r\n" + self._trailer + b"\r\n"
+
+
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _trailer_line(name: str, value: str) -> bytes:
+    """Return ``name: value CRLF`` for a trailer field, checked (RFC 9110 §5.1, §5.5).
+
+    Raises:
+        ValueError: for a bad name or value.
+    """
+    try:
+        raw_name = name.encode("ascii")
+        raw_value = value.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"trailer field {name!r}: not Latin-1 text") from exc
+    if not raw_name or not _TOKEN.issuperset(raw_name):
+        raise ValueError(f"trailer field name {name!r} is not a token")
+    if any(c in raw_value for c in b"\r\n\0"):
+        raise ValueError(f"trailer field {name!r}: value contains CR, LF or NUL")
+    return raw_name + b": " + raw_value.strip(b" \t") + b"\r\n"
 
 
 class EscapingProducer:
@@ -323,7 +419,7 @@ class EscapingProducer:
         ValueError: if ``escape_from`` is empty.
     """
 
-    __slots__ = ("_from", "_pending", "_producer", "_to")
+    __slots__ = ("_done", "_from", "_pending", "_producer", "_to")
 
     def __init__(
         self, producer: Producer, escape_from: bytes = b"\r\n.", escape_to: bytes = b"\r\n.."
@@ -334,22 +430,46 @@ class EscapingProducer:
         self._from = escape_from
         self._to = escape_to
         self._pending = b""
+        self._done = False
 
     def more(self) -> bytes:
-        """Return the next escaped bytes, holding back a possible partial match."""
+        """Return the next escaped bytes, holding back a possible partial match.
+
+        The output equals ``whole_output.replace(escape_from, escape_to)`` (leftmost,
+        non-overlapping occurrences) however the wrapped output is split.
+        """
+        if self._done:
+            return b""
+        frm = self._from
         while True:
             data = self._producer.more()
             if not data:
-                out = self._pending.replace(self._from, self._to)
+                self._done = True
+                out, self._pending = self._pending, b""
+                return out  # shorter than escape_from: no occurrence left
+            parts = (self._pending + data).split(frm)
+            # After the last complete occurrence, hold back the longest suffix that may
+            # begin an occurrence the next piece completes.
+            tail = parts[-1]
+            keep = _prefix_at_end(tail, frm)
+            if keep:
+                parts[-1] = tail[:-keep]
+                self._pending = tail[-keep:]
+            else:
                 self._pending = b""
+            out = self._to.join(parts)
+            if out:
                 return out
-            buf = self._pending + data
-            # Hold back the longest suffix that is a proper prefix of escape_from.
-            keep = 0
-            for k in range(min(len(self._from) - 1, len(buf)), 0, -1):
-                if buf.endswith(self._from[:k]):
-                    keep = k
-                    break
-            head, self._pending = (buf[:-keep], buf[-keep:]) if keep else (buf, b"")
-            if head:
-                return head.replace(self._from, self._to)
+
+    def close(self) -> None:
+        """Close the wrapped producer if it can be closed (idempotent)."""
+        self._done = True
+        _close(self._producer)
+
+
+def _prefix_at_end(data: bytes, prefix_of: bytes) -> int:
+    """Length of the longest suffix of ``data`` that is a proper prefix of ``prefix_of``."""
+    n = min(len(prefix_of) - 1, len(data))
+    while n > 0 and not data.endswith(prefix_of[:n]):
+        n -= 1
+    return n

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from medusa.core.address import Address, AddressError
-from medusa.core.channel import Channel
+from medusa.core.channel import Channel, _check_water_marks
 from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
@@ -56,6 +56,8 @@ class Server:
 
     Raises:
         AddressError: for an address string of no accepted form.
+        ValueError: for a negative write buffer limit or ``write_low_water`` above
+            ``write_high_water``.
     """
 
     name: ClassVar[str] = "server"
@@ -99,6 +101,7 @@ class Server:
             address = Address(address[0], int(address[1]))
         elif not isinstance(address, Address):
             address = Address.parse(address)
+        _check_water_marks(write_high_water, write_low_water)
         self.address = address
         self.backlog = backlog
         self.max_connections = max_connections
@@ -110,6 +113,7 @@ class Server:
         self.reuse_port = reuse_port
         self.counters = Counters()
         self.channels: set[Channel] = set()
+        self._refused: set[Channel] = set()  # refused, their connection not yet lost
         self._listener: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
@@ -128,13 +132,16 @@ class Server:
             table: the options; every key must be in :attr:`options`.
             source: the file name, for error messages.
             prefix: the table's dotted key, for error messages.
-            base_dir: directory against which relative paths in options are resolved.
+            base_dir: directory against which relative paths in options are resolved (a
+                relative ``unix:`` socket path among them).
 
         Raises:
             ConfigError: for unknown keys, wrong types or bad values.
         """
         kwargs = validate_options(table, cls.options, source=source, prefix=prefix)
-        address = kwargs.pop("listen", cls.default_port)
+        address = Address.parse(kwargs.pop("listen", cls.default_port))  # checked above
+        if address.path is not None and not os.path.isabs(address.path):
+            address = Address(None, 0, os.path.join(base_dir, address.path))
         kwargs = cls.resolve_paths(kwargs, base_dir)
         try:
             return cls(address, **kwargs)
@@ -221,7 +228,7 @@ class Server:
         """Stop accepting connections (channels already open go on)."""
         self._stopping = True
         if self._listener is not None:
-            self._listener.close()
+            _close_listener(self._listener)
             if self.address.path is not None:
                 with contextlib.suppress(OSError):
                     if stat.S_ISSOCK(os.lstat(self.address.path).st_mode):
@@ -231,8 +238,9 @@ class Server:
             self._sweeper = None
 
     async def shutdown(self, grace: float = 10.0) -> None:
-        """Stop accepting, ask every channel to finish (:meth:`Channel.shutdown` semantics
-        via :meth:`stop_channel`), wait up to ``grace`` seconds, then abort the rest.
+        """Stop accepting, ask every channel to finish (:meth:`stop_channel`), wait up to
+        ``grace`` seconds for them to close, then abort the rest and wait (briefly) until
+        their connections are released.
 
         Args:
             grace: seconds to let responses in flight finish.
@@ -240,15 +248,24 @@ class Server:
         self.close()
         for channel in list(self.channels):
             self.stop_channel(channel)
-        if self.channels:
-            self._idle = asyncio.Event()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), grace)
-        for channel in list(self.channels):
-            channel.abort()
+        await self._wait_idle(grace)
+        if self.channels or self._refused:
+            for channel in [*self.channels, *self._refused]:
+                channel.abort()
+            # connection_lost runs from the loop's next iterations: let it release the
+            # sockets before the caller closes the loop.
+            await self._wait_idle(1.0)
         if self._listener is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+
+    async def _wait_idle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds until no channel is open (refused ones
+        included)."""
+        if self.channels or self._refused:
+            self._idle = asyncio.Event()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
 
     def stop_channel(self, channel: Channel) -> None:
         """Ask one channel to finish its current work and close (on shutdown). The
@@ -265,6 +282,7 @@ class Server:
         counters.connections += 1
         if counters.active >= self.max_connections or self._stopping:
             counters.refused += 1
+            self._refused.add(channel)
             try:
                 self.refuse(channel)
             except Exception:
@@ -285,8 +303,10 @@ class Server:
         if channel in self.channels:
             self.channels.discard(channel)
             self.counters.active -= 1
-            if not self.channels and self._idle is not None:
-                self._idle.set()
+        else:
+            self._refused.discard(channel)
+        if not self.channels and not self._refused and self._idle is not None:
+            self._idle.set()
 
     # -- idle sweep ------------------------------------------------------------------------
 
@@ -318,3 +338,23 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address}>"
+
+
+def _close_listener(listener: asyncio.Server) -> None:
+    """Close a listener without losing a connection accepted just before.
+
+    On the standard loop (CPython 3.11), a connection accepted in the same loop iteration
+    as ``asyncio.Server.close()`` gets its transport built one iteration later, when the
+    closed server refuses to attach it (an assertion in ``Server._attach``): the accepted
+    socket is then never closed. So stop accepting first (``remove_reader`` on the
+    listening sockets) and close on the next iteration, after the transports of the
+    connections already accepted exist; those channels see the server stopping and are
+    refused. uvloop accepts differently and is closed at once.
+    """
+    loop = listener.get_loop()
+    if isinstance(loop, asyncio.SelectorEventLoop) and loop.is_running():
+        for sock in listener.sockets:
+            loop.remove_reader(sock.fileno())
+        loop.call_soon(listener.close)
+    else:
+        listener.close()

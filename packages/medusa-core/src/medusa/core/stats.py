@@ -14,7 +14,8 @@ class Counters:
 
     Attributes:
         connections: connections accepted (total, including refused ones).
-        refused: connections refused because the server was at ``max_connections``.
+        refused: connections refused because the server was at ``max_connections`` or
+            shutting down.
         active: channels open now.
         requests: requests (or commands) handled.
         bytes_in: bytes received from clients.

@@ -8,23 +8,50 @@ Example::
         ...  # real requests to 127.0.0.1:port
 
 The servers listen on real sockets; nothing is mocked. :meth:`ServerThread.call` runs a
-function on the loop's thread (to install a handler or read counters safely).
+function on the loop's thread (to install a handler or read counters safely), and
+:func:`wait_until` waits for a condition with a deadline instead of sleeping and hoping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
-from medusa.core.loop import Backend, new_event_loop, serve
+from medusa.core.loop import Backend, finish_loop, new_event_loop, serve
 from medusa.core.server import Server
 
-__all__ = ["ServerThread"]
+__all__ = ["ServerThread", "wait_until"]
 
 T = TypeVar("T")
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    what: str = "the condition",
+    interval: float = 0.005,
+) -> None:
+    """Call ``predicate()`` until it returns a true value.
+
+    Args:
+        predicate: the condition; called at least once.
+        timeout: seconds to keep trying.
+        what: words for the error message.
+        interval: seconds between two calls.
+
+    Raises:
+        TimeoutError: when it was still false after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 class ServerThread:
@@ -80,6 +107,7 @@ class ServerThread:
             self._error = exc
         finally:
             self._started.set()
+            finish_loop(loop)
             loop.close()
 
     def start(self) -> ServerThread:
@@ -105,14 +133,21 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(wrapper(), self.loop).result(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the servers to shut down (as SIGTERM would) and wait for the thread."""
+        """Ask the servers to shut down (as SIGTERM would) and wait for the thread.
+
+        Raises:
+            TimeoutError: when the loop's thread did not end within ``timeout`` seconds
+                (a shutdown that hangs is a bug the test should see).
+        """
+        if self._thread.ident is None:
+            return  # never started
         if self.loop is not None and self._stop is not None and not self.loop.is_closed():
             stop = self._stop
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 self.loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"servers did not shut down within {timeout} s")
 
     def __enter__(self) -> ServerThread:
         return self.start()
