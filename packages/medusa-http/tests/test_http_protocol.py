@@ -430,3 +430,15 @@ def test_error_response_survives_an_unread_upload(server: HTTPServer) -> None:
         response = reader.read()
         assert response.status == 413
         assert reader.at_eof()
+
+
+def test_half_closed_client_gets_its_pipelined_answers(server: HTTPServer) -> None:
+    sock, reader = connect(server)
+    with sock:
+        sock.sendall(
+            b"GET /slow/20 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo?z HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        sock.shutdown(socket.SHUT_WR)
+        assert reader.read().body == b"/slow/20"
+        assert reader.read().body == b"GET /echo z "
+        assert reader.at_eof()

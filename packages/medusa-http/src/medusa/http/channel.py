@@ -143,8 +143,8 @@ class HTTPChannel(Channel):
             # Upgrade (WebSocket, h2c) and CONNECT are not supported: the request was
             # answered as a plain request; the connection closes after it.
             self._discard = True
-            for request in self._requests:
-                request.keep_alive = False
+            if self._requests:
+                self._requests[-1].keep_alive = False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__ or exc.__cause__
             if isinstance(cause, _RejectError):
@@ -259,8 +259,7 @@ class HTTPChannel(Channel):
         self._dispatch(request)
         if len(self._requests) >= self.http.max_pipeline and not self._pipeline_paused:
             self._pipeline_paused = True
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self.pause_reading("pipeline")
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -347,8 +346,7 @@ class HTTPChannel(Channel):
                 requests[0]._become_head()
         if self._pipeline_paused and len(requests) < self.http.max_pipeline // 2:
             self._pipeline_paused = False
-            if self.transport is not None and not self._write_paused:
-                self.transport.resume_reading()
+            self.resume_reading("pipeline")
 
     def _reject(self, status: int, message: str) -> None:
         """Answer a request that cannot be parsed or exceeds a limit, then close."""
@@ -394,8 +392,22 @@ class HTTPChannel(Channel):
         transport.write_eof()
         if self._pipeline_paused:
             self._pipeline_paused = False
-            transport.resume_reading()
+            self.resume_reading("pipeline")
         asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
+        client close its sending side after its last request), then close."""
+        self._discard = True
+        if not self._busy():
+            self.close()
+            return True
+        if self._requests:
+            # Close after the last answer (earlier ones keep the connection for it).
+            self._requests[-1].keep_alive = False
+        else:
+            self.close_when_done()
+        return True
 
     def _busy(self) -> bool:
         """True while a response is pending or still being written (a finished request's
@@ -414,8 +426,7 @@ class HTTPChannel(Channel):
         if not self._requests:
             self.close_when_done()  # the last response is still being sent
             return
-        for request in self._requests:
-            request.keep_alive = False
+        self._requests[-1].keep_alive = False  # answer every request read, then close
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the buffered responses of requests that will never be answered."""
