@@ -18,8 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from medusa.core.producers import ChunkedProducer, FileProducer, Producer
-from medusa.http.dates import now_http_date
-from medusa.http.status import reason, status_line
+from medusa.http.status import reason
 
 if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel
@@ -193,19 +192,22 @@ class Request:
         if self._head_sent or self._finished:
             raise RuntimeError("response already started")
         self.status = status
+        fields = b""
         if content_type is not None:
-            self._out_headers.append(("Content-Type", content_type))
+            if "\r" in content_type or "\n" in content_type:
+                raise ValueError(f"invalid Content-Type {content_type!r}")
+            fields = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
         if headers:
             for name, value in headers:
                 self._check_header(name, value)
                 self._out_headers.append((name, value))
-        head = self._build_head(len(body))
+        head = self._build_head(len(body), fields)
         if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
             self._write(head)
         else:
             self._write(head + body)
             self.bytes_out += len(body)
-        self.done()
+        self._finish()
 
     def respond_prepared(self, status: int, fields: bytes, body: bytes, length: int) -> None:
         """Send a whole response whose header fields are already encoded, and finish.
@@ -232,7 +234,7 @@ class Request:
         else:
             self._write(head + body)
             self.bytes_out += len(body)
-        self.done()
+        self._finish()
 
     def error(self, status: int, message: str | None = None) -> None:
         """Send a small HTML error page for ``status`` and finish the request.
@@ -305,6 +307,9 @@ class Request:
             self._write(self._build_head(self._length if self._length is not None else 0))
         elif self._chunked:
             self._write(b"0\r\n\r\n")
+        self._finish()
+
+    def _finish(self) -> None:
         self._finished = True
         if self._is_head:
             self.channel.response_finished(self)
@@ -315,38 +320,33 @@ class Request:
         """Return the status line and header block, choosing the body framing."""
         self._head_sent = True
         status = self.status
-        parts = [status_line(status), b"Server: ", self.channel.server_header, b"\r\nDate: "]
-        parts.append(now_http_date())
-        parts.append(b"\r\n")
-        if fields:
-            parts.append(fields)
-        for name, value in self._out_headers:
-            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        # Status line, Server and Date: preformatted once per second per status.
+        head = self.channel.http.head_prefix(status) + fields
+        if self._out_headers:
+            head += "".join(f"{n}: {v}\r\n" for n, v in self._out_headers).encode("latin-1")
         if status in _NO_BODY_STATUSES or status < 200:
             pass
         elif length is not None:
-            parts.append(b"Content-Length: %d\r\n" % length)
+            head += b"Content-Length: %d\r\n" % length
         elif self.method == "HEAD":
             pass
         elif self.version == "1.1":
             self._chunked = True
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            head += b"Transfer-Encoding: chunked\r\n"
         else:
             self.keep_alive = False  # HTTP/1.0: the close marks the end of the body
         if not self.keep_alive:
-            parts.append(b"Connection: close\r\n\r\n")
-        elif self.version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            parts.append(b"\r\n")
-        return b"".join(parts)
+            return head + b"Connection: close\r\n\r\n"
+        if self.version == "1.0":
+            return head + b"Connection: keep-alive\r\n\r\n"
+        return head + b"\r\n"
 
     def _write(self, data: bytes | Producer) -> None:
         if self._is_head:
-            if isinstance(data, bytes):
+            if type(data) is bytes:
                 self.channel.push(data)
             else:
-                self.channel.push_with_producer(data)
+                self.channel.push_with_producer(data)  # type: ignore[arg-type]
         else:
             if self._pending is None:
                 self._pending = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import ssl as _ssl
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -15,9 +16,11 @@ from medusa.core.options import Option, non_negative, positive
 from medusa.core.server import Server
 from medusa.http.accesslog import common_log_line
 from medusa.http.channel import HTTPChannel
+from medusa.http.dates import now_http_date
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.request import Request
+from medusa.http.status import status_line
 
 __all__ = ["HTTPServer"]
 
@@ -49,6 +52,9 @@ class HTTPServer(Server):
             default writes to the :mod:`logging` logger ``medusa.http.access``; ``None``
             turns the access log off.
         server_header: value of the ``Server`` response header.
+        parser_keep_limit: up to this many open connections, each keeps its parser
+            between requests (faster); above it, idle connections drop theirs (about
+            0.9 KB less per idle connection).
         certfile: PEM certificate chain for HTTPS (TLS 1.2 and later only).
         keyfile: PEM private key for ``certfile`` (``None``: it is in ``certfile``).
         **kwargs: the options of :class:`~medusa.core.server.Server` (``backlog``,
@@ -98,6 +104,7 @@ class HTTPServer(Server):
         max_pipeline: int = 64,
         access_log: Logger | bool | None = True,
         server_header: str = "Medusa",
+        parser_keep_limit: int = 256,
         certfile: str | None = None,
         keyfile: str | None = None,
         **kwargs: Any,
@@ -123,6 +130,10 @@ class HTTPServer(Server):
             access_log = None
         self.access_log: Logger | None = access_log
         self.server_header = server_header.encode("latin-1")
+        self._prefix_second = -1
+        self._prefixes: dict[int, bytes] = {}
+        self._log_enabled = access_log is not None
+        self.parser_keep_limit = parser_keep_limit
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -188,10 +199,35 @@ class HTTPServer(Server):
         """The header and keep-alive timeouts, so the sweep runs often enough."""
         return (self.header_timeout, self.keepalive_timeout)
 
+    def head_prefix(self, status: int) -> bytes:
+        """Return the status line, ``Server`` and ``Date`` fields of a response with
+        ``status``, formatted once per second (RFC 9110 §6.6.1: the Date of a response is
+        its generation time, to the second)."""
+        second = int(time.time())
+        if second != self._prefix_second:
+            self._prefix_second = second
+            self._prefixes = {}
+            log = self.access_log
+            # Whether the access log records anything is also re-read once a second.
+            self._log_enabled = log is not None and (
+                not isinstance(log, StdlibLogger) or log.enabled
+            )
+        prefix = self._prefixes.get(status)
+        if prefix is None:
+            prefix = self._prefixes[status] = (
+                status_line(status)
+                + b"Server: "
+                + self.server_header
+                + b"\r\nDate: "
+                + now_http_date()
+                + b"\r\n"
+            )
+        return prefix
+
     def log_access(self, request: Request) -> None:
         """Write the request's Common Log Format line to :attr:`access_log`."""
         log = self.access_log
-        if log is None or (isinstance(log, StdlibLogger) and not log.enabled):
+        if log is None or not self._log_enabled:
             return
         try:
             log.log(common_log_line(request))
