@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -45,6 +46,7 @@ _BRIDGE_SIZE = 16384
 buffered write tells us (``resume_writing``) when the socket has room again."""
 
 _NO_HOLDS: frozenset[str] = frozenset()
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 _CLOSE = object()
 """Fifo marker queued by :meth:`Channel.close_when_done`."""
@@ -109,6 +111,7 @@ class Channel(asyncio.Protocol):
     __slots__ = (
         "__dict__",
         "_closing",
+        "_corked",
         "_draining",
         "_fifo",
         "_inbuf",
@@ -164,6 +167,7 @@ class Channel(asyncio.Protocol):
         self._resuming = False
         self._closing = False
         self._sockfd = -1
+        self._corked = False
         self.connected_at = 0.0
         self.last_activity = 0.0
 
@@ -583,7 +587,27 @@ class Channel(asyncio.Protocol):
             if counters is not None:
                 counters.bytes_out += sent
         self.last_activity = time.monotonic()
+        if self._corked:
+            self._set_cork(False)
         return True
+
+    def cork(self) -> None:
+        """Hold back partial TCP segments until the next file sent with ``sendfile`` is
+        complete (Linux ``TCP_CORK``, nginx's ``tcp_nopush``): a response's headers then
+        leave in the same segments as the start of its file instead of a packet of their
+        own. Does nothing on other sockets and platforms."""
+        if self._sockfd >= 0 and not self._corked and _TCP_CORK is not None:
+            self._set_cork(True)
+
+    def _set_cork(self, on: bool) -> None:
+        transport = self.transport
+        sock: Any = transport.get_extra_info("socket") if transport is not None else None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
+        except (OSError, AttributeError):
+            self._corked = False
+            return
+        self._corked = on
 
     def _restore_limits(self, transport: asyncio.Transport) -> None:
         """Put back the channel's own write buffer limits after a drain wait."""

@@ -293,8 +293,11 @@ class Request:
         """
         if count is None:
             count = max(os.fstat(file.fileno()).st_size - offset, 0)
-        if not self._head_sent and self._length is None:
-            self._length = count
+        if not self._head_sent:
+            if self._length is None:
+                self._length = count
+            if self._is_head and count > 65536 and self.method != "HEAD":
+                self.channel.cork()  # headers and file data share segments
         self.bytes_out += count
         self.push_with_producer(FileProducer(file, offset, count))
 
