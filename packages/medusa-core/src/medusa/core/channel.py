@@ -46,6 +46,7 @@ _BRIDGE_SIZE = 16384
 buffered write tells us (``resume_writing``) when the socket has room again."""
 
 _NO_HOLDS: frozenset[str] = frozenset()
+_UNSET: Any = object()
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 _CLOSE = object()
@@ -117,6 +118,7 @@ class Channel(asyncio.Protocol):
         "_inbuf",
         "_incoming",
         "_incoming_size",
+        "_peer",
         "_read_holds",
         "_resuming",
         "_sockfd",
@@ -125,7 +127,6 @@ class Channel(asyncio.Protocol):
         "idle_timeout",
         "last_activity",
         "max_incoming",
-        "peer",
         "server",
         "transport",
         "write_high_water",
@@ -143,7 +144,7 @@ class Channel(asyncio.Protocol):
     ) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.peer: Any = None
+        self._peer: Any = _UNSET
         if write_high_water is None and server is not None:
             write_high_water = server.write_high_water
         if write_low_water is None and server is not None:
@@ -158,7 +159,7 @@ class Channel(asyncio.Protocol):
         self._inbuf = b""
         # Per-connection memory matters (10,000 idle connections): empty lists and a
         # shared empty frozenset cost little; a deque or a set would cost ~0.2-0.8 KB each.
-        self._incoming: list[bytes] = []
+        self._incoming: list[bytes] | None = None
         self._incoming_size = 0
         self._fifo: list[Any] = []
         self._write_paused = False
@@ -171,6 +172,28 @@ class Channel(asyncio.Protocol):
         self.connected_at = 0.0
         self.last_activity = 0.0
 
+    @property
+    def peer(self) -> Any:
+        """The client's address as the transport reports it (``(host, port)`` for TCP,
+        ``""`` or a path for Unix sockets, ``None`` before connecting). Read from the
+        transport on first use and kept: an idle connection that nobody logs does not
+        hold a copy (uvloop builds a new tuple on every call)."""
+        peer = self._peer
+        if peer is _UNSET:
+            transport = self.transport
+            if transport is None:
+                return None
+            try:
+                peer = transport.get_extra_info("peername")
+            except Exception:
+                peer = None
+            self._peer = peer
+        return peer
+
+    @peer.setter
+    def peer(self, value: Any) -> None:
+        self._peer = value
+
     # -- asyncio.Protocol callbacks -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -178,7 +201,6 @@ class Channel(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-        self.peer = transport.get_extra_info("peername")
         self.connected_at = self.last_activity = time.monotonic()
         if self.write_high_water is not None or self.write_low_water is not None:
             transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
@@ -336,18 +358,21 @@ class Channel(asyncio.Protocol):
     def collect_incoming_data(self, data: bytes) -> None:
         """Receive bytes that precede the terminator. The default keeps them for
         :meth:`get_incoming` and calls :meth:`incoming_overflow` past ``max_incoming``."""
-        self._incoming.append(data)
+        if self._incoming is None:
+            self._incoming = [data]
+        else:
+            self._incoming.append(data)
         self._incoming_size += len(data)
         if self._incoming_size > self.max_incoming:
-            self._incoming.clear()
+            self._incoming = None
             self._incoming_size = 0
             self.incoming_overflow()
 
     def get_incoming(self) -> bytes:
         """Return and clear the bytes collected by the default
         :meth:`collect_incoming_data`."""
-        data = b"".join(self._incoming)
-        self._incoming.clear()
+        data = b"".join(self._incoming) if self._incoming is not None else b""
+        self._incoming = None
         self._incoming_size = 0
         return data
 
