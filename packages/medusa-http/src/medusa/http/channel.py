@@ -162,7 +162,7 @@ class HTTPChannel(Channel):
         """llhttp: the first byte of a request arrived."""
         self._in_head = True
         self._in_message = True
-        self._head_started = time.monotonic()
+        self._head_started = self.last_activity  # set by data_received, which calls us
         self._head_size = 0
         self._pending_head = 0
         self._field_count = 0
@@ -259,9 +259,12 @@ class HTTPChannel(Channel):
             self._body = None
         if not request.keep_alive:
             self._discard = True  # no request after "Connection: close" is read
-        self._enqueue(request)
+        requests = self._requests
+        requests.append(request)
+        if len(requests) == 1:
+            request._is_head = True  # nothing buffered yet: no flush needed
         self._dispatch(request)
-        if len(self._requests) >= self.http.max_pipeline and not self._pipeline_paused:
+        if len(requests) >= self.http.max_pipeline and not self._pipeline_paused:
             self._pipeline_paused = True
             self.pause_reading("pipeline")
 
@@ -336,7 +339,8 @@ class HTTPChannel(Channel):
         if len(requests) == 1 and request.keep_alive and not self._pipeline_paused:
             # The common case: one request at a time on a persistent connection.
             requests.pop()
-            self.http.log_access(request)
+            if self.http._log_enabled:
+                self.http.log_access(request)
             return
         while requests and requests[0].finished:
             done = requests.pop(0)

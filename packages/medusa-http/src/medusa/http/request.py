@@ -201,6 +201,29 @@ class Request:
             for name, value in headers:
                 self._check_header(name, value)
                 self._out_headers.append((name, value))
+        elif (
+            self._is_head
+            and self.keep_alive
+            and not self._out_headers
+            and self.version == "1.1"
+            and self.method != "HEAD"
+            and status >= 200
+            and status not in _NO_BODY_STATUSES
+        ):
+            # The common case, with fewer calls: a persistent HTTP/1.1 response, first in
+            # line, with a known length.
+            self._head_sent = True
+            channel = self.channel
+            channel.push(
+                channel.http.head_prefix(status)
+                + fields
+                + b"Content-Length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            self.bytes_out += len(body)
+            self._finished = True
+            channel.response_finished(self)
+            return
         head = self._build_head(len(body), fields)
         if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
             self._write(head)
