@@ -138,10 +138,24 @@ def test_config_and_address_options_cannot_be_combined(medusa: list[str], tmp_pa
     assert "cannot be combined" in result.stderr
 
 
+def test_config_and_root_cannot_be_combined(medusa: list[str], tmp_path: Path) -> None:
+    config = tmp_path / "medusa.toml"
+    config.write_text('[[server]]\ntype = "http"\n')
+    result = run(medusa, "serve", str(tmp_path), "-c", str(config))
+    assert result.returncode == 2
+    assert "-c FILE and ROOT cannot be combined" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
-    [[], ["bogus"], ["serve", "--backend", "tokio"], ["serve", "--grace", "soon"]],
-    ids=["no-command", "unknown-command", "bad-backend", "bad-grace"],
+    [
+        [],
+        ["bogus"],
+        ["serve", "--backend", "tokio"],
+        ["serve", "--grace", "soon"],
+        ["serve", "--grace", "-1"],
+    ],
+    ids=["no-command", "unknown-command", "bad-backend", "bad-grace", "negative-grace"],
 )
 def test_usage_errors_exit_2(medusa: list[str], args: list[str]) -> None:
     result = run(medusa, *args)

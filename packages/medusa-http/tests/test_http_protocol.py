@@ -442,3 +442,32 @@ def test_half_closed_client_gets_its_pipelined_answers(server: HTTPServer) -> No
         assert reader.read().body == b"/slow/20"
         assert reader.read().body == b"GET /echo z "
         assert reader.at_eof()
+
+
+class ListLogger:
+    """A Logger that keeps its lines (the access log under test)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_access_log_lines(tmp_path: Path, backend: str) -> None:
+    (tmp_path / "a.txt").write_bytes(b"12345")
+    log = ListLogger()
+    srv = HTTPServer(("127.0.0.1", 0), root=tmp_path, access_log=log)
+    with ServerThread([srv], backend=backend) as st:
+        sock, reader = connect(srv)
+        with sock:
+            sock.sendall(b'GET /a.txt?x="y" HTTP/1.1\r\nHost: x\r\n\r\n')
+            assert reader.read().status == 200
+            sock.sendall(b"BOGUS\x01 / HTTP/1.1\r\n\r\n")
+            assert reader.read().status == 400
+        lines = st.call(lambda: list(log.lines))
+    assert len(lines) == 2
+    assert lines[0].startswith("127.0.0.1 - - [")
+    assert lines[0].endswith('] "GET /a.txt?x=\\"y\\" HTTP/1.1" 200 5')
+    assert '] "-" 400 ' in lines[1]

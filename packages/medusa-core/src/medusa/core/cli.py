@@ -42,7 +42,9 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
             "only those start. -c FILE runs the servers declared in a medusa.toml instead."
         ),
     )
-    serve.add_argument("root", nargs="?", default=".", metavar="ROOT", help="directory to serve")
+    serve.add_argument(
+        "root", nargs="?", default=None, metavar="ROOT", help="directory to serve (default: .)"
+    )
     for name, cls in sorted(server_types.items()):
         serve.add_argument(
             f"--{name}",
@@ -76,12 +78,27 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grace",
-        type=float,
+        type=_non_negative_seconds,
         default=None,
         metavar="SECONDS",
         help="seconds for in-flight responses at shutdown (default 10)",
     )
-    parser.add_argument("--log-level", default=None, choices=_LEVELS)
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=_LEVELS,
+        help="logging level (default info; warning silences the access log)",
+    )
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _setup_logging(level: str) -> None:
@@ -98,9 +115,15 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
         if chosen:
             print("medusa: -c FILE and --NAME ADDR options cannot be combined", file=sys.stderr)
             return 2
+        if args.root is not None:
+            print(
+                "medusa: -c FILE and ROOT cannot be combined (set root in the file)",
+                file=sys.stderr,
+            )
+            return 2
         config = load_config(args.config, server_types)
     else:
-        root = os.path.abspath(args.root)
+        root = os.path.abspath(args.root or ".")
         if not os.path.isdir(root):
             print(f"medusa: {args.root}: not a directory", file=sys.stderr)
             return 2

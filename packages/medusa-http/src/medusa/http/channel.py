@@ -368,8 +368,9 @@ class HTTPChannel(Channel):
         self.http.counters.errors += 1
         self._linger = True
         error_logger.info("%r: %d %s", self.peer, status, message)
+        # No usable request line: the access log shows "-" for it (method left empty).
         request = Request(
-            self, "GET", "", "", "", "1.1", {}, False, self._head_started or time.monotonic()
+            self, "", "", "", "", "1.1", {}, False, self._head_started or time.monotonic()
         )
         self._enqueue(request)
         request.error(status, message)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from medusa.core.address import Address
 from medusa.core.channel import Channel
 from medusa.core.log import Logger, StdlibLogger, access_logger, error_logger
-from medusa.core.options import Option, non_negative, positive
+from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.server import Server
 from medusa.http.accesslog import common_log_line
 from medusa.http.channel import HTTPChannel
@@ -144,6 +144,23 @@ class HTTPServer(Server):
             if key in kwargs:
                 kwargs[key] = os.path.join(base_dir, kwargs[key])
         return kwargs
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
+    ) -> Server:
+        """Build a server from a ``[[server]]`` table; a ``root`` that is not a directory
+        is reported against its key (see :meth:`Server.from_config`).
+
+        Raises:
+            ConfigError: for unknown keys, wrong types or bad values.
+        """
+        root = table.get("root")
+        if isinstance(root, str):
+            path = os.path.join(base_dir, root)
+            if not os.path.isdir(path):
+                raise ConfigError(source, f"{prefix}.root", f"{path}: not a directory")
+        return super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
 
     @classmethod
     def for_serve(cls, address: Address, root: str) -> HTTPServer:
