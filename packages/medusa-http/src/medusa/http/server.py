@@ -19,6 +19,7 @@ from medusa.http.channel import HTTPChannel
 from medusa.http.dates import now_http_date
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
+from medusa.http.handlers import build_handlers
 from medusa.http.request import Request
 from medusa.http.status import status_line
 
@@ -149,18 +150,27 @@ class HTTPServer(Server):
     def from_config(
         cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
     ) -> Server:
-        """Build a server from a ``[[server]]`` table; a ``root`` that is not a directory
-        is reported against its key (see :meth:`Server.from_config`).
+        """Build a server from a ``[[server]]`` table: its ``[[server.handler]]`` tables
+        become the handler chain, in order (see :mod:`medusa.http.handlers`), followed by a
+        file handler when ``root`` is set; a ``root`` that is not a directory is reported
+        against its key (see :meth:`Server.from_config`).
 
         Raises:
             ConfigError: for unknown keys, wrong types or bad values.
         """
+        table = dict(table)
+        chain = build_handlers(
+            table.pop("handler", []), source=source, prefix=prefix, base_dir=base_dir
+        )
         root = table.get("root")
         if isinstance(root, str):
             path = os.path.join(base_dir, root)
             if not os.path.isdir(path):
                 raise ConfigError(source, f"{prefix}.root", f"{path}: not a directory")
-        return super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
+        server = super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
+        assert isinstance(server, HTTPServer)
+        server.handlers = (*chain, *server.handlers)  # a root's file handler stays last
+        return server
 
     @classmethod
     def for_serve(cls, address: Address, root: str) -> HTTPServer:

@@ -1,0 +1,141 @@
+"""Handlers by name, for ``medusa.toml``: the ``[[server.handler]]`` tables of an HTTP server.
+
+Example::
+
+    [[server]]
+    type = "http"
+    listen = "127.0.0.1:8080"
+
+    [[server.handler]]
+    type = "files"
+    root = "site"
+
+Each table names a handler ``type`` and gives that handler's options; the handlers form the
+chain in file order (a server's own ``root`` option appends a ``files`` handler after them).
+Handler types come from :data:`HANDLER_TYPES` and from the entry-point group
+``medusa.http.handlers`` (a class with ``name``, ``options`` and ``from_config``), so a
+separate distribution can add its own. Unknown types and bad options are rejected before
+anything starts, with the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from medusa.core.options import ConfigError, Option, validate_options
+from medusa.http.files import FileHandler
+from medusa.http.handler import Handler
+
+__all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
+
+HANDLERS_GROUP = "medusa.http.handlers"
+"""Entry-point group of handler types contributed by other distributions."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerType:
+    """How to build one kind of handler from a TOML table.
+
+    Attributes:
+        name: the ``type`` value in ``[[server.handler]]``.
+        options: the accepted options (``type`` excluded).
+        build: makes the handler from validated keyword arguments and the config file's
+            directory (for relative paths); raises ValueError or OSError for bad values.
+        help: one line for error messages.
+        required: options that must be given.
+    """
+
+    name: str
+    options: Mapping[str, Option]
+    build: Callable[[dict[str, Any], str], Handler]
+    help: str
+    required: tuple[str, ...] = ()
+
+
+def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    root = os.path.join(base_dir, kwargs.pop("root"))
+    if not os.path.isdir(root):
+        raise ValueError(f"root: {root}: not a directory")
+    index = kwargs.pop("index", ["index.html"])
+    if not all(isinstance(name, str) and name and "/" not in name for name in index):
+        raise ValueError("index: a list of file names")
+    return FileHandler(root, index=index, **kwargs)
+
+
+HANDLER_TYPES: dict[str, HandlerType] = {
+    "files": HandlerType(
+        "files",
+        {
+            o.name: o
+            for o in (
+                Option("root", (str,), "directory to serve"),
+                Option("index", (list,), "index file names for a directory"),
+                Option("small_file", (int,), "bytes sent in one write with the headers"),
+                Option("cache_size", (int,), "bytes of small files kept in memory"),
+            )
+        },
+        _build_files,
+        "static files: GET and HEAD with validators and ranges",
+        required=("root",),
+    ),
+}
+"""The handler types medusa-http itself provides, by name."""
+
+
+def handler_types() -> dict[str, HandlerType]:
+    """Return the built-in handler types and those of the ``medusa.http.handlers`` entry
+    points (an entry point names a :class:`HandlerType`).
+
+    Raises:
+        TypeError: when an entry point does not name a :class:`HandlerType`.
+    """
+    found = dict(HANDLER_TYPES)
+    for ep in entry_points(group=HANDLERS_GROUP):
+        kind = ep.load()
+        if not isinstance(kind, HandlerType):
+            raise TypeError(f"entry point {ep.name} = {ep.value} is not a HandlerType")
+        found[ep.name] = kind
+    return found
+
+
+def build_handlers(tables: object, *, source: str, prefix: str, base_dir: str) -> list[Handler]:
+    """Build the handler chain of one ``[[server]]`` from its ``handler`` tables.
+
+    Args:
+        tables: the value of the server's ``handler`` key (a list of tables).
+        source: the file name, for error messages.
+        prefix: the server table's dotted key (``server[0]``).
+        base_dir: the config file's directory, for relative paths.
+
+    Raises:
+        ConfigError: for a value that is not a list of tables, a missing or unknown
+            ``type``, a missing required option, an unknown option, a wrong type or a bad
+            value.
+    """
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise ConfigError(source, f"{prefix}.handler", "must be an array of tables")
+    kinds = handler_types()
+    chain: list[Handler] = []
+    for index, table in enumerate(tables):
+        key = f"{prefix}.handler[{index}]"
+        options = dict(table)
+        name = options.pop("type", None)
+        if not isinstance(name, str):
+            raise ConfigError(source, f"{key}.type", 'missing (for example type = "files")')
+        kind = kinds.get(name)
+        if kind is None:
+            known = ", ".join(sorted(kinds))
+            raise ConfigError(source, f"{key}.type", f"unknown handler {name!r} (known: {known})")
+        kwargs = validate_options(options, kind.options, source=source, prefix=key)
+        for required in kind.required:
+            if required not in kwargs:
+                raise ConfigError(source, f"{key}.{required}", "missing")
+        try:
+            chain.append(kind.build(kwargs, base_dir))
+        except (ValueError, OSError) as exc:
+            raise ConfigError(source, key, str(exc)) from exc
+    return chain

@@ -1,0 +1,85 @@
+"""HTTP servers from medusa.toml: the [[server.handler]] chain and its errors."""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+
+import pytest
+
+from medusa.core.config import build_config
+from medusa.core.options import ConfigError
+from medusa.core.testing import ServerThread
+from medusa.http import FileHandler, HTTPServer
+
+TYPES = {"http": HTTPServer}
+
+
+def config(tmp_path: Path, server: dict[str, object]) -> list[HTTPServer]:
+    built = build_config(
+        {"server": [{"type": "http", "listen": "127.0.0.1:0", "access_log": False, **server}]},
+        source="medusa.toml",
+        base_dir=str(tmp_path),
+        server_types=TYPES,
+    )
+    return [s for s in built.servers if isinstance(s, HTTPServer)]
+
+
+def test_handler_tables_form_the_chain_in_order(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x.txt").write_bytes(b"from a")
+    (tmp_path / "b" / "x.txt").write_bytes(b"from b")
+    (tmp_path / "b" / "y.txt").write_bytes(b"only b")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "z.txt").write_bytes(b"root c")
+    [server] = config(
+        tmp_path,
+        {
+            "root": "c",
+            "handler": [
+                {"type": "files", "root": "a", "index": ["x.txt"]},
+                {"type": "files", "root": "b"},
+            ],
+        },
+    )
+    assert [type(h) for h in server.handlers] == [FileHandler] * 3
+    with ServerThread([server]):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        # The first handler takes every request it matches (a file handler matches all).
+        for path, body in (("/x.txt", b"from a"), ("/", b"from a")):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            assert response.read() == body
+        conn.request("GET", "/y.txt")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("handler", "key", "reason"),
+    [
+        ({"root": "."}, "server[0].handler[0].type", "missing"),
+        ({"type": "nope"}, "server[0].handler[0].type", "unknown handler 'nope' (known: files"),
+        ({"type": "files"}, "server[0].handler[0].root", "missing"),
+        ({"type": "files", "root": 3}, "server[0].handler[0].root", "expected a string"),
+        ({"type": "files", "root": ".", "colour": 1}, "server[0].handler[0].colour", "unknown"),
+        ({"type": "files", "root": "missing"}, "server[0].handler[0]", "not a directory"),
+    ],
+)
+def test_bad_handler_tables(
+    tmp_path: Path, handler: dict[str, object], key: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, {"handler": [handler]})
+    assert caught.value.source == "medusa.toml"
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+
+
+def test_handler_must_be_an_array_of_tables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, {"handler": "files"})
+    assert caught.value.key == "server[0].handler"
