@@ -83,3 +83,45 @@ def test_handler_must_be_an_array_of_tables(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config(tmp_path, {"handler": "files"})
     assert caught.value.key == "server[0].handler"
+
+
+def test_redirect_handler_from_config(tmp_path: Path) -> None:
+    [server] = config(
+        tmp_path,
+        {
+            "root": ".",
+            "handler": [
+                {
+                    "type": "redirect",
+                    "rules": [["/old/(.*)", "/new/\\1"], ["/gone", "/elsewhere", 308]],
+                    "status": 302,
+                }
+            ],
+        },
+    )
+    with ServerThread([server]):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for path, status, location in (
+            ("/old/a/b?q=1", 302, "/new/a/b?q=1"),
+            ("/gone", 308, "/elsewhere"),
+        ):
+            conn.request("GET", path)
+            response = conn.getresponse()
+            response.read()
+            assert (response.status, response.getheader("Location")) == (status, location)
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason"),
+    [
+        (["/a"], "rules[0]: expected [PATTERN, LOCATION]"),
+        ([["(", "/x"]], "rule"),
+        ([["/a", "/b", 200]], "not a redirection status"),
+    ],
+)
+def test_bad_redirect_rules(tmp_path: Path, rules: list[object], reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, {"handler": [{"type": "redirect", "rules": rules}]})
+    assert caught.value.key == "server[0].handler[0]"
+    assert reason in caught.value.reason

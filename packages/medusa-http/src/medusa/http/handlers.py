@@ -29,6 +29,7 @@ from typing import Any
 from medusa.core.options import ConfigError, Option, validate_options
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
+from medusa.http.redirect import RedirectHandler, RedirectRule
 
 __all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
 
@@ -66,6 +67,22 @@ def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
     return FileHandler(root, index=index, **kwargs)
 
 
+def _build_redirect(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    rules: list[RedirectRule] = []
+    for number, rule in enumerate(kwargs["rules"]):
+        if (
+            not isinstance(rule, list)
+            or len(rule) not in (2, 3)
+            or not all(isinstance(part, str) for part in rule[:2])
+            or (len(rule) == 3 and not isinstance(rule[2], int))
+        ):
+            raise ValueError(
+                f"rules[{number}]: expected [PATTERN, LOCATION] or [PATTERN, LOCATION, STATUS]"
+            )
+        rules.append(RedirectRule(rule[0], rule[1], rule[2] if len(rule) == 3 else None))
+    return RedirectHandler(rules, status=kwargs.get("status", 301))
+
+
 HANDLER_TYPES: dict[str, HandlerType] = {
     "files": HandlerType(
         "files",
@@ -81,6 +98,19 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_files,
         "static files: GET and HEAD with validators and ranges",
         required=("root",),
+    ),
+    "redirect": HandlerType(
+        "redirect",
+        {
+            o.name: o
+            for o in (
+                Option("rules", (list,), "[[PATTERN, LOCATION(, STATUS)], ...]"),
+                Option("status", (int,), "default status: 301, 302, 307 or 308"),
+            )
+        },
+        _build_redirect,
+        "regular expression on the path to a Location template",
+        required=("rules",),
     ),
 }
 """The handler types medusa-http itself provides, by name."""
