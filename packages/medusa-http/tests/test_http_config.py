@@ -125,3 +125,22 @@ def test_bad_redirect_rules(tmp_path: Path, rules: list[object], reason: str) ->
         config(tmp_path, {"handler": [{"type": "redirect", "rules": rules}]})
     assert caught.value.key == "server[0].handler[0]"
     assert reason in caught.value.reason
+
+
+def test_listing_handler_from_config(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a b.txt").write_bytes(b"x")
+    [server] = config(tmp_path, {"root": ".", "handler": [{"type": "listing", "root": "."}]})
+    with ServerThread([server]):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/docs/")
+        response = conn.getresponse()
+        page = response.read().decode()
+        assert response.status == 200
+        assert "Index of /docs/" in page
+        assert 'href="a%20b.txt"' in page
+        conn.request("GET", "/docs/a%20b.txt/")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404
+        conn.close()

@@ -191,6 +191,10 @@ class FileHandler:
             os.close(opened.fd)
             self._directory(request, path)
             return
+        if path.endswith("/"):  # "/file.txt/" names a directory that is not there
+            os.close(opened.fd)
+            request.error(404)
+            return
         self._file(request, opened, path, path)
 
     def _open(self, request: Request, path: str) -> OpenFile | None:

@@ -29,6 +29,7 @@ from typing import Any
 from medusa.core.options import ConfigError, Option, validate_options
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
+from medusa.http.listing import DirectoryListingHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
 
 __all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
@@ -65,6 +66,16 @@ def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
     if not all(isinstance(name, str) and name and "/" not in name for name in index):
         raise ValueError("index: a list of file names")
     return FileHandler(root, index=index, **kwargs)
+
+
+def _build_listing(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    root = os.path.join(base_dir, kwargs["root"])
+    if not os.path.isdir(root):
+        raise ValueError(f"root: {root}: not a directory")
+    index = kwargs.get("index", ["index.html"])
+    if not all(isinstance(name, str) and name and "/" not in name for name in index):
+        raise ValueError("index: a list of file names")
+    return DirectoryListingHandler(root, index=index)
 
 
 def _build_redirect(kwargs: dict[str, Any], base_dir: str) -> Handler:
@@ -111,6 +122,19 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_redirect,
         "regular expression on the path to a Location template",
         required=("rules",),
+    ),
+    "listing": HandlerType(
+        "listing",
+        {
+            o.name: o
+            for o in (
+                Option("root", (str,), "directory whose sub-directories are listed"),
+                Option("index", (list,), "a directory with one of these is not listed"),
+            )
+        },
+        _build_listing,
+        "HTML index of a directory without an index file (off unless configured)",
+        required=("root",),
     ),
 }
 """The handler types medusa-http itself provides, by name."""
