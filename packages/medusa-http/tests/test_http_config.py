@@ -144,3 +144,14 @@ def test_listing_handler_from_config(tmp_path: Path) -> None:
         response.read()
         assert response.status == 404
         conn.close()
+
+
+def test_status_handler_from_config(tmp_path: Path) -> None:
+    [server] = config(tmp_path, {"handler": [{"type": "status", "path": "/server-status"}]})
+    with ServerThread([server]):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/server-status?format=json")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert b'"servers"' in response.read()
+        conn.close()

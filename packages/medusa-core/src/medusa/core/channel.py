@@ -102,6 +102,13 @@ class Channel(asyncio.Protocol):
             calls :meth:`handle_timeout`; ``None`` takes the server's setting, ``0``
             disables it. Output queued while the client does not read is not activity.
 
+    Attributes:
+        transport: the asyncio transport, once connected.
+        connected_at: :func:`time.monotonic` time of the connection, seconds.
+        last_activity: :func:`time.monotonic` time of the last read or write, seconds.
+        bytes_in: bytes received on this connection.
+        bytes_out: bytes handed to the transport or sent with ``sendfile``.
+
     Raises:
         ValueError: for a negative buffer size, or ``write_low_water`` above
             ``write_high_water``.
@@ -123,6 +130,8 @@ class Channel(asyncio.Protocol):
         "_resuming",
         "_sockfd",
         "_write_paused",
+        "bytes_in",
+        "bytes_out",
         "connected_at",
         "idle_timeout",
         "last_activity",
@@ -170,6 +179,8 @@ class Channel(asyncio.Protocol):
         self._sockfd = -1
         self._corked = False
         self.connected_at = 0.0
+        self.bytes_in = 0
+        self.bytes_out = 0
         self.last_activity = 0.0
 
     @property
@@ -215,6 +226,7 @@ class Channel(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Split ``data`` at the terminator (the asynchat algorithm) and dispatch it."""
         self.last_activity = time.monotonic()
+        self.bytes_in += len(data)
         server = self.server
         if server is not None:
             server.counters.bytes_in += len(data)
@@ -415,6 +427,7 @@ class Channel(asyncio.Protocol):
             return
         transport.write(data)
         self.last_activity = time.monotonic()
+        self.bytes_out += len(data)
         if self.server is not None:
             self.server.counters.bytes_out += len(data)
 
@@ -489,6 +502,7 @@ class Channel(asyncio.Protocol):
             if type(item) is bytes:
                 fifo.pop(0)
                 transport.write(item)
+                self.bytes_out += len(item)
                 if counters is not None:
                     counters.bytes_out += len(item)
                 continue
@@ -510,6 +524,7 @@ class Channel(asyncio.Protocol):
                 return
             if data:
                 transport.write(data)
+                self.bytes_out += len(data)
                 if counters is not None:
                     counters.bytes_out += len(data)
             else:
@@ -577,6 +592,7 @@ class Channel(asyncio.Protocol):
                     sent = 0
                 else:
                     producer.advance(len(data))
+                    self.bytes_out += len(data)
                     if counters is not None:
                         counters.bytes_out += len(data)
                     self._draining = True
@@ -609,6 +625,7 @@ class Channel(asyncio.Protocol):
                 return True
             producer.advance(sent)
             budget -= sent
+            self.bytes_out += sent
             if counters is not None:
                 counters.bytes_out += sent
         self.last_activity = time.monotonic()

@@ -25,7 +25,15 @@ from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
 
-__all__ = ["Server"]
+__all__ = ["Server", "running_servers"]
+
+_RUNNING: dict[int, Server] = {}
+
+
+def running_servers() -> list[Server]:
+    """Return the servers of this process that are listening now, in start order (for
+    status pages and the monitor)."""
+    return list(_RUNNING.values())
 
 
 def _check_listen(value: Any) -> str | None:
@@ -193,6 +201,7 @@ class Server:
                 reuse_port=self.reuse_port or None,
             )
         self.counters.started = time.time()
+        _RUNNING[id(self)] = self
         self._schedule_sweep()
 
     @property
@@ -227,6 +236,7 @@ class Server:
     def close(self) -> None:
         """Stop accepting connections (channels already open go on)."""
         self._stopping = True
+        _RUNNING.pop(id(self), None)
         if self._listener is not None:
             _close_listener(self._listener)
             if self.address.path is not None:

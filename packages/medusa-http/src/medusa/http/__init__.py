@@ -6,9 +6,21 @@ default :class:`FileHandler`.
 
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
+from medusa.http.listing import DirectoryListingHandler
+from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.request import Request
 from medusa.http.server import HTTPServer
+from medusa.http.status_page import StatusHandler
 
 __version__ = "0.1.0"
 
-__all__ = ["FileHandler", "HTTPServer", "Handler", "Request"]
+__all__ = [
+    "DirectoryListingHandler",
+    "FileHandler",
+    "HTTPServer",
+    "Handler",
+    "RedirectHandler",
+    "RedirectRule",
+    "Request",
+    "StatusHandler",
+]

@@ -119,6 +119,7 @@ class HTTPChannel(Channel):
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the parser; turn parse errors into 400 (or the limit's status)."""
         self.last_activity = time.monotonic()
+        self.bytes_in += len(data)
         self.http.counters.bytes_in += len(data)
         if self._discard:
             return

@@ -31,6 +31,7 @@ from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
+from medusa.http.status_page import StatusHandler
 
 __all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
 
@@ -135,6 +136,12 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_listing,
         "HTML index of a directory without an index file (off unless configured)",
         required=("root",),
+    ),
+    "status": HandlerType(
+        "status",
+        {"path": Option("path", (str,), "URL path of the status page")},
+        lambda kwargs, base_dir: StatusHandler(kwargs.get("path", "/status")),
+        "uptime, counters, open channels and handlers (HTML, or JSON with ?format=json)",
     ),
 }
 """The handler types medusa-http itself provides, by name."""

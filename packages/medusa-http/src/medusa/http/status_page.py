@@ -1,0 +1,136 @@
+"""The status page (the original Medusa's ``status_handler``; compare nginx's stub_status):
+uptime, every running server's counters, its open channels and, for HTTP servers, the
+installed handlers in order. An HTML view for people and a JSON view (``?format=json``) for
+scripts."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from medusa.core.server import Server, running_servers
+from medusa.http.request import Request
+
+__all__ = ["StatusHandler"]
+
+_STARTED = time.time()
+MAX_CHANNELS = 200
+"""Channels listed per server (the counts are always complete)."""
+
+
+def _describe_handler(handler: object) -> str:
+    return (
+        repr(handler) if type(handler).__repr__ is not object.__repr__ else type(handler).__name__
+    )
+
+
+def _server_status(server: Server, now: float) -> dict[str, Any]:
+    channels = []
+    for channel in list(server.channels)[:MAX_CHANNELS]:
+        peer = channel.peer
+        channels.append(
+            {
+                "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "-"),
+                "age": round(now - channel.connected_at, 3),
+                "idle": round(now - channel.last_activity, 3),
+                "bytes_in": channel.bytes_in,
+                "bytes_out": channel.bytes_out,
+            }
+        )
+    entry: dict[str, Any] = {
+        "type": server.name,
+        "listening": server.listening,
+        "counters": server.counters.as_dict(),
+        "open_channels": len(server.channels),
+        "channels": channels,
+    }
+    handlers = getattr(server, "handlers", None)
+    if isinstance(handlers, tuple):
+        entry["handlers"] = [_describe_handler(h) for h in handlers]
+    return entry
+
+
+def status_document() -> dict[str, Any]:
+    """Return the status of this process as plain data (what the JSON view sends)."""
+    now = time.monotonic()
+    return {
+        "pid": os.getpid(),
+        "uptime": round(time.time() - _STARTED, 3),
+        "servers": [_server_status(server, now) for server in running_servers()],
+    }
+
+
+def _html(document: dict[str, Any]) -> str:
+    esc = html.escape
+    parts = [
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Medusa status</title>'
+        "<style>body{font-family:sans-serif}td,th{padding:0 .6em;text-align:left}"
+        "</style></head><body>",
+        f"<h1>Medusa status</h1><p>pid {document['pid']}, up {document['uptime']:.0f} s</p>",
+    ]
+    for server in document["servers"]:
+        where = ", ".join(server["listening"])
+        parts.append(f"<h2>{esc(server['type'])} on {esc(where)}</h2>")
+        parts.append("<table><tr>")
+        counters = server["counters"]
+        parts.append("".join(f"<th>{esc(k)}</th>" for k in counters if k != "started"))
+        parts.append("</tr><tr>")
+        parts.append("".join(f"<td>{v}</td>" for k, v in counters.items() if k != "started"))
+        parts.append("</tr></table>")
+        if "handlers" in server:
+            items = "".join(f"<li>{esc(h)}</li>" for h in server["handlers"])
+            parts.append(f"<h3>Handlers, in order</h3><ol>{items}</ol>")
+        parts.append(f"<h3>Open channels: {server['open_channels']}</h3><table>")
+        parts.append(
+            "<tr><th>peer</th><th>age (s)</th><th>idle (s)</th><th>in</th><th>out</th></tr>"
+        )
+        for ch in server["channels"]:
+            parts.append(
+                f"<tr><td>{esc(ch['peer'])}</td><td>{ch['age']:.1f}</td><td>{ch['idle']:.1f}</td>"
+                f"<td>{ch['bytes_in']}</td><td>{ch['bytes_out']}</td></tr>"
+            )
+        parts.append("</table>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+class StatusHandler:
+    """Answer GET/HEAD on ``path`` with the process's status.
+
+    Args:
+        path: the URL path of the page (default ``/status``).
+
+    Raises:
+        ValueError: when ``path`` does not start with ``/``.
+    """
+
+    def __init__(self, path: str = "/status") -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"status path must start with '/': {path!r}")
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"<StatusHandler {self.path}>"
+
+    def match(self, request: Request) -> bool:
+        """Take requests for :attr:`path`."""
+        return request.path == self.path
+
+    def handle_request(self, request: Request) -> None:
+        """HTML by default, JSON with ``?format=json``; other methods get 405."""
+        if request.method not in ("GET", "HEAD"):
+            request.set_header("Allow", "GET, HEAD")
+            request.error(405)
+            return
+        document = status_document()
+        fmt = parse_qs(request.query).get("format", ["html"])[0]
+        request.set_header("Cache-Control", "no-store")
+        if fmt == "json":
+            body = json.dumps(document, indent=1).encode()
+            request.respond(200, body, content_type="application/json")
+        else:
+            request.respond(200, _html(document).encode(), content_type="text/html; charset=utf-8")
