@@ -176,7 +176,7 @@ class Channel(asyncio.Protocol):
         self._draining = False
         self._resuming = False
         self._closing = False
-        self._sockfd = -1
+        self._sockfd = -1  # 0: sendfile allowed (the descriptor is asked for when used)
         self._corked = False
         self.connected_at = 0.0
         self.bytes_in = 0
@@ -218,7 +218,7 @@ class Channel(asyncio.Protocol):
         if transport.get_extra_info("sslcontext") is None and hasattr(os, "sendfile"):
             sock = transport.get_extra_info("socket")
             if sock is not None and (self.server is None or self.server.sendfile):
-                self._sockfd = sock.fileno()
+                self._sockfd = 0  # an int per connection would cost 28 bytes each
         if self.server is not None and not self.server.channel_opened(self):
             return
         self.handle_connect()
@@ -573,7 +573,12 @@ class Channel(asyncio.Protocol):
         if transport.get_write_buffer_size():
             self._wait_for_drain(transport)
             return False
-        fd = self._sockfd
+        sock: Any = transport.get_extra_info("socket")
+        try:
+            fd = sock.fileno()
+        except (AttributeError, OSError):
+            self._sockfd = -1
+            return None
         counters = self.server.counters if self.server is not None else None
         budget = _SENDFILE_SLICE
         while producer.remaining > 0:
