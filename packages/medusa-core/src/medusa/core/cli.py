@@ -3,7 +3,9 @@
 * ``medusa serve [ROOT] [--http ADDR] [--ftp ADDR] ... [-c FILE]`` — serve ROOT with every
   installed server type (or those named), or the servers of a ``medusa.toml``;
 * ``medusa run SCRIPT`` — run a Python startup script that builds servers with the typed API;
-* ``medusa plugins`` — list the installed server types.
+* ``medusa plugins`` — list the installed server types;
+* ``medusa passwd FILE USER [--stdin]`` — add a user to a password file or change their
+  password (a salted scrypt hash, see :mod:`medusa.core.passwords`).
 
 Each installed protocol package adds its own ``--NAME ADDR`` option to ``serve``.
 """
@@ -11,6 +13,7 @@ Each installed protocol package adds its own ``--NAME ADDR`` option to ``serve``
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import runpy
@@ -21,6 +24,7 @@ from medusa.core.address import Address, AddressError
 from medusa.core.config import Config, load_config
 from medusa.core.loop import print_listening, run
 from medusa.core.options import ConfigError
+from medusa.core.passwords import set_password, valid_user_name
 from medusa.core.plugins import load_server_types, server_plugins
 from medusa.core.server import Server
 
@@ -63,6 +67,20 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
     runp.add_argument("--log-level", default="info", choices=_LEVELS)
 
     sub.add_parser("plugins", help="list the installed server types")
+
+    passwd = sub.add_parser(
+        "passwd",
+        help="add a user to a password file or change their password",
+        description=(
+            "Ask for USER's password twice and write its salted scrypt hash to FILE "
+            "(created if missing; other entries kept)."
+        ),
+    )
+    passwd.add_argument("file", metavar="FILE", help="the password file")
+    passwd.add_argument("user", metavar="USER", help="the user name")
+    passwd.add_argument(
+        "--stdin", action="store_true", help="read the password from one line of stdin"
+    )
     return parser
 
 
@@ -177,6 +195,32 @@ def _run_script(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passwd(args: argparse.Namespace) -> int:
+    if not valid_user_name(args.user):
+        print(f"medusa: invalid user name {args.user!r}", file=sys.stderr)
+        return 2
+    try:
+        if args.stdin:
+            password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        else:
+            password = getpass.getpass(f"New password for {args.user}: ")
+            again = getpass.getpass("Again: ")
+            if password != again:
+                print("medusa: the passwords do not match", file=sys.stderr)
+                return 2
+    except EOFError:
+        password = ""
+    if not password:
+        print("medusa: empty password refused", file=sys.stderr)
+        return 2
+    try:
+        set_password(args.file, args.user, password)
+    except OSError as exc:
+        print(f"medusa: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``medusa`` console script; returns the exit status.
 
@@ -196,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, server_types)
         if args.command == "run":
             return _run_script(args)
+        if args.command == "passwd":
+            return _passwd(args)
         return _plugins()
     except ConfigError as exc:
         print(f"medusa: {exc}", file=sys.stderr)

@@ -4,6 +4,7 @@ The public API: :class:`HTTPServer`, :class:`Request`, the :class:`Handler` prot
 default :class:`FileHandler`.
 """
 
+from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
@@ -15,6 +16,7 @@ from medusa.http.status_page import StatusHandler
 __version__ = "0.1.0"
 
 __all__ = [
+    "BasicAuthHandler",
     "DirectoryListingHandler",
     "FileHandler",
     "HTTPServer",

@@ -24,6 +24,7 @@ import httptools
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger
+from medusa.http.handler import Handler
 from medusa.http.request import Request
 
 if TYPE_CHECKING:
@@ -290,6 +291,12 @@ class HTTPChannel(Channel):
         else:
             request.error(404)
             return
+        self.run_handler(request, handler)
+
+    def run_handler(self, request: Request, handler: Handler) -> None:
+        """Let ``handler`` answer ``request``: call it, run a coroutine result as a task
+        (finishing the request when it returns), and turn an exception into a 500. Handlers
+        that wrap others and decide later (after a check in a thread) call this."""
         request.handler = handler
         try:
             result = handler.handle_request(request)
