@@ -62,7 +62,7 @@ def test_handler_tables_form_the_chain_in_order(tmp_path: Path) -> None:
     ("handler", "key", "reason"),
     [
         ({"root": "."}, "server[0].handler[0].type", "missing"),
-        ({"type": "nope"}, "server[0].handler[0].type", "unknown handler 'nope' (known: files"),
+        ({"type": "nope"}, "server[0].handler[0].type", "unknown handler 'nope' (known: auth, files"),
         ({"type": "files"}, "server[0].handler[0].root", "missing"),
         ({"type": "files", "root": 3}, "server[0].handler[0].root", "expected a string"),
         ({"type": "files", "root": ".", "colour": 1}, "server[0].handler[0].colour", "unknown"),
@@ -155,3 +155,60 @@ def test_status_handler_from_config(tmp_path: Path) -> None:
         assert response.status == 200
         assert b'"servers"' in response.read()
         conn.close()
+
+
+def test_auth_handler_from_config(tmp_path: Path) -> None:
+    from medusa.core.passwords import set_password
+
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "p.txt").write_bytes(b"secret page")
+    set_password(str(tmp_path / "users.passwd"), "alice", "wonderland")
+    [server] = config(
+        tmp_path,
+        {
+            "handler": [
+                {
+                    "type": "auth",
+                    "passwords": "users.passwd",
+                    "realm": "Private",
+                    "handler": {"type": "files", "root": "private"},
+                }
+            ]
+        },
+    )
+    with ServerThread([server]):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/p.txt")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 401
+        assert response.getheader("WWW-Authenticate") == 'Basic realm="Private", charset="UTF-8"'
+        conn.request("GET", "/p.txt", headers={"Authorization": "Basic YWxpY2U6d29uZGVybGFuZA=="})
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read() == b"secret page"
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("handler", "key", "reason"),
+    [
+        ({"type": "auth", "passwords": "nope"}, "server[0].handler[0].handler", "missing"),
+        (
+            {"type": "auth", "passwords": "nope", "handler": {"type": "files", "root": "."}},
+            "server[0].handler[0]",
+            "no such file",
+        ),
+        (
+            {"type": "auth", "passwords": "x", "handler": {"type": "files", "root": 1}},
+            "server[0].handler[0].handler.root",
+            "expected a string",
+        ),
+    ],
+)
+def test_bad_auth_tables(tmp_path: Path, handler: dict[str, object], key: str, reason: str) -> None:
+    (tmp_path / "x").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, {"handler": [handler]})
+    assert caught.value.key == key
+    assert reason in caught.value.reason

@@ -27,6 +27,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from medusa.core.options import ConfigError, Option, validate_options
+from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
@@ -95,6 +96,17 @@ def _build_redirect(kwargs: dict[str, Any], base_dir: str) -> Handler:
     return RedirectHandler(rules, status=kwargs.get("status", 301))
 
 
+def _build_auth(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    wrapped = kwargs["handler"]
+    if not isinstance(wrapped, Mapping):
+        raise ValueError('handler: a table, for example { type = "files", root = "private" }')
+    [inner] = build_handlers([wrapped], source="", prefix="", base_dir=base_dir)
+    passwords = os.path.join(base_dir, kwargs["passwords"])
+    if not os.path.isfile(passwords):
+        raise ValueError(f"passwords: {passwords}: no such file (make it with medusa passwd)")
+    return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"))
+
+
 HANDLER_TYPES: dict[str, HandlerType] = {
     "files": HandlerType(
         "files",
@@ -136,6 +148,20 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_listing,
         "HTML index of a directory without an index file (off unless configured)",
         required=("root",),
+    ),
+    "auth": HandlerType(
+        "auth",
+        {
+            o.name: o
+            for o in (
+                Option("passwords", (str,), "password file written by medusa passwd"),
+                Option("realm", (str,), "protection space named in the challenge"),
+                Option("handler", (dict,), "the handler table to protect"),
+            )
+        },
+        _build_auth,
+        "Basic authentication (RFC 7617) in front of another handler",
+        required=("passwords", "handler"),
     ),
     "status": HandlerType(
         "status",
@@ -197,6 +223,9 @@ def build_handlers(tables: object, *, source: str, prefix: str, base_dir: str) -
                 raise ConfigError(source, f"{key}.{required}", "missing")
         try:
             chain.append(kind.build(kwargs, base_dir))
+        except ConfigError as exc:  # from a nested handler table
+            nested = f"{key}.handler{exc.key.removeprefix('.handler[0]')}"
+            raise ConfigError(source, nested, exc.reason) from exc
         except (ValueError, OSError) as exc:
             raise ConfigError(source, key, str(exc)) from exc
     return chain
