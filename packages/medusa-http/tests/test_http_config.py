@@ -62,7 +62,11 @@ def test_handler_tables_form_the_chain_in_order(tmp_path: Path) -> None:
     ("handler", "key", "reason"),
     [
         ({"root": "."}, "server[0].handler[0].type", "missing"),
-        ({"type": "nope"}, "server[0].handler[0].type", "unknown handler 'nope' (known: auth, files"),
+        (
+            {"type": "nope"},
+            "server[0].handler[0].type",
+            "unknown handler 'nope' (known: auth, files",
+        ),
         ({"type": "files"}, "server[0].handler[0].root", "missing"),
         ({"type": "files", "root": 3}, "server[0].handler[0].root", "expected a string"),
         ({"type": "files", "root": ".", "colour": 1}, "server[0].handler[0].colour", "unknown"),
