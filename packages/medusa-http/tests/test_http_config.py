@@ -216,3 +216,56 @@ def test_bad_auth_tables(tmp_path: Path, handler: dict[str, object], key: str, r
         config(tmp_path, {"handler": [handler]})
     assert caught.value.key == key
     assert reason in caught.value.reason
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop"])
+def test_virtual_hosts_from_config(tmp_path: Path, backend: str) -> None:
+    for name in ("a", "b", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "index.html").write_text(f"site {name}")
+    [server] = config(
+        tmp_path,
+        {
+            "handler": [
+                {
+                    "type": "vhost",
+                    "hosts": {
+                        "a.example": [{"type": "files", "root": "a"}],
+                        "B.Example": [{"type": "status"}, {"type": "files", "root": "b"}],
+                    },
+                    "default": [{"type": "files", "root": "other"}],
+                }
+            ]
+        },
+    )
+    with ServerThread([server], backend=backend):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        for host, path, body in (
+            ("a.example", "/", b"site a"),
+            ("a.example:8080", "/", b"site a"),
+            ("b.example.", "/", b"site b"),
+            ("unknown.example", "/", b"site other"),
+        ):
+            conn.request("GET", path, headers={"Host": host})
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, body), host
+        conn.request("GET", "/status?format=json", headers={"Host": "b.example"})
+        response = conn.getresponse()
+        assert b'"servers"' in response.read()
+        conn.request("GET", "/status", headers={"Host": "a.example"})
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 404  # a's chain has no status page (and no such file)
+        conn.close()
+
+
+def test_bad_vhost_tables(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config(
+            tmp_path,
+            {"handler": [{"type": "vhost", "hosts": {"a.example": [{"type": "nope"}]}}]},
+        )
+    assert caught.value.key == "server[0].handler[0].hosts.a.example[0].type"
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, {"handler": [{"type": "vhost", "hosts": {"bad host": []}}]})
+    assert "invalid host name" in caught.value.reason

@@ -33,6 +33,7 @@ from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.status_page import StatusHandler
+from medusa.http.vhost import VirtualHostHandler
 
 __all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
 
@@ -107,6 +108,19 @@ def _build_auth(kwargs: dict[str, Any], base_dir: str) -> Handler:
     return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"))
 
 
+def _build_vhost(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    hosts = kwargs["hosts"]
+    if not isinstance(hosts, Mapping):
+        raise ValueError('hosts: a table of host = [handler tables], e.g. "a.example" = [...]')
+    chains = {}
+    for name, tables in hosts.items():
+        chains[name] = build_handlers(tables, source="", prefix=f".hosts.{name}", base_dir=base_dir)
+    default = build_handlers(
+        kwargs.get("default", []), source="", prefix=".default", base_dir=base_dir
+    )
+    return VirtualHostHandler(chains, default)
+
+
 HANDLER_TYPES: dict[str, HandlerType] = {
     "files": HandlerType(
         "files",
@@ -162,6 +176,19 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_auth,
         "Basic authentication (RFC 7617) in front of another handler",
         required=("passwords", "handler"),
+    ),
+    "vhost": HandlerType(
+        "vhost",
+        {
+            o.name: o
+            for o in (
+                Option("hosts", (dict,), "host name = [handler tables]"),
+                Option("default", (list,), "handler tables for other hosts"),
+            )
+        },
+        _build_vhost,
+        "name-based virtual hosts: a handler chain per Host",
+        required=("hosts",),
     ),
     "status": HandlerType(
         "status",
@@ -224,8 +251,12 @@ def build_handlers(tables: object, *, source: str, prefix: str, base_dir: str) -
         try:
             chain.append(kind.build(kwargs, base_dir))
         except ConfigError as exc:  # from a nested handler table
-            nested = f"{key}.handler{exc.key.removeprefix('.handler[0]')}"
-            raise ConfigError(source, nested, exc.reason) from exc
+            inner = exc.key
+            if inner.startswith(".handler[0]"):  # auth's single wrapped table
+                inner = ".handler" + inner.removeprefix(".handler[0]")
+            elif inner.startswith(".hosts.") or inner.startswith(".default"):
+                inner = inner.replace(".handler[", "[", 1)
+            raise ConfigError(source, f"{key}{inner}", exc.reason) from exc
         except (ValueError, OSError) as exc:
             raise ConfigError(source, key, str(exc)) from exc
     return chain
