@@ -12,6 +12,7 @@ from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.request import Request
 from medusa.http.server import HTTPServer
 from medusa.http.status_page import StatusHandler
+from medusa.http.userdir import UserDirHandler
 from medusa.http.vhost import VirtualHostHandler
 
 __version__ = "0.1.0"
@@ -26,5 +27,6 @@ __all__ = [
     "RedirectRule",
     "Request",
     "StatusHandler",
+    "UserDirHandler",
     "VirtualHostHandler",
 ]

@@ -169,12 +169,22 @@ class FileHandler:
 
     def handle_request(self, request: Request) -> None:
         """Answer GET or HEAD for the file or directory at ``request.path``."""
+        self.serve(request, request.path)
+
+    def serve(self, request: Request, path: str, prefix: str = "") -> None:
+        """Answer GET or HEAD for ``path`` in this handler's filesystem.
+
+        Args:
+            request: the request.
+            path: the virtual path to serve (``request.path`` less any ``prefix``).
+            prefix: the URL path this filesystem is mounted at (``/~alice``), put in front
+                of ``path`` in redirects.
+        """
         method = request.method
         if method != "GET" and method != "HEAD":
             request.set_header("Allow", _ALLOW)
             request.error(405)
             return
-        path = request.path
         cache = self.cache
         if cache is not None:
             entry = cache.get(path)
@@ -189,7 +199,7 @@ class FileHandler:
             return
         if _stat.S_ISDIR(opened.stat.st_mode):
             os.close(opened.fd)
-            self._directory(request, path)
+            self._directory(request, path, prefix)
             return
         if path.endswith("/"):  # "/file.txt/" names a directory that is not there
             os.close(opened.fd)
@@ -214,9 +224,9 @@ class FileHandler:
             request.error(404)
         return None
 
-    def _directory(self, request: Request, path: str) -> None:
+    def _directory(self, request: Request, path: str, prefix: str = "") -> None:
         if not path.endswith("/"):
-            location = quote(path.encode("utf-8", "surrogateescape")) + "/"
+            location = quote((prefix + path).encode("utf-8", "surrogateescape")) + "/"
             if request.query:
                 location += "?" + request.query
             host = request.headers.get("host")

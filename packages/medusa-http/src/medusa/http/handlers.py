@@ -33,6 +33,7 @@ from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.status_page import StatusHandler
+from medusa.http.userdir import UserDirHandler
 from medusa.http.vhost import VirtualHostHandler
 
 __all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
@@ -189,6 +190,12 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_vhost,
         "name-based virtual hosts: a handler chain per Host",
         required=("hosts",),
+    ),
+    "userdir": HandlerType(
+        "userdir",
+        {"public_dir": Option("public_dir", (str,), "published directory in each home")},
+        lambda kwargs, base_dir: UserDirHandler(kwargs.get("public_dir", "public_html")),
+        "/~user/... from public_html in that Unix user's home",
     ),
     "status": HandlerType(
         "status",
