@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
+from medusa.http.compression import accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
 from medusa.http.ranges import UNSATISFIABLE, parse_range
@@ -35,12 +36,25 @@ _ALLOW = "GET, HEAD"
 class CachedFile:
     """A small file's bytes and validators, as last read through a checked open."""
 
-    __slots__ = ("body", "etag", "fields", "identity", "last_modified", "mtime", "real", "size")
+    __slots__ = (
+        "_gzip",
+        "body",
+        "content_type",
+        "etag",
+        "fields",
+        "identity",
+        "last_modified",
+        "mtime",
+        "real",
+        "size",
+    )
 
     def __init__(
         self, real: str, st: os.stat_result, body: bytes, content_type: str, last_modified: str
     ) -> None:
         self.real = real
+        self.content_type = content_type
+        self._gzip: bytes | None = None
         self.identity = _identity(st)
         self.body = body
         self.size = st.st_size
@@ -50,6 +64,24 @@ class CachedFile:
         self.fields = (
             f"Content-Type: {content_type}\r\nLast-Modified: {last_modified}\r\n"
             f"ETag: {self.etag}\r\nAccept-Ranges: bytes\r\n"
+        ).encode("latin-1")
+
+    @property
+    def gzip_etag(self) -> str:
+        """The entity tag of the gzip-coded variant (a different representation)."""
+        return self.etag[:-1] + '-gzip"'
+
+    def gzip_body(self) -> bytes | None:
+        """Return the gzip-coded body (made once), or None when coding does not shrink it."""
+        if self._gzip is None:
+            self._gzip = gzip_bytes(self.body)
+        return self._gzip if len(self._gzip) < len(self.body) else None
+
+    def gzip_fields(self) -> bytes:
+        """Header fields of the gzip-coded variant (no ranges over it)."""
+        return (
+            f"Content-Type: {self.content_type}\r\nLast-Modified: {self.last_modified}\r\n"
+            f"ETag: {self.gzip_etag}\r\nContent-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
         ).encode("latin-1")
 
 
@@ -107,6 +139,12 @@ class FileHandler:
             :class:`~medusa.core.filesys.Filesystem`.
         index: file names tried, in order, for a directory request ending in ``/``.
         small_file: files up to this many bytes are sent in one write with the headers.
+        gzip: compress responses of compressible types (text/*, JSON, JavaScript, XML, SVG)
+            for clients whose Accept-Encoding allows gzip (RFC 9110 §8.4), with
+            ``Vary: Accept-Encoding``; never ranges. Only files up to ``small_file`` bytes
+            are compressed (once, kept with the cached file); larger ones go out as they are,
+            zero-copy.
+        gzip_min_size: smallest file compressed, bytes.
         cache_size: bytes of small files kept in memory (0: no cache). A cached file is
             served only while ``stat`` of its checked real path shows the same file
             (device, inode, size, modification and change times); anything else reopens it
@@ -123,6 +161,8 @@ class FileHandler:
         index: Sequence[str] = ("index.html",),
         small_file: int = SMALL_FILE,
         cache_size: int = 32 << 20,
+        gzip: bool = False,
+        gzip_min_size: int = 1024,
     ) -> None:
         if isinstance(root, (str, os.PathLike)):
             self.filesystem: Filesystem = OSFilesystem(root)
@@ -133,6 +173,8 @@ class FileHandler:
         self._types: dict[str, str] = {}
         self._dates: dict[int, str] = {}
         self.cache = SmallFileCache(cache_size) if cache_size > 0 else None
+        self.gzip = gzip
+        self.gzip_min_size = gzip_min_size
 
     def __repr__(self) -> str:
         return f"<FileHandler {self.filesystem!r}>"
@@ -308,7 +350,25 @@ class FileHandler:
         request.done()
 
     def _cached(self, request: Request, entry: CachedFile) -> None:
-        """Serve a small file from memory (validators, ranges and HEAD included)."""
+        """Serve a small file from memory (validators, ranges, HEAD and gzip included)."""
+        fields = entry.fields
+        if self.gzip and entry.size >= self.gzip_min_size and compressible(entry.content_type):
+            fields += b"Vary: Accept-Encoding\r\n"
+            headers = request.headers
+            if "range" not in headers and accepts_gzip(headers.get("accept-encoding")):
+                coded = entry.gzip_body()
+                if coded is not None:
+                    verdict = self._preconditions(request, entry.gzip_etag, entry.mtime)
+                    if verdict is not None:
+                        validators = [
+                            ("Last-Modified", entry.last_modified),
+                            ("ETag", entry.gzip_etag),
+                            ("Vary", "Accept-Encoding"),
+                        ]
+                        self._not_modified(request, verdict, validators)
+                        return
+                    request.respond_prepared(200, entry.gzip_fields(), coded, len(coded))
+                    return
         verdict = self._preconditions(request, entry.etag, entry.mtime)
         if verdict is not None:
             self._not_modified(
@@ -322,13 +382,11 @@ class FileHandler:
                 return
             first, count = selected
             if request.status == 206:
-                fields = entry.fields + (
-                    f"Content-Range: bytes {first}-{first + count - 1}/{size}\r\n".encode()
-                )
+                fields += f"Content-Range: bytes {first}-{first + count - 1}/{size}\r\n".encode()
                 body = entry.body[first : first + count]
                 request.respond_prepared(206, fields, body, count)
                 return
-        request.respond_prepared(200, entry.fields, entry.body, size)
+        request.respond_prepared(200, fields, entry.body, size)
 
     def _preconditions(self, request: Request, etag: str, mtime: float) -> int | None:
         headers = request.headers

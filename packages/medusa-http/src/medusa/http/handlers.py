@@ -132,6 +132,8 @@ HANDLER_TYPES: dict[str, HandlerType] = {
                 Option("index", (list,), "index file names for a directory"),
                 Option("small_file", (int,), "bytes sent in one write with the headers"),
                 Option("cache_size", (int,), "bytes of small files kept in memory"),
+                Option("gzip", (bool,), "gzip compressible types for clients that accept it"),
+                Option("gzip_min_size", (int,), "smallest file compressed, bytes"),
             )
         },
         _build_files,
