@@ -23,51 +23,26 @@ not a regular file) goes through its bounded ``more()`` reads instead.
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any, cast
 
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer, Producer
+from medusa.core.zerocopy import HAVE_SENDFILE, send_file, set_cork
 
 if TYPE_CHECKING:
     from medusa.core.server import Server
 
 __all__ = ["Channel", "find_prefix_at_end"]
 
-_SENDFILE_MAX = 1 << 30
-_SENDFILE_SLICE = 8 << 20
-"""Bytes one :meth:`Channel._send_file` call may send before it lets the loop run other
-callbacks (a fast reader must not monopolize the loop)."""
-_BRIDGE_SIZE = 16384
-"""Bytes copied through the transport when ``os.sendfile`` would block: the transport's
-buffered write tells us (``resume_writing``) when the socket has room again."""
-
 _NO_HOLDS: frozenset[str] = frozenset()
 _UNSET: Any = object()
-_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 _CLOSE = object()
 """Fifo marker queued by :meth:`Channel.close_when_done`."""
 
 _WRITE_BACKLOG = "write-backlog"
 """The reason flow control gives :meth:`Channel.pause_reading`."""
-
-_NO_SENDFILE = frozenset(
-    e
-    for e in (
-        errno.EINVAL,
-        errno.ENOSYS,
-        errno.ENOTSUP,
-        errno.EOPNOTSUPP,
-        errno.ESPIPE,
-        getattr(errno, "EOVERFLOW", None),
-    )
-    if e is not None
-)
-"""``os.sendfile`` errors meaning "not for this file or socket": use ``more()`` instead."""
 
 
 def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
@@ -215,7 +190,7 @@ class Channel(asyncio.Protocol):
         self.connected_at = self.last_activity = time.monotonic()
         if self.write_high_water is not None or self.write_low_water is not None:
             transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-        if transport.get_extra_info("sslcontext") is None and hasattr(os, "sendfile"):
+        if transport.get_extra_info("sslcontext") is None and HAVE_SENDFILE:
             sock = transport.get_extra_info("socket")
             if sock is not None and (self.server is None or self.server.sendfile):
                 self._sockfd = 0  # an int per connection would cost 28 bytes each
@@ -507,7 +482,7 @@ class Channel(asyncio.Protocol):
                     counters.bytes_out += len(item)
                 continue
             if self._sockfd >= 0 and type(item) is FileProducer:
-                done = self._send_file(item, transport)
+                done = send_file(self, item, transport)
                 if done is False:
                     return
                 if done:
@@ -556,105 +531,13 @@ class Channel(asyncio.Protocol):
         if transport.get_write_buffer_size() and not self._write_paused:
             self.pause_writing()
 
-    def _send_file(self, producer: FileProducer, transport: asyncio.Transport) -> bool | None:
-        """Send a file with ``os.sendfile`` on the socket while the transport's own buffer
-        is empty (so bytes stay in order). Return True when the file is fully sent (or
-        the connection was aborted), False when waiting for the socket to drain (or, after
-        ``_SENDFILE_SLICE`` bytes, for the next loop iteration), None when
-        ``sendfile`` cannot send this file (the caller falls back to ``more()``; what was
-        sent so far is recorded in the producer's offset)."""
-        if producer.remaining <= 0:
-            producer.close()
-            return True
-        try:
-            infd = producer.file.fileno()
-        except (AttributeError, OSError, ValueError):
-            return None  # no descriptor (io.BytesIO): the buffered path reads it
-        if transport.get_write_buffer_size():
-            self._wait_for_drain(transport)
-            return False
-        sock: Any = transport.get_extra_info("socket")
-        try:
-            fd = sock.fileno()
-        except (AttributeError, OSError):
-            self._sockfd = -1
-            return None
-        counters = self.server.counters if self.server is not None else None
-        budget = _SENDFILE_SLICE
-        while producer.remaining > 0:
-            if budget <= 0:
-                # Let other channels run; continue from the next loop iteration.
-                asyncio.get_running_loop().call_soon(self._refill)
-                return False
-            try:
-                count = min(producer.remaining, _SENDFILE_MAX)
-                sent = os.sendfile(fd, infd, producer.offset, count)
-            except BlockingIOError:
-                # The socket is full: copy a small piece through the transport, which
-                # buffers it and tells us (resume_writing) when the socket has room.
-                data = os.pread(infd, min(_BRIDGE_SIZE, producer.remaining), producer.offset)
-                if not data:
-                    sent = 0
-                else:
-                    producer.advance(len(data))
-                    self.bytes_out += len(data)
-                    if counters is not None:
-                        counters.bytes_out += len(data)
-                    self._draining = True
-                    transport.set_write_buffer_limits(high=0, low=0)
-                    transport.write(data)
-                    if transport.get_write_buffer_size():
-                        if not self._write_paused:
-                            self.pause_writing()
-                        return False
-                    self._draining = False
-                    self._restore_limits(transport)
-                    continue
-            except OSError as exc:
-                if exc.errno in _NO_SENDFILE:
-                    self._sockfd = -1  # not for this socket or file: buffered from now on
-                    return None
-                if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
-                    error_logger.warning("sendfile to %r failed: %s", self.peer, exc)
-                producer.close()
-                self.abort()
-                return True
-            if sent == 0:
-                # The file is shorter than promised: the response cannot be completed.
-                error_logger.warning("file shrank while being sent to %r", self.peer)
-                producer.truncated = True
-                producer.close()
-                if counters is not None:
-                    counters.errors += 1
-                self.abort()
-                return True
-            producer.advance(sent)
-            budget -= sent
-            self.bytes_out += sent
-            if counters is not None:
-                counters.bytes_out += sent
-        self.last_activity = time.monotonic()
-        if self._corked:
-            self._set_cork(False)
-        return True
-
     def cork(self) -> None:
         """Hold back partial TCP segments until the next file sent with ``sendfile`` is
         complete (Linux ``TCP_CORK``, nginx's ``tcp_nopush``): a response's headers then
         leave in the same segments as the start of its file instead of a packet of their
         own. Does nothing on other sockets and platforms."""
-        if self._sockfd >= 0 and not self._corked and _TCP_CORK is not None:
-            self._set_cork(True)
-
-    def _set_cork(self, on: bool) -> None:
-        transport = self.transport
-        sock: Any = transport.get_extra_info("socket") if transport is not None else None
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
-        except (OSError, AttributeError):
-            self._corked = False
-            return
-        self._corked = on
+        if self._sockfd >= 0 and not self._corked:
+            set_cork(self, True)
 
     def _restore_limits(self, transport: asyncio.Transport) -> None:
         """Put back the channel's own write buffer limits after a drain wait."""
