@@ -271,12 +271,7 @@ class FileHandler:
             location = quote((prefix + path).encode("utf-8", "surrogateescape")) + "/"
             if request.query:
                 location += "?" + request.query
-            host = request.headers.get("host")
-            if host and "/" not in host and "\\" not in host:
-                scheme = "https" if request.channel.http.ssl is not None else "http"
-                location = f"{scheme}://{host}{location}"
-            request.set_header("Location", location)
-            request.error(301)
+            request.redirect(location)
             return
         for name in self.index:
             try:

@@ -62,23 +62,24 @@ class HandlerType:
     required: tuple[str, ...] = ()
 
 
-def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
+def _root_and_index(kwargs: dict[str, Any], base_dir: str) -> tuple[str, list[str]]:
+    """Take the ``root`` and ``index`` options out of ``kwargs``, checked."""
     root = os.path.join(base_dir, kwargs.pop("root"))
     if not os.path.isdir(root):
         raise ValueError(f"root: {root}: not a directory")
     index = kwargs.pop("index", ["index.html"])
     if not all(isinstance(name, str) and name and "/" not in name for name in index):
         raise ValueError("index: a list of file names")
+    return root, index
+
+
+def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    root, index = _root_and_index(kwargs, base_dir)
     return FileHandler(root, index=index, **kwargs)
 
 
 def _build_listing(kwargs: dict[str, Any], base_dir: str) -> Handler:
-    root = os.path.join(base_dir, kwargs["root"])
-    if not os.path.isdir(root):
-        raise ValueError(f"root: {root}: not a directory")
-    index = kwargs.get("index", ["index.html"])
-    if not all(isinstance(name, str) and name and "/" not in name for name in index):
-        raise ValueError("index: a list of file names")
+    root, index = _root_and_index(kwargs, base_dir)
     return DirectoryListingHandler(root, index=index)
 
 

@@ -278,6 +278,22 @@ class Request:
         self._out_headers = [(n, v) for n, v in self._out_headers if n.lower() in _KEEP_ON_ERROR]
         self.respond(status, body, content_type="text/html; charset=utf-8")
 
+    def redirect(self, target: str, status: int = 301) -> None:
+        """Answer ``status`` with ``Location`` pointing at ``target`` on this same server
+        (scheme from the connection, host and port from the ``Host`` field, RFC 9110
+        §10.2.2; a relative reference when there is no usable ``Host``), and finish.
+
+        Args:
+            target: an absolute path, already percent-encoded, query included if any.
+            status: a redirection status (301, 302, 307, 308).
+        """
+        host = self.headers.get("host")
+        if host and "/" not in host and "\\" not in host:
+            scheme = "https" if self.channel.http.ssl is not None else "http"
+            target = f"{scheme}://{host}{target}"
+        self.set_header("Location", target)
+        self.error(status)
+
     def set_length(self, length: int) -> None:
         """Declare the body's length in bytes before pushing it piecewise (sent as
         ``Content-Length``; otherwise chunked coding or a close ends the body)."""

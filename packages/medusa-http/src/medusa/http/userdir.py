@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pwd
 from collections.abc import Callable
+from urllib.parse import quote
 
 from medusa.core.filesys import OSFilesystem
 from medusa.http.files import FileHandler
@@ -84,12 +85,6 @@ class UserDirHandler:
             request.error(404)
             return
         if not slash:
-            host = request.headers.get("host")
-            location = f"/~{name}/"
-            if host and "/" not in host:
-                scheme = "https" if request.channel.http.ssl is not None else "http"
-                location = f"{scheme}://{host}{location}"
-            request.set_header("Location", location)
-            request.error(301)
+            request.redirect(quote(f"/~{name}/".encode("utf-8", "surrogateescape")))
             return
         handler.serve(request, "/" + rest, prefix=f"/~{name}")
