@@ -26,6 +26,8 @@ from tests.conftest import (
     write_tree,
 )
 
+from medusa.core.plugins import load_server_types
+
 pytestmark = pytest.mark.e2e
 
 
@@ -231,18 +233,24 @@ def test_port_in_use(runner: Runner, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+SERVER_TYPES = load_server_types()
+"""The installed server types: ``medusa serve`` without an address option starts each."""
+
+
 @pytest.fixture
 def port_8080() -> None:
-    if not port_is_free(8080):
-        pytest.skip("127.0.0.1:8080 is in use")
+    for kind in SERVER_TYPES.values():
+        if not port_is_free(kind.default_port):
+            pytest.skip(f"127.0.0.1:{kind.default_port} ({kind.name}'s default) is in use")
 
 
 @pytest.mark.usefixtures("port_8080")
 def test_default_address(runner: Runner, tmp_path: Path) -> None:
-    """``medusa serve ROOT`` with no address: HTTP on 127.0.0.1:8080."""
+    """``medusa serve ROOT`` with no address: every installed type at its default port,
+    HTTP on 127.0.0.1:8080."""
     one, _ = _two_roots(tmp_path)
-    process = runner.start("serve", str(one), "--backend", "asyncio")
-    assert process.lines[0] == "medusa: http listening on http://127.0.0.1:8080/"
+    process = runner.start("serve", str(one), "--backend", "asyncio", listening=len(SERVER_TYPES))
+    assert "medusa: http listening on http://127.0.0.1:8080/" in process.lines
     assert curl("http://127.0.0.1:8080/which.txt").body == b"root one\n"
     assert process.stop() == 0
 
@@ -250,8 +258,8 @@ def test_default_address(runner: Runner, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("port_8080")
 def test_default_root_is_current_directory(runner: Runner, tmp_path: Path) -> None:
     one, _ = _two_roots(tmp_path)
-    process = runner.start("serve", cwd=one)
-    assert process.endpoint.where == "http://127.0.0.1:8080/"
+    process = runner.start("serve", cwd=one, listening=len(SERVER_TYPES))
+    assert "http://127.0.0.1:8080/" in [e.where for e in process.endpoints]
     assert curl("http://127.0.0.1:8080/only-one.txt").body == b"1\n"
 
 

@@ -8,6 +8,8 @@ from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
+from medusa.http.publish import PublishingHandler
+from medusa.http.put import PutHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.request import Request
 from medusa.http.server import HTTPServer
@@ -23,6 +25,8 @@ __all__ = [
     "FileHandler",
     "HTTPServer",
     "Handler",
+    "PublishingHandler",
+    "PutHandler",
     "RedirectHandler",
     "RedirectRule",
     "Request",

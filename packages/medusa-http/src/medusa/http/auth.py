@@ -6,6 +6,10 @@ compared in constant time. A request without valid credentials gets 401 (RFC 911
 with a ``WWW-Authenticate: Basic realm="...", charset="UTF-8"`` challenge (RFC 7617 §2,
 §2.1); each failure is logged with the client address and the user name tried, never the
 password.
+
+When the wrapped handler streams request bodies (a PUT, :mod:`medusa.http.body`), the
+credentials are checked from the request's head, before ``100 Continue`` is sent and before
+any of the body is read: a client without them gets its 401 without uploading anything.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import inspect
 import os
 import secrets
 import time
@@ -22,6 +27,7 @@ from collections.abc import Awaitable
 
 from medusa.core.log import error_logger
 from medusa.core.passwords import PasswordFile
+from medusa.http.body import BodySink
 from medusa.http.handler import Handler
 from medusa.http.request import Request
 
@@ -122,6 +128,65 @@ class BasicAuthHandler:
 
     def handle_request(self, request: Request) -> Awaitable[None] | None:
         """Check the credentials, then delegate to the wrapped handler or answer 401."""
+        if request.user is not None and request.body_sink is not None:
+            # Checked by receive_body before the body was streamed to the wrapped handler.
+            return self.handler.handle_request(request)
+        checked = self._credentials(request)
+        if checked is None:
+            return None
+        user, password, key = checked
+        if self._recently_verified(key):
+            request.user = user
+            return self.handler.handle_request(request)
+        # scrypt takes tens of milliseconds: check in a thread so that the loop (and every
+        # other client) never waits for it; the answer continues from the callback.
+        future = asyncio.get_running_loop().run_in_executor(
+            None, self.passwords.verify, user, password
+        )
+        future.add_done_callback(lambda f: self._verified(request, user, key, f))
+        return None
+
+    def receive_body(self, request: Request) -> BodySink | Awaitable[BodySink | None] | None:
+        """Check the credentials before a body is read (:class:`~medusa.http.body.BodyReceiver`):
+        answer 401 at once, or let the wrapped handler decide on the body (it is buffered
+        when the wrapped handler does not stream bodies)."""
+        checked = self._credentials(request)
+        if checked is None:
+            return None
+        user, password, key = checked
+        if self._recently_verified(key):
+            request.user = user
+            return self._inner_receive(request)
+        return self._verify_then_receive(request, user, password, key)
+
+    async def _verify_then_receive(
+        self, request: Request, user: str, password: str, key: tuple[str, bytes]
+    ) -> BodySink | None:
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, self.passwords.verify, user, password
+        )
+        if request.answered:
+            return None
+        if not ok:
+            self._refuse(request, user)
+            return None
+        self._remember(key)
+        request.user = user
+        result = self._inner_receive(request)
+        if result is not None and inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _inner_receive(self, request: Request) -> BodySink | Awaitable[BodySink | None] | None:
+        receive = getattr(self.handler, "receive_body", None)
+        if receive is None:
+            return None
+        result: BodySink | Awaitable[BodySink | None] | None = receive(request)
+        return result
+
+    def _credentials(self, request: Request) -> tuple[str, str, tuple[str, bytes]] | None:
+        """Return ``(user, password, cache key)`` from the Authorization field, or answer
+        401 and return None."""
         value = request.get_header("Authorization")
         credentials = parse_basic_credentials(value)
         if credentials is None:
@@ -135,17 +200,24 @@ class BasicAuthHandler:
             return None
         user, password = credentials
         key = (user, hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest())
+        return user, password, key
+
+    def _recently_verified(self, key: tuple[str, bytes]) -> bool:
         expires = self._recent.get(key)
-        if expires is not None and expires > time.monotonic():
-            request.user = user
-            return self.handler.handle_request(request)
-        # scrypt takes tens of milliseconds: check in a thread so that the loop (and every
-        # other client) never waits for it; the answer continues from the callback.
-        future = asyncio.get_running_loop().run_in_executor(
-            None, self.passwords.verify, user, password
+        return expires is not None and expires > time.monotonic()
+
+    def _remember(self, key: tuple[str, bytes]) -> None:
+        if len(self._recent) >= CACHE_ENTRIES:
+            self._recent.clear()
+        self._recent[key] = time.monotonic() + CACHE_SECONDS
+
+    def _refuse(self, request: Request, user: str) -> None:
+        error_logger.warning(
+            "authentication failed from %s: user %r, wrong password or unknown user",
+            _peer(request),
+            user,
         )
-        future.add_done_callback(lambda f: self._verified(request, user, key, f))
-        return None
+        self._challenge(request)
 
     def _verified(
         self,
@@ -158,16 +230,9 @@ class BasicAuthHandler:
             return
         ok = not future.cancelled() and future.exception() is None and future.result()
         if not ok:
-            error_logger.warning(
-                "authentication failed from %s: user %r, wrong password or unknown user",
-                _peer(request),
-                user,
-            )
-            self._challenge(request)
+            self._refuse(request, user)
             return
-        if len(self._recent) >= CACHE_ENTRIES:
-            self._recent.clear()
-        self._recent[key] = time.monotonic() + CACHE_SECONDS
+        self._remember(key)
         request.user = user
         request.channel.run_handler(request, self.handler)
 

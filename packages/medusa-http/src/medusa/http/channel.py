@@ -7,7 +7,8 @@ to requests, handlers and the response queue.
   request order; a response finished early waits in its request until its turn.
 * Limits, each answered with its status and a close: malformed request 400; request line
   over ``max_request_line`` 414; header block over ``max_header_size`` or
-  ``max_header_fields`` fields 431; body over ``max_body_size`` 413; a head not complete
+  ``max_header_fields`` fields 431; a buffered body over ``max_body_size`` 413 (bodies
+  streamed to a handler: see :mod:`medusa.http.body`); a head not complete
   within ``header_timeout`` seconds 408 (slowloris); idle keep-alive connections close after
   ``keepalive_timeout`` seconds.
 """
@@ -24,6 +25,7 @@ import httptools
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger
+from medusa.http.body import BodyReception
 from medusa.http.handler import Handler
 from medusa.http.request import Request
 
@@ -32,8 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = ["HTTPChannel"]
 
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _NO_HEADERS: dict[str, str] = {}
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""Methods that change nothing (RFC 9110 §9.2.1): a pipelined request after any other one
+waits until it is answered, so that it sees its effect."""
+
 _METHODS = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
 }  # shared placeholder between requests; never mutated
@@ -75,8 +80,6 @@ class HTTPChannel(Channel):
     terminator = None
 
     __slots__ = (
-        "_body",
-        "_body_size",
         "_discard",
         "_field_count",
         "_head_size",
@@ -89,6 +92,7 @@ class HTTPChannel(Channel):
         "_pending_head",
         "_pipeline_paused",
         "_requests",
+        "_upload",
         "_url",
         "http",
     )
@@ -103,8 +107,7 @@ class HTTPChannel(Channel):
         self._requests: list[Request] = []
         self._url = b""
         self._headers: dict[str, str] = _NO_HEADERS
-        self._body: list[bytes] | None = None
-        self._body_size = 0
+        self._upload: BodyReception | None = None
         self._head_size = 0
         self._pending_head = 0
         self._field_count = 0
@@ -170,8 +173,7 @@ class HTTPChannel(Channel):
         self._field_count = 0
         self._url = b""
         self._headers = {}
-        self._body = None
-        self._body_size = 0
+        self._upload = None
 
     def on_url(self, url: bytes) -> None:
         """llhttp: (part of) the request-target."""
@@ -198,41 +200,52 @@ class HTTPChannel(Channel):
             headers[key] = text
 
     def on_headers_complete(self) -> None:
-        """llhttp: the head is complete: check the announced body size, answer
-        ``Expect: 100-continue`` (RFC 9110 §10.1.1)."""
+        """llhttp: the head is complete. A request with a body is built now and its
+        handler chosen, so that the handler can refuse the body, or take it as a stream,
+        before it is read (:mod:`medusa.http.body`); ``Expect: 100-continue`` (RFC 9110
+        §10.1.1) is answered then."""
         self._in_head = False
         headers = self._headers
         length = headers.get("content-length")
+        size: int | None = 0
         if length is not None:
             try:
                 size = int(length)
             except ValueError:
                 raise _RejectError(400, "invalid Content-Length") from None
-            if size > self.http.max_body_size:
-                raise _RejectError(413, "request body too large")
+        elif "transfer-encoding" in headers:
+            size = None  # chunked (llhttp refuses other codings of a request body)
         expect = headers.get("expect")
-        if expect is not None:
-            if expect.lower() != "100-continue":
-                raise _RejectError(417, "unsupported expectation")
-            parser = self._parser
-            if parser is not None and parser.get_http_version() == "1.1" and not self._requests:
-                self.push(_CONTINUE)
+        if expect is not None and expect.lower() != "100-continue":
+            raise _RejectError(417, "unsupported expectation")
+        if size == 0:
+            return
+        parser = self._parser
+        assert parser is not None
+        request = self._make_request(parser)
+        self._enqueue(request)
+        self.http.counters.requests += 1
+        self._linger = True  # an answer before the whole body was read closes gracefully
+        upload = self._upload = BodyReception(
+            self, request, size, expect is not None and parser.get_http_version() == "1.1"
+        )
+        upload.handler = self._choose_handler(request)
+        if request.answered:
+            return
+        if len(self._requests) > 1 and self._unsafe_ahead():
+            # Read no more than this read's bytes until the requests before it are done.
+            self.pause_reading("order")
+            request._deferred = upload.start
+            return
+        upload.start()
 
     def on_body(self, body: bytes) -> None:
         """llhttp: a piece of the (de-chunked) body."""
-        self._body_size += len(body)
-        if self._body_size > self.http.max_body_size:
-            raise _RejectError(413, "request body too large")
-        if self._body is None:
-            self._body = [body]
-        else:
-            self._body.append(body)
+        upload = self._upload
+        if upload is not None:
+            upload.feed(body)
 
-    def on_message_complete(self) -> None:
-        """llhttp: the whole request arrived: build the :class:`Request` and dispatch it."""
-        parser = self._parser
-        assert parser is not None
-        self._in_message = False
+    def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
         url = self._url.decode("latin-1")
         self._url = b""
         if url.startswith("/"):
@@ -256,19 +269,70 @@ class HTTPChannel(Channel):
             self._head_started,
         )
         self._headers = _NO_HEADERS
-        if self._body is not None:
-            request.body = b"".join(self._body)
-            self._body = None
-        if not request.keep_alive:
-            self._discard = True  # no request after "Connection: close" is read
-        requests = self._requests
-        requests.append(request)
-        if len(requests) == 1:
-            request._is_head = True  # nothing buffered yet: no flush needed
-        self._dispatch(request)
-        if len(requests) >= self.http.max_pipeline and not self._pipeline_paused:
+        return request
+
+    def on_message_complete(self) -> None:
+        """llhttp: the whole request arrived: build the :class:`Request` and dispatch it
+        (a request with a body was built with its head: its handler runs now)."""
+        self._in_message = False
+        upload = self._upload
+        if upload is not None:
+            self._upload = None
+            if not upload.keep_alive or upload.request.answered:
+                self._discard = True  # closes after this answer (answered before its body)
+            upload.finish()
+        else:
+            parser = self._parser
+            assert parser is not None
+            request = self._make_request(parser)
+            if not request.keep_alive:
+                self._discard = True  # no request after "Connection: close" is read
+            requests = self._requests
+            requests.append(request)
+            if len(requests) == 1:
+                request._is_head = True  # nothing buffered yet: no flush needed
+            elif self._unsafe_ahead():
+                request._deferred = lambda: self._dispatch(request)
+                return
+            self._dispatch(request)
+        if len(self._requests) >= self.http.max_pipeline and not self._pipeline_paused:
             self._pipeline_paused = True
             self.pause_reading("pipeline")
+
+    def _unsafe_ahead(self) -> bool:
+        """True when a request before the newest one has an unsafe method and is not
+        answered yet (RFC 9110 §9.2.1): the newest must wait to see its effect."""
+        requests = self._requests
+        return any(r.method not in _SAFE and not r.finished for r in requests[:-1]) or any(
+            r._deferred is not None for r in requests[:-1]
+        )
+
+    def _release_deferred(self) -> None:
+        """Dispatch the requests that waited for unsafe ones now answered, in order (the
+        queue is scanned again after each: a dispatch can answer and pop requests)."""
+        while True:
+            for request in self._requests:
+                deferred = request._deferred
+                if deferred is not None:
+                    break
+                if request.method not in _SAFE and not request.finished:
+                    return
+            else:
+                return
+            request._deferred = None
+            self.resume_reading("order")
+            deferred()
+
+    def body_read(self) -> None:
+        """Called when a request's whole body was read and its handler is about to run:
+        an error answer no longer needs a lingering close."""
+        self._linger = False
+
+    @property
+    def pending_requests(self) -> list[Request]:
+        """The requests read and not yet answered, oldest first (the first one's response
+        is the one being written)."""
+        return self._requests
 
     # -- dispatch --------------------------------------------------------------------------
 
@@ -278,20 +342,24 @@ class HTTPChannel(Channel):
             request._become_head()
 
     def _dispatch(self, request: Request) -> None:
-        server = self.http
-        server.counters.requests += 1
-        for handler in server.handlers:
-            try:
-                matched = handler.match(request)
-            except Exception:
-                self._handler_failed(request, handler)
-                return
-            if matched:
-                break
-        else:
+        self.http.counters.requests += 1
+        handler = self._choose_handler(request)
+        if handler is not None:
+            self.run_handler(request, handler)
+        elif not request.answered:
             request.error(404)
-            return
-        self.run_handler(request, handler)
+
+    def _choose_handler(self, request: Request) -> Handler | None:
+        """Return the first handler of the chain that matches ``request``, or ``None``;
+        a ``match`` that raises answers 500 (then ``request.answered`` is true)."""
+        for handler in self.http.handlers:
+            try:
+                if handler.match(request):
+                    return handler
+            except Exception:
+                self.handler_failed(request, handler)
+                return None
+        return None
 
     def run_handler(self, request: Request, handler: Handler) -> None:
         """Let ``handler`` answer ``request``: call it, run a coroutine result as a task
@@ -301,7 +369,7 @@ class HTTPChannel(Channel):
         try:
             result = handler.handle_request(request)
         except Exception:
-            self._handler_failed(request, handler)
+            self.handler_failed(request, handler)
             return
         if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
@@ -314,11 +382,11 @@ class HTTPChannel(Channel):
             return
         exc = task.exception()
         if exc is not None:
-            self._handler_failed(request, handler, exc)
+            self.handler_failed(request, handler, exc)
         elif not request.finished:
             request.done()
 
-    def _handler_failed(
+    def handler_failed(
         self, request: Request, handler: Any, exc: BaseException | None = None
     ) -> None:
         """Log a handler's exception with its traceback and answer 500; the connection's
@@ -365,6 +433,8 @@ class HTTPChannel(Channel):
                 return
             if requests:
                 requests[0]._become_head()
+        if requests:
+            self._release_deferred()
         if self._pipeline_paused and len(requests) < self.http.max_pipeline // 2:
             self._pipeline_paused = False
             self.resume_reading("pipeline")
@@ -376,6 +446,14 @@ class HTTPChannel(Channel):
         self.http.counters.errors += 1
         self._linger = True
         error_logger.info("%r: %d %s", self.peer, status, message)
+        upload = self._upload
+        if upload is not None:
+            # Malformed body framing: the request being read gets the answer.
+            self._upload = None
+            upload.lost(f"malformed request body: {message}")
+            if not upload.request.answered:
+                upload.request.error(status, message)
+            return
         # No usable request line: the access log shows "-" for it (method left empty).
         request = Request(
             self, "", "", "", "", "1.1", {}, False, self._head_started or time.monotonic()
@@ -419,8 +497,15 @@ class HTTPChannel(Channel):
 
     def eof_received(self) -> bool | None:
         """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
-        client close its sending side after its last request), then close."""
+        client close its sending side after its last request), then close. A body cut
+        short is aborted and its request answered 400."""
         self._discard = True
+        upload = self._upload
+        if upload is not None:
+            self._upload = None
+            upload.lost("the client closed its side before the whole body was sent")
+            if not upload.request.answered:
+                upload.request.error(400, "The request body is incomplete.")
         if not self._busy():
             self.close()
             return True
@@ -451,7 +536,12 @@ class HTTPChannel(Channel):
         self._requests[-1].keep_alive = False  # answer every request read, then close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Release the buffered responses of requests that will never be answered."""
+        """Release the buffered responses of requests that will never be answered, and
+        abort a body being received."""
+        upload = self._upload
+        if upload is not None:
+            self._upload = None
+            upload.lost("connection closed before the whole body was received")
         for request in self._requests:
             request.close_pending()
         self._requests.clear()

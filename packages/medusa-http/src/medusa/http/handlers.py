@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from medusa.core.options import ConfigError, Option, validate_options
+from medusa.core.options import ConfigError, Option, non_negative, validate_options
 from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
+from medusa.http.publish import PublishingHandler
+from medusa.http.put import PutHandler
 from medusa.http.redirect import RedirectHandler, RedirectRule
 from medusa.http.status_page import StatusHandler
 from medusa.http.userdir import UserDirHandler
@@ -104,10 +106,42 @@ def _build_auth(kwargs: dict[str, Any], base_dir: str) -> Handler:
     if not isinstance(wrapped, Mapping):
         raise ValueError('handler: a table, for example { type = "files", root = "private" }')
     [inner] = build_handlers([wrapped], source="", prefix="", base_dir=base_dir)
-    passwords = os.path.join(base_dir, kwargs["passwords"])
+    passwords = _passwords(kwargs, base_dir)
+    return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"))
+
+
+def _passwords(kwargs: dict[str, Any], base_dir: str) -> str:
+    passwords = os.path.join(base_dir, kwargs.pop("passwords"))
     if not os.path.isfile(passwords):
         raise ValueError(f"passwords: {passwords}: no such file (make it with medusa passwd)")
-    return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"))
+    return passwords
+
+
+def _upload_root(kwargs: dict[str, Any], base_dir: str) -> str:
+    root = os.path.join(base_dir, kwargs.pop("root"))
+    if not os.path.isdir(root):
+        raise ValueError(f"root: {root}: not a directory")
+    if not os.access(root, os.W_OK):
+        raise ValueError(f"root: {root}: not writable by this process")
+    return root
+
+
+def _build_put(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    root = _upload_root(kwargs, base_dir)
+    mode = kwargs.pop("mode", "644")
+    try:
+        bits = int(mode, 8)
+    except ValueError:
+        bits = -1
+    if not 0 <= bits <= 0o777:
+        raise ValueError(f'mode: {mode!r}: octal permission bits such as "644"')
+    return PutHandler(root, mode=bits, **kwargs)
+
+
+def _build_publish(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    root = _upload_root(kwargs, base_dir)
+    passwords = _passwords(kwargs, base_dir)
+    return PublishingHandler(root, passwords, **kwargs)
 
 
 def _build_vhost(kwargs: dict[str, Any], base_dir: str) -> Handler:
@@ -180,6 +214,39 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         _build_auth,
         "Basic authentication (RFC 7617) in front of another handler",
         required=("passwords", "handler"),
+    ),
+    "put": HandlerType(
+        "put",
+        {
+            o.name: o
+            for o in (
+                Option("root", (str,), "directory the files are stored in"),
+                Option("prefix", (str,), "URL path mapped onto root"),
+                Option("max_size", (int,), "largest body accepted, bytes", non_negative),
+                Option("delete", (bool,), "also accept DELETE"),
+                Option("mode", (str,), 'permission bits of new files, octal ("644")'),
+            )
+        },
+        _build_put,
+        "PUT (and DELETE) of files, stored atomically (wrap it in auth)",
+        required=("root",),
+    ),
+    "publish": HandlerType(
+        "publish",
+        {
+            o.name: o
+            for o in (
+                Option("root", (str,), "the site's directory"),
+                Option("passwords", (str,), "password file of the authors (medusa passwd)"),
+                Option("realm", (str,), "protection space named in the challenge"),
+                Option("max_size", (int,), "largest file accepted, bytes", non_negative),
+                Option("delete", (bool,), "authors may DELETE files"),
+                Option("index", (list,), "index file names for a directory"),
+            )
+        },
+        _build_publish,
+        "public reads, PUT and DELETE behind Basic authentication (curl -T)",
+        required=("root", "passwords"),
     ),
     "vhost": HandlerType(
         "vhost",

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from medusa.core.producers import ChunkedProducer, FileProducer, Producer
 from medusa.http.status import reason
 
 if TYPE_CHECKING:
+    from medusa.http.body import BodySink
     from medusa.http.channel import HTTPChannel
 
 __all__ = ["Request"]
@@ -40,7 +42,10 @@ class Request:
         version: ``"1.0"`` or ``"1.1"``.
         headers: request header fields, names lower-cased, repeated fields joined by
             ``", "`` (RFC 9110 §5.3).
-        body: the request body (bytes; decoded from chunked framing if it was chunked).
+        body: the request body (bytes; decoded from chunked framing if it was chunked),
+            ``b""`` when it was streamed to a sink instead.
+        body_sink: the :class:`~medusa.http.body.BodySink` the body was streamed to, when
+            the handler asked for that (:mod:`medusa.http.body`), else ``None``.
         keep_alive: whether the connection stays open after this response.
         status: the response status code (default 200).
         user: the authenticated user name for the access log, or ``None``.
@@ -49,6 +54,7 @@ class Request:
 
     __slots__ = (
         "_chunked",
+        "_deferred",
         "_finished",
         "_head_sent",
         "_is_head",
@@ -56,6 +62,7 @@ class Request:
         "_out_headers",
         "_pending",
         "body",
+        "body_sink",
         "bytes_out",
         "channel",
         "handler",
@@ -93,6 +100,7 @@ class Request:
         self.keep_alive = keep_alive
         self.started = started
         self.body = b""
+        self.body_sink: BodySink | None = None
         self.status = 200
         self.user: str | None = None
         self.handler: Any = None
@@ -104,6 +112,8 @@ class Request:
         self._length: int | None = None
         self._is_head = False
         self._pending: list[bytes | Producer] | None = None
+        # Set by the channel when this request waits for an unsafe one before it.
+        self._deferred: Callable[[], None] | None = None
 
     # -- request side ----------------------------------------------------------------------
 
@@ -120,6 +130,11 @@ class Request:
     def finished(self) -> bool:
         """True once :meth:`done` was called."""
         return self._finished
+
+    @property
+    def answered(self) -> bool:
+        """True once the response was started or finished (nothing more may be decided)."""
+        return self._head_sent or self._finished
 
     @property
     def headers_sent(self) -> bool:

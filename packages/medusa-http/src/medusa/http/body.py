@@ -1,0 +1,254 @@
+"""Request bodies: buffered for ordinary handlers, streamed to a sink for handlers that ask.
+
+When a request's head announces a body (``Content-Length`` above zero or
+``Transfer-Encoding: chunked``, RFC 9112 §6.3), the channel builds the
+:class:`~medusa.http.request.Request` at once, picks its handler and starts a
+:class:`BodyReception`:
+
+* A handler without ``receive_body`` gets the body buffered in ``request.body``, up to the
+  server's ``max_body_size`` (413 above it).
+* A handler with ``receive_body(request)`` (the :class:`BodyReceiver` protocol) decides
+  before any byte of the body is read: it answers the request itself (411, 413, 401...),
+  returns a :class:`BodySink` that receives the body piece by piece as it arrives (the
+  server's ``max_body_size`` does not apply: the handler enforces its own), or returns
+  ``None`` to have it buffered. It may return an awaitable of the same (a password check in
+  a thread); reading pauses until it resolves.
+
+``Expect: 100-continue`` (RFC 9110 §10.1.1) is answered only once the handler accepted the
+body, so a refusal reaches the client before it sends the body. A request answered before
+its body was read closes the connection afterwards, gracefully (RFC 9112 §9.6), the rest of
+the body unread. When the whole body has arrived the handler's ``handle_request`` runs, with
+the sink in ``request.body_sink``; if the connection is lost first, the sink's ``abort`` is
+called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from medusa.core.log import error_logger
+
+if TYPE_CHECKING:
+    from medusa.http.channel import HTTPChannel
+    from medusa.http.request import Request
+
+__all__ = ["BodyReceiver", "BodyReception", "BodySink"]
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@runtime_checkable
+class BodySink(Protocol):
+    """Where a streamed request body goes (for example a temporary file)."""
+
+    def write(self, data: bytes) -> None:
+        """Take the next piece of the body (de-chunked bytes, in order). It may answer the
+        request itself (413 when too large, 507 on a full disk): the rest of the body is
+        then discarded."""
+        ...
+
+    def abort(self, reason: str) -> None:
+        """The body will never be complete (connection lost, malformed framing): undo what
+        was written and log ``reason``."""
+        ...
+
+
+@runtime_checkable
+class BodyReceiver(Protocol):
+    """A handler that wants its requests' bodies streamed rather than buffered."""
+
+    def receive_body(self, request: Request) -> BodySink | Awaitable[BodySink | None] | None:
+        """Decide on ``request``'s body before any of it is read: answer the request to
+        refuse it, return a sink for it, or ``None`` to have it buffered."""
+        ...
+
+
+class BodyReception:
+    """The body of one request, from its head to its last byte.
+
+    Args:
+        channel: the connection.
+        request: the request, already queued for its response.
+        length: the announced ``Content-Length`` in bytes, or ``None`` when chunked.
+        expect_continue: the client sent ``Expect: 100-continue`` over HTTP/1.1.
+    """
+
+    __slots__ = (
+        "_lost",
+        "_pending",
+        "channel",
+        "chunks",
+        "complete",
+        "expect_continue",
+        "handler",
+        "keep_alive",
+        "length",
+        "request",
+        "sink",
+        "size",
+    )
+
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        request: Request,
+        length: int | None,
+        expect_continue: bool,
+    ) -> None:
+        self.channel = channel
+        self.request = request
+        self.handler: Any = None
+        self.length = length
+        self.expect_continue = expect_continue
+        self.keep_alive = request.keep_alive
+        # Until the whole body has been read, an answer must close the connection: the
+        # rest of the body would otherwise be taken for the next request.
+        request.keep_alive = False
+        self.sink: BodySink | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.complete = False
+        self._pending = True  # until start(): pieces of the body are kept in chunks
+        self._lost = False
+
+    def start(self) -> None:
+        """Ask :attr:`handler` (the handler chosen for the request, or ``None``: the answer
+        is 404 once the body has been read) how it takes the body (see the module
+        docstring). Until this is called, the pieces of the body that arrive are kept."""
+        self._pending = False
+        request = self.request
+        handler = self.handler
+        receive = getattr(handler, "receive_body", None)
+        if receive is None:
+            self._buffer()
+        else:
+            try:
+                result = receive(request)
+            except Exception:
+                self.channel.handler_failed(request, handler)
+                return
+            if request.answered:
+                return
+            if result is not None and inspect.isawaitable(result):
+                self._pending = True
+                self.channel.pause_reading("body")
+                future = asyncio.ensure_future(result)
+                future.add_done_callback(self._accepted)
+                return
+            self._take(result)
+        if self.complete and not request.answered:
+            self._dispatch()
+
+    def _take(self, sink: BodySink | None) -> None:
+        if sink is None:
+            self._buffer()
+            return
+        self.sink = sink
+        chunks, self.chunks = self.chunks, []
+        for data in chunks:
+            self._write(sink, data)
+        if not self.request.answered:
+            self._send_continue()
+
+    def _buffer(self) -> None:
+        limit = self.channel.http.max_body_size
+        if (self.length is not None and self.length > limit) or self.size > limit:
+            self.refuse(413, "request body too large")
+            return
+        self._send_continue()
+
+    def _send_continue(self) -> None:
+        if not self.expect_continue:
+            return
+        requests = self.channel.pending_requests
+        if requests and requests[0] is self.request and not self.request.headers_sent:
+            self.channel.push(CONTINUE)
+
+    def _accepted(self, future: asyncio.Future[BodySink | None]) -> None:
+        self._pending = False
+        channel = self.channel
+        request = self.request
+        if channel.transport is not None:
+            channel.resume_reading("body")
+        if future.cancelled():
+            if not request.answered:
+                request.error(503)
+            return
+        exc = future.exception()
+        if exc is not None:
+            channel.handler_failed(request, self.handler, exc)
+            return
+        sink = future.result()
+        if self._lost:
+            if sink is not None:
+                sink.abort("connection closed before the body was read")
+            return
+        if request.answered:
+            return
+        self._take(sink)
+        if self.complete and not request.answered:
+            self._dispatch()
+
+    def feed(self, data: bytes) -> None:
+        """Take a piece of the body from the parser."""
+        request = self.request
+        if request.answered:
+            return  # refused: the rest is discarded
+        self.size += len(data)
+        sink = self.sink
+        if sink is not None:
+            self._write(sink, data)
+        elif self._pending:
+            self.chunks.append(data)  # at most what was read before reading paused
+        elif self.size > self.channel.http.max_body_size:
+            self.chunks = []
+            self.refuse(413, "request body too large")
+        else:
+            self.chunks.append(data)
+
+    def _write(self, sink: BodySink, data: bytes) -> None:
+        try:
+            sink.write(data)
+        except Exception:
+            sink.abort("the handler failed while receiving the body")
+            self.channel.handler_failed(self.request, self.handler)
+
+    def finish(self) -> None:
+        """The parser read the last byte of the body: run the handler (once it accepted)."""
+        self.complete = True
+        if not self._pending and not self.request.answered:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        request = self.request
+        channel = self.channel
+        request.keep_alive = self.keep_alive
+        channel.body_read()
+        if self.handler is None:
+            request.error(404)
+            return
+        if self.sink is None:
+            request.body = b"".join(self.chunks)
+            self.chunks = []
+        else:
+            request.body_sink = self.sink
+        channel.run_handler(request, self.handler)
+
+    def refuse(self, status: int, message: str) -> None:
+        """Answer the request with ``status`` before its body was read (the connection
+        closes after the answer)."""
+        error_logger.info("%r: %d %s", self.channel.peer, status, message)
+        self.channel.http.counters.errors += 1
+        self.request.error(status, message)
+
+    def lost(self, reason: str) -> None:
+        """The body will never be complete: abort the sink (the handler undoes its work)."""
+        if self.complete and not self._pending:
+            return
+        self._lost = True
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.abort(reason)
