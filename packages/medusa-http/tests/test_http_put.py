@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,3 +363,33 @@ def test_pipelined_puts_apply_in_order(site: Site) -> None:
         statuses = [status for status, _ in read_responses(sock, 4)]
     assert statuses == [201, 204, 204, 404]
     assert (site.root / "twice").read_bytes() == b"second"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs (needs root and mount permission, as in CI)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_is_507_and_keeps_previous_version(small_disk: Path) -> None:
+    (small_disk / "page.html").write_bytes(b"previous")
+    srv = HTTPServer(
+        ("127.0.0.1", 0), handlers=[PutHandler(small_disk, max_size=4 << 20)], access_log=None
+    )
+    with ServerThread([srv]):
+        status, _, _ = Site(small_disk, srv.port).request("PUT", "/page.html", b"z" * (1 << 20))
+    assert status == 507  # ENOSPC: Insufficient Storage
+    assert (small_disk / "page.html").read_bytes() == b"previous"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["page.html"]

@@ -38,7 +38,8 @@ __all__ = ["PutHandler", "TemporaryFileUpload"]
 DEFAULT_MAX_SIZE = 100 << 20
 """Largest body a :class:`PutHandler` accepts by default, bytes (100 MiB)."""
 
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""Write errors answered 507 Insufficient Storage (RFC 4918 §11.5): no room for the file."""
 
 
 def _client(request: Request) -> str:
