@@ -5,14 +5,16 @@ from __future__ import annotations
 import gzip
 import http.client
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from medusa.core.producers import SimpleProducer
 from medusa.core.testing import ServerThread
 from medusa.http import FileHandler, HTTPServer
-from medusa.http.compression import accepts_gzip, compressible
+from medusa.http.compression import GzipProducer, accepts_gzip, compressible
 
 
 @pytest.mark.parametrize(
@@ -152,3 +154,104 @@ def test_curl_compressed(tmp_path: Path) -> None:
     head, _, body = result.stdout.partition(b"\r\n\r\n")
     assert b"Content-Encoding: gzip" in head
     assert body == TEXT
+
+
+LARGE = b"".join(b"line %06d of a large log file that compresses well\n" % i for i in range(40000))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop"])
+def test_gzip_large_file_streams(tmp_path: Path, backend: str) -> None:
+    """Files over the small-file size are coded as they are read: chunked over HTTP/1.1,
+    close-delimited over HTTP/1.0; validators, HEAD and ranges as for small files."""
+    assert len(LARGE) > 2 << 20
+    (tmp_path / "big.txt").write_bytes(LARGE)
+    (tmp_path / "big.bin").write_bytes(LARGE)  # application/octet-stream: never coded
+    server = HTTPServer(
+        ("127.0.0.1", 0), handlers=[FileHandler(tmp_path, gzip=True)], access_log=None
+    )
+    with ServerThread([server], backend=backend):
+        port = server.port
+        status, headers, body = fetch(port, "/big.txt", {"Accept-Encoding": "gzip"})
+        assert status == 200
+        assert headers["content-encoding"] == "gzip"
+        assert headers["transfer-encoding"] == "chunked"
+        assert "content-length" not in headers
+        assert headers["vary"] == "Accept-Encoding"
+        assert gzip.decompress(body) == LARGE
+        assert len(body) < len(LARGE) // 5
+        etag = headers["etag"]
+        assert etag.endswith('-gzip"')
+
+        again = fetch(port, "/big.txt", {"Accept-Encoding": "gzip", "If-None-Match": etag})
+        assert again[0] == 304
+        assert again[1]["etag"] == etag
+
+        status, plain, body = fetch(port, "/big.txt", {})
+        assert (status, body) == (200, LARGE)
+        assert plain["content-length"] == str(len(LARGE))
+        assert plain["vary"] == "Accept-Encoding"
+        assert "content-encoding" not in plain
+
+        ranged = fetch(port, "/big.txt", {"Accept-Encoding": "gzip", "Range": "bytes=5-9"})
+        assert (ranged[0], ranged[2]) == (206, LARGE[5:10])
+        assert "content-encoding" not in ranged[1]
+
+        binary = fetch(port, "/big.bin", {"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in binary[1]
+        assert binary[2] == LARGE
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("HEAD", "/big.txt", headers={"Accept-Encoding": "gzip"})
+        head = conn.getresponse()
+        assert head.getheader("Content-Encoding") == "gzip"
+        assert head.read() == b""
+        conn.close()
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /big.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head_bytes, _, coded = data.partition(b"\r\n\r\n")
+        assert b"Content-Encoding: gzip" in head_bytes
+        assert b"Transfer-Encoding" not in head_bytes
+        assert gzip.decompress(coded) == LARGE
+
+
+def test_gzip_producer_round_trip_and_stable_output() -> None:
+    def run() -> bytes:
+        producer = GzipProducer(SimpleProducer(LARGE, buffer_size=4096))
+        out = b""
+        while piece := producer.more():
+            out += piece
+        assert producer.more() == b""
+        return out
+
+    first = run()
+    assert gzip.decompress(first) == LARGE
+    assert run() == first  # same input, same bytes: the entity tag can stay stable
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_compressed_large_file(tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_bytes(LARGE)
+    server = HTTPServer(
+        ("127.0.0.1", 0), handlers=[FileHandler(tmp_path, gzip=True)], access_log=None
+    )
+    with ServerThread([server]):
+        out = tmp_path / "out"
+        subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--compressed",
+                "--noproxy",
+                "*",
+                "-o",
+                str(out),
+                f"http://127.0.0.1:{server.port}/big.txt",
+            ],
+            check=True,
+            timeout=60,
+        )
+    assert out.read_bytes() == LARGE

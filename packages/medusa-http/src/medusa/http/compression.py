@@ -4,8 +4,11 @@ the client accepts it. Sans-IO."""
 from __future__ import annotations
 
 import gzip
+import zlib
 
-__all__ = ["accepts_gzip", "compressible", "gzip_bytes"]
+from medusa.core.producers import Producer
+
+__all__ = ["GzipProducer", "accepts_gzip", "compressible", "gzip_bytes"]
 
 _COMPRESSIBLE_APPLICATION = frozenset(
     {
@@ -59,3 +62,54 @@ def gzip_bytes(data: bytes, level: int = 6) -> bytes:
     """Return ``data`` gzip-compressed (no file name, modification time 0, so equal input
     gives equal output and the entity tag can stay stable)."""
     return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+class GzipProducer:
+    """Compress another producer's output into one gzip member (RFC 1952) as it is pulled,
+    for files too large to code in memory at once.
+
+    The output is the same for the same input (no file name, modification time 0), so the
+    entity tag of the coded variant stays stable. Each :meth:`more` reads from the wrapped
+    producer until the compressor has something to give (about one 64 KiB read per call
+    for text), so memory stays bounded whatever the file's size.
+
+    Args:
+        producer: the identity body (for example a
+            :class:`~medusa.core.producers.FileProducer`).
+        level: zlib compression level, 1 (fast) to 9 (small).
+
+    Raises:
+        OSError: from :meth:`more` when the wrapped producer's file shrank while being read
+            (its ``truncated`` flag): the connection is then aborted by the channel, so the
+            client cannot take a shortened file for the whole one.
+    """
+
+    __slots__ = ("_compressor", "_done", "_producer")
+
+    def __init__(self, producer: Producer, level: int = 6) -> None:
+        self._producer = producer
+        # wbits 16 + 15: a gzip header and trailer around a deflate stream, 32 KiB window.
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        self._done = False
+
+    def more(self) -> bytes:
+        """Return the next piece of the gzip stream; ``b""`` once it ended."""
+        if self._done:
+            return b""
+        compressor = self._compressor
+        while True:
+            data = self._producer.more()
+            if not data:
+                if getattr(self._producer, "truncated", False):
+                    raise OSError("the file shrank while being compressed")
+                self._done = True
+                return compressor.flush()
+            coded = compressor.compress(data)
+            if coded:
+                return coded
+
+    def close(self) -> None:
+        """Close the wrapped producer if it can be closed (an open file)."""
+        close = getattr(self._producer, "close", None)
+        if close is not None:
+            close()

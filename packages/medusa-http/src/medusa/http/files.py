@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
-from medusa.http.compression import accepts_gzip, compressible, gzip_bytes
+from medusa.core.producers import FileProducer
+from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
 from medusa.http.ranges import UNSATISFIABLE, parse_range
@@ -316,17 +317,25 @@ class FileHandler:
             return
         etag = entity_tag(st)
         last_modified = self._last_modified(st.st_mtime)
-        out = [
-            ("Content-Type", self.content_type(name)),
-            ("Last-Modified", last_modified),
-            ("ETag", etag),
-            ("Accept-Ranges", "bytes"),
-        ]
+        content_type = self.content_type(name)
+        coded = False
+        out = [("Content-Type", content_type), ("Last-Modified", last_modified)]
+        if self.gzip and compressible(content_type):
+            out.append(("Vary", "Accept-Encoding"))
+            headers = request.headers
+            if "range" not in headers and accepts_gzip(headers.get("accept-encoding")):
+                coded = True
+                etag = etag[:-1] + '-gzip"'  # a different representation
+        out.append(("ETag", etag))
         verdict = self._preconditions(request, etag, st.st_mtime)
         if verdict is not None:
             os.close(fd)
-            self._not_modified(request, verdict, out[1:3])
+            self._not_modified(request, verdict, out[1:])
             return
+        if coded:
+            self._send_gzip(request, fd, out)
+            return
+        out.append(("Accept-Ranges", "bytes"))
         selected = self._range(request, size, etag, last_modified)
         if selected is None:
             os.close(fd)
@@ -342,6 +351,20 @@ class FileHandler:
             request.done()
             return
         request.send_file(open(fd, "rb", buffering=0), first, count)  # noqa: SIM115
+        request.done()
+
+    def _send_gzip(self, request: Request, fd: int, out: list[tuple[str, str]]) -> None:
+        """Send a large file gzip-coded as it is read (its length is not known beforehand:
+        chunked over HTTP/1.1, ended by closing over HTTP/1.0)."""
+        for field, value in out:
+            request.set_header(field, value)
+        request.set_header("Content-Encoding", "gzip")
+        if request.method == "HEAD":
+            os.close(fd)
+            request.done()
+            return
+        file = open(fd, "rb", buffering=0)  # noqa: SIM115 (closed by the producer)
+        request.push_with_producer(GzipProducer(FileProducer(file)))
         request.done()
 
     def _cached(self, request: Request, entry: CachedFile) -> None:
