@@ -233,8 +233,8 @@ def test_port_in_use(runner: Runner, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-SERVER_TYPES = load_server_types()
-"""The installed server types: ``medusa serve`` without an address option starts each."""
+SERVER_TYPES = {n: k for n, k in load_server_types().items() if k.start_by_default}
+"""The installed server types that ``medusa serve`` without an address option starts."""
 
 
 @pytest.fixture

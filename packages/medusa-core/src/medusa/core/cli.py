@@ -42,8 +42,9 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
         help="serve a directory with the installed servers, or the servers of a TOML file",
         description=(
             "Serve ROOT (default: the current directory). With no address option every "
-            "installed server type starts on 127.0.0.1 at its default port; with some, "
-            "only those start. -c FILE runs the servers declared in a medusa.toml instead."
+            "installed server type starts on 127.0.0.1 at its default port (the monitor "
+            "only when asked for); with some, only those start. -c FILE runs the servers "
+            "declared in a medusa.toml instead."
         ),
     )
     serve.add_argument(
@@ -148,7 +149,11 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
         config = Config()
         wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
         if not any(wanted.values()):
-            wanted = {n: [str(cls.default_port)] for n, cls in server_types.items()}
+            wanted = {
+                n: [str(cls.default_port)]
+                for n, cls in server_types.items()
+                if cls.start_by_default
+            }
         for name, addresses in sorted(wanted.items()):
             for text in addresses or ():
                 try:

@@ -78,6 +78,10 @@ class Server:
     description: ClassVar[str] = "a Medusa server"
     """One line shown by ``medusa plugins`` and ``medusa serve --help``."""
 
+    start_by_default: ClassVar[bool] = True
+    """Whether ``medusa serve`` without any ``--NAME`` option starts this type at its default
+    port. False for types that must be asked for explicitly (the monitor)."""
+
     options: ClassVar[Mapping[str, Option]] = {
         o.name: o
         for o in (
