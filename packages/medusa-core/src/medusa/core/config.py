@@ -5,6 +5,10 @@ Example::
     [medusa]
     backend = "auto"        # "auto", "uvloop" or "asyncio"
     grace = 10              # seconds for in-flight responses at shutdown
+
+    [medusa.resolver]       # optional: the name resolver of resolve_names = true
+    type = "dns"            # an entry point of medusa.resolvers (medusa-dns)
+    nameservers = ["127.0.0.1:53"]
     log_level = "info"
 
     [[server]]
@@ -107,6 +111,19 @@ def load_config(path: str, server_types: Mapping[str, type[Server]] | None = Non
     return build_config(document, source=path, base_dir=base_dir, server_types=server_types)
 
 
+def _configure_resolver(table: object, source: str) -> None:
+    """Build the ``[medusa.resolver]`` table's resolver and make it the shared one."""
+    from medusa.core.resolver import load_resolver, set_shared_resolver
+
+    if not isinstance(table, Mapping):
+        raise ConfigError(source, "medusa.resolver", "must be a table")
+    options = dict(table)
+    kind = options.pop("type", "dns")
+    if not isinstance(kind, str):
+        raise ConfigError(source, "medusa.resolver.type", "must be a string")
+    set_shared_resolver(load_resolver(kind, options, source=source, prefix="medusa.resolver"))
+
+
 def build_config(
     document: Mapping[str, Any],
     *,
@@ -128,10 +145,14 @@ def build_config(
     settings = document.get("medusa", {})
     if not isinstance(settings, Mapping):
         raise ConfigError(source, "medusa", "must be a table")
+    settings = dict(settings)
+    resolver_table = settings.pop("resolver", None)
     for key, value in validate_options(
         settings, _MEDUSA_OPTIONS, source=source, prefix="medusa"
     ).items():
         setattr(config, key, float(value) if key == "grace" else value)
+    if resolver_table is not None:
+        _configure_resolver(resolver_table, source)
     tables = document.get("server", [])
     if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
         raise ConfigError(source, "server", "must be an array of tables ([[server]])")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from medusa.core.log import error_logger
+from medusa.core.resolver import close_shared_resolver
 from medusa.core.server import Server
 
 __all__ = [
@@ -123,6 +124,7 @@ async def serve(
         for result in results:
             if isinstance(result, BaseException):
                 error_logger.error("shutdown failed: %r", result)
+        close_shared_resolver()  # lines waiting for a host name are written with the address
 
 
 def run(

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, validate_options
 from medusa.core.plugins import RESOLVERS_GROUP, Plugin, plugins
 
@@ -29,8 +30,11 @@ __all__ = [
     "NameNotFoundError",
     "ResolutionError",
     "Resolver",
+    "close_shared_resolver",
     "load_resolver",
     "resolver_plugins",
+    "set_shared_resolver",
+    "shared_resolver",
 ]
 
 
@@ -152,3 +156,38 @@ def load_resolver(
             "does not build a medusa.core.resolver.Resolver"
         )
     return resolver
+
+
+_shared: Resolver | None = None
+
+
+def set_shared_resolver(resolver: Resolver | None) -> None:
+    """Make ``resolver`` the one every server with ``resolve_names`` uses (the
+    ``[medusa.resolver]`` table of ``medusa.toml`` sets it); ``None`` forgets it."""
+    global _shared
+    _shared = resolver
+
+
+def shared_resolver() -> Resolver:
+    """Return the process's shared resolver, making the default one (``dns`` with its
+    defaults: the name servers of ``/etc/resolv.conf``) on first use when none was set.
+
+    Raises:
+        ConfigError: no resolver is installed (``pip install medusa-dns``).
+    """
+    global _shared
+    if _shared is None:
+        _shared = load_resolver("dns")
+    return _shared
+
+
+def close_shared_resolver() -> None:
+    """Close the shared resolver if one was made (at shutdown: the lookups still in flight
+    call back with ``None``), and forget it."""
+    global _shared
+    resolver, _shared = _shared, None
+    if resolver is not None:
+        try:
+            resolver.close()
+        except Exception:
+            error_logger.exception("closing the resolver failed")

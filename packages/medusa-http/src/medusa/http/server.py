@@ -13,6 +13,7 @@ from medusa.core.address import Address
 from medusa.core.channel import Channel
 from medusa.core.log import Logger, StdlibLogger, access_logger, error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive
+from medusa.core.resolver import Resolver, resolver_plugins, shared_resolver
 from medusa.core.server import Server
 from medusa.http.accesslog import common_log_line
 from medusa.http.channel import HTTPChannel
@@ -58,12 +59,17 @@ class HTTPServer(Server):
             0.9 KB less per idle connection).
         certfile: PEM certificate chain for HTTPS (TLS 1.2 and later only).
         keyfile: PEM private key for ``certfile`` (``None``: it is in ``certfile``).
+        resolve_names: log each client's host name instead of its address; the name is
+            looked up in the background (the access-log line waits, the response never).
+        resolver: the :class:`~medusa.core.resolver.Resolver` for ``resolve_names``
+            (default: the shared one, see :func:`medusa.core.resolver.shared_resolver`).
         **kwargs: the options of :class:`~medusa.core.server.Server` (``backlog``,
             ``max_connections``, ``idle_timeout``, buffer sizes, ``ssl``...).
 
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
         ssl.SSLError, OSError: when the certificate or key cannot be loaded.
+        ValueError: ``resolve_names`` without any resolver installed.
     """
 
     name: ClassVar[str] = "http"
@@ -83,6 +89,7 @@ class HTTPServer(Server):
                 Option("keepalive_timeout", (int, float), "idle keep-alive seconds", positive),
                 Option("max_pipeline", (int,), "pipelined requests buffered", positive),
                 Option("access_log", (bool,), "write the Common Log Format access log"),
+                Option("resolve_names", (bool,), "log client host names (needs a resolver)"),
                 Option("server_header", (str,), "Server header value"),
                 Option("certfile", (str,), "PEM certificate chain for HTTPS"),
                 Option("keyfile", (str,), "PEM private key for HTTPS"),
@@ -108,8 +115,12 @@ class HTTPServer(Server):
         parser_keep_limit: int = 256,
         certfile: str | None = None,
         keyfile: str | None = None,
+        resolve_names: bool = False,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
+        if resolve_names and resolver is None and not resolver_plugins():
+            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
         if certfile is not None and kwargs.get("ssl") is None:
             kwargs["ssl"] = tls_context(certfile, keyfile)
         super().__init__(address, **kwargs)
@@ -135,6 +146,8 @@ class HTTPServer(Server):
         self._prefixes: dict[int, bytes] = {}
         self._log_enabled = access_log is not None
         self.parser_keep_limit = parser_keep_limit
+        self.resolve_names = resolve_names
+        self.resolver = resolver
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -257,9 +270,32 @@ class HTTPServer(Server):
         if log is None or not self._log_enabled:
             return
         try:
-            log.log(common_log_line(request))
+            line = common_log_line(request)
+            if self.resolve_names:
+                peer = request.peer
+                if isinstance(peer, tuple) and peer:
+                    self._log_with_name(log, str(peer[0]), line)
+                    return
+            log.log(line)
         except Exception:
             error_logger.exception("access log failed")
+
+    def _log_with_name(self, log: Logger, address: str, line: str) -> None:
+        """Write ``line`` with the client's host name in place of its address once the
+        resolver knows it (at once when cached): the response never waits for the lookup,
+        and a failed or missing name leaves the address (the original's resolving logger)."""
+        rest = line[len(address) :]
+
+        def write(name: str | None) -> None:
+            try:
+                log.log((name or address) + rest)
+            except Exception:
+                error_logger.exception("access log failed")
+
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self.resolver = shared_resolver()
+        resolver.reverse_soon(address, write)
 
 
 def tls_context(certfile: str, keyfile: str | None = None) -> _ssl.SSLContext:
