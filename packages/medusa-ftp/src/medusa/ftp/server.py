@@ -1,22 +1,295 @@
-"""The FTP server: a :class:`~medusa.core.server.Server` whose channels speak FTP."""
+"""The FTP server: a :class:`~medusa.core.server.Server` whose channels are FTP sessions
+(:class:`~medusa.ftp.session.FTPChannel`), with its options for ``medusa.toml``, its
+authorizers, limits and logs."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import ipaddress
+import os
+import ssl as _ssl
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Literal
 
+from medusa.core.address import Address
 from medusa.core.channel import Channel
+from medusa.core.log import Logger, StdlibLogger
+from medusa.core.options import ConfigError, Option
+from medusa.core.passwords import hash_password, verify_password
 from medusa.core.server import Server
+from medusa.ftp.accounts import Account
+from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
+from medusa.ftp.hostport import canonical_host
+from medusa.ftp.session import FTPChannel
+from medusa.ftp.tls import server_context
+from medusa.ftp.userconfig import FTP_OPTIONS, users_from_config
 
 __all__ = ["FTPServer"]
 
+_BUSY = b"421 Too many connections; try again later.\r\n"
+
 
 class FTPServer(Server):
-    """An FTP server (RFC 959). Placeholder: the protocol is being built (issue 4)."""
+    """An FTP server (RFC 959, 1123, 2389, 2428, 2640, 3659, 4217).
+
+    Args:
+        address: where to listen (see :class:`~medusa.core.server.Server`); 8021 on
+            127.0.0.1 by default.
+        anonymous_root: a directory served read-only to ``anonymous``/``ftp`` (any
+            password); ``None`` turns anonymous logins off.
+        users: virtual users (:class:`~medusa.ftp.authorizers.VirtualUser`).
+        passwords: a password file (``medusa passwd``) for users without an inline hash.
+        unix_users: also accept the machine's users through PAM (the server must run as
+            root); see :mod:`medusa.ftp.unixusers`.
+        pam_service: the PAM service of Unix users.
+        unix_allow_root: accept root as a Unix user.
+        unix_require_shell: refuse Unix users without a shell listed in ``/etc/shells``.
+        authorizers: authorizers tried before the ones above, in order.
+        passive_ports: the range of passive ports (``range(60000, 60100)``); ``None``:
+            any free port.
+        masquerade_address: the IPv4 address announced by ``PASV`` (behind NAT).
+        permit_foreign_addresses: allow ``PORT``/``EPRT`` to other hosts than the client
+            (FXP; opens the bounce attack of RFC 2577, off by default).
+        permit_privileged_ports: allow ``PORT``/``EPRT`` to ports below 1024.
+        certfile: PEM certificate chain: enables ``AUTH TLS`` (TLS 1.2 and later).
+        keyfile: PEM private key for ``certfile`` (``None``: it is in ``certfile``).
+        tls_control_required: non-anonymous users must ``AUTH TLS`` before ``USER``.
+        tls_data_required: transfers need ``PROT P``.
+        max_login_attempts: failed logins before the connection is closed.
+        login_failure_delay: seconds of delay after the first failed login; the n-th
+            failure waits n times as long.
+        max_sessions_per_ip: sessions open at once from one address (421 beyond).
+        data_timeout: seconds a data connection may take to open or stay without
+            progress (0: never).
+        max_download_rate: bytes per second per download (0: unlimited).
+        max_upload_rate: bytes per second per upload (0: unlimited).
+        listing_style: ``"unix"`` (``ls -l``) or ``"msdos"`` for ``LIST``.
+        banner: the text of the 220 greeting.
+        max_line: longest command line accepted, bytes (500 beyond).
+        xferlog: a :class:`~medusa.core.log.Logger` for the transfer log; True: the
+            :mod:`logging` logger ``medusa.ftp.xferlog``; False or None: off.
+        session_log: a Logger for sessions (logins, deletions...); True: the logger
+            ``medusa.ftp.session``; False or None: off.
+        **kwargs: the options of :class:`~medusa.core.server.Server` (``idle_timeout``,
+            ``max_connections``, ...).
+
+    Raises:
+        NotADirectoryError: when ``anonymous_root`` is not a directory.
+        ValueError: for a bad user, passive range or listing style.
+        PermissionError: for ``unix_users`` when not running as root.
+        ssl.SSLError, OSError: when the certificate cannot be loaded.
+    """
 
     name: ClassVar[str] = "ftp"
     default_port: ClassVar[int] = 8021
     description: ClassVar[str] = "FTP server (RFC 959, FTPS)"
+    options: ClassVar[Mapping[str, Option]] = {**Server.options, **FTP_OPTIONS}
+
+    def __init__(
+        self,
+        address: Address | str | int | tuple[str, int] = 8021,
+        *,
+        anonymous_root: str | os.PathLike[str] | None = None,
+        users: Iterable[VirtualUser] = (),
+        passwords: str | os.PathLike[str] | None = None,
+        unix_users: bool = False,
+        pam_service: str = "login",
+        unix_allow_root: bool = False,
+        unix_require_shell: bool = True,
+        authorizers: Iterable[Authorizer] = (),
+        passive_ports: range | tuple[int, int] | list[int] | None = None,
+        masquerade_address: str | None = None,
+        permit_foreign_addresses: bool = False,
+        permit_privileged_ports: bool = False,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        tls_control_required: bool = False,
+        tls_data_required: bool = False,
+        max_login_attempts: int = 3,
+        login_failure_delay: float = 1.0,
+        max_sessions_per_ip: int = 10,
+        data_timeout: float = 60.0,
+        max_download_rate: int = 0,
+        max_upload_rate: int = 0,
+        listing_style: Literal["unix", "msdos"] = "unix",
+        banner: str = "Medusa FTP server ready.",
+        max_line: int = 8192,
+        xferlog: Logger | bool | None = True,
+        session_log: Logger | bool | None = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(address, **kwargs)
+        chain = list(authorizers)
+        if anonymous_root is not None:
+            chain.append(AnonymousAuthorizer(anonymous_root))
+        users = list(users)
+        if users:
+            chain.append(VirtualUsers(users, passwords))
+        if unix_users:
+            from medusa.ftp.unixusers import UnixUsers
+
+            chain.append(
+                UnixUsers(pam_service, allow_root=unix_allow_root, require_shell=unix_require_shell)
+            )
+        self.authorizers: list[Authorizer] = chain
+        if passive_ports is not None and not isinstance(passive_ports, range):
+            low, high = passive_ports
+            passive_ports = range(int(low), int(high) + 1)
+        if passive_ports is not None and (
+            not passive_ports or passive_ports[0] < 1024 or passive_ports[-1] > 65535
+        ):
+            raise ValueError("passive_ports must be a non-empty range within 1024-65535")
+        self.passive_ports: range | None = passive_ports
+        if masquerade_address is not None:
+            try:
+                ipaddress.IPv4Address(masquerade_address)
+            except ValueError:
+                raise ValueError(
+                    f"masquerade_address {masquerade_address!r} is not an IPv4 address"
+                ) from None
+        self.masquerade_address = masquerade_address
+        self.permit_foreign_addresses = permit_foreign_addresses
+        self.permit_privileged_ports = permit_privileged_ports
+        self.tls_context: _ssl.SSLContext | None = None
+        self.data_tls_context: _ssl.SSLContext | None = None
+        if certfile is not None:
+            self.tls_context = server_context(certfile, keyfile)
+            self.data_tls_context = server_context(certfile, keyfile, session_tickets=False)
+        if (tls_control_required or tls_data_required) and self.tls_context is None:
+            raise ValueError("tls_control_required and tls_data_required need a certfile")
+        self.tls_control_required = tls_control_required
+        self.tls_data_required = tls_data_required
+        self.max_login_attempts = max_login_attempts
+        self.login_failure_delay = float(login_failure_delay)
+        self.max_sessions_per_ip = max_sessions_per_ip
+        self.data_timeout = float(data_timeout)
+        self.max_download_rate = max_download_rate
+        self.max_upload_rate = max_upload_rate
+        if listing_style not in ("unix", "msdos"):
+            raise ValueError(f"listing_style must be unix or msdos, not {listing_style!r}")
+        self.listing_style: Literal["unix", "msdos"] = listing_style
+        self.banner = banner
+        self.max_line = max_line
+        self.xferlog = _logger(xferlog, "medusa.ftp.xferlog")
+        self.session_log = _logger(session_log, "medusa.ftp.session")
+        self._dummy_hash: str | None = None
+        self._per_host: dict[str, int] = {}
+
+    # -- configuration ---------------------------------------------------------------------
+
+    @classmethod
+    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
+        """Resolve path options against the configuration file's directory."""
+        for key in ("anonymous_root", "passwords", "certfile", "keyfile"):
+            if key in kwargs:
+                kwargs[key] = os.path.join(base_dir, kwargs[key])
+        return kwargs
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
+    ) -> Server:
+        """Build a server from a ``[[server]]`` table; its ``[[server.user]]`` tables are
+        the virtual users (see :mod:`medusa.ftp.userconfig`).
+
+        Raises:
+            ConfigError: for unknown keys, wrong types or bad values (users included).
+        """
+        table = dict(table)
+        users = users_from_config(
+            table.pop("user", []), source=source, prefix=prefix, base_dir=base_dir
+        )
+        root = table.get("anonymous_root")
+        if isinstance(root, str) and not os.path.isdir(os.path.join(base_dir, root)):
+            raise ConfigError(source, f"{prefix}.anonymous_root", f"{root}: not a directory")
+        server = super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
+        assert isinstance(server, FTPServer)
+        if users:
+            passwords = table.get("passwords")
+            path = os.path.join(base_dir, passwords) if isinstance(passwords, str) else None
+            try:
+                server.authorizers.append(VirtualUsers(users, path))
+            except (ValueError, OSError) as exc:
+                raise ConfigError(source, f"{prefix}.user", str(exc)) from exc
+        return server
+
+    @classmethod
+    def for_serve(cls, address: Address, root: str) -> FTPServer:
+        """``medusa serve ROOT --ftp ADDR``: anonymous, read-only, on ROOT."""
+        return cls(address, anonymous_root=root)
+
+    # -- logins ----------------------------------------------------------------------------
+
+    async def authenticate(self, user: str, password: str) -> Account | None:
+        """Return the account of ``user`` with ``password``, asking the first authorizer
+        that handles the name; None when refused. An unknown name costs a dummy scrypt
+        check, so that it takes as long as a known one."""
+        for authorizer in self.authorizers:
+            if authorizer.handles(user):
+                return await authorizer.authenticate(user, password)
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(hash_password, "medusa-dummy")
+        await asyncio.to_thread(verify_password, password, self._dummy_hash)
+        return None
+
+    # -- channels --------------------------------------------------------------------------
 
     def make_channel(self) -> Channel:
-        """Return a channel for an accepted control connection."""
-        raise NotImplementedError
+        """Return a new FTP session for an accepted control connection."""
+        return FTPChannel(self)
+
+    def channel_opened(self, channel: Channel) -> bool:
+        """Register a session; over ``max_sessions_per_ip`` from one address, 421."""
+        if not super().channel_opened(channel):
+            return False
+        peer = channel.peer
+        host = canonical_host(str(peer[0])) if isinstance(peer, tuple) else ""
+        count = self._per_host.get(host, 0) + 1
+        self._per_host[host] = count
+        if count > self.max_sessions_per_ip:
+            self.counters.refused += 1
+            self.refuse(channel)
+            return False
+        return True
+
+    def channel_closed(self, channel: Channel) -> None:
+        """Unregister a session."""
+        if channel in self.channels:
+            peer = channel.peer
+            host = canonical_host(str(peer[0])) if isinstance(peer, tuple) else ""
+            count = self._per_host.get(host, 0) - 1
+            if count > 0:
+                self._per_host[host] = count
+            else:
+                self._per_host.pop(host, None)
+        super().channel_closed(channel)
+
+    def refuse(self, channel: Channel) -> None:
+        """Answer 421 and close (too many sessions, or shutting down)."""
+        if channel.transport is not None:
+            channel.transport.write(_BUSY)
+        channel.close()
+
+    def stop_channel(self, channel: Channel) -> None:
+        """On shutdown: 421 to idle sessions; a transfer in progress finishes first."""
+        if isinstance(channel, FTPChannel):
+            channel.shutdown()
+        else:
+            channel.close_when_done()
+
+    def extra_timeouts(self) -> tuple[float, ...]:
+        """The data-connection timeout, so that the sweep runs often enough."""
+        return (self.data_timeout,)
+
+    @property
+    def url_scheme(self) -> str:
+        """``ftp``."""
+        return "ftp"
+
+
+def _logger(value: Logger | bool | None, name: str) -> Logger | None:
+    if value is True:
+        return StdlibLogger(name)
+    if value is False or value is None:
+        return None
+    return value

@@ -1,0 +1,148 @@
+"""The contents of ``LIST``, ``NLST``, ``MLSD`` and ``STAT path`` (RFC 959 §4.1.3, RFC 3659
+§7), made from a session's :class:`~medusa.core.vfs.Filesystem`.
+
+``LIST`` arguments may carry ``ls`` options (``-la``), which are ignored, and a final
+component with shell wildcards (``*.txt``), which selects entries of its directory. Names
+holding CR or LF are left out of listings sent on a data connection: they would break the
+one-entry-per-line framing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import stat
+import time
+from typing import Literal
+
+from medusa.core.listing import list_directory, msdos_line, unix_line
+from medusa.core.vfs import Filesystem
+from medusa.ftp.facts import mlsx_line
+from medusa.ftp.replies import encode_text
+
+__all__ = [
+    "encode_lines",
+    "list_lines",
+    "mlsd_lines",
+    "mlst_line",
+    "nlst_lines",
+    "split_list_arg",
+]
+
+_WILDCARDS = frozenset("*?[")
+
+
+def split_list_arg(arg: str) -> str:
+    """Return the path of a ``LIST``/``NLST`` argument without ``ls`` options: words that
+    start with ``-`` before the path are dropped (``"-la pub"`` → ``"pub"``)."""
+    words = arg.split(" ")
+    while words and words[0].startswith("-"):
+        words.pop(0)
+    return " ".join(words).strip() if words else ""
+
+
+def _pattern(fs: Filesystem, path: str) -> tuple[str, str | None]:
+    """Split a path whose last component has wildcards and does not exist into
+    ``(directory, pattern)``; other paths give ``(path, None)``."""
+    name = posixpath.basename(path)
+    if name and _WILDCARDS & set(name) and not fs.exists(path):
+        return posixpath.dirname(path) or ".", name
+    return path, None
+
+
+def _framed(name: str) -> bool:
+    return "\r" not in name and "\n" not in name
+
+
+def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix") -> list[str]:
+    """Return the lines of ``LIST arg``: ``ls -l`` (or MS-DOS) lines of a directory's
+    entries, or the one line of a file.
+
+    Raises:
+        OSError: for a path that does not exist or cannot be read (virtual names only).
+    """
+    path, pattern = _pattern(fs, split_list_arg(arg) or ".")
+    if pattern is None and not stat.S_ISDIR(fs.stat(path).st_mode):
+        name = posixpath.basename(fs.normalize(path))
+        st = fs.lstat(path)
+        line = unix_line(name, st, now=time.time()) if style == "unix" else msdos_line(name, st)
+        return [line]
+    lines = list_directory(fs, path, style)
+    if pattern is not None:
+        names = {n for n in fs.listdir(path) if fnmatch.fnmatchcase(n, pattern)}
+        lines = [line for line in lines if _line_name(line, style) in names]
+    return [line for line in lines if _framed(line)]
+
+
+def _line_name(line: str, style: str) -> str:
+    """The name in a listing line (for wildcard filtering)."""
+    if style == "unix":
+        name = line.split(None, 8)[-1]
+        return name.split(" -> ", 1)[0]
+    return line[39:]
+
+
+def nlst_lines(fs: Filesystem, arg: str) -> list[str]:
+    """Return the names of ``NLST arg`` (RFC 959 §4.1.3): the entries of a directory, or
+    the argument itself for a file.
+
+    Raises:
+        OSError: for a path that does not exist or cannot be read.
+    """
+    path, pattern = _pattern(fs, split_list_arg(arg) or ".")
+    if pattern is None and not fs.isdir(path):
+        fs.lstat(path)  # raises for a missing path
+        return [path]
+    names = fs.listdir(path)
+    if pattern is not None:
+        prefix = "" if path == "." else path.rstrip("/") + "/"
+        return [prefix + n for n in names if fnmatch.fnmatchcase(n, pattern) and _framed(n)]
+    return [n for n in names if _framed(n)]
+
+
+def mlsd_lines(
+    fs: Filesystem, path: str, facts: frozenset[str], perms: frozenset[str]
+) -> list[str]:
+    """Return the entries of directory ``path`` in ``MLSD`` form (RFC 3659 §7.2).
+
+    Symbolic links are shown as what they lead to when that is inside the root, else as
+    links (``OS.unix=slink``).
+
+    Raises:
+        NotADirectoryError: when ``path`` is not a directory.
+        OSError: when it cannot be read.
+    """
+    base = fs.normalize(path)
+    if not stat.S_ISDIR(fs.stat(base).st_mode):
+        raise NotADirectoryError(20, "Not a directory", base)
+    prefix = base.rstrip("/") + "/"
+    lines = []
+    for name in fs.listdir(base):
+        if not _framed(name):
+            continue
+        try:
+            st = fs.stat(prefix + name)
+        except OSError:
+            try:
+                st = fs.lstat(prefix + name)
+            except OSError:
+                continue  # removed meanwhile
+        lines.append(mlsx_line(name, st, facts, perms))
+    return lines
+
+
+def mlst_line(fs: Filesystem, path: str, facts: frozenset[str], perms: frozenset[str]) -> str:
+    """Return the facts of one entry for ``MLST`` (RFC 3659 §7.2), named by its absolute
+    virtual path.
+
+    Raises:
+        OSError: for a path that does not exist.
+    """
+    vpath = fs.normalize(path)
+    return mlsx_line(vpath, fs.stat(vpath), facts, perms)
+
+
+def encode_lines(lines: list[str]) -> bytes:
+    """Return listing lines as the bytes of a data transfer: CRLF after each, UTF-8 with
+    undecodable names restored (RFC 2640)."""
+    return b"".join(encode_text(line) + b"\r\n" for line in lines)

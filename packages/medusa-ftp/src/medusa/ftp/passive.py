@@ -1,0 +1,140 @@
+"""Passive data connections (``PASV``, RFC 959 §4.1.2; ``EPSV``, RFC 2428 §3): a listening
+socket on a port from the configured range, which accepts one connection from the control
+connection's peer and drops connections from any other address before a transport is made
+for them (port theft, RFC 2577 §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+
+from medusa.core.log import error_logger
+from medusa.ftp.dataconn import DataChannel, DataOwner
+from medusa.ftp.hostport import canonical_host
+
+__all__ = ["PassiveListener", "PassivePortsExhaustedError"]
+
+
+class PassivePortsExhaustedError(OSError):
+    """No port of the passive range could be bound."""
+
+
+def _bind(host: str, ports: range | None) -> socket.socket:
+    """Return a listening, non-blocking socket on ``host`` and a port of ``ports`` (any free
+    port when ``None``), trying the range's ports in random order.
+
+    Raises:
+        PassivePortsExhaustedError: when every port of the range is taken.
+        OSError: for other bind errors.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates: list[int] = [0]
+    if ports is not None:
+        candidates = list(ports)
+        random.shuffle(candidates)
+    for port in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+            sock.listen(5)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE and ports is not None:
+                continue
+            raise
+        return sock
+    raise PassivePortsExhaustedError(errno.EADDRINUSE, "every passive port is in use")
+
+
+async def attach_socket(owner: DataOwner, channel: DataChannel, conn: socket.socket) -> None:
+    """Make a transport for the connected socket ``conn`` with ``channel`` as its protocol;
+    under ``PROT P`` run the TLS handshake first, as the server (RFC 4217 §9). A failure is
+    reported to ``owner.data_failed``.
+
+    Args:
+        owner: the session.
+        channel: the new data channel.
+        conn: a connected, non-blocking socket (closed on failure).
+    """
+    loop = asyncio.get_running_loop()
+    context = owner.data_tls()
+    try:
+        if context is None:
+            await loop.connect_accepted_socket(lambda: channel, conn)
+        else:
+            await loop.connect_accepted_socket(
+                lambda: channel, conn, ssl=context, ssl_handshake_timeout=30.0
+            )
+    except (TimeoutError, OSError, ConnectionError) as exc:
+        conn.close()
+        owner.data_failed(f"{type(exc).__name__}: {exc}")
+
+
+class PassiveListener:
+    """A passive-mode listening socket for one data connection.
+
+    Args:
+        owner: the session told of the connection (and of refused ones).
+        host: the local address to listen on (the control connection's local address).
+        expected_host: the only peer address accepted (the control connection's peer).
+        ports: the configured passive port range, or ``None`` for any free port.
+
+    Attributes:
+        port: the port listened on.
+
+    Raises:
+        PassivePortsExhaustedError, OSError: when no socket could be bound.
+    """
+
+    def __init__(
+        self, owner: DataOwner, host: str, expected_host: str, ports: range | None = None
+    ) -> None:
+        self.owner = owner
+        self.expected_host = expected_host
+        self._sock: socket.socket | None = _bind(host, ports)
+        self.port: int = self._sock.getsockname()[1]
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._sock.fileno(), self._accept)
+        self._task: asyncio.Task[object] | None = None
+
+    def _accept(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            conn, peer = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            error_logger.warning("passive accept failed: %s", exc)
+            return
+        host = canonical_host(str(peer[0]))
+        if host != self.expected_host:
+            conn.close()
+            self.owner.data_refused(host)
+            return
+        self.close()
+        conn.setblocking(False)
+        channel = DataChannel(self.owner)  # its address was checked above
+        self._task = self._loop.create_task(self._attach(conn, channel))
+
+    async def _attach(self, conn: socket.socket, channel: DataChannel) -> None:
+        await attach_socket(self.owner, channel, conn)
+
+    def close(self) -> None:
+        """Stop listening (idempotent); a connection already accepted goes on."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    @property
+    def listening(self) -> bool:
+        """True until a connection was accepted or :meth:`close` was called."""
+        return self._sock is not None

@@ -1,0 +1,196 @@
+"""What a transfer moves: an upload's file (written under a temporary name and renamed on
+completion, so an aborted upload never leaves half a file under the real name), the
+``TYPE A`` download producer, and the record of one transfer for the transfer log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from medusa.core.producers import Producer
+from medusa.core.vfs import Filesystem
+from medusa.ftp.linefeeds import FromNetwork, ToNetwork
+
+__all__ = ["AsciiProducer", "Transfer", "UploadFile", "temporary_name"]
+
+
+def temporary_name(path: str) -> str:
+    """Return a hidden name beside ``path`` for its upload in progress
+    (``dir/.name.XXXXXXXX.part``)."""
+    head, tail = posixpath.split(path)
+    return posixpath.join(head, f".{tail}.{secrets.token_hex(4)}.part")
+
+
+class UploadFile:
+    """The file an upload writes to.
+
+    ``STOR`` and ``STOU`` write a temporary file beside the target, renamed over the target
+    by :meth:`commit`; :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with
+    ``REST`` write the target itself (the client asked to continue that very file).
+
+    Args:
+        fs: the session's filesystem (file operations run as the user there).
+        path: the virtual path of the target.
+        offset: for a resumed ``STOR``: where writing starts in the existing file (bytes).
+        append: ``APPE``: add to the end of the target (created if missing).
+        ascii: ``TYPE A``: CRLF from the network becomes LF.
+        exclusive: ``STOU``: the commit fails rather than replace an existing file.
+
+    Attributes:
+        written: bytes written to the file.
+
+    Raises:
+        OSError: when the file cannot be opened or created (with the virtual path).
+    """
+
+    def __init__(
+        self,
+        fs: Filesystem,
+        path: str,
+        *,
+        offset: int = 0,
+        append: bool = False,
+        ascii: bool = False,
+        exclusive: bool = False,
+    ) -> None:
+        self.fs = fs
+        self.path = fs.normalize(path)
+        self.exclusive = exclusive
+        self.written = 0
+        self._decoder = FromNetwork() if ascii else None
+        self.temp: str | None = None
+        if append:
+            self.file: BinaryIO = fs.open(self.path, "ab")
+        elif offset:
+            self.file = fs.open(self.path, "r+b")
+            try:
+                self.file.seek(offset)
+                self.file.truncate()
+            except BaseException:
+                self.file.close()
+                raise
+        else:
+            self.temp = temporary_name(self.path)
+            self.file = fs.open(self.temp, "xb")
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` (converted in ``TYPE A``).
+
+        Raises:
+            OSError: when the disk refuses it (full, quota).
+        """
+        if self._decoder is not None:
+            data = self._decoder.convert(data)
+        self.file.write(data)
+        self.written += len(data)
+
+    def commit(self) -> None:
+        """Finish: flush and close the file, rename the temporary file to the target.
+
+        Raises:
+            FileExistsError: for ``STOU`` when the target appeared meanwhile (the
+                temporary file is removed).
+            OSError: when the file cannot be written or renamed (it is removed).
+        """
+        try:
+            if self._decoder is not None:
+                rest = self._decoder.flush()
+                if rest:
+                    self.file.write(rest)
+                    self.written += len(rest)
+            self.file.close()
+            if self.temp is not None:
+                if self.exclusive and self.fs.exists(self.path):
+                    raise FileExistsError(17, "File exists", self.path)
+                self.fs.rename(self.temp, self.path)
+                self.temp = None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Give up: close the file and remove the temporary file (the target is left as it
+        was). Never raises."""
+        with contextlib.suppress(OSError):
+            self.file.close()
+        temp, self.temp = self.temp, None
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                self.fs.remove(temp)
+
+
+class AsciiProducer:
+    """A download in ``TYPE A``: another producer's bytes with LF turned into CRLF.
+
+    Args:
+        inner: the file's producer.
+    """
+
+    __slots__ = ("_encoder", "_inner")
+
+    def __init__(self, inner: Producer) -> None:
+        self._inner = inner
+        self._encoder = ToNetwork()
+
+    def more(self) -> bytes:
+        """Return the next converted piece, ``b""`` at the end."""
+        data = self._inner.more()
+        return self._encoder.convert(data) if data else b""
+
+    def close(self) -> None:
+        """Close the inner producer (its file)."""
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One transfer on a data connection, from its command to its end.
+
+    Attributes:
+        verb: the command (``RETR``, ``STOR``, ``LIST``...).
+        path: the virtual path transferred (for the log; a directory for listings).
+        producer: what to send (downloads and listings).
+        upload: where to write (uploads).
+        ascii: ``TYPE A``.
+        started: :func:`time.monotonic` time of the command.
+        connected: True once the data connection is up.
+        bytes: bytes moved, known at the end.
+        size: the file's size when known (for the log).
+    """
+
+    verb: str
+    path: str
+    producer: Producer | None = None
+    upload: UploadFile | None = None
+    ascii: bool = False
+    started: float = field(default_factory=time.monotonic)
+    connected: bool = False
+    bytes: int = 0
+    size: int = 0
+
+    @property
+    def incoming(self) -> bool:
+        """True for uploads."""
+        return self.upload is not None
+
+    @property
+    def is_file(self) -> bool:
+        """True for file transfers (logged in the transfer log), False for listings."""
+        return self.verb in ("RETR", "STOR", "STOU", "APPE")
+
+    def release(self) -> None:
+        """Free what the transfer holds when it ends without running: close the producer's
+        file, discard the upload."""
+        if self.upload is not None:
+            self.upload.discard()
+        close = getattr(self.producer, "close", None)
+        if close is not None:
+            with contextlib.suppress(OSError):
+                close()

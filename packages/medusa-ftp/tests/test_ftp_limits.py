@@ -1,0 +1,186 @@
+# ruff: noqa: S321  (ftplib is the client under test: these are FTP server tests)
+"""Limits and logs: the growing delay after failed logins and the disconnect after too
+many, sessions per address and in total, the idle timeout, the transfer and session logs,
+and shutdown."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medusa.core.passwords import hash_password
+from medusa.core.testing import ServerThread, wait_until
+from medusa.ftp import FTPServer, VirtualUser, parse_permissions
+
+HASH = hash_password("right")
+
+
+class ListLogger:
+    """A Logger keeping its lines (written on the loop's thread, read by the test)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self.lines.append(message)
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+
+_OPEN: list[ftplib.FTP | socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def start(root: Path, backend: str = "asyncio", **options: object) -> ServerThread:
+    users = [VirtualUser("u", str(root), parse_permissions("elradfmw"), HASH)]
+    server = FTPServer(("127.0.0.1", 0), users=users, anonymous_root=root, **options)  # type: ignore[arg-type]
+    return ServerThread([server], backend=backend).start()
+
+
+def client(thread: ServerThread) -> ftplib.FTP:
+    ftp = ftplib.FTP()
+    _OPEN.append(ftp)
+    ftp.connect("127.0.0.1", thread.servers[0].port, timeout=10)
+    return ftp
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop"])
+def test_failed_logins_are_delayed_then_dropped(tmp_path: Path, backend: str) -> None:
+    log = ListLogger()
+    thread = start(
+        tmp_path, backend, login_failure_delay=0.2, max_login_attempts=3, session_log=log
+    )
+    try:
+        ftp = client(thread)
+        durations = []
+        for _ in range(2):
+            started = time.monotonic()
+            with pytest.raises(ftplib.error_perm, match=r"^530"):
+                ftp.login("u", "wrong")
+            durations.append(time.monotonic() - started)
+        assert durations[0] >= 0.2
+        assert durations[1] >= 0.4  # the delay grows with each failure
+        with pytest.raises(ftplib.error_perm, match=r"^530"):
+            ftp.login("u", "wrong")
+        assert ftp.getmultiline().startswith("421")
+        assert ftp.sock is not None
+        assert ftp.sock.recv(10) == b""  # disconnected
+        assert "login 'u' failed (3)" in log.text()
+        assert "disconnected after too many failed logins" in log.text()
+        assert client(thread).login("u", "right").startswith("230")
+    finally:
+        thread.stop()
+
+
+def test_sessions_per_address_and_in_total(tmp_path: Path) -> None:
+    thread = start(tmp_path, max_sessions_per_ip=2)
+    try:
+        first, second = client(thread), client(thread)
+        third = socket.create_connection(("127.0.0.1", thread.servers[0].port), timeout=10)
+        _OPEN.append(third)
+        assert third.recv(100).startswith(b"421 ")
+        first.close()
+        server = thread.servers[0]
+        wait_until(lambda: thread.call(lambda: len(server.channels)) == 1, what="a close")
+        assert client(thread).login().startswith("230")
+        assert second.login().startswith("230")
+    finally:
+        thread.stop()
+    thread = start(tmp_path, max_connections=1)
+    try:
+        client(thread)
+        other = socket.create_connection(("127.0.0.1", thread.servers[0].port), timeout=10)
+        _OPEN.append(other)
+        assert other.recv(100).startswith(b"421 ")
+    finally:
+        thread.stop()
+
+
+def test_idle_timeout(tmp_path: Path) -> None:
+    thread = start(tmp_path, idle_timeout=0.3)
+    try:
+        ftp = client(thread)
+        ftp.login()
+        assert ftp.getmultiline().startswith("421")  # no command for 0.3 s
+    finally:
+        thread.stop()
+
+
+def test_transfer_and_session_logs(tmp_path: Path) -> None:
+    xfer, session = ListLogger(), ListLogger()
+    (tmp_path / "f.txt").write_bytes(b"12345")
+    thread = start(tmp_path, xferlog=xfer, session_log=session)
+    try:
+        ftp = client(thread)
+        ftp.login("anonymous", "guest@example.org")
+        ftp.retrbinary("RETR f.txt", io.BytesIO().write)
+        ftp.quit()
+        ftp = client(thread)
+        ftp.login("u", "right")
+        ftp.storbinary("STOR g.txt", io.BytesIO(b"abc"))
+        ftp.delete("g.txt")
+        ftp.quit()
+        wait_until(lambda: "[u] quit" in session.text(), what="the session log")
+        assert "DELE /g.txt" in session.text()
+        out, inc = xfer.lines
+        assert out.split(" ")[5:] == (
+            [
+                "1",
+                "127.0.0.1",
+                "5",
+                "/f.txt",
+                "b",
+                "_",
+                "o",
+                "a",
+                "guest@example.org",
+                "ftp",
+                "0",
+                "*",
+                "c",
+            ]
+        )
+        assert inc.split(" ")[5:] == [
+            "1",
+            "127.0.0.1",
+            "3",
+            "/g.txt",
+            "b",
+            "_",
+            "i",
+            "r",
+            "u",
+            "ftp",
+            "0",
+            "*",
+            "c",
+        ]
+        assert "login ok (password 'guest@example.org')" in session.text()
+        assert "[u] quit" in session.text()
+    finally:
+        thread.stop()
+
+
+def test_shutdown_tells_idle_sessions(tmp_path: Path) -> None:
+    thread = start(tmp_path)
+    ftp = client(thread)
+    ftp.login()
+    thread.stop()
+    assert ftp.getmultiline().startswith("421")

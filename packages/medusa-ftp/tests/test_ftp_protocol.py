@@ -1,0 +1,286 @@
+# ruff: noqa: S321  (ftplib is the client under test: these are FTP server tests)
+"""The control connection with ftplib on both loops: logins, navigation, file commands,
+uploads and downloads, and the reply code of every kind of bad input (the session always
+carries on)."""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from medusa.core.passwords import hash_password
+from medusa.core.testing import ServerThread
+from medusa.ftp import FTPServer, VirtualUser, parse_permissions
+
+BACKENDS = ["asyncio", "uvloop"]
+ALICE_HASH = hash_password("wonderland")
+BOB_HASH = hash_password("builder")
+
+
+def raw(ftp: ftplib.FTP, line: str) -> str:
+    """Send one command line and return the whole reply, whatever its code."""
+    ftp.putcmd(line)
+    return ftp.getmultiline()
+
+
+def make_tree(root: Path) -> None:
+    (root / "pub").mkdir(parents=True)
+    (root / "pub" / "hello.txt").write_bytes(b"hello\nworld\n")
+    (root / "pub" / "sub").mkdir()
+    (root / "pub" / "sub" / "deep.bin").write_bytes(bytes(range(256)) * 40)
+    (root / "alice").mkdir()
+    (root / "alice" / "notes.txt").write_bytes(b"0123456789")
+    (root / "secret.txt").write_bytes(b"outside every root")
+    os.symlink(root / "secret.txt", root / "pub" / "escape")
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FTPServer]:
+    make_tree(tmp_path)
+    users = [
+        VirtualUser("alice", str(tmp_path / "alice"), parse_permissions("elradfmwM"), ALICE_HASH),
+        VirtualUser("bob", str(tmp_path / "pub"), parse_permissions(["read"]), BOB_HASH),
+    ]
+    ftp_server = FTPServer(
+        ("127.0.0.1", 0),
+        anonymous_root=tmp_path / "pub",
+        users=users,
+        login_failure_delay=0.01,
+        xferlog=False,
+        session_log=False,
+    )
+    with ServerThread([ftp_server], backend=request.param):
+        yield ftp_server
+
+
+_OPEN: list[ftplib.FTP] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def connect(server: FTPServer, user: str | None = None, password: str = "") -> ftplib.FTP:
+    """A logged-in ftplib client (closed after the test)."""
+    ftp = ftplib.FTP()
+    _OPEN.append(ftp)
+    ftp.connect("127.0.0.1", server.port, timeout=10)
+    if user is not None:
+        ftp.login(user, password)
+    return ftp
+
+
+def test_anonymous_read_only(server: FTPServer) -> None:
+    ftp = connect(server)
+    assert ftp.getwelcome().startswith("220 ")
+    assert ftp.login().startswith("230")
+    assert ftp.pwd() == "/"
+    assert sorted(ftp.nlst()) == ["escape", "hello.txt", "sub"]
+    data = io.BytesIO()
+    ftp.retrbinary("RETR hello.txt", data.write)
+    assert data.getvalue() == b"hello\nworld\n"
+    for command in ("STOR x", "APPE hello.txt", "STOU", "DELE hello.txt", "MKD new", "RMD sub"):
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            ftp.storbinary(command, io.BytesIO(b"x")) if command[:2] in (
+                "ST",
+                "AP",
+            ) else ftp.sendcmd(command)
+    assert raw(ftp, "RNFR hello.txt").startswith("550")
+    assert raw(ftp, "SITE CHMOD 777 hello.txt").startswith("550")
+    assert ftp.quit().startswith("221")
+
+
+def test_errors_before_login(server: FTPServer) -> None:
+    ftp = connect(server)
+    for command in ("PWD", "CWD /", "LIST", "RETR hello.txt", "PASV", "MKD x", "SIZE x"):
+        assert raw(ftp, command).startswith("530 "), command
+    assert raw(ftp, "PASS nobody").startswith("503 ")
+    assert raw(ftp, "SYST") == "215 UNIX Type: L8"
+    assert raw(ftp, "NOOP").startswith("200")
+    assert raw(ftp, "FEAT").startswith("211-")
+    assert raw(ftp, "HELP").startswith("214-")
+    assert raw(ftp, "HELP RETR").startswith("214 Syntax: RETR")
+    assert raw(ftp, "HELP BOGUS").startswith("501")
+    assert raw(ftp, "STAT").startswith("211-")
+    assert raw(ftp, "STAT /").startswith("530")
+    assert ftp.login().startswith("230")  # the session carried on through every error
+
+
+def test_syntax_and_sequence_errors(server: FTPServer) -> None:
+    ftp = connect(server, "anonymous", "guest@example.org")
+    expected = {
+        "BOGUS": "500",
+        "X": "500",
+        "SMNT /": "502",
+        "ACCT x": "502",
+        "RETR": "501",
+        "CWD": "250",
+        "PWD extra": "501",
+        "RNTO x": "503",
+        "TYPE X": "501",
+        "TYPE E": "504",
+        "TYPE A T": "504",
+        "STRU R": "504",
+        "STRU X": "501",
+        "MODE B": "504",
+        "MODE S": "200",
+        "STRU F": "200",
+        "ALLO 100": "202",
+        "REST abc": "501",
+        "REST -1": "501",
+        "OPTS UTF8 ON": "200",
+        "OPTS BOGUS": "501",
+        "CCC": "533",
+        "PBSZ 0": "503",
+        "PROT P": "503",
+        "AUTH TLS": "502",
+        "AUTH KERBEROS": "504",
+        "USER other": "503",
+        "PASS x": "503",
+        "SITE BOGUS": "501",
+        "SITE CHMOD x": "501",
+        "EPSV 3": "522",
+        "RETR nothing-here": "550",
+        "SIZE hello.txt": "550",  # TYPE A
+        "MDTM sub": "550",
+        "MLSD hello.txt": "425",  # no data port is asked before a listing
+    }
+    for command, code in expected.items():
+        assert raw(ftp, command)[:3] == code, command
+    assert raw(ftp, "A" * 10000).startswith("500 Command line too long")
+    assert raw(ftp, "NOOP").startswith("200")
+    assert raw(ftp, "RETR bad\0name").startswith("550")
+
+
+def test_navigation_and_path_escapes(server: FTPServer) -> None:
+    ftp = connect(server, "anonymous", "x@y")
+    assert ftp.cwd("sub").startswith("250")
+    assert ftp.pwd() == "/sub"
+    assert raw(ftp, "CDUP").startswith("250")
+    assert raw(ftp, "XPWD") == '257 "/" is the current directory.'
+    assert ftp.cwd("../../../..").startswith("250")
+    assert ftp.pwd() == "/"
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.cwd("hello.txt")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.cwd("missing")
+    ftp.voidcmd("TYPE I")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.retrbinary("RETR ../secret.txt", io.BytesIO().write)
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.retrbinary("RETR escape", io.BytesIO().write)  # a link out of the root
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.size("../../secret.txt")
+    assert ftp.size("/sub/../hello.txt") == 12
+    assert ftp.size("sub/deep.bin") == 10240
+    assert raw(ftp, "MDTM hello.txt")[:4] == "213 "
+    assert raw(ftp, "MLST hello.txt").splitlines()[1].startswith(" type=file;size=12;")
+    assert raw(ftp, "MLST ../../").splitlines()[1].endswith("; /")
+    lines: list[str] = []
+    ftp.retrlines("LIST -la", lines.append)
+    assert [line.split()[-1] for line in lines] == ["escape", "hello.txt", "sub"]
+    assert lines[0].startswith("l")  # the link shown as a link, its target hidden
+    facts = dict(ftp.mlsd("sub"))
+    assert facts["deep.bin"]["type"] == "file"
+    assert facts["deep.bin"]["size"] == "10240"
+    assert facts["deep.bin"]["perm"] == "r"
+    assert raw(ftp, "SITE DIRSTYLE").startswith("200")
+    lines = []
+    ftp.retrlines("LIST", lines.append)
+    assert "<DIR>" in lines[-1]
+    assert lines[-1].endswith(" sub")
+    names: list[str] = []
+    ftp.retrlines("NLST *.txt", names.append)
+    assert names == ["hello.txt"]
+
+
+def test_virtual_user_uploads_and_file_commands(server: FTPServer, tmp_path: Path) -> None:
+    home = tmp_path / "alice"
+    ftp = connect(server, "alice", "wonderland")
+    ftp.voidcmd("TYPE I")
+    payload = os.urandom(300_000)
+    assert ftp.storbinary("STOR up.bin", io.BytesIO(payload)).startswith("226")
+    assert (home / "up.bin").read_bytes() == payload
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt", "up.bin"]  # no temp left
+    ftp.storbinary("STOR up.bin", io.BytesIO(b"replaced"))
+    assert (home / "up.bin").read_bytes() == b"replaced"
+    ftp.storbinary("APPE up.bin", io.BytesIO(b" and more"))
+    assert (home / "up.bin").read_bytes() == b"replaced and more"
+    response = ftp.sendcmd("PASV")
+    assert response.startswith("227")
+    conn, _ = ftp.ntransfercmd("STOU notes.txt")
+    conn.sendall(b"unique")
+    conn.close()
+    assert ftp.voidresp().startswith("226")
+    assert (home / "notes.txt.1").read_bytes() == b"unique"
+    # REST for downloads and uploads.
+    data = io.BytesIO()
+    ftp.retrbinary("RETR notes.txt", data.write, rest=4)
+    assert data.getvalue() == b"456789"
+    ftp.storbinary("STOR notes.txt", io.BytesIO(b"XY"), rest=8)
+    assert (home / "notes.txt").read_bytes() == b"01234567XY"
+    with pytest.raises(ftplib.error_perm, match=r"^554"):
+        ftp.retrbinary("RETR notes.txt", io.BytesIO().write, rest=999)
+    # Rename, directories, delete.
+    assert raw(ftp, "RNFR missing").startswith("550")
+    assert ftp.rename("up.bin", "moved.bin").startswith("250")
+    assert (home / "moved.bin").exists()
+    assert ftp.mkd("dir") == "/dir"
+    ftp.storbinary("STOR dir/inner", io.BytesIO(b"i"))
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.rmd("dir")
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.delete("dir")
+    ftp.delete("dir/inner")
+    assert ftp.rmd("dir").startswith("250")
+    assert raw(ftp, "RMD /").startswith("550")
+    assert ftp.sendcmd("SITE CHMOD 600 moved.bin").startswith("200")
+    assert (home / "moved.bin").stat().st_mode & 0o777 == 0o600
+    ftp.storbinary("STOR ../../outside", io.BytesIO(b"x"))  # clamped: /outside in home
+    assert (home / "outside").read_bytes() == b"x"
+    assert not (tmp_path / "outside").exists()
+
+
+def test_ascii_uploads_and_downloads(server: FTPServer, tmp_path: Path) -> None:
+    ftp = connect(server, "alice", "wonderland")
+    ftp.storlines("STOR text.txt", io.BytesIO(b"one\ntwo\n"))  # sent as CRLF
+    assert (tmp_path / "alice" / "text.txt").read_bytes() == b"one\ntwo\n"
+    ftp.voidcmd("TYPE A")
+    conn = ftp.transfercmd("RETR text.txt")
+    got = b""
+    while chunk := conn.recv(65536):
+        got += chunk
+    conn.close()
+    ftp.voidresp()
+    assert got == b"one\r\ntwo\r\n"
+
+
+def test_logins(server: FTPServer) -> None:
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        connect(server, "alice", "wrong")
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        connect(server, "nobody", "wonderland")
+    ftp = connect(server, "bob", "builder")
+    assert sorted(ftp.nlst()) == ["escape", "hello.txt", "sub"]
+    with pytest.raises(ftplib.error_perm, match=r"^550"):
+        ftp.storbinary("STOR x", io.BytesIO(b"x"))
+    assert raw(ftp, "REIN").startswith("220")
+    assert raw(ftp, "PWD").startswith("530")
+    assert ftp.login("alice", "wonderland").startswith("230")
+    assert ftp.nlst() == ["notes.txt"]
+
+
+def test_abort_without_transfer_and_quit(server: FTPServer) -> None:
+    ftp = connect(server, "anonymous", "a@b")
+    assert raw(ftp, "ABOR").startswith("225")
+    ftp.sendcmd("PASV")
+    assert raw(ftp, "ABOR").startswith("225")
+    assert ftp.quit().startswith("221")

@@ -1,0 +1,149 @@
+"""The FTP server in the real ``medusa`` command, driven by real clients: curl (ftp://,
+uploads), lftp (mirror of a tree in both directions, byte for byte), and HTTP and FTP
+serving the same tree from one process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.conftest import BACKENDS, Endpoint, Runner, curl, read_tree, write_tree
+
+from medusa.core.passwords import hash_password
+
+pytestmark = pytest.mark.e2e
+
+CURL = shutil.which("curl")
+LFTP = shutil.which("lftp")
+
+TREE = {
+    "readme.txt": b"hello over ftp\n",
+    "data/big.bin": os.urandom(2 * 1024 * 1024 + 3),
+    "data/empty": b"",
+    "data/nested/deep.txt": b"deep\n" * 1000,
+    "with space/name with spaces.txt": b"spaces\n",
+    "utf8/caf\u00e9.txt": "caf\u00e9\n".encode(),
+}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def ftp_endpoint(endpoints: list[Endpoint]) -> Endpoint:
+    return next(e for e in endpoints if e.name == "ftp")
+
+
+def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    assert done.returncode == 0, f"{argv[0]} failed: {done.stderr.decode(errors='replace')}"
+    return done
+
+
+def lftp(url: str, script: str) -> None:
+    assert LFTP is not None
+    settings = (
+        "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 15; "
+        "set net:reconnect-interval-base 1; set cmd:fail-exit yes; "
+    )
+    run([LFTP, "-c", f"{settings} open {url}; {script}"], timeout=120)
+
+
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
+def test_serve_http_and_ftp_share_a_tree(runner: Runner, tmp_path: Path, backend: str) -> None:
+    site = tmp_path / "site"
+    write_tree(site, TREE)
+    process = runner.start(
+        "serve",
+        str(site),
+        "--http",
+        "127.0.0.1:0",
+        "--ftp",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+        listening=2,
+    )
+    ftp = ftp_endpoint(process.endpoints)
+    assert ftp.where.startswith("ftp://127.0.0.1:")
+    http = next(e for e in process.endpoints if e.name == "http")
+    assert CURL is not None
+    base = f"ftp://127.0.0.1:{ftp.port}"
+    got = run([CURL, "-sS", "--max-time", "30", f"{base}/data/big.bin"]).stdout
+    assert got == TREE["data/big.bin"]
+    assert curl(http.url + "/data/big.bin").body == got
+    listing = run([CURL, "-sS", "--max-time", "30", f"{base}/data/"]).stdout.decode()
+    assert [line.split()[-1] for line in listing.splitlines()] == ["big.bin", "empty", "nested"]
+    names = run([CURL, "-sS", "--max-time", "30", "--list-only", f"{base}/utf8/"]).stdout
+    assert names.decode("utf-8").splitlines() == ["caf\u00e9.txt"]
+    # Anonymous is read-only: curl's upload is refused.
+    (tmp_path / "up").write_bytes(b"nope")
+    refused = subprocess.run(
+        [CURL, "-sS", "--max-time", "30", "-T", str(tmp_path / "up"), f"{base}/up"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert not (site / "up").exists()
+    assert process.stop() == 0
+
+
+@pytest.mark.skipif(LFTP is None or CURL is None, reason="lftp or curl is not installed")
+def test_virtual_user_mirrors_both_ways(runner: Runner, tmp_path: Path, backend: str) -> None:
+    served = tmp_path / "served"
+    write_tree(served, TREE)
+    config = tmp_path / "medusa.toml"
+    config.write_text(
+        f"""
+[medusa]
+backend = "{backend}"
+grace = 2
+
+[[server]]
+type = "ftp"
+listen = "127.0.0.1:0"
+anonymous_root = "served"
+passive_ports = [61500, 61599]
+xferlog = true
+
+[[server.user]]
+name = "alice"
+password = "{hash_password("in wonderland")}"
+root = "served"
+permissions = ["read", "write", "delete", "rename", "mkdir"]
+"""
+    )
+    process = runner.start("serve", "-c", str(config))
+    port = ftp_endpoint(process.endpoints).port
+    url = f"ftp://alice:in%20wonderland@127.0.0.1:{port}"
+    # Download the whole tree.
+    copy = tmp_path / "copy"
+    lftp(url, f"mirror / {copy}")
+    assert read_tree(copy) == read_tree(served)
+    # Upload a tree into a new directory, then compare.
+    upload = tmp_path / "upload"
+    write_tree(upload, {"a.bin": os.urandom(300_000), "sub/b.txt": b"b\n", "sub/c/d": b"d"})
+    lftp(url, f"mirror -R {upload} /uploaded")
+    assert read_tree(served / "uploaded") == read_tree(upload)
+    # curl uploads with -T, and --ftp-create-dirs.
+    assert CURL is not None
+    run(
+        [
+            CURL,
+            "-sS",
+            "--max-time",
+            "30",
+            "-T",
+            str(upload / "a.bin"),
+            f"{url}/x/y/a.bin",
+            "--ftp-create-dirs",
+        ]
+    )
+    assert (served / "x" / "y" / "a.bin").read_bytes() == (upload / "a.bin").read_bytes()
+    assert not [p for p in served.rglob("*.part")]  # no temporary files left
+    assert process.stop() == 0
