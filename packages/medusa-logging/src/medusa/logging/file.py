@@ -1,0 +1,227 @@
+"""The file logger: appends lines, rotates by size or time, reopens on SIGHUP for logrotate."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any, ClassVar
+
+from medusa.core.options import Option, non_negative
+from medusa.logging.lines import LINE_FORMATS, LineFormatter
+from medusa.logging.queued import PartialWriteError, QueuedLogger, common_options, warnings_log
+from medusa.logging.records import Entry
+
+__all__ = ["FileLogger", "install_sighup", "next_rollover"]
+
+ROTATE_WHEN = ("", "hourly", "daily")
+
+_HUP: weakref.WeakSet[FileLogger] = weakref.WeakSet()
+_hup_installed = False
+_hup_lock = threading.Lock()
+
+
+def _on_sighup(signum: int, frame: FrameType | None) -> None:
+    for logger in list(_HUP):
+        logger.reopen()
+    previous = _previous_hup
+    if callable(previous):
+        previous(signum, frame)
+
+
+_previous_hup: Callable[[int, FrameType | None], Any] | int | None = None
+
+
+def install_sighup() -> bool:
+    """Install (once) a SIGHUP handler that makes every file logger with
+    ``reopen_on_sighup`` reopen its file, chaining to a handler installed before. Only the
+    main thread can install signal handlers; elsewhere this returns False and does nothing.
+    """
+    global _hup_installed, _previous_hup
+    with _hup_lock:
+        if _hup_installed:
+            return True
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        _previous_hup = signal.getsignal(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, _on_sighup)
+        _hup_installed = True
+        return True
+
+
+def next_rollover(now: float, when: str) -> float:
+    """The next local-time boundary after ``now`` (seconds since the epoch): the start of the
+    next hour (``"hourly"``) or the next local midnight (``"daily"``); ``inf`` for ``""``."""
+    if not when:
+        return float("inf")
+    t = time.localtime(now)
+    if when == "hourly":
+        return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour + 1, 0, 0, 0, 0, -1))
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+
+
+def _check_when(value: Any) -> str | None:
+    return None if value in ROTATE_WHEN else 'must be "", "hourly" or "daily"'
+
+
+def _check_format(value: Any) -> str | None:
+    return None if value in LINE_FORMATS else "must be text or json"
+
+
+class FileLogger(QueuedLogger):
+    """Append one line per record to a file.
+
+    Rotation renames ``PATH`` to ``PATH.1`` (``PATH.1`` to ``PATH.2`` and so on, keeping
+    ``backups`` old files) and starts a new ``PATH``; it happens at a record boundary, before
+    a write that would make the file larger than ``rotate_bytes``, and at the first write
+    after each hour or local midnight with ``rotate_when``. For logrotate instead, leave
+    rotation off and send SIGHUP after moving the file (``postrotate``): the writer reopens
+    ``PATH``.
+
+    Args:
+        path: the log file (its directory must exist).
+        format: ``"text"`` (the message as it is) or ``"json"`` (JSON Lines).
+        rotate_bytes: rotate before the file would exceed this many bytes (0: never).
+        rotate_when: ``"hourly"``, ``"daily"`` or ``""`` (never).
+        backups: rotated files kept (``PATH.1`` newest).
+        reopen_on_sighup: reopen the file on SIGHUP (the handler is installed from the main
+            thread only).
+        fsync: flush each batch to disk with ``fsync`` (slower; survives a machine crash).
+        clock: the wall clock for time rotation (tests pass their own).
+        **kwargs: the options of :class:`~medusa.logging.queued.QueuedLogger`.
+
+    Raises:
+        ValueError: for an unknown format or rotation period, or ``backups`` < 1 with
+            rotation on.
+    """
+
+    name: ClassVar[str] = "file"
+    options: ClassVar[Mapping[str, Option]] = {
+        **common_options(),
+        **{
+            o.name: o
+            for o in (
+                Option("path", (str,), "the log file"),
+                Option("format", (str,), "text or json", _check_format),
+                Option(
+                    "rotate_bytes", (int,), "rotate above this size, bytes (0: never)", non_negative
+                ),
+                Option("rotate_when", (str,), '"hourly", "daily" or ""', _check_when),
+                Option("backups", (int,), "rotated files kept", non_negative),
+                Option("reopen_on_sighup", (bool,), "reopen the file on SIGHUP"),
+                Option("fsync", (bool,), "fsync after each batch"),
+            )
+        },
+    }
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "medusa.log",
+        *,
+        format: str = "text",
+        rotate_bytes: int = 0,
+        rotate_when: str = "",
+        backups: int = 5,
+        reopen_on_sighup: bool = True,
+        fsync: bool = False,
+        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        if rotate_when not in ROTATE_WHEN:
+            raise ValueError(f"unknown rotate_when {rotate_when!r} (hourly, daily or empty)")
+        if (rotate_bytes or rotate_when) and backups < 1:
+            raise ValueError("rotation needs backups >= 1")
+        self.path = os.fspath(path)
+        self.formatter = LineFormatter(format)
+        self.rotate_bytes = rotate_bytes
+        self.rotate_when = rotate_when
+        self.backups = backups
+        self.fsync = fsync
+        self.clock = clock
+        self.rotations = 0
+        self._fd = -1
+        self._size = 0
+        self._rollover = next_rollover(clock(), rotate_when)
+        super().__init__(**kwargs)
+        if reopen_on_sighup:
+            _HUP.add(self)
+            if not install_sighup():
+                warnings_log.warning(
+                    "%s: SIGHUP reopening needs the logger made in the main thread first",
+                    self.describe(),
+                )
+
+    def describe(self) -> str:
+        """``file PATH``."""
+        return f"file {self.path}"
+
+    def _open(self) -> None:
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def _close_sink(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+    def _rotate(self) -> None:
+        self._close_sink()
+        for n in range(self.backups - 1, 0, -1):
+            older = f"{self.path}.{n}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{n + 1}")
+        if os.path.exists(self.path):
+            os.replace(self.path, f"{self.path}.1")
+        self.rotations += 1
+        self._open()
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._size += len(data)
+
+    def _write(self, entries: list[Entry]) -> None:
+        lines = [self.formatter.format(e) for e in entries]
+        done = 0
+        try:
+            start = 0
+            pending = 0
+            for index, line in enumerate(lines):
+                now = self.clock() if self.rotate_when else 0.0
+                too_big = self.rotate_bytes and self._size + pending + len(line) > self.rotate_bytes
+                if (too_big and self._size + pending > 0) or now >= self._rollover:
+                    if pending:
+                        self._write_all(b"".join(lines[start:index]))
+                        done = index
+                    self._rotate()
+                    if self.rotate_when:
+                        self._rollover = next_rollover(now, self.rotate_when)
+                    start, pending = index, 0
+                pending += len(line)
+            self._write_all(b"".join(lines[start:]))
+            done = len(lines)
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise PartialWriteError(done, exc) from exc
+
+    @classmethod
+    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
+        """A relative ``path`` is taken from ``base_dir``."""
+        path = kwargs.get("path")
+        if path is not None and not os.path.isabs(path):
+            kwargs["path"] = os.path.join(base_dir, path)
+        return kwargs
+
+    def close(self, timeout: float = 5.0) -> None:
+        """As :meth:`QueuedLogger.close`; also stops reopening on SIGHUP."""
+        _HUP.discard(self)
+        super().close(timeout)

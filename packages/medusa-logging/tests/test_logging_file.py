@@ -1,0 +1,185 @@
+"""The file logger on a real file system: appending, rotation by size and time, SIGHUP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from medusa.core.log import access_logger
+from medusa.core.options import ConfigError
+from medusa.core.testing import wait_until
+from medusa.logging import Entry, FileLogger, Severity
+from medusa.logging.file import next_rollover
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def test_appends_lines_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_text("kept\n")
+    logger = FileLogger(path)
+    try:
+        for n in range(1000):
+            logger.log(f"line {n}")
+        assert logger.flush(10)
+    finally:
+        logger.close()
+    assert _lines(path) == ["kept"] + [f"line {n}" for n in range(1000)]
+    assert logger.stats()["written"] == 1000
+
+
+def test_json_lines(tmp_path: Path) -> None:
+    path = tmp_path / "app.jsonl"
+    logger = FileLogger(path, format="json")
+    try:
+        logger.emit(Entry("hi\nthere", Severity.WARNING, 0.5, "app", {"x@32473": {"k": "v"}}))
+        assert logger.flush()
+    finally:
+        logger.close()
+    (line,) = _lines(path)
+    record = json.loads(line)
+    assert record["time"] == "1970-01-01T00:00:00.500000Z"
+    assert (record["severity"], record["msgid"], record["message"]) == (
+        "warning",
+        "app",
+        "hi\nthere",
+    )
+    assert record["data"] == {"x@32473": {"k": "v"}}
+    assert record["pid"] == os.getpid()
+
+
+def test_rotation_by_size_at_record_boundaries(tmp_path: Path) -> None:
+    path = tmp_path / "size.log"
+    logger = FileLogger(path, rotate_bytes=100, backups=2)
+    try:
+        for n in range(30):
+            logger.log(f"record {n:03d}")  # 11 bytes with the newline: 9 per file
+        assert logger.flush()
+    finally:
+        logger.close()
+    current, one, two = _lines(path), _lines(Path(f"{path}.1")), _lines(Path(f"{path}.2"))
+    assert current == [f"record {n:03d}" for n in range(27, 30)]
+    assert one == [f"record {n:03d}" for n in range(18, 27)]
+    assert two == [f"record {n:03d}" for n in range(9, 18)]
+    assert not Path(f"{path}.3").exists()  # only 2 backups kept
+    for p in (path, Path(f"{path}.1"), Path(f"{path}.2")):
+        assert p.stat().st_size <= 100
+    assert logger.rotations == 3
+
+
+def test_rotation_by_time(tmp_path: Path) -> None:
+    start = time.mktime((2026, 3, 1, 10, 30, 0, 0, 0, -1))
+    now = [start]
+    path = tmp_path / "hourly.log"
+    logger = FileLogger(path, rotate_when="hourly", clock=lambda: now[0])
+    try:
+        logger.log("at 10:30")
+        assert logger.flush()
+        now[0] = start + 20 * 60  # 10:50, same hour
+        logger.log("at 10:50")
+        assert logger.flush()
+        now[0] = start + 40 * 60  # 11:10
+        logger.log("at 11:10")
+        assert logger.flush()
+    finally:
+        logger.close()
+    assert _lines(Path(f"{path}.1")) == ["at 10:30", "at 10:50"]
+    assert _lines(path) == ["at 11:10"]
+
+
+def test_next_rollover() -> None:
+    t = time.mktime((2026, 3, 1, 10, 30, 5, 0, 0, -1))
+    assert next_rollover(t, "hourly") == time.mktime((2026, 3, 1, 11, 0, 0, 0, 0, -1))
+    assert next_rollover(t, "daily") == time.mktime((2026, 3, 2, 0, 0, 0, 0, 0, -1))
+    assert next_rollover(t, "") == float("inf")
+
+
+def test_sighup_reopens_after_logrotate_moved_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.log"
+    logger = FileLogger(path)
+    try:
+        logger.log("before")
+        assert logger.flush()
+        os.rename(path, f"{path}.1")  # what logrotate does
+        logger.log("still to the old file")
+        assert logger.flush()
+        os.kill(os.getpid(), signal.SIGHUP)
+        wait_until(lambda: logger.counters.opens == 2, what="the reopen after SIGHUP")
+        logger.log("after")
+        assert logger.flush()
+    finally:
+        logger.close()
+    assert _lines(Path(f"{path}.1")) == ["before", "still to the old file"]
+    assert _lines(path) == ["after"]
+
+
+def test_unwritable_file_keeps_records_then_writes_them(tmp_path: Path) -> None:
+    directory = tmp_path / "later"
+    path = directory / "app.log"
+    logger = FileLogger(path, retry_min=0.01, retry_max=0.05)
+    try:
+        logger.log("waiting for the directory")
+        wait_until(lambda: logger.counters.errors > 0, what="the failed open")
+        assert logger.queued == 1
+        directory.mkdir()
+        assert logger.flush(5)
+    finally:
+        logger.close()
+    assert _lines(path) == ["waiting for the directory"]
+    assert logger.counters.dropped == 0
+
+
+def test_close_counts_what_could_not_be_written(tmp_path: Path) -> None:
+    logger = FileLogger(tmp_path / "missing" / "x.log", retry_min=0.01, retry_max=0.02)
+    for n in range(5):
+        logger.log(f"lost {n}")
+    logger.close(timeout=0.2)
+    assert logger.counters.dropped == 5
+    logger.log("after close")
+    assert logger.counters.dropped == 6
+
+
+def test_core_access_log_captured_into_a_file(tmp_path: Path) -> None:
+    """Core's default access log writes to the logging logger medusa.<proto>.access; a
+    captured logger takes those lines."""
+    path = tmp_path / "access.log"
+    std = logging.getLogger("medusa.ftp.access")
+    std.setLevel(logging.INFO)
+    logger = FileLogger(path, capture=["medusa.ftp.access"], propagate=False)
+    try:
+        assert not std.propagate
+        access_logger("ftp").log('127.0.0.1 - - "RETR x" 226 13')
+        assert logger.flush()
+    finally:
+        logger.close()
+        std.setLevel(logging.NOTSET)
+    assert _lines(path) == ['127.0.0.1 - - "RETR x" 226 13']
+    assert std.propagate  # restored by close()
+    assert not std.handlers
+
+
+def test_from_config(tmp_path: Path) -> None:
+    logger = FileLogger.from_config(
+        {"type": "file", "path": "rel.log", "rotate_bytes": 1000, "backups": 3, "format": "json"},
+        base_dir=str(tmp_path),
+    )
+    try:
+        assert isinstance(logger, FileLogger)
+        assert logger.path == str(tmp_path / "rel.log")
+        assert (logger.rotate_bytes, logger.backups) == (1000, 3)
+    finally:
+        logger.close()
+    with pytest.raises(ConfigError, match=r"logger\.rotate_when: must be"):
+        FileLogger.from_config({"path": "x", "rotate_when": "weekly"})
+    with pytest.raises(ConfigError, match=r"unknown option"):
+        FileLogger.from_config({"path": "x", "rotate": 1})
+    with pytest.raises(ConfigError, match=r"needs backups"):
+        FileLogger.from_config({"path": "x", "rotate_bytes": 10, "backups": 0})
