@@ -102,8 +102,8 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         '[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\nroot = "."\naccess_log = "yes"\n',
-        ["server[0].access_log", "true or false"],
-        id="bool-expected",
+        ["server[0].access_log", "no logger 'yes'"],
+        id="unknown-logger",
     ),
     pytest.param(
         '[medusa]\ncolour = "red"\n[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\n',

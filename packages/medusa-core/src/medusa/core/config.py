@@ -6,6 +6,12 @@ Example::
     backend = "auto"        # "auto", "uvloop" or "asyncio"
     grace = 10              # seconds for in-flight responses at shutdown
 
+    [logger.syslog]         # optional: named loggers (medusa-logging), access_log = "syslog"
+    type = "syslog"
+    transport = "udp"
+    host = "127.0.0.1"
+    port = 514
+
     [medusa.resolver]       # optional: the name resolver of resolve_names = true
     type = "dns"            # an entry point of medusa.resolvers (medusa-dns)
     nameservers = ["127.0.0.1:53"]
@@ -124,6 +130,31 @@ def _configure_resolver(table: object, source: str) -> None:
     set_shared_resolver(load_resolver(kind, options, source=source, prefix="medusa.resolver"))
 
 
+def _configure_loggers(tables: object, source: str, base_dir: str) -> None:
+    """Build each ``[logger.NAME]`` table (``type`` names a ``medusa.loggers`` entry point)
+    and register it by name for servers' log options (``access_log = "NAME"``)."""
+    from medusa.core.log import register_logger
+    from medusa.core.plugins import LOGGERS_GROUP, plugins
+
+    if not isinstance(tables, Mapping) or not all(isinstance(t, Mapping) for t in tables.values()):
+        raise ConfigError(source, "logger", "must be tables: [logger.NAME] with a type")
+    installed = {p.name: p for p in plugins(LOGGERS_GROUP)}
+    for name, table in tables.items():
+        prefix = f"logger.{name}"
+        kind = table.get("type")
+        if not isinstance(kind, str):
+            raise ConfigError(source, f"{prefix}.type", 'missing (for example type = "file")')
+        plugin = installed.get(kind)
+        if plugin is None:
+            known = ", ".join(sorted(installed)) or "none: pip install medusa-logging"
+            raise ConfigError(source, f"{prefix}.type", f"unknown logger {kind!r} ({known})")
+        factory = plugin.entry_point.load()
+        options = {k: v for k, v in table.items() if k != "type"}
+        register_logger(
+            name, factory.from_config(options, source=source, prefix=prefix, base_dir=base_dir)
+        )
+
+
 def build_config(
     document: Mapping[str, Any],
     *,
@@ -140,8 +171,10 @@ def build_config(
 
     config = Config()
     for key in document:
-        if key not in ("medusa", "server"):
-            raise ConfigError(source, key, "unknown table (expected [medusa] or [[server]])")
+        if key not in ("medusa", "server", "logger"):
+            raise ConfigError(
+                source, key, "unknown table (expected [medusa], [logger.NAME] or [[server]])"
+            )
     settings = document.get("medusa", {})
     if not isinstance(settings, Mapping):
         raise ConfigError(source, "medusa", "must be a table")
@@ -153,6 +186,8 @@ def build_config(
         setattr(config, key, float(value) if key == "grace" else value)
     if resolver_table is not None:
         _configure_resolver(resolver_table, source)
+    if "logger" in document:
+        _configure_loggers(document["logger"], source, base_dir)
     tables = document.get("server", [])
     if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
         raise ConfigError(source, "server", "must be an array of tables ([[server]])")

@@ -11,7 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Logger", "StdlibLogger", "access_logger", "error_logger"]
+__all__ = [
+    "Logger",
+    "StdlibLogger",
+    "access_logger",
+    "check_logger_option",
+    "close_named_loggers",
+    "error_logger",
+    "named_logger",
+    "register_logger",
+    "resolve_logger",
+]
 
 
 @runtime_checkable
@@ -56,3 +66,71 @@ def access_logger(protocol: str) -> Logger:
 
 error_logger = logging.getLogger("medusa")
 """The :mod:`logging` logger for errors and tracebacks (``medusa`` and its children)."""
+
+
+_named: dict[str, Logger] = {}
+
+
+def register_logger(name: str, logger: Logger) -> None:
+    """Make ``logger`` available by ``name`` to servers' log options (``access_log =
+    "NAME"``); ``medusa.toml``'s ``[logger.NAME]`` tables are registered this way."""
+    _named[name] = logger
+
+
+def named_logger(name: str) -> Logger:
+    """Return the logger registered as ``name``.
+
+    Raises:
+        ValueError: no logger has that name.
+    """
+    try:
+        return _named[name]
+    except KeyError:
+        known = ", ".join(sorted(_named)) or "none: add a [logger.NAME] table"
+        raise ValueError(f"no logger {name!r} (configured: {known})") from None
+
+
+def check_logger_option(value: object) -> str | None:
+    """An :class:`~medusa.core.options.Option` check for log options (``true``, ``false``
+    or the name of a ``[logger.NAME]`` table): the reason a name is refused, else None."""
+    if isinstance(value, str) and value not in _named:
+        known = ", ".join(sorted(_named)) or "none: add a [logger.NAME] table"
+        return f"true, false or a configured logger; no logger {value!r} (configured: {known})"
+    return None
+
+
+def resolve_logger(value: Logger | bool | str | None, default: str) -> Logger | None:
+    """Turn a server's log option into a :class:`Logger` or ``None``.
+
+    Args:
+        value: ``True`` (the :mod:`logging` logger ``default``), ``False`` or ``None``
+            (off), a name registered with :func:`register_logger`, or a Logger.
+        default: the :mod:`logging` logger name used for ``True``.
+
+    Raises:
+        ValueError: for a name that is not registered.
+    """
+    if value is True:
+        return StdlibLogger(default)
+    if value is False or value is None:
+        return None
+    if isinstance(value, str):
+        return named_logger(value)
+    return value
+
+
+def close_named_loggers(timeout: float = 5.0) -> None:
+    """Close the registered loggers that can be closed (their queued lines are written
+    first, for up to ``timeout`` seconds each), and forget them."""
+    loggers = list(_named.values())
+    _named.clear()
+    for logger in loggers:
+        close = getattr(logger, "close", None)
+        if close is None:
+            continue
+        try:
+            close(timeout)
+        except TypeError:
+            close()
+        except Exception:
+            error_logger.exception("closing logger %r failed", logger)

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from medusa.core.log import error_logger
+from medusa.core.log import close_named_loggers, error_logger
 from medusa.core.resolver import close_shared_resolver
 from medusa.core.server import Server
 
@@ -125,6 +125,7 @@ async def serve(
             if isinstance(result, BaseException):
                 error_logger.error("shutdown failed: %r", result)
         close_shared_resolver()  # lines waiting for a host name are written with the address
+        close_named_loggers()  # queued lines of [logger.NAME] loggers are written
 
 
 def run(

@@ -11,7 +11,14 @@ from typing import Any, ClassVar
 
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.log import Logger, StdlibLogger, access_logger, error_logger
+from medusa.core.log import (
+    Logger,
+    StdlibLogger,
+    access_logger,
+    check_logger_option,
+    error_logger,
+    resolve_logger,
+)
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.resolver import Resolver, resolver_plugins, shared_resolver
 from medusa.core.server import Server
@@ -50,9 +57,10 @@ class HTTPServer(Server):
         header_timeout: seconds a client has to send a whole request head (408 after).
         keepalive_timeout: seconds an idle persistent connection is kept.
         max_pipeline: pipelined requests buffered before reading pauses.
-        access_log: a :class:`~medusa.core.log.Logger` for Common Log Format lines; the
-            default writes to the :mod:`logging` logger ``medusa.http.access``; ``None``
-            turns the access log off.
+        access_log: a :class:`~medusa.core.log.Logger` for Common Log Format lines, or the
+            name of one registered with :func:`~medusa.core.log.register_logger` (a
+            ``[logger.NAME]`` table); the default writes to the :mod:`logging` logger
+            ``medusa.http.access``; ``None`` or ``False`` turns the access log off.
         server_header: value of the ``Server`` response header.
         parser_keep_limit: up to this many open connections, each keeps its parser
             between requests (faster); above it, idle connections drop theirs (about
@@ -69,7 +77,8 @@ class HTTPServer(Server):
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
         ssl.SSLError, OSError: when the certificate or key cannot be loaded.
-        ValueError: ``resolve_names`` without any resolver installed.
+        ValueError: ``resolve_names`` without any resolver installed, or an
+            ``access_log`` name that no logger is registered under.
     """
 
     name: ClassVar[str] = "http"
@@ -88,7 +97,12 @@ class HTTPServer(Server):
                 Option("header_timeout", (int, float), "seconds to send a request head", positive),
                 Option("keepalive_timeout", (int, float), "idle keep-alive seconds", positive),
                 Option("max_pipeline", (int,), "pipelined requests buffered", positive),
-                Option("access_log", (bool,), "write the Common Log Format access log"),
+                Option(
+                    "access_log",
+                    (bool, str),
+                    "access log: true, false or a [logger.NAME]",
+                    check_logger_option,
+                ),
                 Option("resolve_names", (bool,), "log client host names (needs a resolver)"),
                 Option("server_header", (str,), "Server header value"),
                 Option("certfile", (str,), "PEM certificate chain for HTTPS"),
@@ -110,7 +124,7 @@ class HTTPServer(Server):
         header_timeout: float = 10.0,
         keepalive_timeout: float = 15.0,
         max_pipeline: int = 64,
-        access_log: Logger | bool | None = True,
+        access_log: Logger | bool | str | None = True,
         server_header: str = "Medusa",
         parser_keep_limit: int = 256,
         certfile: str | None = None,
@@ -136,15 +150,13 @@ class HTTPServer(Server):
         self.header_timeout = float(header_timeout)
         self.keepalive_timeout = float(keepalive_timeout)
         self.max_pipeline = max_pipeline
-        if access_log is True:
-            access_log = access_logger("http")
-        elif access_log is False:
-            access_log = None
-        self.access_log: Logger | None = access_log
+        self.access_log: Logger | None = (
+            access_logger("http") if access_log is True else resolve_logger(access_log, "")
+        )
         self.server_header = server_header.encode("latin-1")
         self._prefix_second = -1
         self._prefixes: dict[int, bytes] = {}
-        self._log_enabled = access_log is not None
+        self._log_enabled = self.access_log is not None
         self.parser_keep_limit = parser_keep_limit
         self.resolve_names = resolve_names
         self.resolver = resolver

@@ -19,7 +19,13 @@ from typing import Any, ClassVar
 
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.log import Logger, StdlibLogger, error_logger
+from medusa.core.log import (
+    Logger,
+    StdlibLogger,
+    check_logger_option,
+    error_logger,
+    resolve_logger,
+)
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.server import Server
 from medusa.monitor.channel import MonitorChannel
@@ -90,9 +96,9 @@ class MonitorServer(Server):
         output_limit: bytes of output sent per reply at most (the rest is counted).
         max_source: largest block of source accepted at once, bytes.
         audit_log: a :class:`~medusa.core.log.Logger` for logins, failures and every
-            executed line; the default writes to the :mod:`logging` logger
-            ``medusa.monitor.audit``; ``False``/``None`` turns it off (failures then go to
-            the ``medusa`` error log).
+            executed line, or the name of a ``[logger.NAME]`` table; the default writes to the
+            :mod:`logging` logger ``medusa.monitor.audit``; ``False``/``None`` turns it off
+            (failures then go to the ``medusa`` error log).
         namespace: further names for every session's namespace.
         max_connections: sessions at once.
         idle_timeout: seconds an idle session stays open (0: forever).
@@ -124,7 +130,12 @@ class MonitorServer(Server):
                 Option("login_timeout", (int, float), "seconds to log in", positive),
                 Option("output_limit", (int,), "output per reply, bytes", _at_least(256)),
                 Option("max_source", (int,), "largest source block, bytes", positive),
-                Option("audit_log", (bool,), "log logins and executed lines"),
+                Option(
+                    "audit_log",
+                    (bool, str),
+                    "audit log: true, false or a [logger.NAME]",
+                    check_logger_option,
+                ),
             )
         },
     }
@@ -145,7 +156,7 @@ class MonitorServer(Server):
         login_timeout: float = 30.0,
         output_limit: int = 65536,
         max_source: int = 1 << 20,
-        audit_log: Logger | bool | None = True,
+        audit_log: Logger | bool | str | None = True,
         namespace: Mapping[str, Any] | None = None,
         max_connections: int = 16,
         idle_timeout: float = 3600.0,
@@ -178,11 +189,7 @@ class MonitorServer(Server):
         self.login_timeout = float(login_timeout)
         self.output_limit = output_limit
         self.max_source = max_source
-        if audit_log is True:
-            audit_log = StdlibLogger("medusa.monitor.audit")
-        elif audit_log is False:
-            audit_log = None
-        self.audit_log: Logger | None = audit_log
+        self.audit_log: Logger | None = resolve_logger(audit_log, "medusa.monitor.audit")
         self.namespace: dict[str, Any] = dict(namespace or {})
         self._sessions = 0
 
