@@ -1,22 +1,328 @@
-"""The chat server: a :class:`~medusa.core.server.Server` (being built)."""
+"""The chat server: IRC clients on its main address and, optionally, the original Medusa's
+simple line mode (``simple``) and a browser page with a WebSocket bridge (``web``) on
+addresses of their own, all in one network."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
+from medusa.chat.batching import WriteBatcher
+from medusa.chat.casemap import is_valid_channel
+from medusa.chat.connection import IRCConnection, peer_host
+from medusa.chat.network import Network, NetworkConfig
+from medusa.chat.session import LinkPolicy
+from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.server import Server
+from medusa.core.log import error_logger
+from medusa.core.options import ConfigError, Option, non_negative, positive
+from medusa.core.server import Server, _close_listener
 
 __all__ = ["ChatServer"]
 
 
+def _check_address(value: Any) -> str | None:
+    if value == "":
+        return None
+    try:
+        Address.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_channel(value: Any) -> str | None:
+    return None if is_valid_channel(value) else "not a channel name (#name)"
+
+
 class ChatServer(Server):
-    """IRC chat server. Placeholder: the protocol is being built."""
+    """An IRC server (RFC 1459/2812 client protocol) with a simple telnet mode and a web
+    page, sharing one :class:`~medusa.chat.network.Network`.
+
+    Args:
+        address: the IRC address (see :class:`~medusa.core.server.Server`).
+        server_name: the name in prefixes and numerics.
+        network_name: ``NETWORK=`` in ``RPL_ISUPPORT``.
+        password: a connection password clients must send with PASS (``None``: none).
+        motd: the message of the day as text (``None``: clients get 422).
+        motd_file: a file whose lines are the message of the day (read at start-up).
+        max_clients_per_address: connections at once from one IP address (all listeners).
+        max_channels_per_client: channels a client may be on at once.
+        flood_rate: lines per second per client in the long run (0: no flood control).
+        flood_burst: lines a client may send at once before flood control counts.
+        ping_interval: seconds of client silence before the server sends PING (0: never).
+        ping_timeout: seconds to answer that PING before ``Ping timeout``.
+        registration_timeout: seconds to complete NICK and USER (0: no limit).
+        max_sendq: output writes (the lines of one loop iteration each) queued for a
+            client that does not read before it is disconnected (``SendQ exceeded``).
+        nick_length: the longest nickname.
+        simple: address of the simple line mode (``""`` or ``None``: off).
+        simple_channel: the channel simple-mode users talk in.
+        web: address of the HTTP page and WebSocket bridge (needs ``medusa-chat[web]``).
+        kwargs: the options of :class:`~medusa.core.server.Server`; ``idle_timeout``
+            defaults to 0 here (PING decides when a client is gone).
+
+    Raises:
+        AddressError: for a malformed address.
+        OSError: when ``motd_file`` cannot be read.
+        ValueError: for a bad ``simple_channel``.
+        ImportError: for ``web`` without wsproto installed.
+    """
 
     name: ClassVar[str] = "chat"
     default_port: ClassVar[int] = 6667
-    description: ClassVar[str] = "IRC chat server"
+    description: ClassVar[str] = "IRC chat server (simple line mode and web page optional)"
+
+    options: ClassVar[Mapping[str, Option]] = {
+        **Server.options,
+        **{
+            o.name: o
+            for o in (
+                Option("server_name", (str,), "server name in messages"),
+                Option("network_name", (str,), "network name (005 NETWORK=)"),
+                Option("password", (str,), "connection password (PASS)"),
+                Option("motd", (str,), "message of the day"),
+                Option("motd_file", (str,), "file holding the message of the day"),
+                Option("max_clients_per_address", (int,), "connections per IP", positive),
+                Option("max_channels_per_client", (int,), "channels per client", positive),
+                Option("flood_rate", (int, float), "lines/s per client (0: off)", non_negative),
+                Option("flood_burst", (int, float), "lines at once per client", positive),
+                Option("ping_interval", (int, float), "silence before PING, s", non_negative),
+                Option("ping_timeout", (int, float), "time to answer PING, s", positive),
+                Option("registration_timeout", (int, float), "NICK/USER deadline, s", non_negative),
+                Option("max_sendq", (int,), "queued writes for a slow client", positive),
+                Option("nick_length", (int,), "longest nickname", positive),
+                Option("simple", (str, int), "address of the simple line mode", _check_address),
+                Option("simple_channel", (str,), "channel of simple-mode users", _check_channel),
+                Option("web", (str, int), "address of the web page + WebSocket", _check_address),
+            )
+        },
+    }
+
+    def __init__(
+        self,
+        address: Address | str | int | tuple[str, int] = 6667,
+        *,
+        server_name: str = "medusa",
+        network_name: str = "Medusa",
+        password: str | None = None,
+        motd: str | None = None,
+        motd_file: str | os.PathLike[str] | None = None,
+        max_clients_per_address: int = 10,
+        max_channels_per_client: int = 20,
+        flood_rate: float = 5.0,
+        flood_burst: float = 30.0,
+        ping_interval: float = 120.0,
+        ping_timeout: float = 60.0,
+        registration_timeout: float = 60.0,
+        max_sendq: int = 10000,
+        nick_length: int = 30,
+        simple: Address | str | int | None = None,
+        simple_channel: str = "#lobby",
+        web: Address | str | int | None = None,
+        idle_timeout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(address, idle_timeout=idle_timeout, **kwargs)
+        if motd_file is not None:
+            motd = Path(motd_file).read_text("utf-8", "replace")
+        self.network = Network(
+            NetworkConfig(
+                server_name=server_name,
+                network_name=network_name,
+                password=password,
+                motd=tuple(motd.splitlines()) if motd is not None else None,
+                nick_length=nick_length,
+                max_channels=max_channels_per_client,
+            )
+        )
+        self.policy = LinkPolicy(
+            flood_rate=float(flood_rate),
+            flood_burst=float(flood_burst),
+            ping_interval=float(ping_interval),
+            ping_timeout=float(ping_timeout),
+            registration_timeout=float(registration_timeout),
+        )
+        self.max_clients_per_address = max_clients_per_address
+        self.max_sendq = max_sendq
+        self.simple_address = _optional_address(simple)
+        if not is_valid_channel(simple_channel):
+            raise ValueError(f"simple_channel {simple_channel!r} is not a channel name")
+        self.simple_channel = simple_channel
+        self.web_address = _optional_address(web)
+        if self.web_address is not None:
+            from medusa.chat.websocket import require_wsproto
+
+            require_wsproto()
+        self.batcher = WriteBatcher()
+        self._per_address: dict[str, int] = {}
+        self._hosts: dict[Channel, str] = {}
+        self._extra: list[tuple[str, asyncio.Server]] = []
+
+    @classmethod
+    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
+        """Make ``motd_file`` absolute against the configuration file's directory."""
+        path = kwargs.get("motd_file")
+        if path is not None and not os.path.isabs(path):
+            kwargs = {**kwargs, "motd_file": os.path.join(base_dir, path)}
+        return kwargs
+
+    @classmethod
+    def from_config(
+        cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
+    ) -> Server:
+        """As :meth:`Server.from_config`; a missing ``wsproto`` for ``web`` is reported as
+        a configuration error."""
+        try:
+            return super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
+        except ImportError as exc:
+            raise ConfigError(source, f"{prefix}.web", str(exc)) from exc
+
+    # -- listeners -------------------------------------------------------------------------
+
+    @property
+    def url_scheme(self) -> str:
+        """``irc`` in start-up messages."""
+        return "irc"
 
     def make_channel(self) -> Channel:
-        """Return a channel for an accepted connection."""
-        raise NotImplementedError
+        """An :class:`~medusa.chat.connection.IRCConnection`."""
+        return IRCConnection(self)
+
+    def make_simple_channel(self) -> Channel:
+        """A :class:`~medusa.chat.simple.SimpleConnection` for the simple line mode."""
+        from medusa.chat.simple import SimpleConnection
+
+        return SimpleConnection(self)
+
+    def make_web_channel(self) -> Channel:
+        """A :class:`~medusa.chat.websocket.WebConnection` for the page and its WebSocket."""
+        from medusa.chat.websocket import WebConnection
+
+        return WebConnection(self)
+
+    async def start(self) -> None:
+        """Listen on the IRC address, then on the ``simple`` and ``web`` addresses.
+
+        Raises:
+            OSError: when an address cannot be bound (the ones already bound are closed).
+        """
+        await super().start()
+        extras: list[tuple[str, Address, Callable[[], Channel]]] = []
+        if self.simple_address is not None:
+            extras.append(("simple", self.simple_address, self.make_simple_channel))
+        if self.web_address is not None:
+            extras.append(("web", self.web_address, self.make_web_channel))
+        loop = asyncio.get_running_loop()
+        try:
+            for role, address, factory in extras:
+                if address.path is not None:
+                    listener = await loop.create_unix_server(
+                        factory, address.path, backlog=self.backlog
+                    )
+                else:
+                    listener = await loop.create_server(
+                        factory,
+                        address.host,
+                        address.port,
+                        backlog=self.backlog,
+                        reuse_address=True,
+                    )
+                self._extra.append((role, listener))
+        except BaseException:
+            self.close()
+            raise
+        for role, where in self.extra_listening:
+            scheme = "http" if role == "web" else "telnet"
+            error_logger.info("chat: %s mode on %s://%s/", role, scheme, where)
+
+    @property
+    def extra_listening(self) -> list[tuple[str, str]]:
+        """``(role, address)`` of the ``simple`` and ``web`` listeners."""
+        out: list[tuple[str, str]] = []
+        for role, listener in self._extra:
+            for sock in listener.sockets:
+                name = sock.getsockname()
+                if isinstance(name, tuple):
+                    out.append((role, str(Address(name[0], name[1]))))
+                else:
+                    out.append((role, f"unix:{name}"))
+        return out
+
+    @property
+    def listening(self) -> list[str]:
+        """The IRC addresses, then the simple mode's, then the web page's."""
+        return [*super().listening, *(where for _, where in self.extra_listening)]
+
+    def extra_port(self, role: str) -> int:
+        """The TCP port of the ``"simple"`` or ``"web"`` listener (0 when off)."""
+        for name, listener in self._extra:
+            if name == role:
+                for sock in listener.sockets:
+                    addr = sock.getsockname()
+                    if isinstance(addr, tuple):
+                        return int(addr[1])
+        return 0
+
+    def close(self) -> None:
+        """Stop accepting on every address."""
+        super().close()
+        extra, self._extra = self._extra, []
+        for _, listener in extra:
+            _close_listener(listener)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def channel_opened(self, channel: Channel) -> bool:
+        """Register a connection, refusing it beyond ``max_clients_per_address``."""
+        if not super().channel_opened(channel):
+            return False
+        host = peer_host(channel.peer)
+        count = self._per_address.get(host, 0)
+        if count >= self.max_clients_per_address:
+            self.counters.refused += 1
+            channel.push(b"ERROR :Closing Link: too many connections from your address\r\n")
+            channel.close_when_done()
+            return False
+        self._per_address[host] = count + 1
+        self._hosts[channel] = host
+        return True
+
+    def channel_closed(self, channel: Channel) -> None:
+        """Unregister a connection."""
+        super().channel_closed(channel)
+        host = self._hosts.pop(channel, None)
+        if host is not None:
+            count = self._per_address.get(host, 0) - 1
+            if count > 0:
+                self._per_address[host] = count
+            else:
+                self._per_address.pop(host, None)
+
+    def refuse(self, channel: Channel) -> None:
+        """Turn away a connection over ``max_connections`` with an ERROR line."""
+        channel.push(b"ERROR :Closing Link: server full\r\n")
+        channel.close_when_done()
+
+    def stop_channel(self, channel: Channel) -> None:
+        """On shutdown, each client gets ``ERROR`` and is closed."""
+        session = getattr(channel, "session", None)
+        user = getattr(session, "user", None)
+        if user is not None and not user.gone:
+            self.network.quit(user, "Server shutting down")
+        else:
+            channel.close_when_done()
+
+    def extra_timeouts(self) -> tuple[float, ...]:
+        """The ping and registration timers, so the sweep runs often enough."""
+        policy = self.policy
+        return (policy.ping_interval, policy.ping_timeout, policy.registration_timeout)
+
+
+def _optional_address(value: Address | str | int | None) -> Address | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Address) else Address.parse(value)

@@ -1,0 +1,46 @@
+"""The table of client commands served, from command name to handler (RFC 2812 section
+3); :meth:`medusa.chat.network.Network.dispatch` looks commands up here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from medusa.chat import membership, messaging, modes, queries, registration
+from medusa.chat.message import Message
+from medusa.chat.network import Network
+from medusa.chat.user import User
+
+__all__ = ["COMMANDS", "PRE_REGISTRATION", "Handler"]
+
+Handler = Callable[[Network, User, Message], None]
+"""A command handler: ``handler(network, user, message)``; replies go out through
+``user.send``."""
+
+COMMANDS: Mapping[str, Handler] = {
+    "PASS": registration.password,
+    "NICK": registration.nick,
+    "USER": registration.user_command,
+    "CAP": registration.cap,
+    "PING": registration.ping,
+    "PONG": registration.pong,
+    "QUIT": registration.quit_command,
+    "MOTD": registration.motd,
+    "JOIN": membership.join,
+    "PART": membership.part,
+    "TOPIC": membership.topic,
+    "NAMES": membership.names,
+    "LIST": membership.list_command,
+    "KICK": membership.kick,
+    "INVITE": membership.invite,
+    "PRIVMSG": messaging.privmsg,
+    "NOTICE": messaging.notice,
+    "AWAY": messaging.away,
+    "MODE": modes.mode,
+    "WHO": queries.who,
+    "WHOIS": queries.whois,
+    "ISON": queries.ison,
+    "USERHOST": queries.userhost,
+}
+
+PRE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "PING", "PONG", "QUIT"})
+"""Commands accepted before the welcome; others get ``ERR_NOTREGISTERED`` (451)."""

@@ -1,0 +1,99 @@
+"""An IRC channel: members with their ``o``/``v`` flags, topic, modes, key, limit,
+invitations (sans-IO; RFC 2811)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from medusa.chat.user import User
+
+__all__ = ["IRCChannel"]
+
+
+class IRCChannel:
+    """One channel of the network.
+
+    Args:
+        name: the name as first given (``#Medusa``); :attr:`key` is its case-folded form.
+        key: the case-folded name.
+
+    Attributes:
+        members: each member with its flags: ``""``, ``"o"`` (operator), ``"v"`` (voice) or
+            ``"ov"``, in join order.
+        modes: the flag modes set: ``"t"``, ``"n"``, ``"m"``, ``"i"`` (a new channel is
+            ``+nt``).
+        password: the key of ``+k`` or ``None``.
+        limit: the member limit of ``+l`` or ``None``.
+        invited: case-folded nicks invited with INVITE (they pass ``+i``, ``+k`` and ``+l``).
+        topic: the topic (``""`` when none); ``topic_setter`` and ``topic_time`` (seconds
+            since the epoch) say who set it and when.
+        created: creation time, seconds since the epoch.
+    """
+
+    __slots__ = (
+        "created",
+        "invited",
+        "key",
+        "limit",
+        "members",
+        "modes",
+        "name",
+        "password",
+        "topic",
+        "topic_setter",
+        "topic_time",
+    )
+
+    def __init__(self, name: str, key: str) -> None:
+        self.name = name
+        self.key = key
+        self.members: dict[User, str] = {}
+        self.modes: set[str] = {"n", "t"}
+        self.password: str | None = None
+        self.limit: int | None = None
+        self.invited: set[str] = set()
+        self.topic = ""
+        self.topic_setter = ""
+        self.topic_time = 0
+        self.created = int(time.time())
+
+    def send(self, data: bytes, skip: User | None = None) -> None:
+        """Queue one encoded line for every member but ``skip``."""
+        for member in self.members:
+            if member is not skip:
+                member.send(data)
+
+    def is_operator(self, user: User) -> bool:
+        """True when ``user`` is a member with ``+o``."""
+        return "o" in self.members.get(user, "")
+
+    def can_speak(self, user: User) -> bool:
+        """Whether ``user`` may send to the channel: ``+n`` keeps out non-members, ``+m``
+        keeps out members without ``+o`` or ``+v`` (RFC 2811 sections 4.2.3, 4.2.5)."""
+        flags = self.members.get(user)
+        if flags is None:
+            return "n" not in self.modes and "m" not in self.modes
+        return "m" not in self.modes or bool(flags)
+
+    def mode_string(self, show_key: bool) -> list[str]:
+        """The channel's modes as ``RPL_CHANNELMODEIS`` parameters (``["+klnt", key,
+        "10"]``); the key is replaced by ``*`` unless ``show_key``."""
+        flags = "".join(sorted(self.modes))
+        args: list[str] = []
+        if self.password is not None:
+            flags += "k"
+            args.append(self.password if show_key else "*")
+        if self.limit is not None:
+            flags += "l"
+            args.append(str(self.limit))
+        return ["+" + flags, *args]
+
+    @staticmethod
+    def member_prefix(flags: str) -> str:
+        """The NAMES/WHO prefix of a member's flags: ``@``, ``+`` or ``""``."""
+        return "@" if "o" in flags else "+" if "v" in flags else ""
+
+    def __repr__(self) -> str:
+        return f"<IRCChannel {self.name} {len(self.members)} members>"

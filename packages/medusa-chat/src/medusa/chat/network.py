@@ -1,0 +1,217 @@
+"""The chat network: every user and channel of one server, and the primitives the command
+handlers share (sans-IO: output goes through each :class:`~medusa.chat.user.User`'s
+``send``; nothing here touches a socket)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from medusa.chat import numerics as n
+from medusa.chat.casemap import irc_lower
+from medusa.chat.ircchannel import IRCChannel
+from medusa.chat.message import Message, encode_line, format_line
+from medusa.chat.user import User
+
+__all__ = ["VERSION", "Network", "NetworkConfig"]
+
+VERSION = "medusa-chat-0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkConfig:
+    """Settings of a network.
+
+    Attributes:
+        server_name: the server's name in prefixes and numerics.
+        network_name: ``NETWORK=`` in ``RPL_ISUPPORT``.
+        password: the connection password clients must give with PASS, or ``None``.
+        motd: the message of the day's lines; ``None`` sends ``ERR_NOMOTD`` (422).
+        nick_length: the longest nickname accepted (``NICKLEN``).
+        channel_length: the longest channel name accepted (``CHANNELLEN``).
+        topic_length: the longest topic kept (``TOPICLEN``).
+        max_channels: channels one client may be on at once (``CHANLIMIT``).
+    """
+
+    server_name: str = "medusa"
+    network_name: str = "Medusa"
+    password: str | None = None
+    motd: tuple[str, ...] | None = None
+    nick_length: int = 30
+    channel_length: int = 50
+    topic_length: int = 390
+    max_channels: int = 20
+
+
+class Network:
+    """Users by case-folded nick and channels by case-folded name, with the operations
+    every transport shares.
+
+    Args:
+        config: the network's settings.
+    """
+
+    def __init__(self, config: NetworkConfig | None = None) -> None:
+        self.config = config or NetworkConfig()
+        self.users: dict[str, User] = {}
+        self.channels: dict[str, IRCChannel] = {}
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.connected = 0  # users not yet gone, registered or not
+
+    # -- output ----------------------------------------------------------------------------
+
+    def reply(self, user: User, numeric: str, *params: str) -> None:
+        """Send a numeric reply from the server to ``user`` (its nick, or ``*`` before
+        registration, as the first parameter)."""
+        user.send(encode_line(format_line(self.config.server_name, numeric, user.nick, *params)))
+
+    def need_more_params(self, user: User, command: str) -> None:
+        """Send ``ERR_NEEDMOREPARAMS`` (461) for ``command``."""
+        self.reply(user, n.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
+
+    def notice(self, user: User, text: str) -> None:
+        """Send a NOTICE from the server to ``user``."""
+        user.send(encode_line(format_line(self.config.server_name, "NOTICE", user.nick, text)))
+
+    def peers(self, user: User) -> set[User]:
+        """The users who share at least one channel with ``user`` (not ``user``)."""
+        out: set[User] = set()
+        for channel in user.channels.values():
+            out.update(channel.members)
+        out.discard(user)
+        return out
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def find_user(self, nick: str) -> User | None:
+        """The registered user called ``nick`` (any case), or ``None``."""
+        user = self.users.get(irc_lower(nick))
+        return user if user is not None and user.registered else None
+
+    def find_channel(self, name: str) -> IRCChannel | None:
+        """The channel called ``name`` (any case), or ``None``."""
+        return self.channels.get(irc_lower(name))
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def dispatch(self, user: User, message: Message) -> None:
+        """Run one client message: the command's handler, ``ERR_NOTREGISTERED`` (451) for
+        commands other than the registration ones before the welcome, ``ERR_UNKNOWNCOMMAND``
+        (421) for commands not served."""
+        from medusa.chat.commands import COMMANDS, PRE_REGISTRATION
+
+        if user.gone:
+            return
+        command = message.command
+        handler = COMMANDS.get(command)
+        if not user.registered and command not in PRE_REGISTRATION:
+            if handler is not None or not command.isdigit():
+                self.reply(user, n.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if handler is None:
+            self.reply(user, n.ERR_UNKNOWNCOMMAND, command, "Unknown command")
+            return
+        handler(self, user, message)
+
+    # -- membership ------------------------------------------------------------------------
+
+    def add_user(self, user: User) -> None:
+        """Count a new connection (called by the transport when it starts)."""
+        self.connected += 1
+
+    def claim_nick(self, user: User, nick: str) -> None:
+        """Give ``user`` the free nick ``nick`` (the caller checked it) and reserve it,
+        announcing the change to the user and its peers when already registered."""
+        old_prefix = user.prefix
+        key = irc_lower(nick)
+        if user.registered:
+            line = encode_line(format_line(old_prefix, "NICK", nick))
+            user.send(line)
+            for peer in self.peers(user):
+                peer.send(line)
+        if user.key and self.users.get(user.key) is user:
+            del self.users[user.key]
+        self.users[key] = user
+        user.nick = nick
+        user.key = key
+        user.update_prefix()
+
+    def nick_taken(self, nick: str, user: User | None) -> bool:
+        """True when ``nick`` belongs to another user (registered, or reserved by one
+        that is registering)."""
+        other = self.users.get(irc_lower(nick))
+        return other is not None and other is not user
+
+    def join(self, user: User, channel: IRCChannel) -> None:
+        """Add ``user`` to ``channel`` (created empty by the caller: the first member
+        becomes operator), announce the JOIN, send the topic and the names."""
+        channel.members[user] = "" if channel.members else "o"
+        user.channels[channel.key] = channel
+        channel.invited.discard(user.key)
+        channel.send(encode_line(format_line(user.prefix, "JOIN", channel.name)))
+        if channel.topic:
+            self.send_topic(user, channel)
+        self.send_names(user, channel)
+
+    def leave(self, user: User, channel: IRCChannel) -> None:
+        """Take ``user`` out of ``channel`` (no announcement); drop an empty channel."""
+        channel.members.pop(user, None)
+        user.channels.pop(channel.key, None)
+        if not channel.members and self.channels.get(channel.key) is channel:
+            del self.channels[channel.key]
+
+    def quit(self, user: User, reason: str) -> None:
+        """Remove ``user`` from the network: announce ``QUIT :reason`` to its peers, leave
+        every channel, free the nick, then close the link with ``reason``. Calling it again
+        for a user already gone does nothing."""
+        if user.gone:
+            return
+        user.gone = True
+        self.connected -= 1
+        if user.registered:
+            line = encode_line(format_line(user.prefix, "QUIT", reason))
+            for peer in self.peers(user):
+                peer.send(line)
+        for channel in list(user.channels.values()):
+            self.leave(user, channel)
+        if user.key and self.users.get(user.key) is user:
+            del self.users[user.key]
+        user.close(reason)
+
+    # -- shared replies --------------------------------------------------------------------
+
+    def send_topic(self, user: User, channel: IRCChannel) -> None:
+        """``RPL_TOPIC`` (332) and ``RPL_TOPICWHOTIME`` (333), or ``RPL_NOTOPIC`` (331)."""
+        if not channel.topic:
+            self.reply(user, n.RPL_NOTOPIC, channel.name, "No topic is set")
+            return
+        self.reply(user, n.RPL_TOPIC, channel.name, channel.topic)
+        self.reply(
+            user, n.RPL_TOPICWHOTIME, channel.name, channel.topic_setter, str(channel.topic_time)
+        )
+
+    def send_names(self, user: User, channel: IRCChannel | None, name: str = "") -> None:
+        """``RPL_NAMREPLY`` (353) lines that each fit in 512 bytes, then
+        ``RPL_ENDOFNAMES`` (366). ``channel`` ``None`` sends only the end (for ``name``)."""
+        if channel is not None:
+            name = channel.name
+            head = f":{self.config.server_name} {n.RPL_NAMREPLY} {user.nick} = {name} :"
+            room = 510 - len(head.encode())
+            names: list[str] = []
+            size = 0
+            for member, flags in channel.members.items():
+                entry = IRCChannel.member_prefix(flags) + member.nick
+                if names and size + len(entry) + 1 > room:
+                    user.send(encode_line(head + " ".join(names)))
+                    names, size = [], 0
+                names.append(entry)
+                size += len(entry) + 1
+            if names:
+                user.send(encode_line(head + " ".join(names)))
+        self.reply(user, n.RPL_ENDOFNAMES, name, "End of NAMES list")
+
+    def send_lines(self, user: User, numeric: str, lines: Iterable[str]) -> None:
+        """One numeric reply per line of text."""
+        for line in lines:
+            self.reply(user, numeric, line)

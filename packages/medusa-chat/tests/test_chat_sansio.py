@@ -1,0 +1,167 @@
+"""The sans-IO parts without sockets: message parsing and formatting, case mapping and
+names, the token bucket, the network state machine, the simple mode's rendering, the
+HTTP head parser."""
+
+from __future__ import annotations
+
+import pytest
+
+from medusa.chat.casemap import irc_lower, is_valid_channel, is_valid_nick, mask_matcher
+from medusa.chat.flood import TokenBucket
+from medusa.chat.message import Message, encode_line, format_line, parse_message
+from medusa.chat.network import Network, NetworkConfig
+from medusa.chat.session import LinkPolicy, Session
+from medusa.chat.simple import render_plain, strip_telnet
+from medusa.chat.websocket import parse_head
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("PING :abc def", Message("PING", ["abc def"])),
+        (":n!u@h PRIVMSG #c :hi :)", Message("PRIVMSG", ["#c", "hi :)"], "n!u@h")),
+        ("privmsg  #c   x", Message("PRIVMSG", ["#c", "x"])),
+        ("@time=1;id=2 :srv 001 me :Welcome", Message("001", ["me", "Welcome"], "srv")),
+        ("TOPIC #c :", Message("TOPIC", ["#c", ""])),
+        (
+            "A " + " ".join("p" * 1 for _ in range(20)),
+            Message("A", ["p"] * 14 + [" ".join(["p"] * 6)]),
+        ),
+    ],
+)
+def test_parse(line: str, expected: Message) -> None:
+    assert parse_message(line) == expected
+
+
+@pytest.mark.parametrize("line", ["", "   ", ":prefix-only", "@tags-only"])
+def test_parse_nothing(line: str) -> None:
+    assert parse_message(line) is None
+
+
+def test_format_and_encode() -> None:
+    assert format_line("srv", "001", "me", "Welcome here") == ":srv 001 me :Welcome here"
+    assert format_line(None, "PING", "srv") == "PING srv"
+    assert format_line("s", "X", "a", "") == ":s X a :"
+    assert format_line("s", "X", ":colon") == ":s X ::colon"
+    assert encode_line("x" * 600) == b"x" * 510 + b"\r\n"
+    # never half of a UTF-8 character at the cut
+    cut = encode_line("x" * 509 + "é")
+    assert cut == b"x" * 509 + b"\r\n"
+    assert encode_line("caf\udce9") == b"caf\xe9\r\n"  # surrogateescape round trip
+
+
+def test_case_mapping_and_names() -> None:
+    assert irc_lower("Nick[A]\\~") == "nick{a}|^"
+    assert is_valid_nick("[Bob]_-9")
+    assert not is_valid_nick("9bob")
+    assert not is_valid_nick("bo b")
+    assert not is_valid_nick("a" * 31)
+    assert is_valid_nick("a" * 9, max_length=9)
+    assert is_valid_channel("#medusa")
+    assert is_valid_channel("&local")
+    for bad in ("medusa", "#", "#a b", "#a,b", "#a:b", "#a\x07", "#" + "x" * 50):
+        assert not is_valid_channel(bad)
+    assert mask_matcher("Al?c*").fullmatch(irc_lower("ALICE_2"))
+    assert not mask_matcher("al?c").fullmatch("alice")
+
+
+def test_token_bucket() -> None:
+    bucket = TokenBucket(rate=2.0, burst=3.0, now=0.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(0.5)  # one token back after half a second
+    assert not bucket.take(0.5)
+    assert TokenBucket(rate=0, burst=1, now=0).take(0.0)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.closed: str | None = None
+
+    def send(self, data: bytes) -> None:
+        self.lines.append(data)
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+    def text(self) -> str:
+        return b"".join(self.lines).decode()
+
+
+def session(net: Network, sink: Sink, policy: LinkPolicy | None = None) -> Session:
+    return Session(net, "10.0.0.1", sink.send, sink.close, policy or LinkPolicy(), 0.0)
+
+
+def test_network_state_machine() -> None:
+    net = Network(NetworkConfig(server_name="irc.test"))
+    a_sink, b_sink = Sink(), Sink()
+    a, b = session(net, a_sink), session(net, b_sink)
+    for s, nick in ((a, "alice"), (b, "bob")):
+        s.receive_line(f"NICK {nick}\r".encode(), 1.0)
+        s.receive_line(f"USER {nick} 8 * :Real {nick}".encode(), 1.0)
+    assert ":irc.test 001 alice :Welcome to the Internet Relay Network alice!alice@10.0.0.1" in (
+        a_sink.text()
+    )
+    assert a.user.modes == {"i"}  # USER mode 8 is +i
+    a.receive_line(b"JOIN #x", 2.0)
+    b.receive_line(b"JOIN #X", 2.0)
+    assert ":bob!bob@10.0.0.1 JOIN #x\r\n" in a_sink.text()
+    b.receive_line(b"PRIVMSG #x :hi there", 3.0)
+    assert a_sink.lines[-1] == b":bob!bob@10.0.0.1 PRIVMSG #x :hi there\r\n"
+    assert net.find_channel("#X") is not None
+    assert len(net.channels) == 1
+    b.receive_line(b"QUIT :later", 4.0)
+    assert b_sink.closed == "Quit: later"
+    assert a_sink.lines[-1] == b":bob!bob@10.0.0.1 QUIT :Quit: later\r\n"
+    assert net.find_user("bob") is None
+    a.receive_line(b"PART #x", 5.0)
+    assert net.channels == {}
+
+
+def test_session_ping_and_flood() -> None:
+    net = Network()
+    sink = Sink()
+    policy = LinkPolicy(flood_rate=1, flood_burst=3, ping_interval=10, ping_timeout=5)
+    s = session(net, sink, policy)
+    s.receive_line(b"NICK p", 0.0)
+    s.receive_line(b"USER p 0 * :p", 0.0)
+    s.check_timeout(9.0)
+    assert not sink.lines[-1].startswith(b"PING")
+    s.check_timeout(10.5)
+    assert sink.lines[-1] == b"PING medusa\r\n"
+    s.receive_line(b"PONG medusa", 11.0)
+    s.check_timeout(17.0)  # answered: no timeout
+    assert sink.closed is None
+    s.check_timeout(21.5)  # silent again: a new PING
+    assert sink.lines[-1] == b"PING medusa\r\n"
+    s.check_timeout(27.0)
+    assert sink.closed == "Ping timeout: 16 seconds"
+    flooder_sink = Sink()
+    flooder = session(net, flooder_sink, policy)
+    for _ in range(4):
+        flooder.receive_line(b"PING x", 100.0)
+    assert flooder_sink.closed == "Excess Flood"
+
+
+def test_render_plain() -> None:
+    assert render_plain(b":a!u@h PRIVMSG #c :hi\r\n", "me") == "<a> hi"
+    assert render_plain(b":a!u@h PRIVMSG me :psst\r\n", "me") == "*a* psst"
+    assert render_plain(b":a!u@h PRIVMSG #c :\x01ACTION waves\x01\r\n", "me") == "* a waves"
+    assert render_plain(b":a!u@h QUIT :Quit: bye\r\n", "me") == "* a has quit (Quit: bye)"
+    assert render_plain(b":srv 366 me #c :End of NAMES list\r\n", "me") is None
+    assert (
+        render_plain(b":srv 401 me x :No such nick/channel\r\n", "me") == "* x No such nick/channel"
+    )
+
+
+def test_strip_telnet() -> None:
+    assert strip_telnet(b"\xff\xfd\x18nick\xff\xf1") == b"nick"
+    assert strip_telnet(b"a\xff\xffb") == b"a\xffb"
+    assert strip_telnet(b"plain") == b"plain"
+
+
+def test_parse_head() -> None:
+    head = b"GET /ws?x=1 HTTP/1.1\r\nHost: h:1\r\nUpgrade: WebSocket\r\n\r\n"
+    assert parse_head(head) == ("GET", "/ws", {"host": "h:1", "upgrade": "WebSocket"})
+    assert parse_head(b"GARBAGE\r\n\r\n") is None
+    assert parse_head(b"GET / HTTP/1.1\r\nno colon\r\n\r\n") is None

@@ -1,0 +1,112 @@
+"""The original's simple mode on its own port: a telnet user (a raw socket) and an IRC
+user (the irc library) in one channel."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import irc.client  # type: ignore[import-untyped]
+import pytest
+
+from medusa.chat.server import ChatServer
+from medusa.core.testing import ServerThread
+
+TIMEOUT = 10.0
+
+
+def read_until(sock: socket.socket, needle: bytes) -> bytes:
+    data = b""
+    while needle not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert needle in data, data
+    return data
+
+
+@pytest.fixture
+def served() -> Iterator[ChatServer]:
+    chat = ChatServer(("127.0.0.1", 0), simple="127.0.0.1:0", simple_channel="#Lobby")
+    with ServerThread([chat]):
+        yield chat
+
+
+class IRCUser:
+    def __init__(self, port: int, nick: str) -> None:
+        self.reactor = irc.client.Reactor()
+        self.events: list[Any] = []
+        self.reactor.add_global_handler("all_events", lambda c, e: self.events.append(e), -10)
+        self.conn = self.reactor.server().connect("127.0.0.1", port, nick)
+        self.wait("welcome")
+
+    def wait(self, kind: str, text: str | None = None) -> Any:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            for event in self.events:
+                if event.type == kind and (text is None or text in " ".join(event.arguments)):
+                    self.events.remove(event)
+                    return event
+            assert time.monotonic() < deadline, f"no {kind} {text!r}"
+            self.reactor.process_once(0.01)
+
+
+def test_simple_mode_with_irc_user(served: ChatServer) -> None:
+    port = served.extra_port("simple")
+    assert port
+    assert port != served.port
+    irc_user = IRCUser(served.port, "ircuser")
+    irc_user.conn.join("#lobby")
+    irc_user.wait("join")
+    irc_user.wait("endofnames")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as telnet:
+        read_until(telnet, b"nickname: ")
+        telnet.sendall(b"9lives\r\n")
+        assert b"not a valid nickname" in read_until(telnet, b"nickname: ")
+        telnet.sendall(b"IRCUSER\r\n")
+        assert b"taken" in read_until(telnet, b"nickname: ")
+        telnet.sendall(b"\xff\xfb\x01telly\r\n")  # with a telnet option negotiation
+        data = read_until(telnet, b"* Here: ")
+        assert b"* telly has joined #lobby" in data  # named by its creator
+        assert irc_user.wait("join").source.nick == "telly"
+        # a typed line is a PRIVMSG to the channel
+        telnet.sendall(b"hello from telnet\r\n")
+        event = irc_user.wait("pubmsg")
+        assert (event.source.nick, event.target, event.arguments) == (
+            "telly",
+            "#lobby",
+            ["hello from telnet"],
+        )
+        irc_user.conn.privmsg("#lobby", "hello from irc")
+        assert b"<ircuser> hello from irc\r\n" in read_until(telnet, b"hello from irc")
+        irc_user.conn.privmsg("telly", "psst")
+        assert b"*ircuser* psst" in read_until(telnet, b"psst")
+        irc_user.conn.action("#lobby", "waves")
+        assert b"* ircuser waves" in read_until(telnet, b"waves")
+        telnet.sendall(b"/me nods\r\n")
+        assert irc_user.wait("action").arguments == ["nods"]
+        telnet.sendall(b"/msg ircuser just you\r\n")
+        assert irc_user.wait("privmsg").arguments == ["just you"]
+        telnet.sendall(b"/who\r\n")
+        assert b"* Here: ircuser telly" in read_until(telnet, b"telly\r\n")
+        telnet.sendall(b"/nick telly2\r\n")
+        assert irc_user.wait("nick").target == "telly2"
+        telnet.sendall(b"/frobnicate\r\n")
+        assert b"unknown command /frobnicate" in read_until(telnet, b"frobnicate")
+        telnet.sendall(b"/quit good night\r\n")
+        data = read_until(telnet, b"Closing link")
+        assert b"* Closing link (Quit: good night)" in data
+        assert telnet.recv(100) == b""
+    event = irc_user.wait("quit")
+    assert (event.source.nick, event.arguments) == ("telly2", ["Quit: good night"])
+    irc_user.conn.disconnect()
+
+
+def test_simple_mode_is_off_by_default() -> None:
+    chat = ChatServer(("127.0.0.1", 0))
+    with ServerThread([chat]):
+        assert chat.extra_port("simple") == 0
+        assert len(chat.listening) == 1
