@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Independence check: medusa-core and medusa-http install and work on their own.
+# Independence check: medusa-core with medusa-http, and with medusa-ftp, install and work
+# on their own.
 #
-#  1. build the wheels of packages/medusa-core and packages/medusa-http (hatch build);
+#  1. build the wheels of every distribution in packages/ (hatch build);
 #  2. check their contents: PEP 420 namespace (no medusa/__init__.py), py.typed shipped,
 #     no top-level package that would shadow the standard library (http, logging...);
 #  3. make a bare venv; install httptools from the registry (the one third-party
@@ -13,7 +14,9 @@
 #  6. mypy --strict type-checks a small program using the public API against the
 #     installed wheels (py.typed works), and rejects a program with a type error;
 #  7. after `pip uninstall medusa-http`, medusa-core alone still imports and runs, and
-#     `medusa plugins` lists no server type.
+#     `medusa plugins` lists no server type;
+#  8. then the medusa-ftp wheel alone on top: `medusa plugins` lists only ftp, no HTTP code
+#     is importable, and `medusa serve --ftp` serves a file that curl fetches over ftp://.
 #
 # Usage: .ci/independence.sh   (env: PYTHON=python3.11, MYPY=mypy, KEEP=1 keeps the temp dir)
 set -euo pipefail
@@ -49,8 +52,9 @@ export PYTHONNOUSERSITE=1
 
 step "build the wheels"
 mkdir -p "$WORK/wheels"
-for pkg in medusa-core medusa-http; do
-    (cd "$REPO/packages/$pkg" && hatch build -t wheel "$WORK/wheels" >/dev/null) \
+for dir in "$REPO"/packages/medusa-*/; do
+    pkg=$(basename "$dir")
+    (cd "$dir" && hatch build -t wheel "$WORK/wheels" >/dev/null) \
         || fail "hatch build of $pkg failed"
 done
 ls "$WORK/wheels"
@@ -61,7 +65,10 @@ step "check the wheels' contents"
 "$PYTHON" - "$WORK/wheels" <<'EOF' || fail "wheel contents"
 import pathlib, sys, zipfile
 
-expected = {"medusa_core": "medusa/core/", "medusa_http": "medusa/http/"}
+expected = {
+    f"medusa_{name}": f"medusa/{name}/"
+    for name in ("core", "http", "ftp", "monitor", "chat", "dns", "logging")
+}
 for wheel in sorted(pathlib.Path(sys.argv[1]).glob("*.whl")):
     names = zipfile.ZipFile(wheel).namelist()
     dist = wheel.name.split("-")[0]
@@ -88,7 +95,8 @@ step "httptools from the registry"
 step "medusa-core and medusa-http from the wheels only"
 # No index and no find-links but ours: the pip configuration of this machine is ignored.
 env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
-    "${VPIP[@]}" install --no-index --find-links "$WORK/wheels" medusa-core medusa-http \
+    "${VPIP[@]}" install --no-index --find-links "$WORK/wheels" --no-deps \
+    "$WORK"/wheels/medusa_core-*.whl "$WORK"/wheels/medusa_http-*.whl \
     || fail "pip install of the wheels"
 "$VPY" -m pip --disable-pip-version-check list --format=freeze
 
@@ -231,5 +239,36 @@ status=$?
 set -e
 [[ $status == 2 ]] || { cat "$WORK/core-serve.out" >&2; fail "medusa serve without a server type: $status"; }
 grep -q "no server type is installed" "$WORK/core-serve.out" || fail "no clear message"
+
+step "medusa-core and medusa-ftp alone: an FTP server with no HTTP code"
+env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    "${VPIP[@]}" install --no-index --no-deps "$WORK"/wheels/medusa_ftp-*.whl \
+    || fail "pip install of the medusa-ftp wheel"
+"$MEDUSA" plugins | tee "$WORK/plugins-ftp.txt"
+[[ $(grep -c . "$WORK/plugins-ftp.txt") == 1 ]] || fail "medusa plugins lists more than ftp"
+grep -Eq '^ftp +medusa-ftp ' "$WORK/plugins-ftp.txt" || fail "medusa plugins does not list ftp"
+"$VPY" -c "import importlib.util as u, medusa.ftp; assert u.find_spec('medusa.http') is None" \
+    || fail "medusa.http is importable next to medusa-ftp alone"
+"$MEDUSA" serve "$WORK/site" --ftp 127.0.0.1:0 >"$WORK/ftp.out" 2>"$WORK/ftp.err" &
+SERVER_PID=$!
+URL=""
+for _ in $(seq 300); do
+    URL=$(sed -n 's|^medusa: ftp listening on \(ftp://127\.0\.0\.1:[0-9]*\)/$|\1|p' "$WORK/ftp.out")
+    [[ -n "$URL" ]] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+[[ -n "$URL" ]] || { cat "$WORK/ftp.out" "$WORK/ftp.err" >&2; fail "medusa serve --ftp did not start"; }
+echo "serving on $URL"
+curl -sS --fail --max-time 30 --noproxy '*' -o "$WORK/ftp-got.bin" "$URL/sub/file.bin" \
+    || fail "curl over ftp:// failed"
+cmp "$WORK/ftp-got.bin" "$WORK/site/sub/file.bin" || fail "the file fetched over FTP differs"
+kill -TERM "$SERVER_PID"
+status=0
+for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVER_PID" 2>/dev/null && fail "medusa serve --ftp did not stop on SIGTERM"
+wait "$SERVER_PID" || status=$?
+SERVER_PID=""
+[[ $status == 0 ]] || { cat "$WORK/ftp.err" >&2; fail "medusa serve --ftp exited with $status"; }
 
 echo "independence: OK"

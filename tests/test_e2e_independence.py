@@ -1,7 +1,9 @@
-"""The independence check (``.ci/independence.sh``): medusa-core and medusa-http, built as
-wheels and installed alone into a bare venv (httptools from the registry), serve a file,
-``medusa plugins`` lists only http, no sibling package is importable, and ``mypy --strict``
-type-checks the public API against the installed wheels. Takes about 20 to 30 s."""
+"""The independence check (``.ci/independence.sh``): every distribution builds a clean
+wheel; medusa-core and medusa-http, installed alone into a bare venv (httptools from the
+registry), serve a file, ``medusa plugins`` lists only http, no sibling package is
+importable, and ``mypy --strict`` type-checks the public API against the installed wheels;
+then medusa-core with medusa-ftp alone serves a file over FTP with no HTTP code installed.
+Takes about 30 to 60 s."""
 
 from __future__ import annotations
 
