@@ -78,6 +78,14 @@ class Server:
     description: ClassVar[str] = "a Medusa server"
     """One line shown by ``medusa plugins`` and ``medusa serve --help``."""
 
+    path_options: ClassVar[tuple[str, ...]] = ()
+    """Options that name files or directories: relative values in ``medusa.toml`` are taken
+    from the file's directory (see :meth:`resolve_paths`)."""
+
+    busy_reply: ClassVar[bytes] = b""
+    """Bytes written to a connection turned away by :meth:`refuse` before it is closed (HTTP's
+    503, FTP's 421); empty: just close."""
+
     start_by_default: ClassVar[bool] = True
     """Whether ``medusa serve`` without any ``--NAME`` option starts this type at its default
     port. False for types that must be asked for explicitly (the monitor)."""
@@ -162,8 +170,12 @@ class Server:
 
     @classmethod
     def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
-        """Make path-valued options absolute against ``base_dir``; subclasses with path
-        options override this. Returns the (possibly new) keyword arguments."""
+        """Make the options named in :attr:`path_options` absolute against ``base_dir``
+        (an absolute path stays as it is). Returns the keyword arguments."""
+        for key in cls.path_options:
+            value = kwargs.get(key)
+            if isinstance(value, str):
+                kwargs[key] = os.path.join(base_dir, value)
         return kwargs
 
     @classmethod
@@ -308,8 +320,11 @@ class Server:
         return True
 
     def refuse(self, channel: Channel) -> None:
-        """Turn away a connection over :attr:`max_connections`. The default closes it;
-        protocols override this to send their "busy" reply first (HTTP 503, FTP 421)."""
+        """Turn away a connection over :attr:`max_connections`: write :attr:`busy_reply`
+        (if any), then close."""
+        transport = channel.transport
+        if self.busy_reply and transport is not None:
+            transport.write(self.busy_reply)
         channel.close()
 
     def channel_closed(self, channel: Channel) -> None:

@@ -82,6 +82,8 @@ class HTTPServer(Server):
     """
 
     name: ClassVar[str] = "http"
+    path_options: ClassVar[tuple[str, ...]] = ("root", "certfile", "keyfile")
+    busy_reply: ClassVar[bytes] = _BUSY  # 503 with Retry-After, over max_connections
     default_port: ClassVar[int] = 8080
     description: ClassVar[str] = "HTTP/1.1 server"
     options: ClassVar[Mapping[str, Option]] = {
@@ -164,14 +166,6 @@ class HTTPServer(Server):
     # -- configuration ---------------------------------------------------------------------
 
     @classmethod
-    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
-        """Resolve ``root``, ``certfile`` and ``keyfile`` against the config's directory."""
-        for key in ("root", "certfile", "keyfile"):
-            if key in kwargs:
-                kwargs[key] = os.path.join(base_dir, kwargs[key])
-        return kwargs
-
-    @classmethod
     def from_config(
         cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
     ) -> Server:
@@ -233,12 +227,6 @@ class HTTPServer(Server):
     def make_channel(self) -> Channel:
         """Return a new :class:`~medusa.http.channel.HTTPChannel`."""
         return HTTPChannel(self)
-
-    def refuse(self, channel: Channel) -> None:
-        """Answer 503 with ``Retry-After`` and close (over ``max_connections``)."""
-        if channel.transport is not None:
-            channel.transport.write(_BUSY)
-        channel.close()
 
     def stop_channel(self, channel: Channel) -> None:
         """On shutdown: close idle connections now, let responses in flight finish."""

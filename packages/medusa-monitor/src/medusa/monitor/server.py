@@ -111,6 +111,7 @@ class MonitorServer(Server):
     """
 
     name: ClassVar[str] = "monitor"
+    path_options: ClassVar[tuple[str, ...]] = ("secret_file", "certfile", "keyfile")
     default_port: ClassVar[int] = 8023
     description: ClassVar[str] = "secure remote Python prompt (monitor)"
     start_by_default: ClassVar[bool] = False  # only with --monitor ADDR
@@ -194,15 +195,6 @@ class MonitorServer(Server):
         self._sessions = 0
 
     # -- configuration ---------------------------------------------------------------------
-
-    @classmethod
-    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
-        """Resolve ``secret_file``, ``certfile`` and ``keyfile`` against the config's
-        directory."""
-        for key in ("secret_file", "certfile", "keyfile"):
-            if key in kwargs:
-                kwargs[key] = os.path.join(base_dir, kwargs[key])
-        return kwargs
 
     @classmethod
     def from_config(
