@@ -55,6 +55,7 @@ class Row:
     rps: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU per request
     paired_base: list[float] = field(default_factory=list)  # the no-log run just before
+    paired_cpu: list[float] = field(default_factory=list)  # its CPU per request
     sent: list[int] = field(default_factory=list)
     arrived: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
@@ -199,6 +200,7 @@ def main(argv: list[str]) -> None:
                         row = rows[k]
                         if k != "none":
                             row.paired_base.append(rows["none"].rps[-1])
+                            row.paired_cpu.append(rows["none"].cpu_us[-1])
                         row.rps.append(rps)
                         row.cpu_us.append(cpu_us)
                         row.sent.append(sent)
@@ -216,10 +218,10 @@ def main(argv: list[str]) -> None:
     print(f"baseline (no access log): {base:,.0f} req/s (median of {len(rows['none'].rps)})\n")
     base_cpu = statistics.median(rows["none"].cpu_us)
     print(f"baseline server CPU: {base_cpu:.1f} us per request\n")
-    header = ("logger", "req/s", "vs none", "CPU us/req", "CPU cost", "records", "arrived")
+    header = ("logger", "req/s", "vs none", "CPU us/req", "CPU cost", "paired", "records")
     print(
-        "{:12s} {:>9s} {:>8s} {:>10s} {:>8s} {:>9s} {:>9s} {:>6s} {:>8s}".format(
-            *header, "lost", "dropped"
+        "{:12s} {:>9s} {:>8s} {:>10s} {:>8s} {:>8s} {:>9s} {:>9s} {:>6s} {:>8s}".format(
+            *header, "arrived", "lost", "dropped"
         )
     )
     for kind in kinds:
@@ -228,15 +230,20 @@ def main(argv: list[str]) -> None:
         ratio = statistics.median(r / b for r, b in zip(row.rps, row.paired_base, strict=True))
         lost = sum(s - a for s, a in zip(row.sent, row.arrived, strict=True))
         cpu = statistics.median(row.cpu_us)
+        paired = statistics.median(
+            c / b - 1 for c, b in zip(row.cpu_us, row.paired_cpu, strict=True)
+        )
         print(
             f"{kind:12s} {rps:9,.0f} {ratio:8.2f} {cpu:10.1f} {cpu / base_cpu - 1:+8.0%} "
+            f"{paired:+8.0%} "
             f"{min(row.sent):9,d} "
             f"{min(row.arrived):9,d} {lost:6d} {sum(row.dropped):8d}"
         )
     print("\nvs none: median over rounds of req/s divided by the no-log run just before it;")
     print("CPU us/req: the server process's CPU time (all threads, from /proc) per request,")
     print("which the machine's drifting speed (CPU steal) disturbs less than req/s;")
-    print("CPU cost: that against the baseline's median;")
+    print("CPU cost: that against the baseline's median; paired: median over rounds of the CPU")
+    print("per request against the no-log run just before it;")
     print("\nrecords: fewest sent in one run; lost: sent - arrived, summed over the rounds;")
     print("dropped: counted by the logger itself (buffer full), summed over the rounds.")
 

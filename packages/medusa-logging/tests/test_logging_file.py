@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,37 @@ def test_appends_lines_in_order(tmp_path: Path) -> None:
         logger.close()
     assert _lines(path) == ["kept"] + [f"line {n}" for n in range(1000)]
     assert logger.stats()["written"] == 1000
+
+
+def test_threads_logging_at_once_lose_nothing(tmp_path: Path) -> None:
+    # log() appends without a lock; the writer must still see, write and count every
+    # record, in each thread's order, while it sleeps, writes and waits in turn.
+    path = tmp_path / "threads.log"
+    logger = FileLogger(path, linger=0.001)
+    per_thread, names = 5000, ["a", "b", "c", "d"]
+
+    def produce(name: str) -> None:
+        for n in range(per_thread):
+            logger.log(f"{name} {n}")
+            if n % 500 == 0:
+                logger.flush(10)  # the writer goes idle now and then: the wake-up path
+
+    threads = [threading.Thread(target=produce, args=(name,)) for name in names]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert logger.flush(10)
+        stats = logger.stats()
+    finally:
+        logger.close()
+    lines = _lines(path)
+    assert len(lines) == per_thread * len(names)
+    for name in names:
+        assert [int(x.split()[1]) for x in lines if x[0] == name] == list(range(per_thread))
+    assert stats["received"] == stats["written"] == per_thread * len(names)
+    assert stats["dropped"] == stats["queued"] == 0
 
 
 def test_json_lines(tmp_path: Path) -> None:

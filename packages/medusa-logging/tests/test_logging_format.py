@@ -9,7 +9,8 @@ import pytest
 
 from medusa.logging import Entry, Facility, Severity
 from medusa.logging.bridge import severity_of
-from medusa.logging.records import parse_facility, parse_severity
+from medusa.logging.lines import LineFormatter
+from medusa.logging.records import Record, as_entry, parse_facility, parse_severity
 from medusa.logging.syslog_format import (
     SyslogFormatter,
     frame_octet_counting,
@@ -121,3 +122,29 @@ def test_logging_levels_map_to_severities() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown syslog format"):
         SyslogFormatter("5425")
+
+
+@pytest.mark.parametrize("rfc", ["5424", "3164"])
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("utc", [False, True])
+def test_batches_of_plain_records_match_one_by_one(rfc: str, bom: bool, utc: bool) -> None:
+    # The writer's fast path (plain (message, time) pairs of one second, assembled without
+    # a per-record loop) must give exactly the bytes of format(Entry(...)).
+    fmt = SyslogFormatter(rfc, hostname="h", procid="9", max_message=200, bom=bom, utc=utc)
+    one_second: list[Record] = [("GET / 200", T), ("é ünïcode", T + 0.000001), ("x" * 300, T + 0.7)]
+    one_second.append(("last", 1_700_000_000.9999998))  # the last microsecond
+    mixed: list[Record] = [*one_second, ("", T), ("next second", T + 1.0)]
+    for records in (one_second, mixed, [*one_second, Entry("e", Severity.ERR, T, "m")]):
+        expected = [fmt.format(as_entry(r, Severity.NOTICE, "acc")) for r in records]
+        assert fmt.messages(records, Severity.NOTICE, "acc") == expected
+    assert len(fmt.messages(one_second, Severity.NOTICE, "acc")[2]) == min(200, 1024)
+
+
+@pytest.mark.parametrize("one_line", [False, True])
+def test_text_lines_in_one_piece_match_line_by_line(one_line: bool) -> None:
+    fmt = LineFormatter("text", one_line=one_line)
+    records: list[Record] = [("a", T), ("b\nc", T), Entry("d\ne", Severity.ERR, T), ("\udcff", T)]
+    joined = fmt.encode(records, Severity.INFO, None)
+    assert joined == b"".join(fmt.lines(records, Severity.INFO, None))
+    assert joined.count(b"\n") == (4 if one_line else 6)
+    assert fmt.encode([], Severity.INFO, None) == b""

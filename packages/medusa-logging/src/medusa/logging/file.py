@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from medusa.core.options import Option, non_negative
 from medusa.logging.lines import LINE_FORMATS, LineFormatter
 from medusa.logging.queued import PartialWriteError, QueuedLogger, common_options, warnings_log
-from medusa.logging.records import Entry
+from medusa.logging.records import Record
 
 __all__ = ["FileLogger", "install_sighup", "next_rollover"]
 
@@ -78,8 +78,9 @@ class FileLogger(QueuedLogger):
 
     Rotation renames ``PATH`` to ``PATH.1`` (``PATH.1`` to ``PATH.2`` and so on, keeping
     ``backups`` old files) and starts a new ``PATH``; it happens at a record boundary, before
-    a write that would make the file larger than ``rotate_bytes``, and at the first write
-    after each hour or local midnight with ``rotate_when``. For logrotate instead, leave
+    a write that would make the file larger than ``rotate_bytes``, and, with
+    ``rotate_when``, before the first batch written after each hour or local midnight (a
+    batch holds the records of the last few milliseconds). For logrotate instead, leave
     rotation off and send SIGHUP after moving the file (``postrotate``): the writer reopens
     ``PATH``.
 
@@ -188,22 +189,36 @@ class FileLogger(QueuedLogger):
             view = view[n:]
         self._size += len(data)
 
-    def _write(self, entries: list[Entry]) -> None:
-        lines = [self.formatter.format(e) for e in entries]
+    def _write(self, records: list[Record]) -> None:
+        if self.rotate_when:
+            now = self.clock()
+            if now >= self._rollover:
+                try:
+                    self._rotate()
+                except OSError as exc:
+                    raise PartialWriteError(0, exc) from exc
+                self._rollover = next_rollover(now, self.rotate_when)
+        if not self.rotate_bytes:
+            # The common case: the whole batch encoded and written in one piece.
+            try:
+                self._write_all(self.formatter.encode(records, self.severity, self.msgid))
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError as exc:
+                raise PartialWriteError(0, exc) from exc
+            return
+        lines = self.formatter.lines(records, self.severity, self.msgid)
         done = 0
         try:
             start = 0
             pending = 0
             for index, line in enumerate(lines):
-                now = self.clock() if self.rotate_when else 0.0
-                too_big = self.rotate_bytes and self._size + pending + len(line) > self.rotate_bytes
-                if (too_big and self._size + pending > 0) or now >= self._rollover:
+                too_big = self._size + pending + len(line) > self.rotate_bytes
+                if too_big and self._size + pending > 0:
                     if pending:
                         self._write_all(b"".join(lines[start:index]))
                         done = index
                     self._rotate()
-                    if self.rotate_when:
-                        self._rollover = next_rollover(now, self.rotate_when)
                     start, pending = index, 0
                 pending += len(line)
             self._write_all(b"".join(lines[start:]))

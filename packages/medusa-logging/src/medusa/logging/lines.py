@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Sequence
 
-from medusa.logging.records import Entry
+from medusa.logging.records import Entry, Record, Severity, as_entry
 from medusa.logging.syslog_format import rfc3339
 
 __all__ = ["LINE_FORMATS", "LineFormatter"]
@@ -49,6 +50,26 @@ class LineFormatter:
         self.hostname = socket.gethostname() if hostname is None else hostname
         self.app_name = app_name
         self.pid = os.getpid()
+
+    def encode(self, records: Sequence[Record], severity: Severity, msgid: str | None) -> bytes:
+        """Return ``records`` as consecutive lines, in one piece (one encoding for the whole
+        batch in ``text``); a plain ``(message, timestamp)`` record takes ``severity`` and
+        ``msgid``. The same bytes as joining :meth:`lines`."""
+        if not records:
+            return b""
+        if self.json:
+            return b"".join(self.format(as_entry(r, severity, msgid)) for r in records)
+        texts = [r[0] if type(r) is tuple else r.message for r in records]  # type: ignore[union-attr]
+        joined = "\n".join(texts)
+        if self.one_line and joined.count("\n") != len(texts) - 1:
+            joined = "\n".join(t.replace("\n", "\\n") for t in texts)
+        return (joined + "\n").encode("utf-8", "replace")
+
+    def lines(
+        self, records: Sequence[Record], severity: Severity, msgid: str | None
+    ) -> list[bytes]:
+        """Return each of ``records`` as its own line (see :meth:`encode`)."""
+        return [self.format(as_entry(r, severity, msgid)) for r in records]
 
     def format(self, entry: Entry) -> bytes:
         """Return ``entry`` as one line, ending in ``\\n``."""

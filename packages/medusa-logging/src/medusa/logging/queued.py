@@ -3,13 +3,17 @@
 ``log()`` (the :class:`medusa.core.log.Logger` protocol) and :meth:`QueuedLogger.emit` only
 append to a bounded in-memory queue under a lock and, when the writer sleeps, wake it: they
 never touch a socket or a file, so they never block the event loop, whatever the disk or the
-network does. Each logger's writer thread does the blocking part (connecting, writing,
-rotating), in batches, and keeps records in the queue until they were written, so a broken
-connection loses nothing that is still queued: the writer reconnects with exponential backoff
-and sends them then. When the queue is full a new record is dropped, counted in
-:attr:`LogCounters.dropped`, and reported: a notice (``N records dropped``) is written into the
-log itself as soon as writing works again, and a warning goes to the standard library's
-``medusa.logging`` logger. Nothing is dropped silently.
+network does. ``log()`` queues the line with its time as a plain pair; everything else
+(syslog headers, timestamps, JSON, encoding) is done by the writer thread. Each logger's writer
+thread does the blocking part (connecting, writing, rotating), in batches, and keeps records in
+the queue until they were written, so a broken connection loses nothing that is still queued:
+the writer reconnects with exponential backoff and sends them then. Under load the writer
+lingers a few milliseconds after each batch so that the next one is large (one system call for
+hundreds of records, few thread wake-ups and little contention for the GIL with the event
+loop). When the queue is full a new record is dropped, counted in :attr:`LogCounters.dropped`,
+and reported: a notice (``N records dropped``) is written into the log itself as soon as
+writing works again, and a warning goes to the standard library's ``medusa.logging`` logger.
+Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from itertools import islice
+from itertools import islice, repeat, starmap
+from time import time as _now
 from typing import Any, ClassVar
 
 from medusa.core.options import ConfigError, Option, positive, validate_options
-from medusa.logging.records import Entry, Severity, parse_severity
+from medusa.logging.records import Entry, Record, Severity, as_entry, parse_severity
 
 __all__ = ["LogCounters", "PartialWriteError", "QueuedLogger", "common_options"]
 
@@ -55,7 +60,8 @@ class LogCounters:
     """Counters of one logger since it was made.
 
     Attributes:
-        received: records accepted into the buffer.
+        received: records accepted into the buffer (brought up to date by
+            :meth:`QueuedLogger.stats`: ``log()`` itself counts nothing, to stay lock-free).
         written: records handed to the operating system (socket or file).
         dropped: records lost: the buffer was full, the logger was closed, or they were still
             queued when :meth:`QueuedLogger.close` gave up.
@@ -125,10 +131,12 @@ class QueuedLogger:
             (the console).
         retry_min: seconds before the first reconnect after a failure; doubled after each
             further failure up to ``retry_max`` seconds.
-        max_batch: most records written in one go.
+        max_batch: most records written in one go (one system call for a stream or a file).
         linger: seconds the writer waits after a batch smaller than ``max_batch`` before
             looking for more, so that under load records go out in batches (fewer system
-            calls and thread wake-ups); it delays a record by at most this much.
+            calls, thread wake-ups and GIL hand-overs, which the event loop pays for too); it
+            delays a record by at most about this much. When records come slower than one per
+            ``linger``, each is written at once.
 
     Raises:
         ValueError: for a bad severity or non-positive sizes and delays.
@@ -147,8 +155,8 @@ class QueuedLogger:
         propagate: bool = True,
         retry_min: float = 0.1,
         retry_max: float = 30.0,
-        max_batch: int = 512,
-        linger: float = 0.002,
+        max_batch: int = 1024,
+        linger: float = 0.01,
     ) -> None:
         if buffer <= 0 or max_batch <= 0:
             raise ValueError("buffer and max_batch must be greater than 0")
@@ -162,13 +170,17 @@ class QueuedLogger:
         self.max_batch = max_batch
         self.linger = linger
         self.counters = LogCounters()
-        self._queue: deque[Entry] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        # Records stay in the queue until they were written. Only the writer removes them
+        # (popleft); log() and emit() append without the lock (deque operations are atomic).
+        self._queue: deque[Record] = deque()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._waiting = False
         self._closed = False  # no more records accepted
         self._close_deadline = 0.0
         self._reopen = False
         self._unreported = 0  # drops not yet written as a notice
+        self._left_at_close = 0  # accepted, then dropped because still queued at close
         self._open_now = False
         self._down_since: float | None = None
         self._captured: list[tuple[logging.Logger, logging.Handler, bool]] = []
@@ -236,22 +248,44 @@ class QueuedLogger:
     # -- the Logger protocol (any thread, never blocks) -------------------------------------
 
     def log(self, message: str) -> None:
-        """Queue one line at the logger's :attr:`severity` (the
-        :class:`medusa.core.log.Logger` protocol). Never blocks, never raises."""
-        self.emit(Entry(message, self.severity, None, self.msgid))
+        """Queue one line at the logger's :attr:`severity` and :attr:`msgid` (the
+        :class:`medusa.core.log.Logger` protocol). Never blocks, never raises.
+
+        The fast path of every access log: the line and its time are appended to the queue as
+        a plain pair, without taking the lock (a ``deque`` append is atomic); the lock is taken
+        only to wake a writer that waits for work, and to count a drop. With several threads
+        logging at once the buffer can hold a record or so more than ``buffer`` per thread.
+        """
+        queue = self._queue
+        if len(queue) < self.buffer and not self._closed:
+            queue.append((message, _now()))
+            if self._waiting:  # read after the append: see _wait_for_work
+                self._wake()
+        else:
+            self._drop()
 
     def emit(self, entry: Entry) -> None:
-        """Queue one record; when the buffer is full or the logger closed, count it as dropped."""
-        with self._cond:
-            if self._closed or len(self._queue) >= self.buffer:
-                self.counters.dropped += 1
-                self._unreported += 1
-                return
-            self._queue.append(entry)
-            self.counters.received += 1
+        """Queue one record; when the buffer is full or the logger closed, count it as dropped
+        (as :meth:`log`)."""
+        queue = self._queue
+        if len(queue) < self.buffer and not self._closed:
+            queue.append(entry)
+            if self._waiting:
+                self._wake()
+        else:
+            self._drop()
+
+    def _wake(self) -> None:
+        with self._lock:
             if self._waiting:
                 self._waiting = False
                 self._cond.notify()
+
+    def _drop(self) -> None:
+        """Count a refused record."""
+        with self._lock:
+            self.counters.dropped += 1
+            self._unreported += 1
 
     @property
     def queued(self) -> int:
@@ -260,7 +294,9 @@ class QueuedLogger:
 
     def stats(self) -> dict[str, int]:
         """The counters and the current queue length."""
-        return {**self.counters.as_dict(), "queued": len(self._queue)}
+        with self._lock:
+            self._count_received()
+            return {**self.counters.as_dict(), "queued": self.queued}
 
     def reopen(self) -> None:
         """Ask the writer to close and reopen the destination (a log file after logrotate
@@ -289,6 +325,13 @@ class QueuedLogger:
                 self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
         self._thread.join(timeout + 1.0)
+        if not self._thread.is_alive():
+            with self._cond:  # a record another thread appended as the writer ended
+                late = len(self._queue)
+                if late:
+                    self._queue.clear()
+                    self._left_at_close += late
+                    self.counters.dropped += late
         _OPEN.discard(self)
 
     # -- subclass hooks (writer thread only) ------------------------------------------------
@@ -297,26 +340,48 @@ class QueuedLogger:
         """Open the destination. Raises OSError on failure."""
         raise NotImplementedError
 
-    def _write(self, entries: list[Entry]) -> None:
-        """Write every entry. Raises :class:`PartialWriteError` (or OSError: nothing written)."""
+    def _write(self, records: list[Record]) -> None:
+        """Write every record (an :class:`Entry`, or a ``(message, timestamp)`` pair of a
+        plain :meth:`log` line: see :meth:`_entry`). Raises :class:`PartialWriteError` (or
+        OSError: nothing written)."""
         raise NotImplementedError
 
     def _close_sink(self) -> None:
         """Close the destination (no error raised)."""
         raise NotImplementedError
 
+    def _entry(self, record: Record) -> Entry:
+        """``record`` as an :class:`Entry` (a plain line gets this logger's severity and
+        MSGID)."""
+        return as_entry(record, self.severity, self.msgid)
+
     # -- the writer thread -----------------------------------------------------------------
 
-    def _wait_for_work(self) -> list[Entry] | None:
-        """Under the lock: the next batch, or None when the writer should end."""
+    def _count_received(self) -> None:
+        """Under the lock: bring :attr:`LogCounters.received` up to date (log() does not
+        count, to stay lock-free: what was accepted is what was written, what is queued,
+        and what was still queued at close)."""
+        counters = self.counters
+        counters.received = counters.written + len(self._queue) + self._left_at_close
+
+    def _wait_for_work(self) -> list[Record] | None:
+        """Under the lock: the next batch (the oldest records, still in the queue), or None
+        when the writer should end."""
         cond = self._cond
-        while not self._queue and not self._reopen and not self._closed and not self._unreported:
+        while not (self._queue or self._reopen or self._closed or self._unreported):
+            # Announce the wait, then look again: log() appends before it reads _waiting,
+            # so a record appended meanwhile is either seen here or wakes the writer.
             self._waiting = True
+            if self._queue:
+                break
             cond.wait()
         self._waiting = False
         if self._closed and (not self._queue or time.monotonic() > self._close_deadline):
             return None
-        return list(islice(self._queue, 0, self.max_batch))
+        queue = self._queue
+        if len(queue) <= self.max_batch:
+            return list(queue)
+        return list(islice(queue, 0, self.max_batch))
 
     def _run(self) -> None:
         delay = self.retry_min
@@ -351,9 +416,10 @@ class QueuedLogger:
             except OSError as exc:
                 failure = exc
             with self._cond:
-                for _ in range(written):
-                    self._queue.popleft()
-                self.counters.written += written
+                if written:
+                    # popleft() ``written`` times, iterated in C (the "consume" recipe).
+                    deque(starmap(self._queue.popleft, repeat((), written)), maxlen=0)
+                    self.counters.written += written
                 if not self._queue:
                     self._cond.notify_all()  # flush() waiters
             if failure is not None:
@@ -410,6 +476,7 @@ class QueuedLogger:
         with self._cond:
             left = len(self._queue)
             self._queue.clear()
+            self._left_at_close += left
             self.counters.dropped += left
             self._cond.notify_all()
         if self._open_now:

@@ -10,7 +10,16 @@ import enum
 import time
 from collections.abc import Mapping
 
-__all__ = ["Entry", "Facility", "Severity", "StructuredData", "parse_facility", "parse_severity"]
+__all__ = [
+    "Entry",
+    "Facility",
+    "Record",
+    "Severity",
+    "StructuredData",
+    "as_entry",
+    "parse_facility",
+    "parse_severity",
+]
 
 StructuredData = Mapping[str, Mapping[str, str]]
 """RFC 5424 §6.3 structured data: SD-ID -> {PARAM-NAME: PARAM-VALUE}."""
@@ -122,3 +131,16 @@ class Entry:
 
     def __repr__(self) -> str:
         return f"Entry({self.message!r}, {self.severity.name}, {self.timestamp})"
+
+
+Record = Entry | tuple[str, float]
+"""What a logger's buffer holds: an :class:`Entry`, or for a plain ``log(message)`` line the
+cheaper ``(message, timestamp)`` pair, which takes the logger's own severity and MSGID."""
+
+
+def as_entry(record: Record, severity: Severity, msgid: str | None) -> Entry:
+    """``record`` as an :class:`Entry`: a plain ``(message, timestamp)`` pair gets
+    ``severity`` and ``msgid``."""
+    if type(record) is tuple:
+        return Entry(record[0], severity, record[1], msgid)
+    return record  # type: ignore[return-value]

@@ -12,8 +12,8 @@ from medusa.core.address import Address, AddressError
 from medusa.core.options import Option, positive
 from medusa.logging.lines import LINE_FORMATS, LineFormatter
 from medusa.logging.queued import QueuedLogger, common_options
-from medusa.logging.records import Entry
-from medusa.logging.transport import connect_stream, peer_closed, send_frames
+from medusa.logging.records import Record
+from medusa.logging.transport import connect_stream, peer_closed, send_stream
 
 __all__ = ["SocketLogger"]
 
@@ -90,12 +90,14 @@ class SocketLogger(QueuedLogger):
             self._sock.close()
             self._sock = None
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _write(self, records: list[Record]) -> None:
         sock = self._sock
         assert sock is not None
         if peer_closed(sock):
             raise ConnectionResetError("the listener closed the connection")
-        send_frames(sock, [self.formatter.format(e) for e in entries])
+        fmt, severity, msgid = self.formatter, self.severity, self.msgid
+        data = fmt.encode(records, severity, msgid)
+        send_stream(sock, data, lambda: map(len, fmt.lines(records, severity, msgid)))
 
     @classmethod
     def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:

@@ -19,14 +19,14 @@ from typing import Any, ClassVar
 from medusa.core.address import Address
 from medusa.core.options import Option, positive
 from medusa.logging.queued import PartialWriteError, QueuedLogger, common_options
-from medusa.logging.records import Entry, parse_facility
-from medusa.logging.syslog_format import SyslogFormatter, frame_octet_counting
+from medusa.logging.records import Entry, Record, parse_facility
+from medusa.logging.syslog_format import SyslogFormatter
 from medusa.logging.transport import (
     connect_datagram,
     connect_stream,
     peer_closed,
     send_datagrams,
-    send_frames,
+    send_stream,
 )
 
 __all__ = ["SyslogLogger"]
@@ -176,25 +176,30 @@ class SyslogLogger(QueuedLogger):
             entry = Entry(entry.message, entry.severity, entry.timestamp, entry.msgid, data)
         return self.formatter.format(entry)
 
-    def _write(self, entries: list[Entry]) -> None:
+    def _messages(self, records: list[Record]) -> list[bytes]:
+        if self.sequence_id:
+            return [self._message(self._entry(r)) for r in records]
+        return self.formatter.messages(records, self.severity, self.msgid)
+
+    def _write(self, records: list[Record]) -> None:
         sock = self._sock
         assert sock is not None
-        if self.transport == "tcp":
-            if peer_closed(sock):
-                raise ConnectionResetError("the syslog receiver closed the connection")
-            start = self._sequence
-            try:
-                send_frames(sock, [frame_octet_counting(self._message(e)) for e in entries])
-            except PartialWriteError as exc:
-                self._sequence = start + exc.written  # resent records keep their numbers
-                raise
-        else:
-            start = self._sequence
-            try:
-                send_datagrams(sock, [self._message(e) for e in entries])
-            except PartialWriteError as exc:
-                self._sequence = start + exc.written
-                raise
+        start = self._sequence
+        try:
+            if self.transport == "tcp":
+                if peer_closed(sock):
+                    raise ConnectionResetError("the syslog receiver closed the connection")
+                messages = self._messages(records)
+                frames = list(map(b"%d %s".__mod__, zip(map(len, messages), messages, strict=True)))
+                send_stream(sock, b"".join(frames), lambda: map(len, frames))
+            else:
+                send_datagrams(sock, self._messages(records))
+        except PartialWriteError as exc:
+            self._sequence = start + exc.written  # resent records keep their numbers
+            raise
+        except OSError:
+            self._sequence = start
+            raise
 
     @classmethod
     def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:

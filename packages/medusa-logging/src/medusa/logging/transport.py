@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import select
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from medusa.core.address import Address
 from medusa.logging.queued import PartialWriteError
 
-__all__ = ["connect_datagram", "connect_stream", "peer_closed", "send_datagrams", "send_frames"]
+__all__ = [
+    "connect_datagram",
+    "connect_stream",
+    "peer_closed",
+    "send_datagrams",
+    "send_frames",
+    "send_stream",
+]
 
 
 def connect_stream(address: Address, timeout: float) -> socket.socket:
@@ -83,14 +90,29 @@ def peer_closed(sock: socket.socket) -> bool:
 
 
 def send_frames(sock: socket.socket, frames: Sequence[bytes]) -> None:
-    """Send ``frames`` back to back on a stream socket.
+    """Send ``frames`` back to back on a stream socket (see :func:`send_stream`).
 
     Raises:
-        PartialWriteError: when sending failed; ``written`` is the number of frames that went out
-            completely (a frame cut in the middle is lost with the connection, so it is
+        PartialWriteError: as :func:`send_stream`.
+    """
+    send_stream(sock, b"".join(frames), lambda: [len(f) for f in frames])
+
+
+def send_stream(sock: socket.socket, data: bytes, sizes: Callable[[], Iterable[int]]) -> None:
+    """Send ``data``, a batch of records back to back, on a stream socket, with as few
+    system calls as the socket's buffer allows.
+
+    Args:
+        sock: a connected stream socket (blocking, with a timeout).
+        data: the records' bytes, concatenated.
+        sizes: called only after a failure: the byte length of each record in ``data``, in
+            order (so that a batch can be encoded in one piece and measured only when needed).
+
+    Raises:
+        PartialWriteError: when sending failed; ``written`` is the number of records that went
+            out completely (a record cut in the middle is lost with the connection, so it is
             counted as not written and sent again after the reconnect).
     """
-    data = b"".join(frames)
     view = memoryview(data)
     sent = 0
     try:
@@ -99,8 +121,8 @@ def send_frames(sock: socket.socket, frames: Sequence[bytes]) -> None:
     except OSError as exc:
         complete = 0
         end = 0
-        for frame in frames:
-            end += len(frame)
+        for size in sizes():
+            end += size
             if end > sent:
                 break
             complete += 1
