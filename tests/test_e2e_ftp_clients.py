@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import BACKENDS, Endpoint, Runner, curl, read_tree, write_tree
+from tests.conftest import BACKENDS, Endpoint, Medusa, Runner, curl, read_tree, write_tree
 
 from medusa.core.passwords import hash_password
 
@@ -38,19 +38,29 @@ def ftp_endpoint(endpoints: list[Endpoint]) -> Endpoint:
     return next(e for e in endpoints if e.name == "ftp")
 
 
-def run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def run(argv: list[str], server: Medusa, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run a client to completion; on failure show its stderr and the server's output."""
     done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    assert done.returncode == 0, f"{argv[0]} failed: {done.stderr.decode(errors='replace')}"
+    assert done.returncode == 0, (
+        f"{argv[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace')}\n"
+        f"{server.describe()}"
+    )
     return done
 
 
-def lftp(url: str, script: str) -> None:
+def stop(server: Medusa) -> None:
+    """Stop the server with SIGTERM; it must exit with status 0 (else show its output)."""
+    status = server.stop()
+    assert status == 0, f"medusa exited with {status}\n{server.describe()}"
+
+
+def lftp(url: str, script: str, server: Medusa) -> None:
     assert LFTP is not None
     settings = (
         "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 15; "
         "set net:reconnect-interval-base 1; set cmd:fail-exit yes; "
     )
-    run([LFTP, "-c", f"{settings} open {url}; {script}"], timeout=120)
+    run([LFTP, "-c", f"{settings} open {url}; {script}"], server, timeout=120)
 
 
 @pytest.mark.skipif(CURL is None, reason="curl is not installed")
@@ -73,12 +83,12 @@ def test_serve_http_and_ftp_share_a_tree(runner: Runner, tmp_path: Path, backend
     http = next(e for e in process.endpoints if e.name == "http")
     assert CURL is not None
     base = f"ftp://127.0.0.1:{ftp.port}"
-    got = run([CURL, "-sS", "--max-time", "30", f"{base}/data/big.bin"]).stdout
+    got = run([CURL, "-sS", "--max-time", "30", f"{base}/data/big.bin"], process).stdout
     assert got == TREE["data/big.bin"]
     assert curl(http.url + "/data/big.bin").body == got
-    listing = run([CURL, "-sS", "--max-time", "30", f"{base}/data/"]).stdout.decode()
+    listing = run([CURL, "-sS", "--max-time", "30", f"{base}/data/"], process).stdout.decode()
     assert [line.split()[-1] for line in listing.splitlines()] == ["big.bin", "empty", "nested"]
-    names = run([CURL, "-sS", "--max-time", "30", "--list-only", f"{base}/utf8/"]).stdout
+    names = run([CURL, "-sS", "--max-time", "30", "--list-only", f"{base}/utf8/"], process).stdout
     assert names.decode("utf-8").splitlines() == ["caf\u00e9.txt"]
     # Anonymous is read-only: curl's upload is refused.
     (tmp_path / "up").write_bytes(b"nope")
@@ -88,9 +98,9 @@ def test_serve_http_and_ftp_share_a_tree(runner: Runner, tmp_path: Path, backend
         timeout=60,
         check=False,
     )
-    assert refused.returncode != 0
+    assert refused.returncode != 0, process.describe()
     assert not (site / "up").exists()
-    assert process.stop() == 0
+    stop(process)
 
 
 @pytest.mark.skipif(LFTP is None or CURL is None, reason="lftp or curl is not installed")
@@ -123,12 +133,12 @@ permissions = ["read", "write", "delete", "rename", "mkdir"]
     url = f"ftp://alice:in%20wonderland@127.0.0.1:{port}"
     # Download the whole tree.
     copy = tmp_path / "copy"
-    lftp(url, f"mirror / {copy}")
+    lftp(url, f"mirror / {copy}", process)
     assert read_tree(copy) == read_tree(served)
     # Upload a tree into a new directory, then compare.
     upload = tmp_path / "upload"
     write_tree(upload, {"a.bin": os.urandom(300_000), "sub/b.txt": b"b\n", "sub/c/d": b"d"})
-    lftp(url, f"mirror -R {upload} /uploaded")
+    lftp(url, f"mirror -R {upload} /uploaded", process)
     assert read_tree(served / "uploaded") == read_tree(upload)
     # curl uploads with -T, and --ftp-create-dirs.
     assert CURL is not None
@@ -142,8 +152,9 @@ permissions = ["read", "write", "delete", "rename", "mkdir"]
             str(upload / "a.bin"),
             f"{url}/x/y/a.bin",
             "--ftp-create-dirs",
-        ]
+        ],
+        process,
     )
     assert (served / "x" / "y" / "a.bin").read_bytes() == (upload / "a.bin").read_bytes()
     assert not [p for p in served.rglob("*.part")]  # no temporary files left
-    assert process.stop() == 0
+    stop(process)

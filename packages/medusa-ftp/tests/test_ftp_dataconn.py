@@ -226,6 +226,28 @@ def test_passive_range_and_masquerade(tree: Path, backend: str) -> None:
         thread.stop()
 
 
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_one_passive_port_serves_transfer_after_transfer(tree: Path, backend: str) -> None:
+    # The server closes a download's data connection first, which leaves the port's
+    # connection in TIME_WAIT for a minute: the next PASV must still be able to listen there.
+    port = free_port()
+    thread = start(tree, backend, passive_ports=(port, port))
+    try:
+        ftp = login(thread)
+        for _ in range(3):
+            data = io.BytesIO()
+            ftp.retrbinary("RETR small.txt", data.write)
+            assert data.getvalue() == b"small file\n"
+            assert sorted(ftp.nlst()) == ["big.bin", "small.txt"]
+    finally:
+        thread.stop()
+
+
 @pytest.mark.skipif(not have_ipv6(), reason="no IPv6 on the loopback interface")
 def test_ipv6_epsv_and_eprt(tree: Path, backend: str) -> None:
     thread = start(tree, backend, host="::1")

@@ -14,6 +14,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,20 +52,47 @@ def users() -> Iterator[dict[str, tuple[str, str]]]:
             subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
 
 
+class SessionLog:
+    """The server's session log, kept to explain a refused login in a failure message."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+
+    def log(self, message: str) -> None:
+        with self._lock:
+            self.lines.append(message)
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines[-20:])
+
+
 @pytest.fixture(params=["asyncio", "uvloop"])
 def server(request: pytest.FixtureRequest) -> Iterator[FTPServer]:
     ftp_server = FTPServer(
-        ("127.0.0.1", 0), unix_users=True, login_failure_delay=0.01, max_login_attempts=10
+        ("127.0.0.1", 0),
+        unix_users=True,
+        login_failure_delay=0.01,
+        max_login_attempts=10,
+        session_log=SessionLog(),
     )
     with ServerThread([ftp_server], backend=request.param):
         yield ftp_server
 
 
 def login(server: FTPServer, user: str, password: str) -> ftplib.FTP:
+    """Log in; a refusal's message carries the server's session log (PAM's reason is in the
+    captured WARNING/INFO log of the test)."""
     ftp = ftplib.FTP()
     ftp.connect("127.0.0.1", server.port, timeout=20)
     try:
         ftp.login(user, password)
+    except ftplib.error_perm as exc:
+        ftp.close()
+        log = server.session_log
+        text = log.text() if isinstance(log, SessionLog) else ""
+        raise ftplib.error_perm(f"{exc}\n--- session log ---\n{text}") from exc
     except BaseException:
         ftp.close()
         raise

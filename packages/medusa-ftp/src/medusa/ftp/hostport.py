@@ -5,6 +5,7 @@ and the bounce check of RFC 2577 §3.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 __all__ = [
@@ -30,10 +31,11 @@ class AddressSyntaxError(ValueError):
         self.code = code
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_host(host: str) -> str:
     """Return ``host`` in one canonical text form: IPv4-mapped IPv6 addresses
     (``::ffff:1.2.3.4``) as plain IPv4, IPv6 compressed, zone ids removed; a name is
-    returned unchanged."""
+    returned unchanged. (Cached: a session asks for its addresses several times.)"""
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

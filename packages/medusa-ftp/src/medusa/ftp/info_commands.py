@@ -86,8 +86,9 @@ def cmd_stat(ch: FTPChannel, arg: str) -> None:
             f"TYPE: {'BINARY' if ch.binary else 'ASCII'}, STRUcture: File, MODE: Stream",
             f"Control connection {'secured with TLS' if ch.tls else 'in clear text'}",
         ]
-        if ch.transfer is not None:
-            lines.append(f"Transfer in progress: {ch.transfer.verb} {ch.transfer.path}")
+        transfer = ch.dtp.transfer
+        if transfer is not None:
+            lines.append(f"Transfer in progress: {transfer.verb} {transfer.path}")
         else:
             lines.append("No data connection")
         ch.reply(211, [*lines, "End of status"])

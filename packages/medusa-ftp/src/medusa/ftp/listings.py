@@ -9,18 +9,22 @@ one-entry-per-line framing.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import os
 import posixpath
 import stat
 import time
 from typing import Literal
 
+from medusa.core.filesys import OSFilesystem
 from medusa.core.listing import list_directory, msdos_line, unix_line
 from medusa.core.vfs import Filesystem
 from medusa.ftp.facts import mlsx_line
 from medusa.ftp.replies import encode_text
 
 __all__ = [
+    "directory_lines",
     "encode_lines",
     "list_lines",
     "mlsd_lines",
@@ -62,16 +66,66 @@ def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix
         OSError: for a path that does not exist or cannot be read (virtual names only).
     """
     path, pattern = _pattern(fs, split_list_arg(arg) or ".")
-    if pattern is None and not stat.S_ISDIR(fs.stat(path).st_mode):
+    try:
+        lines = directory_lines(fs, path, style)
+    except NotADirectoryError:
+        if pattern is not None:
+            raise
         name = posixpath.basename(fs.normalize(path))
         st = fs.lstat(path)
         line = unix_line(name, st, now=time.time()) if style == "unix" else msdos_line(name, st)
         return [line]
-    lines = list_directory(fs, path, style)
     if pattern is not None:
         names = {n for n in fs.listdir(path) if fnmatch.fnmatchcase(n, pattern)}
         lines = [line for line in lines if _line_name(line, style) in names]
     return [line for line in lines if _framed(line)]
+
+
+def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) -> list[str]:
+    """Return the listing lines of directory ``path``, as core's
+    :func:`~medusa.core.listing.list_directory` makes them (sorted names, ``lstat`` of each
+    entry, links shown as ``name -> target`` inside the root).
+
+    On an :class:`~medusa.core.filesys.OSFilesystem` the directory is resolved and opened
+    once and its entries are examined relative to that descriptor (``fstatat``), instead of
+    resolving the directory again for each entry: a listing then costs one system call per
+    entry. Other filesystems (a Unix user's persona) go through ``list_directory``.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, PermissionError: with the virtual path.
+        PathEscapeError: when ``path`` resolves outside the root.
+    """
+    if type(fs) is not OSFilesystem:
+        return list_directory(fs, path, style)
+    base = fs.normalize(path)
+    real = fs.translate(base)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, base) from None
+    try:
+        names = sorted(os.listdir(fd))
+        prefix = base.rstrip("/") + "/"
+        now = time.time()
+        lines: list[str] = []
+        for name in names:
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, prefix + name) from None
+            shown = name
+            if stat.S_ISLNK(st.st_mode):
+                with contextlib.suppress(OSError):  # outside the root or dangling
+                    if style == "unix":
+                        shown = f"{name} -> {fs.readlink(prefix + name)}"
+                    else:
+                        st = fs.stat(prefix + name)
+            lines.append(unix_line(shown, st, now=now) if style == "unix" else msdos_line(name, st))
+        return lines
+    finally:
+        os.close(fd)
 
 
 def _line_name(line: str, style: str) -> str:

@@ -1,6 +1,8 @@
 """A PAM password check in a process of its own: ``python -m medusa.ftp.pam_check SERVICE``
 reads ``user NUL password`` on standard input and exits 0 when PAM accepts them, 1 when it
-refuses them, 2 when PAM (the ``pamela`` binding) is not available.
+refuses them (PAM's reason on standard error), 2 when PAM (the ``pamela`` binding) is not
+available or the input is bad, 3 when the check itself failed (the error on standard
+error).
 
 The server runs it as a child process rather than in a thread: PAM modules may sleep for
 seconds after a failure, and the server's effective uid, which a session changes around its
@@ -17,7 +19,7 @@ __all__ = ["main"]
 
 def main() -> int:
     """Check the credentials on standard input against PAM service ``argv[1]``; return the
-    exit status (0 accepted, 1 refused, 2 PAM unavailable or bad input)."""
+    exit status (0 accepted, 1 refused, 2 PAM unavailable or bad input, 3 error)."""
     if len(sys.argv) != 2:
         return 2
     try:
@@ -32,8 +34,12 @@ def main() -> int:
     password = password_bytes.decode("utf-8", "surrogateescape")
     try:
         pamela.authenticate(user, password, service=sys.argv[1])
-    except Exception:
+    except pamela.PAMError as exc:
+        print(f"PAM refused {user!r}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        print(f"PAM check of {user!r} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
     return 0
 
 

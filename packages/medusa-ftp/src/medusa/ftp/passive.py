@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import random
+import itertools
+import secrets
 import socket
+from collections.abc import Iterable
 
 from medusa.core.log import error_logger
 from medusa.ftp.dataconn import DataChannel, DataOwner
@@ -25,20 +27,25 @@ class PassivePortsExhaustedError(OSError):
 
 def _bind(host: str, ports: range | None) -> socket.socket:
     """Return a listening, non-blocking socket on ``host`` and a port of ``ports`` (any free
-    port when ``None``), trying the range's ports in random order.
+    port when ``None``), trying the range's ports in turn from a random one (wrapping
+    around), so that the next port is not predictable and no list of the range is made.
 
     Raises:
         PassivePortsExhaustedError: when every port of the range is taken.
         OSError: for other bind errors.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    candidates: list[int] = [0]
+    candidates: Iterable[int] = (0,)
     if ports is not None:
-        candidates = list(ports)
-        random.shuffle(candidates)
+        first = secrets.randbelow(len(ports)) if len(ports) else 0
+        candidates = itertools.chain(ports[first:], ports[:first])
     for port in candidates:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
+            # A port whose earlier data connections are in TIME_WAIT (the server closes
+            # first after a download or a listing, so each one leaves the port there for a
+            # minute) can be listened on again; a port another socket listens on cannot.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
             sock.listen(5)
             sock.setblocking(False)

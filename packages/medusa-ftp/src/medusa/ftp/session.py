@@ -1,6 +1,7 @@
-"""The control connection (RFC 959 §5): :class:`FTPChannel` reads command lines, keeps the
-session's state (user, directory, transfer parameters, data connection, TLS), runs one
-command at a time, and writes replies.
+"""The control connection (RFC 959 §5, the server's protocol interpreter): :class:`FTPChannel`
+reads command lines, keeps the session's state (user, directory, transfer parameters, TLS),
+runs one command at a time, and writes replies. Its data connections and transfers are kept
+by its :class:`~medusa.ftp.dtp.ServerDTP` (``dtp``).
 
 Commands that arrive while the session is busy (a password being checked, the delay after
 a failed login, a TLS handshake, a transfer) wait in a queue and run in order afterwards;
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import socket
 import ssl
-import time
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.channel import Channel
@@ -23,16 +23,13 @@ from medusa.core.log import error_logger
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.accounts import Account
 from medusa.ftp.commands import COMMANDS, NOT_IMPLEMENTED, CommandError, parse_command
-from medusa.ftp.dataconn import DataChannel
 from medusa.ftp.dispatch import HANDLERS
+from medusa.ftp.dtp import ServerDTP
 from medusa.ftp.facts import DEFAULT_FACTS
 from medusa.ftp.hostport import canonical_host
-from medusa.ftp.passive import PassiveListener, attach_socket
 from medusa.ftp.persona import PersonaFilesystem
 from medusa.ftp.replies import format_reply
-from medusa.ftp.throttle import Throttle
-from medusa.ftp.transfers import Transfer
-from medusa.ftp.xferlog import session_line, xferlog_line
+from medusa.ftp.xferlog import session_line
 
 if TYPE_CHECKING:
     from medusa.ftp.server import FTPServer
@@ -62,6 +59,7 @@ class FTPChannel(Channel):
         epsv_all: ``EPSV ALL`` was given: other data-port commands are refused.
         facts: the ``MLST`` facts selected with ``OPTS MLST``.
         listing_style: ``"unix"`` or ``"msdos"`` for ``LIST``.
+        dtp: the data side: data ports, the data connection, the transfer in progress.
     """
 
     terminator = b"\n"
@@ -83,10 +81,7 @@ class FTPChannel(Channel):
         self.listing_style = server.listing_style
         self.failed_logins = 0
         self.guest_id = ""
-        self.passive: PassiveListener | None = None
-        self.active_target: tuple[str, int] | None = None
-        self.data: DataChannel | None = None
-        self.transfer: Transfer | None = None
+        self.dtp = ServerDTP(self)
         self._line: list[bytes] = []
         self._line_size = 0
         self._overlong = False
@@ -116,6 +111,11 @@ class FTPChannel(Channel):
         """``host:port`` of the client, for logs."""
         peer = self.peer
         return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+    @property
+    def closing(self) -> bool:
+        """True once the control connection is being closed."""
+        return self._closing
 
     # -- replies and logs ------------------------------------------------------------------
 
@@ -315,18 +315,17 @@ class FTPChannel(Channel):
         fs: Filesystem
         if account.persona is not None:
             with account.persona:
-                inner = OSFilesystem(account.root)
+                inner = OSFilesystem(account.root, account.home)
             fs = PersonaFilesystem(inner, account.persona)
         else:
-            fs = OSFilesystem(account.root)
-        fs.chdir(account.home)
+            fs = OSFilesystem(account.root, account.home)
         self.account = account
         self.fs = fs
 
     def logout(self) -> None:
         """Forget the user and the transfer parameters (``REIN``, RFC 959 §4.1.1)."""
-        self.abort_transfer()
-        self.close_data()
+        self.dtp.abort_transfer()
+        self.dtp.close_data()
         if self.account is not None:
             self.log_session("logout")
         self.account = None
@@ -367,216 +366,11 @@ class FTPChannel(Channel):
         self.log_session("control connection secured")
         self.release()
 
-    # -- data connections ------------------------------------------------------------------
-
-    def open_passive(self) -> PassiveListener:
-        """Listen for a passive data connection from this client (``PASV``/``EPSV``).
-
-        Raises:
-            OSError: when no port could be bound.
-        """
-        self.close_data()
-        self.passive = PassiveListener(
-            self, self.local_host, self.peer_host, self.ftp.passive_ports
-        )
-        return self.passive
-
-    def set_active(self, host: str, port: int) -> None:
-        """Connect to ``host:port`` for the next transfer (``PORT``/``EPRT``)."""
-        self.close_data()
-        self.active_target = (host, port)
-
-    def close_data(self) -> None:
-        """Drop the data connection and any passive listener (not during a transfer)."""
-        if self.passive is not None:
-            self.passive.close()
-            self.passive = None
-        self.active_target = None
-        if self.data is not None and self.transfer is None:
-            self.data.cancel()
-            self.data = None
-
-    def data_connected(self, channel: DataChannel) -> None:
-        """A data connection came up: start the waiting transfer, if any."""
-        if self.data is not None or self._closing:
-            channel.cancel()  # a second connection for one transfer
-            return
-        self.data = channel
-        if self.passive is not None:
-            self.passive.close()
-        transfer = self.transfer
-        if transfer is not None and not transfer.connected:
-            self._run_transfer()
-
-    def data_refused(self, peer: str) -> None:
-        """A data connection came from another address than the client's: dropped."""
-        self.log_session(f"data connection from {peer} refused (port theft)")
-        self.ftp.counters.errors += 1
-
-    def start_transfer(self, transfer: Transfer, preliminary: str | None = None) -> None:
-        """Begin a transfer: 125 when the data connection is already up, 150 when it is
-        being opened, 425 when there is none (RFC 959 §4.2); ``preliminary`` replaces the
-        text of the 125/150 reply (``STOU``'s ``FILE: name``, RFC 1123 §4.1.2.9)."""
-        if self.data is None and self.passive is None and self.active_target is None:
-            transfer.release()
-            self.reply(425, "Use PORT, PASV, EPRT or EPSV first.")
-            return
-        self.transfer = transfer
-        self.hold("transfer")
-        mode = "BINARY" if self.binary else "ASCII"
-        if self.data is not None:
-            self.reply(125, preliminary or "Data connection already open; transfer starting.")
-            self._run_transfer()
-            return
-        self.reply(150, preliminary or f"Opening {mode} mode data connection for {transfer.verb}.")
-        if self.active_target is not None:
-            host, port = self.active_target
-            self.active_target = None
-            task = asyncio.get_running_loop().create_task(self._connect(host, port))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _connect(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            sock.bind((self.local_host, 0))
-            await asyncio.wait_for(
-                loop.sock_connect(sock, (host, port)), self.ftp.data_timeout or None
-            )
-        except (TimeoutError, OSError) as exc:
-            sock.close()
-            self.data_failed(f"{type(exc).__name__}: {exc}")
-            return
-        await attach_socket(self, DataChannel(self), sock)
-
-    def _run_transfer(self) -> None:
-        transfer, channel = self.transfer, self.data
-        if transfer is None or channel is None:
-            return
-        transfer.connected = True
-        self._move(channel, transfer)
-
-    def data_tls(self) -> ssl.SSLContext | None:
-        """The TLS context of data connections under ``PROT P``, else None."""
-        return self.ftp.data_tls_context if self.protect_data else None
-
-    def data_failed(self, reason: str) -> None:
-        """A data connection failed before use: a waiting transfer gets 425."""
-        self.log_session(f"data connection failed: {reason}")
-        transfer = self.transfer
-        if transfer is not None and not transfer.connected and self.data is None:
-            self.end_transfer(425, f"Cannot open data connection ({reason}).")
-
-    def _move(self, channel: DataChannel, transfer: Transfer) -> None:
-        if transfer.upload is not None:
-            rate = self.ftp.max_upload_rate
-            channel.receive(transfer.upload, Throttle(rate) if rate else None)
-        else:
-            assert transfer.producer is not None
-            rate = self.ftp.max_download_rate
-            channel.send(transfer.producer, Throttle(rate) if rate else None)
-            transfer.producer = None  # the channel owns it now
-
-    def data_finished(self, channel: DataChannel, error: str | None) -> None:
-        """The data connection ended: reply 226, or 426/451 for a failed transfer."""
-        if channel is not self.data:
-            return
-        self.data = None
-        transfer = self.transfer
-        if transfer is None:
-            return
-        transfer.bytes = channel.received if transfer.incoming else channel.bytes_out
-        if error is not None:
-            self.log_session(f"{transfer.verb} {transfer.path} failed: {error}")
-            self.end_transfer(426, f"Connection closed; transfer aborted ({error}).")
-            return
-        if transfer.upload is not None:
-            try:
-                with self.as_user():
-                    transfer.upload.commit()
-            except OSError as exc:
-                self.end_transfer(451, f"Upload not stored: {exc.strerror or exc}.")
-                return
-        self.end_transfer(226, "Transfer complete.")
-
-    def end_transfer(self, code: int, text: str, *, resume: bool = True) -> None:
-        """Finish the current transfer with a reply and log it; then (``resume``) run the
-        commands that waited."""
-        transfer, self.transfer = self.transfer, None
-        if transfer is None:
-            return
-        complete = code == 226
-        if not complete:
-            with self.as_user():
-                transfer.release()
-            if self.data is not None:
-                self.data.cancel()
-                self.data = None
-        self.close_data()
-        self.reply(code, text)
-        self._log_transfer(transfer, complete)
-        if self._stop_after_transfer:
-            self.shutdown()
-        elif resume:
-            self.release()
-
-    def abort_transfer(self, *, resume: bool = True) -> bool:
-        """Stop the transfer in progress (``ABOR``, RFC 959 §4.1.3): reply 426 for it.
-        Returns False when there was none; ``resume`` as :meth:`end_transfer`."""
-        if self.transfer is None:
-            return False
-        if self.data is not None:
-            self.transfer.bytes = (
-                self.data.received if self.transfer.incoming else self.data.bytes_out
-            )
-        self.end_transfer(426, "Transfer aborted.", resume=resume)
-        return True
-
-    def _log_transfer(self, transfer: Transfer, complete: bool) -> None:
-        if transfer.incoming:
-            self.ftp.counters.bytes_in += transfer.bytes
-        else:
-            self.ftp.counters.bytes_out += transfer.bytes
-        if not transfer.is_file:
-            return
-        if not complete and transfer.incoming:
-            self.log_session(f"upload of {transfer.path} aborted; partial file removed")
-        log = self.ftp.xferlog
-        account = self.account
-        if log is None or account is None:
-            return
-        log.log(
-            xferlog_line(
-                when=time.time(),
-                seconds=time.monotonic() - transfer.started,
-                host=self.peer_host,
-                nbytes=transfer.bytes,
-                path=transfer.path,
-                binary=self.binary,
-                direction="i" if transfer.incoming else "o",
-                anonymous=account.anonymous,
-                user=(self.guest_id or "anonymous") if account.anonymous else account.name,
-                complete=complete,
-            )
-        )
-
     # -- timeouts and the end --------------------------------------------------------------
 
     def check_timeout(self, now: float) -> None:
         """Data-connection timeouts during a transfer, the idle timeout otherwise."""
-        transfer = self.transfer
-        limit = self.ftp.data_timeout
-        if transfer is not None:
-            if not limit:
-                return
-            if self.data is None or not transfer.connected:
-                if now - transfer.started > limit:
-                    self.end_transfer(425, "Data connection timed out.")
-            elif now - max(self.data.last_activity, transfer.started) > limit:
-                self.end_transfer(426, "Data connection timed out; transfer aborted.")
+        if self.dtp.check_timeout(now):
             return
         if (
             self._hold is None
@@ -587,9 +381,17 @@ class FTPChannel(Channel):
             self.log_session("idle timeout")
             self.close_when_done()
 
+    def transfer_ended(self, *, resume: bool = True) -> None:
+        """The data side ended a transfer (its reply was sent): close when the server is
+        stopping, else (``resume``) run the commands that waited."""
+        if self._stop_after_transfer:
+            self.shutdown()
+        elif resume:
+            self.release()
+
     def shutdown(self) -> None:
         """The server is stopping: 421 and close, after the transfer in progress."""
-        if self.transfer is not None:
+        if self.dtp.transfer is not None:
             self._stop_after_transfer = True
             return
         self.reply(421, "Server shutting down.")
@@ -602,15 +404,7 @@ class FTPChannel(Channel):
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
-        if self.transfer is not None:
-            transfer, self.transfer = self.transfer, None
-            with self.as_user():
-                transfer.release()
-            self._log_transfer(transfer, False)
-        if self.data is not None:
-            self.data.cancel()
-            self.data = None
-        self.close_data()
+        self.dtp.session_closed()
         self.log_session("disconnected")
 
 

@@ -37,7 +37,7 @@ def _active(ch: FTPChannel, verb: str, host: str, port: int) -> None:
     elif port < 1024 and not ch.ftp.permit_privileged_ports:
         ch.reply(504, "Rejected data connection to a privileged port.")
     else:
-        ch.set_active(host, port)
+        ch.dtp.set_active(host, port)
         ch.reply(200, f"{verb} command successful.")
 
 
@@ -63,7 +63,7 @@ def cmd_eprt(ch: FTPChannel, arg: str) -> None:
 
 def _listen(ch: FTPChannel) -> int | None:
     try:
-        return ch.open_passive().port
+        return ch.dtp.open_passive().port
     except OSError as exc:
         ch.log_session(f"passive listen failed: {exc}")
         ch.reply(425, "Cannot open a passive data connection.")
@@ -150,11 +150,11 @@ def cmd_retr(ch: FTPChannel, arg: str) -> None:
     if not ch.binary:
         transfer.producer = AsciiProducer(producer)
     transfer.size = opened.stat.st_size
-    ch.start_transfer(transfer)
+    ch.dtp.start_transfer(transfer)
 
 
 def _has_data_port(ch: FTPChannel) -> bool:
-    if ch.data is None and ch.passive is None and ch.active_target is None:
+    if not ch.dtp.has_port:
         ch.reply(425, "Use PORT, PASV, EPRT or EPSV first.")
         return False
     return True
@@ -186,7 +186,8 @@ def _upload(
         ch.fail(exc)
         return
     ch.log_session(f"{verb} {upload.path} started")
-    ch.start_transfer(Transfer(verb, upload.path, upload=upload, ascii=not ch.binary), preliminary)
+    transfer = Transfer(verb, upload.path, upload=upload, ascii=not ch.binary)
+    ch.dtp.start_transfer(transfer, preliminary)
 
 
 def cmd_stor(ch: FTPChannel, arg: str) -> None:
@@ -230,11 +231,11 @@ def cmd_stou(ch: FTPChannel, arg: str) -> None:
 
 def cmd_abor(ch: FTPChannel, arg: str) -> None:
     """``ABOR`` (RFC 959 §4.1.3): 426 for an aborted transfer, then 226; 225 when none."""
-    if ch.abort_transfer(resume=False):
+    if ch.dtp.abort_transfer(resume=False):
         ch.reply(226, "ABOR command successful.")
         ch.release()
         return
-    ch.close_data()
+    ch.dtp.close_data()
     ch.reply(225, "No transfer to abort.")
 
 
@@ -243,7 +244,7 @@ def cmd_abor(ch: FTPChannel, arg: str) -> None:
 
 def _send_listing(ch: FTPChannel, verb: str, path: str, lines: list[str]) -> None:
     producer = SimpleProducer(encode_lines(lines))
-    ch.start_transfer(Transfer(verb, path, producer=producer))
+    ch.dtp.start_transfer(Transfer(verb, path, producer=producer))
 
 
 def cmd_list(ch: FTPChannel, arg: str) -> None:

@@ -13,6 +13,7 @@ import os
 import pwd
 import sys
 
+from medusa.core.log import error_logger
 from medusa.ftp.accounts import Account, parse_permissions
 from medusa.ftp.authorizers import ANONYMOUS_NAMES
 from medusa.ftp.persona import Persona
@@ -95,6 +96,9 @@ class UnixUsers:
         return Account(user, entry.pw_dir, self.perms, persona=persona)
 
     async def _pam(self, user: str, password: str) -> bool:
+        """Run the PAM check in a child process (:mod:`medusa.ftp.pam_check`); True when
+        PAM accepted the password. Refusals are logged at INFO, failures of the check
+        itself (PAM missing, an error, the timeout) at WARNING, with the child's stderr."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -102,14 +106,21 @@ class UnixUsers:
             self.service,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         data = user.encode("utf-8", "surrogateescape") + b"\0"
         data += password.encode("utf-8", "surrogateescape")
         try:
-            await asyncio.wait_for(process.communicate(data), self.check_timeout)
+            _, err = await asyncio.wait_for(process.communicate(data), self.check_timeout)
         except TimeoutError:
             process.kill()
             await process.wait()
+            error_logger.warning("PAM check of %r took over %s s", user, self.check_timeout)
             return False
-        return process.returncode == 0
+        status = process.returncode
+        reason = err.decode("utf-8", "replace").strip()[-2000:]
+        if status == 1:
+            error_logger.info("%s", reason or f"PAM refused {user!r}")
+        elif status != 0:
+            error_logger.warning("PAM check of %r exited with %s: %s", user, status, reason)
+        return status == 0

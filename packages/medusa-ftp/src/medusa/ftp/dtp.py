@@ -1,0 +1,291 @@
+"""The server's data transfer process (RFC 959 §2.3, §3.2, §3.3): :class:`ServerDTP` keeps a
+session's data-port state (a passive listener or an active target), its data connection
+and the transfer in progress; it opens and accepts data connections, runs transfers on
+them, and ends each transfer with its reply and its transfer-log line.
+
+The control session (the protocol interpreter, :class:`~medusa.ftp.session.FTPChannel`)
+owns one :class:`ServerDTP`; the data connections report to it (it is their
+:class:`~medusa.ftp.dataconn.DataOwner`), and it tells the session when a transfer ended so
+that the commands waiting for it run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+from medusa.ftp.dataconn import DataChannel
+from medusa.ftp.passive import PassiveListener, attach_socket
+from medusa.ftp.throttle import Throttle
+from medusa.ftp.transfers import Transfer
+from medusa.ftp.xferlog import xferlog_line
+
+if TYPE_CHECKING:
+    from medusa.ftp.session import FTPChannel
+
+__all__ = ["ServerDTP"]
+
+
+class ServerDTP:
+    """The data side of one FTP session.
+
+    Args:
+        session: the control connection it serves.
+
+    Attributes:
+        passive: the listener of ``PASV``/``EPSV``, until a connection came.
+        active_target: ``(host, port)`` of ``PORT``/``EPRT``, until the next transfer.
+        data: the data connection, once up.
+        transfer: the transfer in progress (from its command to its reply), or ``None``.
+    """
+
+    def __init__(self, session: FTPChannel) -> None:
+        self.session = session
+        self.ftp = session.ftp
+        self.passive: PassiveListener | None = None
+        self.active_target: tuple[str, int] | None = None
+        self.data: DataChannel | None = None
+        self.transfer: Transfer | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    # -- data ports ------------------------------------------------------------------------
+
+    @property
+    def has_port(self) -> bool:
+        """True when a data connection is up or one was prepared (passive or active)."""
+        return not (self.data is None and self.passive is None and self.active_target is None)
+
+    def open_passive(self) -> PassiveListener:
+        """Listen for a passive data connection from this client (``PASV``/``EPSV``).
+
+        Raises:
+            OSError: when no port could be bound.
+        """
+        self.close_data()
+        session = self.session
+        self.passive = PassiveListener(
+            self, session.local_host, session.peer_host, self.ftp.passive_ports
+        )
+        return self.passive
+
+    def set_active(self, host: str, port: int) -> None:
+        """Connect to ``host:port`` for the next transfer (``PORT``/``EPRT``)."""
+        self.close_data()
+        self.active_target = (host, port)
+
+    def close_data(self) -> None:
+        """Drop the data connection and any passive listener (not during a transfer)."""
+        if self.passive is not None:
+            self.passive.close()
+            self.passive = None
+        self.active_target = None
+        if self.data is not None and self.transfer is None:
+            self.data.cancel()
+            self.data = None
+
+    # -- what data connections report (DataOwner) ------------------------------------------
+
+    def data_connected(self, channel: DataChannel) -> None:
+        """A data connection came up: start the waiting transfer, if any."""
+        if self.data is not None or self.session.closing:
+            channel.cancel()  # a second connection for one transfer
+            return
+        self.data = channel
+        if self.passive is not None:
+            self.passive.close()
+        transfer = self.transfer
+        if transfer is not None and not transfer.connected:
+            self._run_transfer()
+
+    def data_refused(self, peer: str) -> None:
+        """A data connection came from another address than the client's: dropped."""
+        self.session.log_session(f"data connection from {peer} refused (port theft)")
+        self.ftp.counters.errors += 1
+
+    def data_tls(self) -> ssl.SSLContext | None:
+        """The TLS context of data connections under ``PROT P``, else None."""
+        return self.ftp.data_tls_context if self.session.protect_data else None
+
+    def data_failed(self, reason: str) -> None:
+        """A data connection failed before use: a waiting transfer gets 425."""
+        self.session.log_session(f"data connection failed: {reason}")
+        transfer = self.transfer
+        if transfer is not None and not transfer.connected and self.data is None:
+            self.end_transfer(425, f"Cannot open data connection ({reason}).")
+
+    def data_finished(self, channel: DataChannel, error: str | None) -> None:
+        """The data connection ended: reply 226, or 426/451 for a failed transfer."""
+        if channel is not self.data:
+            return
+        self.data = None
+        transfer = self.transfer
+        if transfer is None:
+            return
+        transfer.bytes = channel.received if transfer.incoming else channel.bytes_out
+        if error is not None:
+            self.session.log_session(f"{transfer.verb} {transfer.path} failed: {error}")
+            self.end_transfer(426, f"Connection closed; transfer aborted ({error}).")
+            return
+        if transfer.upload is not None:
+            try:
+                with self.session.as_user():
+                    transfer.upload.commit()
+            except OSError as exc:
+                self.end_transfer(451, f"Upload not stored: {exc.strerror or exc}.")
+                return
+        self.end_transfer(226, "Transfer complete.")
+
+    # -- transfers -------------------------------------------------------------------------
+
+    def start_transfer(self, transfer: Transfer, preliminary: str | None = None) -> None:
+        """Begin a transfer: 125 when the data connection is already up, 150 when it is
+        being opened, 425 when there is none (RFC 959 §4.2); ``preliminary`` replaces the
+        text of the 125/150 reply (``STOU``'s ``FILE: name``, RFC 1123 §4.1.2.9). The
+        session's commands wait until the transfer ends."""
+        session = self.session
+        if not self.has_port:
+            transfer.release()
+            session.reply(425, "Use PORT, PASV, EPRT or EPSV first.")
+            return
+        self.transfer = transfer
+        session.hold("transfer")
+        mode = "BINARY" if session.binary else "ASCII"
+        if self.data is not None:
+            session.reply(125, preliminary or "Data connection already open; transfer starting.")
+            self._run_transfer()
+            return
+        session.reply(
+            150, preliminary or f"Opening {mode} mode data connection for {transfer.verb}."
+        )
+        if self.active_target is not None:
+            host, port = self.active_target
+            self.active_target = None
+            task = asyncio.get_running_loop().create_task(self._connect(host, port))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((self.session.local_host, 0))
+            await asyncio.wait_for(
+                loop.sock_connect(sock, (host, port)), self.ftp.data_timeout or None
+            )
+        except (TimeoutError, OSError) as exc:
+            sock.close()
+            self.data_failed(f"{type(exc).__name__}: {exc}")
+            return
+        await attach_socket(self, DataChannel(self), sock)
+
+    def _run_transfer(self) -> None:
+        transfer, channel = self.transfer, self.data
+        if transfer is None or channel is None:
+            return
+        transfer.connected = True
+        if transfer.upload is not None:
+            rate = self.ftp.max_upload_rate
+            channel.receive(transfer.upload, Throttle(rate) if rate else None)
+        else:
+            assert transfer.producer is not None
+            rate = self.ftp.max_download_rate
+            channel.send(transfer.producer, Throttle(rate) if rate else None)
+            transfer.producer = None  # the channel owns it now
+
+    def end_transfer(self, code: int, text: str, *, resume: bool = True) -> None:
+        """Finish the current transfer with a reply and log it; then (``resume``) let the
+        session run the commands that waited."""
+        transfer, self.transfer = self.transfer, None
+        if transfer is None:
+            return
+        complete = code == 226
+        if not complete:
+            with self.session.as_user():
+                transfer.release()
+            if self.data is not None:
+                self.data.cancel()
+                self.data = None
+        self.close_data()
+        self.session.reply(code, text)
+        self._log_transfer(transfer, complete)
+        self.session.transfer_ended(resume=resume)
+
+    def abort_transfer(self, *, resume: bool = True) -> bool:
+        """Stop the transfer in progress (``ABOR``, RFC 959 §4.1.3): reply 426 for it.
+        Returns False when there was none; ``resume`` as :meth:`end_transfer`."""
+        if self.transfer is None:
+            return False
+        if self.data is not None:
+            self.transfer.bytes = (
+                self.data.received if self.transfer.incoming else self.data.bytes_out
+            )
+        self.end_transfer(426, "Transfer aborted.", resume=resume)
+        return True
+
+    def _log_transfer(self, transfer: Transfer, complete: bool) -> None:
+        if transfer.incoming:
+            self.ftp.counters.bytes_in += transfer.bytes
+        else:
+            self.ftp.counters.bytes_out += transfer.bytes
+        if not transfer.is_file:
+            return
+        session = self.session
+        if not complete and transfer.incoming:
+            session.log_session(f"upload of {transfer.path} aborted; partial file removed")
+        log = self.ftp.xferlog
+        account = session.account
+        if log is None or account is None:
+            return
+        log.log(
+            xferlog_line(
+                when=time.time(),
+                seconds=time.monotonic() - transfer.started,
+                host=session.peer_host,
+                nbytes=transfer.bytes,
+                path=transfer.path,
+                binary=session.binary,
+                direction="i" if transfer.incoming else "o",
+                anonymous=account.anonymous,
+                user=(session.guest_id or "anonymous") if account.anonymous else account.name,
+                complete=complete,
+            )
+        )
+
+    # -- timeouts and the end --------------------------------------------------------------
+
+    def check_timeout(self, now: float) -> bool:
+        """Apply the data-connection timeout (``data_timeout``, seconds) to the transfer in
+        progress: 425 when its connection did not come, 426 when it stalled. Returns True
+        when there was a transfer (the session's idle timeout does not apply then)."""
+        transfer = self.transfer
+        if transfer is None:
+            return False
+        limit = self.ftp.data_timeout
+        if not limit:
+            return True
+        if self.data is None or not transfer.connected:
+            if now - transfer.started > limit:
+                self.end_transfer(425, "Data connection timed out.")
+        elif now - max(self.data.last_activity, transfer.started) > limit:
+            self.end_transfer(426, "Data connection timed out; transfer aborted.")
+        return True
+
+    def session_closed(self) -> None:
+        """The control connection is gone: cancel connecting, drop the data connection and
+        an unfinished upload's temporary file, log the unfinished transfer."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self.transfer is not None:
+            transfer, self.transfer = self.transfer, None
+            with self.session.as_user():
+                transfer.release()
+            self._log_transfer(transfer, False)
+        if self.data is not None:
+            self.data.cancel()
+            self.data = None
+        self.close_data()
