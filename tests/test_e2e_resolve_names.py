@@ -5,6 +5,7 @@ with the address."""
 
 from __future__ import annotations
 
+import ftplib
 import re
 import socket
 from collections.abc import Iterator
@@ -72,3 +73,34 @@ def test_bad_resolver_options_refused(runner: Runner, tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "medusa.resolver.bogus" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ftp_transfer_log_shows_host_names(
+    runner: Runner, tmp_path: Path, name_server: str
+) -> None:
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / "file.txt").write_bytes(b"over ftp\n")
+    config = tmp_path / "ftp.toml"
+    config.write_text(
+        "[medusa]\n"
+        'log_level = "info"\n'
+        "[medusa.resolver]\n"
+        f'nameservers = ["{name_server}"]\n'
+        "[[server]]\n"
+        'type = "ftp"\n'
+        'listen = "127.0.0.1:0"\n'
+        'anonymous_root = "pub"\n'
+        "resolve_names = true\n"
+    )
+    process = runner.start("serve", "-c", str(config))
+    endpoint = process.endpoint
+    with ftplib.FTP() as ftp:  # noqa: S321 (the client under test)
+        ftp.connect(endpoint.host, endpoint.port, timeout=10)
+        ftp.login()
+        chunks: list[bytes] = []
+        ftp.retrbinary("RETR file.txt", chunks.append)
+    assert b"".join(chunks) == b"over ftp\n"
+    # xferlog: "... seconds host bytes path ..." with the name in place of 127.0.0.1.
+    line = re.compile(r" \d+ client\.test 9 /file\.txt b _ o a ")
+    wait_until(lambda: line.search(process.stderr()), what="the xferlog line with the name")
+    assert process.stop() == 0

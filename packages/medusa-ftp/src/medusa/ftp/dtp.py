@@ -241,19 +241,25 @@ class ServerDTP:
         account = session.account
         if log is None or account is None:
             return
-        log.log(
-            xferlog_line(
-                when=time.time(),
-                seconds=time.monotonic() - transfer.started,
-                host=session.peer_host,
+        when = time.time()
+        seconds = time.monotonic() - transfer.started
+        user = (session.guest_id or "anonymous") if account.anonymous else account.name
+        binary = session.binary
+        self.ftp.log_with_host(
+            log,
+            session.peer_host,
+            lambda host: xferlog_line(
+                when=when,
+                seconds=seconds,
+                host=host,
                 nbytes=transfer.bytes,
                 path=transfer.path,
-                binary=session.binary,
+                binary=binary,
                 direction="i" if transfer.incoming else "o",
                 anonymous=account.anonymous,
-                user=(session.guest_id or "anonymous") if account.anonymous else account.name,
+                user=user,
                 complete=complete,
-            )
+            ),
         )
 
     # -- timeouts and the end --------------------------------------------------------------

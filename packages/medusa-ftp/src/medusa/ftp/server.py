@@ -8,14 +8,15 @@ import asyncio
 import ipaddress
 import os
 import ssl as _ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.log import Logger, StdlibLogger
+from medusa.core.log import Logger, error_logger, resolve_logger
 from medusa.core.options import ConfigError, Option
 from medusa.core.passwords import hash_password, verify_password
+from medusa.core.resolver import Resolver, resolver_plugins, shared_resolver
 from medusa.core.server import Server
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
@@ -66,16 +67,22 @@ class FTPServer(Server):
         listing_style: ``"unix"`` (``ls -l``) or ``"msdos"`` for ``LIST``.
         banner: the text of the 220 greeting.
         max_line: longest command line accepted, bytes (500 beyond).
-        xferlog: a :class:`~medusa.core.log.Logger` for the transfer log; True: the
-            :mod:`logging` logger ``medusa.ftp.xferlog``; False or None: off.
-        session_log: a Logger for sessions (logins, deletions...); True: the logger
-            ``medusa.ftp.session``; False or None: off.
+        xferlog: a :class:`~medusa.core.log.Logger` for the transfer log, or the name of
+            a ``[logger.NAME]`` table; True: the :mod:`logging` logger
+            ``medusa.ftp.xferlog``; False or None: off.
+        session_log: a Logger for sessions (logins, deletions...), or a logger name; True:
+            the logger ``medusa.ftp.session``; False or None: off.
+        resolve_names: write the client's host name in the transfer log, looked up in the
+            background (no reply waits for it).
+        resolver: the :class:`~medusa.core.resolver.Resolver` for ``resolve_names``
+            (default: the shared one).
         **kwargs: the options of :class:`~medusa.core.server.Server` (``idle_timeout``,
             ``max_connections``, ...).
 
     Raises:
         NotADirectoryError: when ``anonymous_root`` is not a directory.
-        ValueError: for a bad user, passive range or listing style.
+        ValueError: for a bad user, passive range or listing style, a logger name not
+            configured, or ``resolve_names`` without a resolver installed.
         PermissionError: for ``unix_users`` when not running as root.
         ssl.SSLError, OSError: when the certificate cannot be loaded.
     """
@@ -114,10 +121,14 @@ class FTPServer(Server):
         listing_style: Literal["unix", "msdos"] = "unix",
         banner: str = "Medusa FTP server ready.",
         max_line: int = 8192,
-        xferlog: Logger | bool | None = True,
-        session_log: Logger | bool | None = True,
+        xferlog: Logger | bool | str | None = True,
+        session_log: Logger | bool | str | None = True,
+        resolve_names: bool = False,
+        resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
+        if resolve_names and resolver is None and not resolver_plugins():
+            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
         super().__init__(address, **kwargs)
         chain = list(authorizers)
         if anonymous_root is not None:
@@ -170,8 +181,10 @@ class FTPServer(Server):
         self.listing_style: Literal["unix", "msdos"] = listing_style
         self.banner = banner
         self.max_line = max_line
-        self.xferlog = _logger(xferlog, "medusa.ftp.xferlog")
-        self.session_log = _logger(session_log, "medusa.ftp.session")
+        self.xferlog = resolve_logger(xferlog, "medusa.ftp.xferlog")
+        self.session_log = resolve_logger(session_log, "medusa.ftp.session")
+        self.resolve_names = resolve_names
+        self.resolver = resolver
         self._dummy_hash: str | None = None
         self._per_host: dict[str, int] = {}
 
@@ -238,6 +251,26 @@ class FTPServer(Server):
         """Return a new FTP session for an accepted control connection."""
         return FTPChannel(self)
 
+    def log_with_host(self, log: Logger, address: str, line: Callable[[str], str]) -> None:
+        """Write ``line(host)`` to ``log``: with ``resolve_names``, ``host`` is the client's
+        name once the resolver knows it (at once when cached; the address when there is no
+        name), looked up in the background so that no reply waits for it; else the address.
+        """
+        if not self.resolve_names:
+            log.log(line(address))
+            return
+
+        def write(name: str | None) -> None:
+            try:
+                log.log(line(name or address))
+            except Exception:
+                error_logger.exception("FTP log failed")
+
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self.resolver = shared_resolver()
+        resolver.reverse_soon(address, write)
+
     def channel_opened(self, channel: Channel) -> bool:
         """Register a session; over ``max_sessions_per_ip`` from one address, 421."""
         if not super().channel_opened(channel):
@@ -285,11 +318,3 @@ class FTPServer(Server):
     def url_scheme(self) -> str:
         """``ftp``."""
         return "ftp"
-
-
-def _logger(value: Logger | bool | None, name: str) -> Logger | None:
-    if value is True:
-        return StdlibLogger(name)
-    if value is False or value is None:
-        return None
-    return value

@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from medusa.core.log import check_logger_option
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.passwords import valid_user_name
 from medusa.ftp.accounts import READ_ONLY, parse_permissions
@@ -86,8 +87,19 @@ FTP_OPTIONS: dict[str, Option] = {
         Option("listing_style", (str,), "LIST format: unix or msdos", _style),
         Option("banner", (str,), "text of the 220 greeting"),
         Option("max_line", (int,), "longest command line, bytes", positive),
-        Option("xferlog", (bool,), "write the transfer log (medusa.ftp.xferlog)"),
-        Option("session_log", (bool,), "write the session log (medusa.ftp.session)"),
+        Option(
+            "xferlog",
+            (bool, str),
+            "transfer log: true (medusa.ftp.xferlog), false or a [logger.NAME]",
+            check_logger_option,
+        ),
+        Option(
+            "session_log",
+            (bool, str),
+            "session log: true (medusa.ftp.session), false or a [logger.NAME]",
+            check_logger_option,
+        ),
+        Option("resolve_names", (bool,), "client host names in the logs (needs a resolver)"),
     )
 }
 """The options an FTP server adds to those of every server."""
