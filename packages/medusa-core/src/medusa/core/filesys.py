@@ -53,6 +53,7 @@ __all__ = ["Filesystem", "OSFilesystem", "OpenFile", "PathEscapeError"]
 _O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC: int = getattr(os, "O_CLOEXEC", 0)
 _O_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
+_O_PATH: int = getattr(os, "O_PATH", 0)
 _PROC_FD: bool = os.path.isdir("/proc/self/fd")
 
 
@@ -86,8 +87,7 @@ class OSFilesystem:
     __slots__ = ("_cwd", "_root", "_root_base", "_root_prefix")
 
     def __init__(self, root: str | os.PathLike[str], cwd: str = "/") -> None:
-        real = os.path.realpath(os.fspath(root))
-        st = os.stat(real)
+        real, st = _resolve(os.fspath(root))
         if not _stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fspath(root))
         self._root = real
@@ -96,7 +96,9 @@ class OSFilesystem:
         self._root_base = real.rstrip(os.sep)
         self._root_prefix = self._root_base + os.sep
         self._cwd = "/"
-        self.chdir(cwd)
+        if self.normalize(cwd) != "/":
+            # The root itself was resolved and found to be a directory just above.
+            self.chdir(cwd)
 
     def __repr__(self) -> str:
         return f"OSFilesystem({self._root!r}, cwd={self._cwd!r})"
@@ -492,6 +494,36 @@ class OSFilesystem:
     def getmtime(self, path: str) -> float:
         """Return the modification time of ``path``, following links; raises as :meth:`stat`."""
         return self.stat(path).st_mtime
+
+
+def _resolve(path: str) -> tuple[str, os.stat_result]:
+    """Return ``(os.path.realpath(path), os.stat(path))``.
+
+    On Linux the path is opened with ``O_PATH`` (no permission on the file itself needed,
+    nothing read) and its resolved name read from ``/proc/self/fd/N``: four system calls,
+    where ``realpath`` makes one per component. Anything unusual (an error, a name the
+    kernel marks as deleted) goes the portable way, with its errors.
+
+    Raises:
+        OSError: from ``os.stat``, as ``realpath`` + ``stat`` would raise it.
+    """
+    if _PROC_FD and _O_PATH:
+        try:
+            fd = os.open(path, _O_PATH | _O_CLOEXEC)
+        except OSError:
+            pass
+        else:
+            try:
+                real = os.readlink(f"/proc/self/fd/{fd}")
+                st = os.fstat(fd)
+            except OSError:
+                real = ""
+            finally:
+                os.close(fd)
+            if real.startswith("/") and not real.endswith(" (deleted)"):
+                return real, st
+    real = os.path.realpath(path)
+    return real, os.stat(real)
 
 
 def _nofollow_opener(path: str, flags: int) -> int:

@@ -33,6 +33,40 @@ def _gmtime(t: float) -> time.struct_time:
         return time.gmtime(0)
 
 
+# Parts of ``ls -l`` lines, cached: the files of a directory share few distinct minutes,
+# modes, link counts and owners, and listings ask for the same ones again and again. Each
+# cache is emptied when full. (Dict operations are atomic; a race only recomputes.)
+_CACHE_MAX = 4096
+# The date column by (minute since the epoch, within the past six months).
+_DATES: dict[tuple[float, bool], str] = {}
+# "mode nlink owner group " by (st_mode, st_nlink, owner, group).
+_HEADS: dict[tuple[int, int, int | str, int | str], str] = {}
+
+
+def _unix_date(mtime: float, key: tuple[float, bool]) -> str:
+    """The date column for ``mtime``: ``Mon DD HH:MM`` when recent (``key[1]``), else
+    ``Mon DD  YYYY``; cached under ``key``."""
+    t = _gmtime(mtime)
+    if key[1]:
+        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
+    else:
+        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d}  {t.tm_year:4d}"
+    if len(_DATES) >= _CACHE_MAX:
+        _DATES.clear()
+    _DATES[key] = when
+    return when
+
+
+def _unix_head(key: tuple[int, int, int | str, int | str]) -> str:
+    """The columns before the size, for ``(st_mode, st_nlink, owner, group)``; cached."""
+    mode, nlink, user, grp = key
+    head = f"{stat.filemode(mode)} {nlink:3d} {user!s:<8} {grp!s:<8} "
+    if len(_HEADS) >= _CACHE_MAX:
+        _HEADS.clear()
+    _HEADS[key] = head
+    return head
+
+
 def unix_line(
     name: str,
     st: os.stat_result,
@@ -51,7 +85,8 @@ def unix_line(
 
     As ``ls`` does, the date is ``Mon DD HH:MM`` when the time is within the past six months
     and ``Mon DD  YYYY`` otherwise (older, or in the future); the day is padded with a space.
-    Dates are UTC.
+    Dates are UTC. (The date column is cached per minute, the columns before the size per
+    mode, link count, owner and group: a listing formats each distinct one once.)
 
     Args:
         name: the name to show, including any `` -> target`` suffix the caller wants.
@@ -66,17 +101,21 @@ def unix_line(
     if now is None:
         now = time.time()
     mtime = st.st_mtime
-    t = _gmtime(mtime)
-    if now - SIX_MONTHS < mtime <= now:
-        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}"
-    else:
-        when = f"{_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d}  {t.tm_year:4d}"
-    user = str(st.st_uid) if owner is None else owner
-    grp = str(st.st_gid) if group is None else group
-    return (
-        f"{stat.filemode(st.st_mode)} {st.st_nlink:3d} {user:<8} {grp:<8} "
-        f"{st.st_size:8d} {when} {name}"
+    # The minute (as float floor division, which gmtime's flooring to seconds agrees with).
+    key = (mtime // 60, now - SIX_MONTHS < mtime <= now)
+    when = _DATES.get(key)
+    if when is None:
+        when = _unix_date(mtime, key)
+    head_key = (
+        st.st_mode,
+        st.st_nlink,
+        st.st_uid if owner is None else owner,
+        st.st_gid if group is None else group,
     )
+    head = _HEADS.get(head_key)
+    if head is None:
+        head = _unix_head(head_key)
+    return f"{head}{str(st.st_size).rjust(8)} {when} {name}"
 
 
 def msdos_line(name: str, st: os.stat_result) -> str:

@@ -53,6 +53,9 @@ class AnonymousAuthorizer:
         root: the directory anonymous users see as ``/``.
         perms: their permission letters (read-only by default).
 
+    Attributes:
+        account: the (immutable) account of every anonymous login.
+
     Raises:
         NotADirectoryError: when ``root`` is not a directory.
     """
@@ -62,14 +65,15 @@ class AnonymousAuthorizer:
         if not os.path.isdir(self.root):
             raise NotADirectoryError(f"{root}: not a directory")
         self.perms = perms
+        self.account = Account("anonymous", self.root, perms, anonymous=True)
 
     def handles(self, user: str) -> bool:
         """True for ``anonymous`` and ``ftp`` (any case)."""
         return user.lower() in ANONYMOUS_NAMES
 
     async def authenticate(self, user: str, password: str) -> Account | None:
-        """Accept any password; the account is read-only on :attr:`root`."""
-        return Account("anonymous", self.root, self.perms, anonymous=True)
+        """Accept any password; the account (:attr:`account`) is read-only on :attr:`root`."""
+        return self.account
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,9 +114,17 @@ def pasv_reply(host: str, port: int) -> str:
     Raises:
         ValueError: when ``host`` is not an IPv4 address.
     """
-    address = ipaddress.IPv4Address(canonical_host(host))
-    numbers = [*str(address).split("."), str(port >> 8), str(port & 0xFF)]
-    return f"Entering Passive Mode ({','.join(numbers)})."
+    return f"Entering Passive Mode ({_pasv_host(host)},{port >> 8},{port & 0xFF})."
+
+
+@functools.lru_cache(maxsize=64)
+def _pasv_host(host: str) -> str:
+    """``h1,h2,h3,h4`` for an IPv4 address (cached: one per server address).
+
+    Raises:
+        ValueError: when ``host`` is not an IPv4 address.
+    """
+    return str(ipaddress.IPv4Address(canonical_host(host))).replace(".", ",")
 
 
 def epsv_reply(port: int) -> str:

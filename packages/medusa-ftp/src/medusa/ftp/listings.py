@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import posixpath
 import stat
 import time
+from stat import S_ISLNK
 from typing import Literal
 
 from medusa.core.filesys import OSFilesystem
 from medusa.core.listing import list_directory, msdos_line, unix_line
-from medusa.core.vfs import Filesystem
+from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.facts import mlsx_line
 from medusa.ftp.replies import encode_text
 
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 _WILDCARDS = frozenset("*?[")
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_PROC_FD: bool = os.path.isdir("/proc/self/fd")
 
 
 def split_list_arg(arg: str) -> str:
@@ -78,7 +82,10 @@ def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix
     if pattern is not None:
         names = {n for n in fs.listdir(path) if fnmatch.fnmatchcase(n, pattern)}
         lines = [line for line in lines if _line_name(line, style) in names]
-    return [line for line in lines if _framed(line)]
+    text = "".join(lines)  # one search for the rare CR or LF, instead of one per line
+    if "\r" in text or "\n" in text:
+        lines = [line for line in lines if _framed(line)]
+    return lines
 
 
 def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) -> list[str]:
@@ -98,34 +105,70 @@ def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) 
     if type(fs) is not OSFilesystem:
         return list_directory(fs, path, style)
     base = fs.normalize(path)
-    real = fs.translate(base)
+    fd = _open_directory(fs, base)
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, base) from None
-    try:
-        names = sorted(os.listdir(fd))
+        # Through /proc, the listing costs one open instead of a dup, fcntl and lseek.
+        names = sorted(os.listdir(f"/proc/self/fd/{fd}" if _PROC_FD else fd))
         prefix = base.rstrip("/") + "/"
         now = time.time()
+        unix = style == "unix"
+        lstat_at = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
         lines: list[str] = []
         for name in names:
             try:
-                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                st = lstat_at(name)
             except FileNotFoundError:
                 continue  # removed meanwhile
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror, prefix + name) from None
             shown = name
-            if stat.S_ISLNK(st.st_mode):
+            if S_ISLNK(st.st_mode):
                 with contextlib.suppress(OSError):  # outside the root or dangling
-                    if style == "unix":
+                    if unix:
                         shown = f"{name} -> {fs.readlink(prefix + name)}"
                     else:
                         st = fs.stat(prefix + name)
-            lines.append(unix_line(shown, st, now=now) if style == "unix" else msdos_line(name, st))
+            lines.append(unix_line(shown, st, now=now) if unix else msdos_line(name, st))
         return lines
     finally:
         os.close(fd)
+
+
+def _open_directory(fs: OSFilesystem, base: str) -> int:
+    """Open directory ``base`` (a normalized virtual path) of ``fs`` and return the
+    descriptor, refusing a directory outside the root as ``fs.translate`` would.
+
+    On Linux the path is opened first and the check is made on what was opened (the
+    kernel's name for the descriptor, ``/proc/self/fd/N``), as core's ``open_read`` does:
+    two system calls, where ``realpath`` makes one per component, and no race between the
+    check and the use. A failed open is checked with ``translate`` first, so that a path
+    leading outside the root gives the same ``PathEscapeError`` as before.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, PermissionError: with the virtual path.
+        PathEscapeError: when ``base`` resolves outside the root.
+    """
+    if not _PROC_FD:
+        real = fs.translate(base)
+    else:
+        root = fs.root
+        real = root.rstrip("/") + base if base != "/" else root
+    try:
+        fd = os.open(real, _DIRECTORY_FLAGS)
+    except OSError as exc:
+        if _PROC_FD:
+            fs.translate(base)  # a path leading outside the root: PathEscapeError
+        raise OSError(exc.errno, exc.strerror, base) from None
+    if _PROC_FD:
+        try:
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+            root = fs.root
+            if opened != root and not opened.startswith(root.rstrip("/") + "/"):
+                raise PathEscapeError(base)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
 
 def _line_name(line: str, style: str) -> str:
@@ -199,4 +242,6 @@ def mlst_line(fs: Filesystem, path: str, facts: frozenset[str], perms: frozenset
 def encode_lines(lines: list[str]) -> bytes:
     """Return listing lines as the bytes of a data transfer: CRLF after each, UTF-8 with
     undecodable names restored (RFC 2640)."""
-    return b"".join(encode_text(line) + b"\r\n" for line in lines)
+    if not lines:
+        return b""
+    return encode_text("\r\n".join(lines) + "\r\n")

@@ -41,6 +41,8 @@ def format_reply(code: int, text: str | list[str]) -> bytes:
     """
     if not 100 <= code <= 599:
         raise ValueError(f"not an FTP reply code: {code!r}")
+    if type(text) is str and "\n" not in text and "\r" not in text:
+        return f"{code} {text}\r\n".encode("utf-8", "surrogateescape")  # the common case
     lines = text.split("\n") if isinstance(text, str) else list(text) or [""]
     if len(lines) == 1:
         return encode_text(f"{code} {_clean(lines[0])}\r\n")

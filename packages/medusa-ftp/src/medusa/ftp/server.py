@@ -233,6 +233,17 @@ class FTPServer(Server):
 
     # -- logins ----------------------------------------------------------------------------
 
+    def authenticate_at_once(self, user: str, password: str) -> Account | None:
+        """Return the account of ``user`` when no password check is needed (the first
+        authorizer that handles the name is an :class:`AnonymousAuthorizer`), else None:
+        then :meth:`authenticate` decides, in the background."""
+        for authorizer in self.authorizers:
+            if authorizer.handles(user):
+                if type(authorizer) is AnonymousAuthorizer:
+                    return authorizer.account
+                return None
+        return None
+
     async def authenticate(self, user: str, password: str) -> Account | None:
         """Return the account of ``user`` with ``password``, asking the first authorizer
         that handles the name; None when refused. An unknown name costs a dummy scrypt

@@ -90,6 +90,7 @@ class FTPChannel(Channel):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._stop_after_transfer = False
+        self._local_host: str | None = None
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -101,10 +102,16 @@ class FTPChannel(Channel):
 
     @property
     def local_host(self) -> str:
-        """The server's address on this connection, canonical."""
-        transport = self.transport
-        name = transport.get_extra_info("sockname") if transport is not None else None
-        return canonical_host(str(name[0])) if isinstance(name, tuple) else "127.0.0.1"
+        """The server's address on this connection, canonical (asked once: it does not
+        change while the connection lasts)."""
+        host = self._local_host
+        if host is None:
+            transport = self.transport
+            name = transport.get_extra_info("sockname") if transport is not None else None
+            if not isinstance(name, tuple):
+                return "127.0.0.1"
+            host = self._local_host = canonical_host(str(name[0]))
+        return host
 
     @property
     def peer_text(self) -> str:
@@ -261,6 +268,11 @@ class FTPChannel(Channel):
     def start_login(self, user: str, password: str) -> None:
         """Check ``user``'s ``password`` (in the background; commands wait), then reply 230
         or, after the failure delay, 530 (RFC 959 §4.1.1)."""
+        account = self.ftp.authenticate_at_once(user, password)
+        if account is not None:
+            # No password to check (anonymous): no task, no wait.
+            self._logged_in(account, user, password)
+            return
         self.hold("login")
         task = asyncio.get_running_loop().create_task(self.ftp.authenticate(user, password))
         self._tasks.add(task)
@@ -276,20 +288,30 @@ class FTPChannel(Channel):
         except Exception:
             error_logger.exception("authentication of %r failed", user)
         if account is not None:
-            try:
-                self._enter(account)
-            except OSError as exc:
-                self.log_session(f"login {user} refused: home directory: {exc.strerror}")
-                account = None
-        if account is not None:
-            self.pending_user = None
-            if account.anonymous:
-                self.guest_id = password
+            self._logged_in(account, user, password)
+        else:
+            self._login_failed(user)
+
+    def _logged_in(self, account: Account, user: str, password: str) -> None:
+        """The password was right: enter the home directory (or fail the login), 230."""
+        try:
+            self._enter(account)
+        except OSError as exc:
+            self.log_session(f"login {user} refused: home directory: {exc.strerror}")
+            self._login_failed(user)
+            return
+        self.pending_user = None
+        if account.anonymous:
+            self.guest_id = password
+        if self.ftp.session_log is not None:
             what = f" (password {password!r})" if account.anonymous else ""
             self.log_session(f"login ok{what}")
-            self.reply(230, "Login successful.")
-            self.release()
-            return
+        self.reply(230, "Login successful.")
+        self.release()
+
+    def _login_failed(self, user: str) -> None:
+        """Refused: 530 after the failure delay; commands wait until then."""
+        self.hold("login")
         self.failed_logins += 1
         self.log_session(f"login {user!r} failed ({self.failed_logins})")
         self.pending_user = None
