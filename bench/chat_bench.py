@@ -1,14 +1,21 @@
 """Benchmark of medusa-chat's message fan-out against miniircd (not a test).
 
 500 clients join one channel; 10 of them send messages (each carrying its send time) with
-at most ``--window`` messages in flight, for ``--duration`` seconds after a warm-up. Every
-other member receives each message: deliveries per second and the delivery latency (send
-to receipt, p50/p99) are measured by one load process pinned to CPU 1, while the server
+at most ``--window`` messages in flight (sent but not yet received by the first member),
+for ``--duration`` seconds after a warm-up. Every other member receives each message:
+deliveries per second and the delivery latency (send to receipt, p50/p99, from every
+``--sample``-th member) are measured by one load process pinned to CPU 1, while the server
 under test runs pinned to CPU 0 (``taskset``). Servers: medusa-chat on uvloop and on the
 standard asyncio loop (``medusa serve -c medusa.toml``), and miniircd (a Python IRC server
 from PyPI), one after another on the same machine.
 
-Run: ``hatch run bench:python bench/chat_bench.py [--clients 500] [--duration 5] [--runs 3]``
+Each run also prints the server's CPU use and CPU time per delivery (less sensitive to a
+shared machine than the rate), the time it waited for a CPU held by other work, lines per
+chunk received (how many lines each server write carried), the load process's own CPU use
+(near 100%: the figure measures the load process) and any client the server dropped.
+
+Run: ``hatch run bench:python bench/chat_bench.py [--clients 500] [--window 5,20]
+[--duration 5] [--runs 3]``
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 MARK = b" PRIVMSG #bench :"
@@ -43,19 +50,30 @@ def free_port() -> int:
 @dataclass
 class Stats:
     deliveries: int = 0
+    reads: int = 0
     latencies: list[int] = field(default_factory=list)
     joined: int = 0
     completed: int = 0
+    dropped: int = 0
     measuring: bool = False
 
 
 class Member(asyncio.Protocol):
-    """One channel member: counts the channel messages it receives."""
+    """One channel member: counts the channel messages it receives.
 
-    def __init__(self, stats: Stats, wake: asyncio.Event, probe: bool) -> None:
+    Once joined, a member counts deliveries by counting line ends in each chunk received
+    (the only lines then are the channel's messages, and a rare PING, answered); only the
+    ``timed`` members (a sample spread over the join order) and the ``probe`` (whose
+    receipts close the send window) parse each line, for its send time. The load process
+    must not be the bottleneck: a per-line Python loop for all 500 members would cap it
+    near the servers' own rates.
+    """
+
+    def __init__(self, stats: Stats, wake: asyncio.Event, probe: bool, timed: bool) -> None:
         self.stats = stats
         self.wake = wake
         self.probe = probe
+        self.parse = probe or timed
         self.buffer = b""
         self.joined = False
         self.transport: asyncio.Transport | None = None
@@ -63,7 +81,23 @@ class Member(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stats.dropped += 1
+
     def data_received(self, data: bytes) -> None:
+        if (
+            self.joined
+            and not self.parse
+            and b"PING" not in data
+            and b"PING" not in self.buffer[-3:] + data[:3]
+        ):
+            # The fast path: count line ends; keep the last partial line (for PING).
+            stats = self.stats
+            if stats.measuring:
+                stats.deliveries += data.count(b"\n")
+                stats.reads += 1
+            self.buffer = data[data.rfind(b"\n") + 1 :]
+            return
         now = time.monotonic_ns()
         stats = self.stats
         lines = (self.buffer + data).split(b"\n")
@@ -81,27 +115,66 @@ class Member(asyncio.Protocol):
                     self.transport.write(b"PONG" + line[4:] + b"\n")
                 continue
             count += 1
-            if stats.measuring:
+            if stats.measuring and self.parse:
                 stats.latencies.append(now - int(line[index + len(MARK) :].rstrip(b"\r")))
         if count:
             if stats.measuring:
                 stats.deliveries += count
+                stats.reads += 1
             if self.probe:
                 stats.completed += count
                 self.wake.set()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux ``/proc``), seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_wait_seconds(pid: int) -> float:
+    """Time process ``pid``'s main thread spent runnable but waiting for a CPU (Linux
+    ``/proc/PID/schedstat``), seconds: on a shared machine, how much other work kept the
+    server from running."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+@dataclass
+class Result:
+    rate: float  # deliveries per second
+    p50: float  # ms
+    p99: float  # ms
+    server_cpu: float  # fraction of one core used by the server while measuring
+    load_cpu: float  # fraction of one core used by this load process while measuring
+    dropped: int  # clients the server disconnected
+    server_wait: float  # fraction of the time the server was runnable but not running
+    per_read: float  # deliveries per chunk received (at least the server's lines per write)
+
+
 async def load(
-    port: int, clients: int, senders: int, window: int, warmup: float, duration: float
-) -> tuple[float, float, float]:
-    """Return (deliveries per second, p50 ms, p99 ms)."""
+    port: int,
+    server_pid: int,
+    clients: int,
+    senders: int,
+    window: int,
+    warmup: float,
+    duration: float,
+    sample: int,
+) -> Result:
+    """Run one measurement; every ``sample``-th member records delivery latencies."""
     loop = asyncio.get_running_loop()
     stats = Stats()
     wake = asyncio.Event()
     members: list[Member] = []
     for i in range(clients):
         transport, member = await loop.create_connection(
-            functools.partial(Member, stats, wake, i == 0), "127.0.0.1", port
+            functools.partial(Member, stats, wake, i == 0, i % sample == 0), "127.0.0.1", port
         )
         member.transport = transport
         transport.write(f"NICK b{i}\r\nUSER b{i} 0 * :bench\r\nJOIN #bench\r\n".encode())
@@ -121,13 +194,17 @@ async def load(
     measure_from = started + warmup
     end = measure_from + duration
     next_talker = 0
+    server_cpu = load_cpu = server_wait = 0.0
     while True:
         now = time.monotonic()
         if not stats.measuring and now >= measure_from:
             stats.measuring = True
-            stats.deliveries = 0
+            stats.deliveries = stats.reads = 0
             stats.latencies.clear()
             measure_from = now
+            server_cpu = cpu_seconds(server_pid)
+            server_wait = cpu_wait_seconds(server_pid)
+            load_cpu = time.process_time()
         if now >= end:
             break
         while sent - stats.completed < window:
@@ -141,15 +218,20 @@ async def load(
             await asyncio.wait_for(wake.wait(), 1.0)
     elapsed = time.monotonic() - measure_from
     stats.measuring = False
+    server_cpu = (cpu_seconds(server_pid) - server_cpu) / elapsed
+    load_cpu = (time.process_time() - load_cpu) / elapsed
+    server_wait = (cpu_wait_seconds(server_pid) - server_wait) / elapsed
     rate = stats.deliveries / elapsed
     lat = sorted(stats.latencies)
     p50 = lat[len(lat) // 2] / 1e6 if lat else float("nan")
     p99 = lat[int(len(lat) * 0.99)] / 1e6 if lat else float("nan")
+    dropped = stats.dropped
     for member in members:
         if member.transport is not None:
             member.transport.close()
     await asyncio.sleep(0.2)
-    return rate, p50, p99
+    per_read = stats.deliveries / stats.reads if stats.reads else float("nan")
+    return Result(rate, p50, p99, server_cpu, load_cpu, dropped, server_wait, per_read)
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -164,7 +246,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @contextlib.contextmanager
-def server(name: str, tmp: Path, cpu: int) -> Iterator[int]:
+def server(name: str, tmp: Path, cpu: int) -> Iterator[tuple[int, int]]:
     port = free_port()
     pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
     if name.startswith("medusa"):
@@ -203,7 +285,7 @@ registration_timeout = 0
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
-        yield port
+        yield port, proc.pid
     finally:
         proc.terminate()
         try:
@@ -219,10 +301,15 @@ def main() -> int:
     )
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--senders", type=int, default=10)
-    parser.add_argument("--window", type=int, default=5, help="messages in flight")
+    parser.add_argument(
+        "--window", default="5", help="messages in flight; a comma list runs each (5,20)"
+    )
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--sample", type=int, default=10, help="every N-th member records latencies"
+    )
     parser.add_argument("--only", default="medusa,medusa-asyncio,miniircd")
     args = parser.parse_args()
     if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
@@ -234,53 +321,80 @@ def main() -> int:
     except ImportError:
         new_loop = asyncio.new_event_loop
     names = args.only.split(",")
-    results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
+    windows = [int(w) for w in args.window.split(",")]
+    results: dict[tuple[int, str], list[Result]] = {(w, n): [] for w in windows for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
-            for name in names:
-                with server(name, Path(tmp), 0) as port:
-                    loop = new_loop()
-                    try:
-                        result = loop.run_until_complete(
-                            load(
-                                port,
-                                args.clients,
-                                args.senders,
-                                args.window,
-                                args.warmup,
-                                args.duration,
+            for window in windows:
+                for name in names:
+                    with server(name, Path(tmp), 0) as (port, pid):
+                        loop = new_loop()
+                        try:
+                            result = loop.run_until_complete(
+                                load(
+                                    port,
+                                    pid,
+                                    args.clients,
+                                    args.senders,
+                                    window,
+                                    args.warmup,
+                                    args.duration,
+                                    args.sample,
+                                )
                             )
-                        )
-                    finally:
-                        loop.close()
-                results[name].append(result)
-                rate, p50, p99 = result
-                print(
-                    f"run {run + 1} {name:16} {rate:12,.0f} deliveries/s"
-                    f"  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
-                    flush=True,
-                )
-    print(
-        f"\n{args.clients} clients in one channel, {args.senders} senders, "
-        f"{args.window} messages in flight, medians of {args.runs} run(s)"
-    )
-    print(f"{'server':16} {'deliveries/s':>14} {'p50 ms':>8} {'p99 ms':>8}")
-    medians: dict[str, tuple[float, float, float]] = {}
-    for name, runs in results.items():
-        rate = statistics.median(r[0] for r in runs)
-        p50 = statistics.median(r[1] for r in runs)
-        p99 = statistics.median(r[2] for r in runs)
-        medians[name] = (rate, p50, p99)
-        print(f"{name:16} {rate:14,.0f} {p50:8.2f} {p99:8.2f}")
-    if "miniircd" in medians:
-        base = medians["miniircd"][0]
-        for name, (rate, _, p99) in medians.items():
-            if name != "miniircd":
-                print(
-                    f"{name} / miniircd: {rate / base:.2f}x deliveries/s (target >= 3x), "
-                    f"p99 {p99:.2f} vs {medians['miniircd'][2]:.2f} ms"
-                )
+                        finally:
+                            loop.close()
+                    results[window, name].append(result)
+                    print(
+                        f"run {run + 1} window {window:3} {name:16} {describe(result)}", flush=True
+                    )
+    for window in windows:
+        print(
+            f"\n{args.clients} clients in one channel, {args.senders} senders, "
+            f"{window} messages in flight, medians of {args.runs} run(s)"
+        )
+        print(
+            f"{'server':16} {'deliveries/s':>14} {'p50 ms':>8} {'p99 ms':>8}"
+            f" {'server CPU':>10} {'us/delivery':>11}"
+        )
+        medians: dict[str, Result] = {}
+        cost: dict[str, float] = {}  # median server CPU per delivery, us
+        for name in names:
+            runs = results[window, name]
+            med = Result(
+                *(statistics.median(getattr(r, f.name) for r in runs) for f in fields(Result))
+            )
+            medians[name] = med
+            cost[name] = statistics.median(cpu_per_delivery(r) for r in runs)
+            print(
+                f"{name:16} {med.rate:14,.0f} {med.p50:8.2f} {med.p99:8.2f}"
+                f" {med.server_cpu:10.0%} {cost[name]:11.2f}"
+            )
+        if "miniircd" in medians:
+            base = medians["miniircd"]
+            for name, med in medians.items():
+                if name != "miniircd":
+                    print(
+                        f"{name} / miniircd: {med.rate / base.rate:.2f}x deliveries/s"
+                        f" (target >= 3x), {cost['miniircd'] / cost[name]:.2f}x"
+                        f" less server CPU per delivery, p99 {med.p99:.2f} vs {base.p99:.2f} ms"
+                    )
     return 0
+
+
+def cpu_per_delivery(result: Result) -> float:
+    """Server CPU time per delivery, microseconds."""
+    return result.server_cpu / result.rate * 1e6 if result.rate else float("nan")
+
+
+def describe(result: Result) -> str:
+    return (
+        f"{result.rate:12,.0f} deliveries/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
+        f"  server CPU {result.server_cpu:4.0%} ({cpu_per_delivery(result):.2f} us/delivery)"
+        f"  {result.per_read:.1f} lines/read  waiting for CPU {result.server_wait:4.0%}"
+        f"  load CPU {result.load_cpu:4.0%}"
+        + (f"  {result.dropped} clients dropped" if result.dropped else "")
+    )
 
 
 if __name__ == "__main__":

@@ -104,16 +104,21 @@ class IRCConnection(Channel):
         """Write the lines queued in this iteration at once; close the link when the
         client has stopped reading and more than ``max_sendq`` writes wait."""
         out = self._out
-        self._out = None
-        if not out:
+        if out is None:
             return
-        if not self.writable and self.pending >= self._chat.max_sendq:
+        self._out = None
+        data = out[0] if len(out) == 1 else b"".join(out)
+        if self.writable:
+            # The common case, once per client and loop iteration: Channel.push writes
+            # straight to the transport when nothing waits in its fifo.
+            self.push(data)
+        elif self.pending >= self._chat.max_sendq:
             # Not a quit from here: the user quits from connection_lost, with this reason.
             if self._lost_reason is None:
                 self._lost_reason = "SendQ exceeded"
                 self.abort()
-            return
-        self.push(out[0] if len(out) == 1 else b"".join(out))
+        else:
+            self.push(data)
 
     def close_link(self, reason: str) -> None:
         """Send ``ERROR :Closing Link: HOST (reason)`` and close once it is sent."""
