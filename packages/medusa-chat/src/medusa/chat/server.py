@@ -73,6 +73,7 @@ class ChatServer(Server):
     """
 
     name: ClassVar[str] = "chat"
+    path_options: ClassVar[tuple[str, ...]] = ("motd_file",)
     default_port: ClassVar[int] = 6667
     description: ClassVar[str] = "IRC chat server (simple line mode and web page optional)"
 
@@ -161,14 +162,6 @@ class ChatServer(Server):
         self._per_address: dict[str, int] = {}
         self._hosts: dict[Channel, str] = {}
         self._extra: list[tuple[str, asyncio.Server]] = []
-
-    @classmethod
-    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
-        """Make ``motd_file`` absolute against the configuration file's directory."""
-        path = kwargs.get("motd_file")
-        if path is not None and not os.path.isabs(path):
-            kwargs = {**kwargs, "motd_file": os.path.join(base_dir, path)}
-        return kwargs
 
     @classmethod
     def from_config(

@@ -88,6 +88,8 @@ class FTPServer(Server):
     """
 
     name: ClassVar[str] = "ftp"
+    path_options: ClassVar[tuple[str, ...]] = ("anonymous_root", "passwords", "certfile", "keyfile")
+    busy_reply: ClassVar[bytes] = _BUSY  # 421: too many sessions (or from one address)
     default_port: ClassVar[int] = 8021
     description: ClassVar[str] = "FTP server (RFC 959, FTPS)"
     options: ClassVar[Mapping[str, Option]] = {**Server.options, **FTP_OPTIONS}
@@ -189,14 +191,6 @@ class FTPServer(Server):
         self._per_host: dict[str, int] = {}
 
     # -- configuration ---------------------------------------------------------------------
-
-    @classmethod
-    def resolve_paths(cls, kwargs: dict[str, Any], base_dir: str) -> dict[str, Any]:
-        """Resolve path options against the configuration file's directory."""
-        for key in ("anonymous_root", "passwords", "certfile", "keyfile"):
-            if key in kwargs:
-                kwargs[key] = os.path.join(base_dir, kwargs[key])
-        return kwargs
 
     @classmethod
     def from_config(
@@ -307,12 +301,6 @@ class FTPServer(Server):
             else:
                 self._per_host.pop(host, None)
         super().channel_closed(channel)
-
-    def refuse(self, channel: Channel) -> None:
-        """Answer 421 and close (too many sessions, or shutting down)."""
-        if channel.transport is not None:
-            channel.transport.write(_BUSY)
-        channel.close()
 
     def stop_channel(self, channel: Channel) -> None:
         """On shutdown: 421 to idle sessions; a transfer in progress finishes first."""
