@@ -115,3 +115,23 @@ def test_keepalive_request_in_flight_then_close(
         assert hashlib.sha256(response.body).hexdigest() == digest
         client.wait_closed()
     assert process.wait(30) == 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_second_signal_cuts_the_grace_period(runner: Runner, tmp_path: Path, backend: str) -> None:
+    """A second SIGTERM during a long grace period closes what is left at once (the first
+    lets responses finish), and the process still exits 0."""
+    _big_file(tmp_path)
+    process = runner.start(
+        "serve", str(tmp_path), "--http", "127.0.0.1:0", "--backend", backend, "--grace", "3600"
+    )
+    with _start_download(process) as client:
+        process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses_connections(process.endpoint), "connections refused")
+        assert process.running(), "exited while a download was in flight"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, process.describe()
+        received = len(client.buffer) + len(client.wait_closed(30))
+        assert received < BIG_SIZE, "the whole file went through a stalled client"
+    assert "second signal" in process.stderr()
+    assert "Traceback" not in process.stderr()

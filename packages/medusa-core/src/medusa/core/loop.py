@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from medusa.core.log import close_named_loggers, error_logger
 from medusa.core.resolver import close_shared_resolver
@@ -114,13 +114,27 @@ async def serve(
             on_start(servers)
         await stop.wait()
     finally:
+        # A second SIGINT/SIGTERM during the grace period closes every connection at once
+        # (the first one let responses in flight finish).
+        hurry = asyncio.Event()
         for signum in installed:
-            loop.remove_signal_handler(signum)
+            loop.add_signal_handler(signum, hurry.set)
         for server in servers:
             server.close()
-        results = await asyncio.gather(
-            *(server.shutdown(grace) for server in servers), return_exceptions=True
+        shutdown: asyncio.Future[list[BaseException | None]] = asyncio.ensure_future(
+            asyncio.gather(*(server.shutdown(grace) for server in servers), return_exceptions=True)
         )
+        hurried: asyncio.Future[object] = asyncio.ensure_future(hurry.wait())
+        waiting: list[asyncio.Future[Any]] = [shutdown, hurried]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not shutdown.done():
+            error_logger.warning("second signal: closing every connection now")
+            for server in servers:
+                server.abort_channels()
+        results = await shutdown
+        hurried.cancel()
+        for signum in installed:
+            loop.remove_signal_handler(signum)
         for result in results:
             if isinstance(result, BaseException):
                 error_logger.error("shutdown failed: %r", result)

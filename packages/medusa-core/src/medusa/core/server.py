@@ -276,14 +276,19 @@ class Server:
             self.stop_channel(channel)
         await self._wait_idle(grace)
         if self.channels or self._refused:
-            for channel in [*self.channels, *self._refused]:
-                channel.abort()
+            self.abort_channels()
             # connection_lost runs from the loop's next iterations: let it release the
             # sockets before the caller closes the loop.
             await self._wait_idle(1.0)
         if self._listener is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+
+    def abort_channels(self) -> None:
+        """Abort every open connection now (the end of the grace period, or a second stop
+        signal); their ``connection_lost`` follows on the loop's next iterations."""
+        for channel in [*self.channels, *self._refused]:
+            channel.abort()
 
     async def _wait_idle(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds until no channel is open (refused ones
