@@ -144,7 +144,11 @@ step "medusa serve a file, fetch it with curl"
 mkdir -p "$WORK/site/sub"
 "$VPY" -c "import os; open('$WORK/site/sub/file.bin', 'wb').write(os.urandom(200000))"
 printf 'independent\n' > "$WORK/site/index.html"
-"$MEDUSA" serve "$WORK/site" --http 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+# The files exist before the server starts: a background job opens its redirections itself,
+# possibly after the loop below first reads them.
+: >"$WORK/serve.out"
+: >"$WORK/serve.err"
+"$MEDUSA" serve "$WORK/site" --http 127.0.0.1:0 >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 SERVER_PID=$!
 URL=""
 for _ in $(seq 300); do  # up to 30 s for the listening line
@@ -249,7 +253,9 @@ env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/d
 grep -Eq '^ftp +medusa-ftp ' "$WORK/plugins-ftp.txt" || fail "medusa plugins does not list ftp"
 "$VPY" -c "import importlib.util as u, medusa.ftp; assert u.find_spec('medusa.http') is None" \
     || fail "medusa.http is importable next to medusa-ftp alone"
-"$MEDUSA" serve "$WORK/site" --ftp 127.0.0.1:0 >"$WORK/ftp.out" 2>"$WORK/ftp.err" &
+: >"$WORK/ftp.out"
+: >"$WORK/ftp.err"
+"$MEDUSA" serve "$WORK/site" --ftp 127.0.0.1:0 >>"$WORK/ftp.out" 2>>"$WORK/ftp.err" &
 SERVER_PID=$!
 URL=""
 for _ in $(seq 300); do
