@@ -42,6 +42,41 @@ trap cleanup EXIT
 fail() { echo "independence: FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 
+# start_server NAME ARGS...: run `medusa serve ARGS...` in the background (output in
+# $WORK/NAME.out and .err) and set URL to the address its "NAME listening" line announces.
+start_server() {
+    local name=$1
+    shift
+    # The files exist before the server starts: a background job opens its redirections
+    # itself, possibly after the loop below first reads them.
+    : >"$WORK/$name.out"
+    : >"$WORK/$name.err"
+    "$MEDUSA" serve "$@" >>"$WORK/$name.out" 2>>"$WORK/$name.err" &
+    SERVER_PID=$!
+    URL=""
+    for _ in $(seq 300); do  # up to 30 s for the listening line
+        URL=$(sed -n "s|^medusa: $name listening on \($name://127\.0\.0\.1:[0-9]*\)/\$|\1|p" \
+            "$WORK/$name.out")
+        [[ -n "$URL" ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n "$URL" ]] || { cat "$WORK/$name.out" "$WORK/$name.err" >&2; fail "medusa serve ($name) did not start"; }
+    echo "serving on $URL"
+}
+
+# stop_server NAME: SIGTERM, then the server must exit 0 within 30 s, without a traceback.
+stop_server() {
+    local name=$1 status=0
+    kill -TERM "$SERVER_PID"
+    for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$SERVER_PID" 2>/dev/null && fail "medusa serve ($name) did not stop on SIGTERM"
+    wait "$SERVER_PID" || status=$?
+    SERVER_PID=""
+    [[ $status == 0 ]] || { cat "$WORK/$name.err" >&2; fail "medusa serve ($name) exited with $status"; }
+    ! grep -q Traceback "$WORK/$name.err" || { cat "$WORK/$name.err" >&2; fail "traceback"; }
+}
+
 command -v hatch >/dev/null || fail "hatch is not installed (pip install hatch)"
 command -v curl >/dev/null || fail "curl is not installed (apt-get install curl)"
 command -v "$MYPY" >/dev/null || fail "mypy not found (set MYPY=/path/to/mypy)"
@@ -144,21 +179,7 @@ step "medusa serve a file, fetch it with curl"
 mkdir -p "$WORK/site/sub"
 "$VPY" -c "import os; open('$WORK/site/sub/file.bin', 'wb').write(os.urandom(200000))"
 printf 'independent\n' > "$WORK/site/index.html"
-# The files exist before the server starts: a background job opens its redirections itself,
-# possibly after the loop below first reads them.
-: >"$WORK/serve.out"
-: >"$WORK/serve.err"
-"$MEDUSA" serve "$WORK/site" --http 127.0.0.1:0 >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
-SERVER_PID=$!
-URL=""
-for _ in $(seq 300); do  # up to 30 s for the listening line
-    URL=$(sed -n 's|^medusa: http listening on \(http://127\.0\.0\.1:[0-9]*\)/$|\1|p' "$WORK/serve.out")
-    [[ -n "$URL" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -n "$URL" ]] || { cat "$WORK/serve.out" "$WORK/serve.err" >&2; fail "medusa serve did not start"; }
-echo "serving on $URL"
+start_server http "$WORK/site" --http 127.0.0.1:0
 curl -sS --fail --max-time 30 --noproxy '*' -o "$WORK/got.bin" "$URL/sub/file.bin" \
     || fail "curl of the file failed"
 cmp "$WORK/got.bin" "$WORK/site/sub/file.bin" || fail "the fetched file differs"
@@ -166,14 +187,7 @@ cmp "$WORK/got.bin" "$WORK/site/sub/file.bin" || fail "the fetched file differs"
     || fail "index.html not served"
 [[ "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 --noproxy '*' "$URL/sub")" == 301 ]] \
     || fail "no 301 for a directory without its slash"
-kill -TERM "$SERVER_PID"
-status=0
-for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$SERVER_PID" 2>/dev/null && fail "medusa serve did not stop on SIGTERM"
-wait "$SERVER_PID" || status=$?
-SERVER_PID=""
-[[ $status == 0 ]] || { cat "$WORK/serve.err" >&2; fail "medusa serve exited with $status"; }
-! grep -q Traceback "$WORK/serve.err" || { cat "$WORK/serve.err" >&2; fail "traceback"; }
+stop_server http
 
 step "mypy --strict against the installed wheels"
 cat > "$WORK/mypy.ini" <<'EOF'
@@ -253,28 +267,10 @@ env -u PIP_FIND_LINKS -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/d
 grep -Eq '^ftp +medusa-ftp ' "$WORK/plugins-ftp.txt" || fail "medusa plugins does not list ftp"
 "$VPY" -c "import importlib.util as u, medusa.ftp; assert u.find_spec('medusa.http') is None" \
     || fail "medusa.http is importable next to medusa-ftp alone"
-: >"$WORK/ftp.out"
-: >"$WORK/ftp.err"
-"$MEDUSA" serve "$WORK/site" --ftp 127.0.0.1:0 >>"$WORK/ftp.out" 2>>"$WORK/ftp.err" &
-SERVER_PID=$!
-URL=""
-for _ in $(seq 300); do
-    URL=$(sed -n 's|^medusa: ftp listening on \(ftp://127\.0\.0\.1:[0-9]*\)/$|\1|p' "$WORK/ftp.out")
-    [[ -n "$URL" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -n "$URL" ]] || { cat "$WORK/ftp.out" "$WORK/ftp.err" >&2; fail "medusa serve --ftp did not start"; }
-echo "serving on $URL"
+start_server ftp "$WORK/site" --ftp 127.0.0.1:0
 curl -sS --fail --max-time 30 --noproxy '*' -o "$WORK/ftp-got.bin" "$URL/sub/file.bin" \
     || fail "curl over ftp:// failed"
 cmp "$WORK/ftp-got.bin" "$WORK/site/sub/file.bin" || fail "the file fetched over FTP differs"
-kill -TERM "$SERVER_PID"
-status=0
-for _ in $(seq 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$SERVER_PID" 2>/dev/null && fail "medusa serve --ftp did not stop on SIGTERM"
-wait "$SERVER_PID" || status=$?
-SERVER_PID=""
-[[ $status == 0 ]] || { cat "$WORK/ftp.err" >&2; fail "medusa serve --ftp exited with $status"; }
+stop_server ftp
 
 echo "independence: OK"

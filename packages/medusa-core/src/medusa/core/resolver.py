@@ -22,11 +22,12 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from medusa.core.log import error_logger
+from medusa.core.log import Logger, error_logger
 from medusa.core.options import ConfigError, Option, validate_options
 from medusa.core.plugins import RESOLVERS_GROUP, Plugin, plugins
 
 __all__ = [
+    "HostNameLog",
     "NameNotFoundError",
     "ResolutionError",
     "Resolver",
@@ -191,3 +192,38 @@ def close_shared_resolver() -> None:
             resolver.close()
         except Exception:
             error_logger.exception("closing the resolver failed")
+
+
+class HostNameLog:
+    """Log lines that name the client by host name (a server's ``resolve_names``), as the
+    original's resolving logger did: the line waits for the name, the response never does.
+
+    Args:
+        resolver: the :class:`Resolver` to ask; ``None``: the shared one
+            (:func:`shared_resolver`), made on first use.
+
+    Raises:
+        ValueError: ``resolver`` is ``None`` and no resolver is installed.
+    """
+
+    __slots__ = ("resolver",)
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        if resolver is None and not resolver_plugins():
+            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
+        self.resolver = resolver
+
+    def write(self, log: Logger, address: str, line: Callable[[str], str]) -> None:
+        """Write ``line(host)`` to ``log`` once the resolver knows ``address``'s name (at
+        once when cached; the address itself when there is no name or the lookup fails)."""
+
+        def done(name: str | None) -> None:
+            try:
+                log.log(line(name or address))
+            except Exception:
+                error_logger.exception("log with host name failed")
+
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self.resolver = shared_resolver()
+        resolver.reverse_soon(address, done)

@@ -13,10 +13,10 @@ from typing import Any, ClassVar, Literal
 
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.log import Logger, error_logger, resolve_logger
+from medusa.core.log import Logger, resolve_logger
 from medusa.core.options import ConfigError, Option
 from medusa.core.passwords import hash_password, verify_password
-from medusa.core.resolver import Resolver, resolver_plugins, shared_resolver
+from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
@@ -129,8 +129,6 @@ class FTPServer(Server):
         resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
-        if resolve_names and resolver is None and not resolver_plugins():
-            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
         super().__init__(address, **kwargs)
         chain = list(authorizers)
         if anonymous_root is not None:
@@ -185,8 +183,7 @@ class FTPServer(Server):
         self.max_line = max_line
         self.xferlog = resolve_logger(xferlog, "medusa.ftp.xferlog")
         self.session_log = resolve_logger(session_log, "medusa.ftp.session")
-        self.resolve_names = resolve_names
-        self.resolver = resolver
+        self.host_names = HostNameLog(resolver) if resolve_names else None
         self._dummy_hash: str | None = None
         self._per_host: dict[str, int] = {}
 
@@ -257,24 +254,13 @@ class FTPServer(Server):
         return FTPChannel(self)
 
     def log_with_host(self, log: Logger, address: str, line: Callable[[str], str]) -> None:
-        """Write ``line(host)`` to ``log``: with ``resolve_names``, ``host`` is the client's
-        name once the resolver knows it (at once when cached; the address when there is no
-        name), looked up in the background so that no reply waits for it; else the address.
-        """
-        if not self.resolve_names:
+        """Write ``line(host)`` to ``log``: ``host`` is the client's name with
+        ``resolve_names`` (see :class:`~medusa.core.resolver.HostNameLog`: no reply waits
+        for it), else its address."""
+        if self.host_names is None:
             log.log(line(address))
-            return
-
-        def write(name: str | None) -> None:
-            try:
-                log.log(line(name or address))
-            except Exception:
-                error_logger.exception("FTP log failed")
-
-        resolver = self.resolver
-        if resolver is None:
-            resolver = self.resolver = shared_resolver()
-        resolver.reverse_soon(address, write)
+        else:
+            self.host_names.write(log, address, line)
 
     def channel_opened(self, channel: Channel) -> bool:
         """Register a session; over ``max_sessions_per_ip`` from one address, 421."""

@@ -301,10 +301,10 @@ class HTTPChannel(Channel):
 
     def _unsafe_ahead(self) -> bool:
         """True when a request before the newest one has an unsafe method and is not
-        answered yet (RFC 9110 §9.2.1): the newest must wait to see its effect."""
-        requests = self._requests
-        return any(r.method not in _SAFE and not r.finished for r in requests[:-1]) or any(
-            r._deferred is not None for r in requests[:-1]
+        answered yet (RFC 9110 §9.2.1), or waits itself: the newest must wait (in order)."""
+        return any(
+            r._deferred is not None or (r.method not in _SAFE and not r.finished)
+            for r in self._requests[:-1]
         )
 
     def _release_deferred(self) -> None:

@@ -20,7 +20,7 @@ from medusa.core.log import (
     resolve_logger,
 )
 from medusa.core.options import ConfigError, Option, non_negative, positive
-from medusa.core.resolver import Resolver, resolver_plugins, shared_resolver
+from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.http.accesslog import common_log_line
 from medusa.http.channel import HTTPChannel
@@ -135,8 +135,6 @@ class HTTPServer(Server):
         resolver: Resolver | None = None,
         **kwargs: Any,
     ) -> None:
-        if resolve_names and resolver is None and not resolver_plugins():
-            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
         if certfile is not None and kwargs.get("ssl") is None:
             kwargs["ssl"] = tls_context(certfile, keyfile)
         super().__init__(address, **kwargs)
@@ -160,8 +158,7 @@ class HTTPServer(Server):
         self._prefixes: dict[int, bytes] = {}
         self._log_enabled = self.access_log is not None
         self.parser_keep_limit = parser_keep_limit
-        self.resolve_names = resolve_names
-        self.resolver = resolver
+        self.host_names = HostNameLog(resolver) if resolve_names else None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -271,31 +268,16 @@ class HTTPServer(Server):
             return
         try:
             line = common_log_line(request)
-            if self.resolve_names:
-                peer = request.peer
-                if isinstance(peer, tuple) and peer:
-                    self._log_with_name(log, str(peer[0]), line)
-                    return
+            peer = request.peer
+            if self.host_names is not None and isinstance(peer, tuple) and peer:
+                # The line starts with the address: the host name takes its place.
+                address = str(peer[0])
+                rest = line[len(address) :]
+                self.host_names.write(log, address, lambda host: host + rest)
+                return
             log.log(line)
         except Exception:
             error_logger.exception("access log failed")
-
-    def _log_with_name(self, log: Logger, address: str, line: str) -> None:
-        """Write ``line`` with the client's host name in place of its address once the
-        resolver knows it (at once when cached): the response never waits for the lookup,
-        and a failed or missing name leaves the address (the original's resolving logger)."""
-        rest = line[len(address) :]
-
-        def write(name: str | None) -> None:
-            try:
-                log.log((name or address) + rest)
-            except Exception:
-                error_logger.exception("access log failed")
-
-        resolver = self.resolver
-        if resolver is None:
-            resolver = self.resolver = shared_resolver()
-        resolver.reverse_soon(address, write)
 
 
 def tls_context(certfile: str, keyfile: str | None = None) -> _ssl.SSLContext:
