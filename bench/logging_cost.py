@@ -56,6 +56,7 @@ class Peer:
     """Stands in for an HTTP channel: only its ``peer`` is read by the access log."""
 
     peer = ("127.0.0.1", 50123)
+    log_host = ""
 
 
 def sink(tcp_port: int, udp_port: int) -> None:

@@ -2,29 +2,35 @@
 ``common``): ``host ident user [time] "request line" status bytes``.
 
 The line is made once per response on the event loop's thread, so the common case is kept
-cheap: the time part is formatted once per second, and a request line of plain printable
-ASCII without ``"`` or ``\\`` (nearly every one) is written as it is, without escaping.
+cheap (one f-string): the time part is formatted once per second by the caller
+(:func:`time_stamp`), the client's address once per connection (:func:`client_host`), and a
+request target of plain printable ASCII without ``"`` or ``\\`` (nearly every one) is
+written as it is, without escaping.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from medusa.http.request import Request
 
-__all__ = ["common_log_line"]
-
-_last_second = -1
-_last_stamp = ""
+__all__ = ["client_host", "common_log_line", "time_stamp"]
 
 
-def _stamp(now: int) -> str:
-    """``" [dd/Mon/yyyy:hh:mm:ss +zzzz] "`` for ``now`` (seconds), recomputed when the
-    second changes."""
-    global _last_second, _last_stamp
-    _last_stamp = time.strftime(' [%d/%b/%Y:%H:%M:%S %z] "', time.localtime(now))
-    _last_second = now
-    return _last_stamp
+def time_stamp(second: int) -> str:
+    """``" [dd/Mon/yyyy:hh:mm:ss +zzzz] "`` for ``second`` (seconds since the epoch, local
+    time, as Apache's ``%t``), with the spaces and the opening quote of the request line
+    around it: the middle of a Common Log Format line."""
+    return time.strftime(' [%d/%b/%Y:%H:%M:%S %z] "', time.localtime(second))
+
+
+def client_host(peer: Any) -> str:
+    """The host field of a client whose transport reports ``peer``: the address of a TCP
+    peer (``(host, port, ...)``), ``-`` for anything else (a Unix-socket client)."""
+    if type(peer) is tuple and peer:
+        return str(peer[0])
+    return "-"
 
 
 def _quote(text: str) -> str:
@@ -49,27 +55,27 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
-def common_log_line(request: Request) -> str:
+def common_log_line(request: Request, host: str, stamp: str) -> str:
     """Return the Common Log Format line of a finished request.
 
-    The host is the client's address (a Unix-socket client logs as ``-``); ``bytes`` is the
-    body bytes sent (``-`` for none); the request line and the user are escaped (see
-    :func:`_quote`) so that a client cannot forge log lines.
+    Args:
+        request: the finished request; its method, target, version, user, status and
+            ``bytes_out`` (body bytes sent: ``-`` for none) make the line.
+        host: the client's address (:func:`client_host`).
+        stamp: the time part (:func:`time_stamp`).
+
+    The target and the user are escaped (see :func:`_quote`) so that a client cannot forge
+    log lines; the method (an RFC 9110 token: the parser refuses anything else) and the
+    version (``1.0`` or ``1.1``) need no escaping.
     """
-    peer = request.channel.peer
-    host = peer[0] if type(peer) is tuple and peer else "-"
-    user = request.user
     method = request.method
-    if method:
-        line = f"{method} {request.target} HTTP/{request.version}"
-        if not (line.isascii() and line.isprintable()) or '"' in line or "\\" in line:
-            line = _quote(line)
-    else:
-        line = "-"
-    now = int(time.time())
-    stamp = _last_stamp if now == _last_second else _stamp(now)
-    size = request.bytes_out
+    if not method:  # a request that never got a request line
+        return f"{host} - -{stamp}-\" {request.status} {request.bytes_out or '-'}"
+    target = request.target
+    if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
+        target = _quote(target)
+    user = request.user
     return (
-        f'{host} - {_quote(user) if user else "-"}{stamp}{line}" {request.status} '
-        f"{size if size else '-'}"
+        f"{host} - {_quote(user) if user else '-'}{stamp}{method} {target} "
+        f"HTTP/{request.version}\" {request.status} {request.bytes_out or '-'}"
     )

@@ -95,11 +95,14 @@ class HTTPChannel(Channel):
         "_upload",
         "_url",
         "http",
+        "log_host",
     )
 
     def __init__(self, server: HTTPServer) -> None:
         super().__init__(server)
         self.http = server
+        # The client's address as the access log writes it, set by the first line logged.
+        self.log_host = ""
         # Idle connections hold as little as possible (see docs/architecture.md): the
         # parser is made when bytes arrive and dropped when the connection is idle again;
         # per-request state is released as soon as the request is built.

@@ -22,7 +22,7 @@ from medusa.core.log import (
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
-from medusa.http.accesslog import common_log_line
+from medusa.http.accesslog import client_host, common_log_line, time_stamp
 from medusa.http.channel import HTTPChannel
 from medusa.http.dates import now_http_date
 from medusa.http.files import FileHandler
@@ -157,6 +157,8 @@ class HTTPServer(Server):
         self._prefix_second = -1
         self._prefixes: dict[int, bytes] = {}
         self._log_enabled = self.access_log is not None
+        self._log_second = -1
+        self._log_stamp = ""
         self.parser_keep_limit = parser_keep_limit
         self.host_names = HostNameLog(resolver) if resolve_names else None
 
@@ -262,18 +264,25 @@ class HTTPServer(Server):
         return prefix
 
     def log_access(self, request: Request) -> None:
-        """Write the request's Common Log Format line to :attr:`access_log`."""
+        """Write the request's Common Log Format line to :attr:`access_log` (the time part
+        is formatted once a second, the client's address once per connection)."""
         log = self.access_log
         if log is None or not self._log_enabled:
             return
         try:
-            line = common_log_line(request)
-            peer = request.peer
-            if self.host_names is not None and isinstance(peer, tuple) and peer:
+            second = int(time.time())
+            if second != self._log_second:
+                self._log_second = second
+                self._log_stamp = time_stamp(second)
+            channel = request.channel
+            host = channel.log_host
+            if not host:
+                host = channel.log_host = client_host(channel.peer)
+            line = common_log_line(request, host, self._log_stamp)
+            if self.host_names is not None and host != "-":
                 # The line starts with the address: the host name takes its place.
-                address = str(peer[0])
-                rest = line[len(address) :]
-                self.host_names.write(log, address, lambda host: host + rest)
+                rest = line[len(host) :]
+                self.host_names.write(log, host, lambda name: name + rest)
                 return
             log.log(line)
         except Exception:
