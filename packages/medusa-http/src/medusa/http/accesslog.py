@@ -70,12 +70,12 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
     """
     method = request.method
     if not method:  # a request that never got a request line
-        return f"{host} - -{stamp}-\" {request.status} {request.bytes_out or '-'}"
+        return f'{host} - -{stamp}-" {request.status} {request.bytes_out or "-"}'
     target = request.target
     if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
         target = _quote(target)
     user = request.user
     return (
         f"{host} - {_quote(user) if user else '-'}{stamp}{method} {target} "
-        f"HTTP/{request.version}\" {request.status} {request.bytes_out or '-'}"
+        f'HTTP/{request.version}" {request.status} {request.bytes_out or "-"}'
     )
