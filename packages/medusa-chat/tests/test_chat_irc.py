@@ -3,6 +3,7 @@ standard asyncio loop and on uvloop: registration, every command, the error nume
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -489,6 +490,45 @@ def test_queries(hub: Hub) -> None:
     alice.expect("305")
     bob.conn.send_raw("USERHOST")
     bob.expect("461")
+
+
+def test_server_queries(hub: Hub) -> None:
+    """VERSION, TIME, LUSERS, ADMIN, INFO, WHOWAS: what irssi's and WeeChat's commands of
+    those names send (RFC 2812 sections 3.4, 3.6.3)."""
+    alice = hub.connect("sq_alice")
+    alice.conn.join("#sq")
+    alice.expect("366")
+    alice.conn.send_raw("VERSION")
+    version = alice.expect("351")
+    assert version.arguments[:2] == ["medusa-chat-0.1.0.0", "medusa"]
+    alice.expect("005")
+    alice.conn.send_raw("TIME medusa")
+    assert alice.expect("391").arguments[0] == "medusa"
+    hub.connect("sq_bob")
+    alice.conn.send_raw("LUSERS")
+    users = alice.expect("251").arguments[0]
+    assert re.fullmatch(r"There are \d+ users and 0 services on 1 servers", users)
+    channels = alice.expect("254")
+    assert int(channels.arguments[0]) >= 1
+    assert alice.expect("255").arguments[0].endswith(" servers")
+    alice.conn.send_raw("ADMIN")
+    assert alice.expect("423").arguments == ["medusa", "No administrative info available"]
+    alice.conn.send_raw("INFO")
+    assert "medusa-chat" in alice.expect("371").arguments[0]
+    alice.expect("374")
+    alice.conn.send_raw("WHOWAS q_gone,q_too")
+    assert alice.expect("406").arguments == ["q_gone", "There was no such nickname"]
+    assert alice.expect("406").arguments[0] == "q_too"
+    assert alice.expect("369").arguments[0] == "q_gone,q_too"
+    alice.conn.send_raw("WHOWAS")
+    alice.expect("431")
+    for command in ("VERSION elsewhere.example", "TIME elsewhere", "ADMIN x", "INFO x"):
+        alice.conn.send_raw(command)
+        assert alice.expect("402").arguments == [command.split()[1], "No such server"]
+    alice.conn.send_raw("LUSERS * m*")  # a mask matching this server's name
+    alice.expect("251")
+    alice.sync()
+    assert not alice.got("421")
 
 
 def test_quit_is_broadcast(hub: Hub) -> None:

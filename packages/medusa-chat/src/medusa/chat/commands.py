@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from medusa.chat import membership, messaging, modes, queries, registration
+from medusa.chat import membership, messaging, modes, queries, registration, serverqueries
 from medusa.chat.message import Message
 from medusa.chat.network import Network
 from medusa.chat.user import User
@@ -25,6 +25,11 @@ COMMANDS: Mapping[str, Handler] = {
     "PONG": registration.pong,
     "QUIT": registration.quit_command,
     "MOTD": registration.motd,
+    "VERSION": serverqueries.version,
+    "TIME": serverqueries.time_command,
+    "LUSERS": serverqueries.lusers,
+    "ADMIN": serverqueries.admin,
+    "INFO": serverqueries.info,
     "JOIN": membership.join,
     "PART": membership.part,
     "TOPIC": membership.topic,
@@ -38,6 +43,7 @@ COMMANDS: Mapping[str, Handler] = {
     "MODE": modes.mode,
     "WHO": queries.who,
     "WHOIS": queries.whois,
+    "WHOWAS": queries.whowas,
     "ISON": queries.ison,
     "USERHOST": queries.userhost,
 }

@@ -1,5 +1,5 @@
-"""Queries about users: WHO, WHOIS, ISON, USERHOST (RFC 2812 sections 3.6.1-3.6.2, 4.8,
-4.9)."""
+"""Queries about users: WHO, WHOIS, WHOWAS, ISON, USERHOST (RFC 2812 sections
+3.6.1-3.6.3, 4.8, 4.9)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from medusa.chat.message import Message
 from medusa.chat.network import Network
 from medusa.chat.user import User
 
-__all__ = ["ison", "userhost", "who", "whois"]
+__all__ = ["ison", "userhost", "who", "whois", "whowas"]
 
 
 def who(net: Network, user: User, msg: Message) -> None:
@@ -128,3 +128,17 @@ def userhost(net: Network, user: User, msg: Message) -> None:
             sign = "-" if other.away is not None else "+"
             replies.append(f"{other.nick}={sign}{other.username}@{other.host}")
     net.reply(user, n.RPL_USERHOST, " ".join(replies))
+
+
+def whowas(net: Network, user: User, msg: Message) -> None:
+    """WHOWAS <nickname>{,<nickname>} [<count> [<target>]] (RFC 2812 section 3.6.3): no
+    history of nicknames is kept, so each name gets ``ERR_WASNOSUCHNICK`` (406), then
+    ``RPL_ENDOFWHOWAS`` (369). 431 without a nick."""
+    if not msg.params or not msg.params[0]:
+        net.reply(user, n.ERR_NONICKNAMEGIVEN, "No nickname given")
+        return
+    nicks = msg.params[0]
+    for name in nicks.split(","):
+        if name:
+            net.reply(user, n.ERR_WASNOSUCHNICK, name, "There was no such nickname")
+    net.reply(user, n.RPL_ENDOFWHOWAS, nicks, "End of WHOWAS")

@@ -8,6 +8,7 @@ from medusa.chat import numerics as n
 from medusa.chat.casemap import is_valid_nick
 from medusa.chat.message import Message, encode_line
 from medusa.chat.network import VERSION, Network
+from medusa.chat.serverqueries import send_isupport, send_lusers
 from medusa.chat.user import User
 
 __all__ = [
@@ -77,8 +78,11 @@ def user_command(net: Network, user: User, msg: Message) -> None:
 
 
 def cap(net: Network, user: User, msg: Message) -> None:
-    """CAP LS/LIST/REQ/END (IRCv3): no capabilities are offered; registration waits for
-    END once a client started the negotiation."""
+    """CAP LS/LIST/REQ/END (IRCv3 Client Capability Negotiation, versions 3.1 and 3.2):
+    a server that offers no capabilities answers ``CAP * LS :`` (an empty list; irssi
+    1.4 and WeeChat 3.8 start with ``CAP LS 302`` and then send ``CAP END``), ``NAK``s
+    every ``REQ``, and lets registration wait for ``END`` once a client started the
+    negotiation. Other subcommands get ``ERR_INVALIDCAPCMD`` (410)."""
     sub = msg.param(0).upper()
 
     def answer(reply: str, caps: str) -> None:
@@ -104,7 +108,8 @@ def cap(net: Network, user: User, msg: Message) -> None:
 
 def try_register(net: Network, user: User) -> None:
     """Complete the registration once NICK and USER were given (and CAP ended): the
-    password check (464 and a close when wrong), then 001-005 and the MOTD (or 422)."""
+    password check (464 and a close when wrong), then 001-005, the LUSERS replies
+    (251-255) and the MOTD (or 422)."""
     if user.registered or user.key == "" or not user.username or user.cap_negotiating:
         return
     if net.config.password is not None and not user.password_ok:
@@ -118,26 +123,8 @@ def try_register(net: Network, user: User) -> None:
     net.reply(user, n.RPL_YOURHOST, f"Your host is {config.server_name}, running version {VERSION}")
     net.reply(user, n.RPL_CREATED, f"This server was created {net.created}")
     net.reply(user, n.RPL_MYINFO, config.server_name, VERSION, USER_MODES, CHANNEL_MODES)
-    net.reply(
-        user,
-        n.RPL_ISUPPORT,
-        "CASEMAPPING=rfc1459",
-        "CHANTYPES=#&",
-        "CHANMODES=,k,l,imnt",
-        "PREFIX=(ov)@+",
-        f"NICKLEN={config.nick_length}",
-        f"CHANNELLEN={config.channel_length}",
-        f"TOPICLEN={config.topic_length}",
-        f"CHANLIMIT=#&:{config.max_channels}",
-        "MODES=6",
-        f"NETWORK={config.network_name}",
-        "are supported by this server",
-    )
-    net.reply(
-        user,
-        n.RPL_LUSERCLIENT,
-        f"There are {len(net.users)} users and 0 services on 1 servers",
-    )
+    send_isupport(net, user)
+    send_lusers(net, user)
     send_motd(net, user)
 
 
