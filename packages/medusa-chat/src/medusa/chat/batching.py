@@ -10,6 +10,7 @@ so no line waits longer than the iteration that produced it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["BatchedWriter", "WriteBatcher"]
@@ -23,12 +24,18 @@ class BatchedWriter(Protocol):
 
 
 class WriteBatcher:
-    """The connections with output queued in this iteration (one per server)."""
+    """The connections with output queued in this iteration (one per server).
 
-    __slots__ = ("_dirty",)
+    Args:
+        before_flush: called at the start of each flush, before any connection writes (the
+            network seals the channels' shared lines: :mod:`medusa.chat.fanout`), or None.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_before_flush", "_dirty")
+
+    def __init__(self, before_flush: Callable[[], None] | None = None) -> None:
         self._dirty: list[BatchedWriter] = []
+        self._before_flush = before_flush
 
     def add(self, writer: BatchedWriter) -> None:
         """Flush ``writer`` at the end of this loop iteration (call once per iteration)."""
@@ -38,6 +45,8 @@ class WriteBatcher:
 
     def flush(self) -> None:
         """Flush every connection queued so far."""
+        if self._before_flush is not None:
+            self._before_flush()
         dirty, self._dirty = self._dirty, []
         for writer in dirty:
             writer.flush_output()

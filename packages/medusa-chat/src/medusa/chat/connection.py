@@ -5,8 +5,9 @@ bare LF, as RFC 2812 section 2.3 asks servers to accept) and hands them to a
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from medusa.chat.fanout import SharedLines
 from medusa.chat.message import MAX_LINE
 from medusa.chat.session import Session
 from medusa.core.channel import Channel
@@ -41,7 +42,16 @@ class IRCConnection(Channel):
 
     terminator = b"\n"
 
-    __slots__ = ("_chat", "_line", "_line_size", "_lost_reason", "_out", "_too_long", "session")
+    __slots__ = (
+        "_chat",
+        "_line",
+        "_line_size",
+        "_lost_reason",
+        "_out",
+        "_shared",
+        "_too_long",
+        "session",
+    )
 
     def __init__(self, server: ChatServer) -> None:
         super().__init__(server)
@@ -51,6 +61,8 @@ class IRCConnection(Channel):
         self._too_long = False
         self._lost_reason: str | None = None
         self._out: list[bytes] | None = None
+        # [SharedLines, index of the first line not yet taken] per channel this iteration.
+        self._shared: list[list[Any]] = []
         self.session: Session | None = None
 
     def handle_connect(self) -> None:
@@ -63,6 +75,7 @@ class IRCConnection(Channel):
             self.close_link,
             server.policy,
             time.monotonic(),
+            share=self.share_lines,
         )
 
     def collect_incoming_data(self, data: bytes) -> None:
@@ -98,7 +111,32 @@ class IRCConnection(Channel):
             self._out = [data]
             self._chat.batcher.add(self)
         else:
+            if self._shared:
+                self._take_shared(out)  # channel lines received before this one go first
             out.append(data)
+
+    def share_lines(self, shared: SharedLines) -> None:
+        """Take a channel's lines of this iteration when flushing (one call per channel and
+        iteration, however many lines it carries)."""
+        if self._out is None:
+            self._out = []
+            self._chat.batcher.add(self)
+        self._shared.append([shared, 0])
+
+    def _take_shared(self, out: list[bytes]) -> None:
+        """Move the shared lines received so far (but this client's own) into ``out``."""
+        session = self.session
+        if session is None:
+            return
+        user = session.user
+        for entry in self._shared:
+            shared, start = entry
+            end = len(shared)
+            if end > start:
+                data = shared.take(user, start)
+                if data:
+                    out.append(data)
+                entry[1] = end
 
     def flush_output(self) -> None:
         """Write the lines queued in this iteration at once; close the link when the
@@ -107,6 +145,11 @@ class IRCConnection(Channel):
         if out is None:
             return
         self._out = None
+        if self._shared:
+            self._take_shared(out)
+            self._shared.clear()
+            if not out:
+                return
         data = out[0] if len(out) == 1 else b"".join(out)
         if self.writable:
             # The common case, once per client and loop iteration: Channel.push writes

@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from medusa.chat.fanout import SharedLines
     from medusa.chat.user import User
 
 __all__ = ["IRCChannel"]
@@ -30,10 +31,14 @@ class IRCChannel:
         topic: the topic (``""`` when none); ``topic_setter`` and ``topic_time`` (seconds
             since the epoch) say who set it and when.
         created: creation time, seconds since the epoch.
+        shared: the lines sent to the members in this loop iteration, shared by the members
+            whose transport writes them itself (:mod:`medusa.chat.fanout`), or ``None``;
+            ``direct`` lists the other members, who get each line through ``send``.
     """
 
     __slots__ = (
         "created",
+        "direct",
         "invited",
         "key",
         "limit",
@@ -41,6 +46,7 @@ class IRCChannel:
         "modes",
         "name",
         "password",
+        "shared",
         "topic",
         "topic_setter",
         "topic_time",
@@ -58,6 +64,8 @@ class IRCChannel:
         self.topic_setter = ""
         self.topic_time = 0
         self.created = int(time.time())
+        self.shared: SharedLines | None = None
+        self.direct: list[User] = []
 
     def send(self, data: bytes, skip: User | None = None) -> None:
         """Queue one encoded line for every member but ``skip``."""

@@ -55,10 +55,9 @@ def _deliver(net: Network, user: User, msg: Message, command: str, *, errors: bo
                 if errors:
                     net.reply(user, n.ERR_CANNOTSENDTOCHAN, channel.name, "Cannot send to channel")
                 continue
-            line = encode_line(f":{user.prefix} {command} {channel.name} :{text}")
-            for member in channel.members:
-                if member is not user:
-                    member.send(line)
+            net.broadcast(
+                channel, encode_line(f":{user.prefix} {command} {channel.name} :{text}"), user
+            )
             continue
         other = net.find_user(target)
         if other is None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower
+from medusa.chat.fanout import SharedLines
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line
 from medusa.chat.user import User
@@ -58,6 +59,7 @@ class Network:
         self.channels: dict[str, IRCChannel] = {}
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.connected = 0  # users not yet gone, registered or not
+        self._open_shared: list[IRCChannel] = []  # channels whose shared lines are open
 
     # -- output ----------------------------------------------------------------------------
 
@@ -65,6 +67,51 @@ class Network:
         """Send a numeric reply from the server to ``user`` (its nick, or ``*`` before
         registration, as the first parameter)."""
         user.send(encode_line(format_line(self.config.server_name, numeric, user.nick, *params)))
+
+    def broadcast(self, channel: IRCChannel, line: bytes, sender: User) -> None:
+        """Send ``line`` (a PRIVMSG or NOTICE from ``sender``) to every member of
+        ``channel`` but ``sender`` (RFC 2812 section 3.3.1).
+
+        Members whose transport can share lines (``User.share``) are given the channel's
+        :class:`~medusa.chat.fanout.SharedLines` of this iteration once, when it opens; a
+        line then costs one append for all of them. The others get it through ``send``.
+        :meth:`seal_shared` ends the iteration's shared lines.
+        """
+        shared = channel.shared
+        if shared is None:
+            shared = SharedLines()
+            direct: list[User] = []
+            for member in channel.members:
+                share = member.share
+                if share is None:
+                    direct.append(member)
+                else:
+                    share(shared)
+            channel.direct = direct
+            if len(direct) < len(channel.members):
+                channel.shared = shared
+                self._open_shared.append(channel)
+            else:
+                shared = None  # nobody shares: nothing to keep (or to seal) this time
+        if shared is not None:
+            shared.append(line, sender)
+        for member in channel.direct:
+            if member is not sender:
+                member.send(line)
+
+    def seal_shared(self) -> None:
+        """End of a loop iteration (the transports are about to write): close every open
+        :class:`~medusa.chat.fanout.SharedLines`; the next channel line opens a new one."""
+        for channel in self._open_shared:
+            self._seal(channel)
+        self._open_shared.clear()
+
+    @staticmethod
+    def _seal(channel: IRCChannel) -> None:
+        shared = channel.shared
+        if shared is not None:
+            shared.seal()
+            channel.shared = None
 
     def need_more_params(self, user: User, command: str) -> None:
         """Send ``ERR_NEEDMOREPARAMS`` (461) for ``command``."""
@@ -146,6 +193,7 @@ class Network:
     def join(self, user: User, channel: IRCChannel) -> None:
         """Add ``user`` to ``channel`` (created empty by the caller: the first member
         becomes operator), announce the JOIN, send the topic and the names."""
+        self._seal(channel)  # the lines shared so far are not for the new member
         channel.members[user] = "" if channel.members else "o"
         user.channels[channel.key] = channel
         channel.invited.discard(user.key)
@@ -156,6 +204,7 @@ class Network:
 
     def leave(self, user: User, channel: IRCChannel) -> None:
         """Take ``user`` out of ``channel`` (no announcement); drop an empty channel."""
+        self._seal(channel)  # later lines are not for the member who left
         channel.members.pop(user, None)
         user.channels.pop(channel.key, None)
         if not channel.members and self.channels.get(channel.key) is channel:

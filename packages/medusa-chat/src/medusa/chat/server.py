@@ -158,7 +158,7 @@ class ChatServer(Server):
             from medusa.chat.websocket import require_wsproto
 
             require_wsproto()
-        self.batcher = WriteBatcher()
+        self.batcher = WriteBatcher(self.network.seal_shared)
         self._per_address: dict[str, int] = {}
         self._hosts: dict[Channel, str] = {}
         self._extra: list[tuple[str, asyncio.Server]] = []

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medusa.chat import numerics as n
+from medusa.chat.fanout import SharedLines
 from medusa.chat.flood import TokenBucket
 from medusa.chat.message import MAX_LINE, decode_line, encode_line, format_line, parse_message
 from medusa.chat.network import Network
@@ -53,6 +54,8 @@ class Session:
         policy: limits and timers.
         now: the :func:`time.monotonic` time of the connection, seconds.
         kind: ``"irc"`` or ``"web"`` (shown nowhere but kept on the user).
+        share: takes a channel's shared lines (see :class:`~medusa.chat.user.User`), or
+            ``None``.
     """
 
     __slots__ = ("bucket", "last_heard", "network", "ping_sent", "policy", "started", "user")
@@ -66,10 +69,11 @@ class Session:
         policy: LinkPolicy,
         now: float,
         kind: str = "irc",
+        share: Callable[[SharedLines], None] | None = None,
     ) -> None:
         self.network = network
         self.policy = policy
-        self.user = User(host, send, close, kind)
+        self.user = User(host, send, close, kind, share)
         self.bucket = TokenBucket(policy.flood_rate, policy.flood_burst, now)
         self.started = now
         self.last_heard = now

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from medusa.chat.fanout import SharedLines
     from medusa.chat.ircchannel import IRCChannel
 
 __all__ = ["User"]
@@ -26,6 +27,9 @@ class User:
         send: queues one line (bytes, CR LF included) for the client.
         close: ends the link with a reason (the transport sends ``ERROR`` first).
         kind: how the client is connected: ``"irc"``, ``"web"`` or ``"simple"``.
+        share: for a transport that writes a channel's :class:`~medusa.chat.fanout.SharedLines`
+            itself (an IRC connection), a callable that takes one; ``None``: channel lines
+            come one by one through ``send``.
 
     Attributes:
         nick: the nickname (``"*"`` until one is accepted); ``key`` is its case-folded form.
@@ -56,6 +60,7 @@ class User:
         "realname",
         "registered",
         "send",
+        "share",
         "signon",
         "username",
     )
@@ -66,9 +71,11 @@ class User:
         send: Callable[[bytes], None],
         close: Callable[[str], None],
         kind: str = "irc",
+        share: Callable[[SharedLines], None] | None = None,
     ) -> None:
         self.host = host
         self.send = send
+        self.share = share
         self.close = close
         self.kind = kind
         self.nick = "*"
