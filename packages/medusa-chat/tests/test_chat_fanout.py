@@ -167,7 +167,10 @@ def test_order_kept_per_recipient(server: ChatServer) -> None:
             "PRIVMSG bob :end",
         ]
         # Alice sees her KICK and PART, none of her messages to the channel.
-        assert alice.lines_from("alice", b"PART #f") == ["KICK #f carol :out now", "PART #f :bye now"]
+        assert alice.lines_from("alice", b"PART #f") == [
+            "KICK #f carol :out now",
+            "PART #f :bye now",
+        ]
         bob.send("PRIVMSG carol :sentinel\r\n")
         assert carol.lines_from("alice", b"sentinel") == [
             "PRIVMSG #f :one",
