@@ -153,8 +153,9 @@ class WeeChat:
 
 
 class Irssi:
-    """irssi under a 120x40 pseudo-terminal, in its own ``--home``; what it prints is
-    drained by a thread so that it never blocks on a full pty."""
+    """irssi under a 120x40 pseudo-terminal, in its own ``--home``, connected by a typed
+    ``/connect`` after a typed ``/log open``; what it prints is drained by a thread so that
+    it never blocks on a full pty."""
 
     def __init__(self, home: Path, port: int, nick: str) -> None:
         assert IRSSI is not None
@@ -165,7 +166,7 @@ class Irssi:
         self.screen = bytearray()
         try:
             self.process = subprocess.Popen(
-                [IRSSI, "--home", str(home), "-n", nick, "-c", "127.0.0.1", "-p", str(port)],
+                [IRSSI, "--home", str(home), "-n", nick],
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
@@ -176,8 +177,10 @@ class Irssi:
             os.close(slave)
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        # Typed at once: irssi reads it once its interface is up, before the welcome.
+        # Typed at once, read by irssi in this order once its interface is up: the log is
+        # open before the connection starts, so it holds everything from the welcome on.
         self.type(f"/log open {self.log}")
+        self.type(f"/connect 127.0.0.1 {port}")
 
     def _drain(self) -> None:
         while True:
