@@ -264,13 +264,19 @@ class HTTPServer(Server):
         return prefix
 
     def log_access(self, request: Request) -> None:
-        """Write the request's Common Log Format line to :attr:`access_log` (the time part
-        is formatted once a second, the client's address once per connection)."""
+        """Write the request's Common Log Format line to :attr:`access_log`.
+
+        Its time is the second the response started (Apache's ``%t`` is the second the
+        request arrived: the same but for slow handlers), or the current second for a
+        request that got no response; the time part is formatted once a second and the
+        client's address once per connection."""
         log = self.access_log
         if log is None or not self._log_enabled:
             return
         try:
-            second = int(time.time())
+            # The time of the response's head (made once a second by head_prefix, which
+            # read the clock for it), or now for a request that got no response.
+            second = self._prefix_second if request._head_sent else int(time.time())
             if second != self._log_second:
                 self._log_second = second
                 self._log_stamp = time_stamp(second)
