@@ -271,7 +271,13 @@ def test_weechat(server: ChatServer, observer: Observer, tmp_path: Path) -> None
             ),
             "the topic in WeeChat",
         )
-        assert "Channel #weechat: 2 nicks (1 op, 0 voices, 1 normal)" in client.channel_log(channel)
+        observer.run_until(
+            lambda: (
+                "Channel #weechat: 2 nicks (1 op, 0 voices, 1 normal)"
+                in client.channel_log(channel)
+            ),
+            "the names in WeeChat",
+        )
         client.command(f"irc.medusa.{channel}", "hello from WeeChat")
         said = observer.wait_event("pubmsg", from_nick(nick))
         assert said.target == channel
