@@ -38,6 +38,7 @@ if __package__ in (None, ""):
 
 from bench.ftp_bench import one_session
 from bench.ftp_servers import HOST, LIST_ENTRIES, MIB, make_tree, medusa_peer, pyftpdlib_peer
+from bench.measure import callgrind_total
 
 
 def user_system_seconds(pid: int) -> tuple[float, float]:
@@ -78,7 +79,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(10)
 
 
-def callgrind_total(work: Path, root: Path, sessions: int, tag: str, server: str) -> int:
+def session_instructions(work: Path, root: Path, sessions: int, tag: str, server: str) -> int:
     """Instructions executed by a ``server`` process (``medusa serve`` or pyftpdlib) that
     served ``sessions`` sessions (plus the one greeting check), start to exit."""
     ports = range(12000, 17000)
@@ -95,17 +96,14 @@ def callgrind_total(work: Path, root: Path, sessions: int, tag: str, server: str
         run_sessions(peer.port, sessions)
     finally:
         stop(proc)
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no total in {out}")
+    return callgrind_total(out)
 
 
 def main_callgrind(work: Path, root: Path, args: argparse.Namespace) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    base = callgrind_total(work, root, args.warmup, "base", args.server)
-    full = callgrind_total(work, root, args.warmup + args.sessions, "full", args.server)
+    base = session_instructions(work, root, args.warmup, "base", args.server)
+    full = session_instructions(work, root, args.warmup + args.sessions, "full", args.server)
     print(
         f"instructions: {base} with {args.warmup} sessions, {full} with "
         f"{args.warmup + args.sessions}"

@@ -37,19 +37,14 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.logging_server import NullLogger
+
 from medusa.core.log import Logger
 from medusa.http import HTTPServer, Request
 from medusa.logging import FileLogger, SocketLogger, SyslogLogger
 
 KINDS = ("null", "file", "socket", "syslog-udp", "syslog-tcp")
 BURST = 40
-
-
-class NullLogger:
-    """Takes every line and does nothing: the cost of making the line."""
-
-    def log(self, message: str) -> None:
-        pass
 
 
 class Peer:

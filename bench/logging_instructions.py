@@ -28,19 +28,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.logging_server import HelloHandler, NullLogger
+from bench.measure import callgrind_total
+
 KINDS = ("none", "null", "file")
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n"
 WARMUP = 2000
-
-
-class HelloHandler:
-    """Answers ``GET /hello`` with a fixed 13-byte body."""
-
-    def match(self, request: Any) -> bool:
-        return bool(request.path == "/hello")
-
-    def handle_request(self, request: Any) -> None:
-        request.respond(200, b"Hello, World!", content_type="text/plain")
 
 
 class MemoryTransport(asyncio.Transport):
@@ -59,13 +55,6 @@ class MemoryTransport(asyncio.Transport):
         return 0
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-
-class NullLogger:
-    """Takes every line and does nothing: the cost of making the line."""
-
-    def log(self, message: str) -> None:
         pass
 
 
@@ -100,10 +89,7 @@ def total(kind: str, requests: int, tmp: Path) -> int:
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
             __file__, "serve", kind, str(requests), str(tmp)]  # fmt: skip
     subprocess.run(argv, check=True, capture_output=True)
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no total in {out}")
+    return callgrind_total(out)
 
 
 def main(argv: list[str]) -> None:

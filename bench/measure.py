@@ -1,4 +1,5 @@
-"""Measurements: wrk load runs (and parsing wrk's report) and the idle-connection memory test."""
+"""Measurements: wrk load runs (and parsing wrk's report), the idle-connection memory test,
+and reading callgrind's instruction total."""
 
 from __future__ import annotations
 
@@ -35,6 +36,18 @@ class WrkRun:
     requests: int
     socket_errors: int
     non_2xx: int
+
+
+def callgrind_total(path: Path) -> int:
+    """The instructions a process executed, from the callgrind output file ``path``.
+
+    Raises:
+        MeasureError: the file has no ``summary:`` or ``totals:`` line.
+    """
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise MeasureError(f"no instruction total in {path}")
 
 
 def parse_time(value: str, unit: str) -> float:

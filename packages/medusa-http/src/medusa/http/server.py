@@ -266,16 +266,16 @@ class HTTPServer(Server):
     def log_access(self, request: Request) -> None:
         """Write the request's Common Log Format line to :attr:`access_log`.
 
-        Its time is the second the response started (Apache's ``%t`` is the second the
-        request arrived: the same but for slow handlers), or the current second for a
-        request that got no response; the time part is formatted once a second and the
-        client's address once per connection."""
+        Its time is the second of this server's latest response head, which lies between
+        this response's start and now (Apache's ``%t`` is the second the request arrived:
+        the same but for slow responses), or the current second for a request that got no
+        response; the time part is formatted once a second and the client's address once
+        per connection."""
         log = self.access_log
         if log is None or not self._log_enabled:
             return
         try:
-            # The time of the response's head (made once a second by head_prefix, which
-            # read the clock for it), or now for a request that got no response.
+            # head_prefix read the clock for this response's head or a later one.
             second = self._prefix_second if request._head_sent else int(time.time())
             if second != self._log_second:
                 self._log_second = second
