@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import os
@@ -66,6 +67,38 @@ def test_threads_logging_at_once_lose_nothing(tmp_path: Path) -> None:
         assert [int(x.split()[1]) for x in lines if x[0] == name] == list(range(per_thread))
     assert stats["received"] == stats["written"] == per_thread * len(names)
     assert stats["dropped"] == stats["queued"] == 0
+
+
+def test_plain_lines_and_entries_interleaved(tmp_path: Path) -> None:
+    # Text lines queue log() messages bare and emit() entries as they are: one file, in order.
+    path = tmp_path / "mixed.log"
+    logger = FileLogger(path)
+    try:
+        for n in range(300):
+            logger.log(f"plain {n}")
+            logger.emit(Entry(f"entry {n}", Severity.ERR, 0.5))
+        assert logger.flush(10)
+    finally:
+        logger.close()
+    assert _lines(path) == [f"{kind} {n}" for n in range(300) for kind in ("plain", "entry")]
+
+
+def test_json_lines_of_log_calls_carry_their_time(tmp_path: Path) -> None:
+    path = tmp_path / "access.jsonl"
+    logger = FileLogger(path, format="json")
+    try:
+        before = time.time()
+        logger.log("GET / 200")
+        after = time.time()
+        assert logger.flush()
+    finally:
+        logger.close()
+    (line,) = _lines(path)
+    record = json.loads(line)
+    assert record["message"] == "GET / 200"
+    stamp: float = calendar.timegm(time.strptime(record["time"][:19], "%Y-%m-%dT%H:%M:%S"))
+    stamp += float("0." + record["time"][20:26])  # RFC 3339 in UTC: ...:SS.ffffffZ
+    assert int(before) <= stamp <= after + 1e-6
 
 
 def test_json_lines(tmp_path: Path) -> None:

@@ -148,3 +148,19 @@ def test_text_lines_in_one_piece_match_line_by_line(one_line: bool) -> None:
     assert joined == b"".join(fmt.lines(records, Severity.INFO, None))
     assert joined.count(b"\n") == (4 if one_line else 6)
     assert fmt.encode([], Severity.INFO, None) == b""
+
+
+@pytest.mark.parametrize("one_line", [False, True])
+def test_text_lines_of_bare_messages(one_line: bool) -> None:
+    # A text logger queues log() lines as bare messages (no clock read, no pair): a batch of
+    # them is joined in one piece, and a batch mixing them with pairs and entries gives the
+    # same lines as one by one.
+    fmt = LineFormatter("text", one_line=one_line)
+    bare: list[Record] = ["a", "b\nc", "\udcff"]
+    for records in (bare, [*bare, ("d", T), Entry("e", Severity.ERR, T)]):
+        joined = fmt.encode(records, Severity.INFO, None)
+        assert joined == b"".join(fmt.lines(records, Severity.INFO, None))
+    expected = b"a\nb\\nc\n?\n" if one_line else b"a\nb\nc\n?\n"
+    assert fmt.encode(bare, Severity.INFO, None) == expected
+    assert fmt.timed is False
+    assert LineFormatter("json").timed is True

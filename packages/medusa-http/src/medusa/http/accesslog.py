@@ -55,6 +55,15 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
+def _status_fields() -> dict[int, str]:
+    return {code: f'" {code} ' for code in range(100, 1000)}
+
+
+_STATUS_FIELDS = _status_fields()
+"""``'" 200 '``: the end of the request line and the status field, for every three-digit
+status (made once: formatting an int per line costs more than a lookup)."""
+
+
 def common_log_line(request: Request, host: str, stamp: str) -> str:
     """Return the Common Log Format line of a finished request.
 
@@ -66,16 +75,20 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
 
     The target and the user are escaped (see :func:`_quote`) so that a client cannot forge
     log lines; the method (an RFC 9110 token: the parser refuses anything else) and the
-    version (``1.0`` or ``1.1``) need no escaping.
+    version (``1.0`` or ``1.1``) need no escaping. (llhttp refuses control characters and
+    bytes above 127 in a request-target, but a handler may have rewritten it: the check
+    stays.)
     """
+    status = request.status
+    status_field = _STATUS_FIELDS.get(status) or f'" {status} '
     method = request.method
     if not method:  # a request that never got a request line
-        return f'{host} - -{stamp}-" {request.status} {request.bytes_out or "-"}'
+        return f"{host} - -{stamp}-{status_field}{request.bytes_out or '-'}"
     target = request.target
-    if not (target.isascii() and target.isprintable()) or '"' in target or "\\" in target:
+    if not target.isascii() or '"' in target or "\\" in target or not target.isprintable():
         target = _quote(target)
     user = request.user
     return (
         f"{host} - {_quote(user) if user else '-'}{stamp}{method} {target} "
-        f'HTTP/{request.version}" {request.status} {request.bytes_out or "-"}'
+        f"HTTP/{request.version}{status_field}{request.bytes_out or '-'}"
     )

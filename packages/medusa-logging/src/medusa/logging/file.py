@@ -189,6 +189,9 @@ class FileLogger(QueuedLogger):
             view = view[n:]
         self._size += len(data)
 
+    def _lines_timed(self) -> bool:
+        return self.formatter.timed
+
     def _write(self, records: list[Record]) -> None:
         if self.rotate_when:
             now = self.clock()

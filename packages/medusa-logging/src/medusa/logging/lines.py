@@ -59,8 +59,15 @@ class LineFormatter:
             return b""
         if self.json:
             return b"".join(self.format(as_entry(r, severity, msgid)) for r in records)
-        texts = [r[0] if type(r) is tuple else r.message for r in records]  # type: ignore[union-attr]
-        joined = "\n".join(texts)
+        try:
+            joined = "\n".join(records)  # type: ignore[arg-type]  # bare messages: the usual batch
+            texts: Sequence[str] = records  # type: ignore[assignment]
+        except TypeError:
+            texts = [
+                r if type(r) is str else r[0] if type(r) is tuple else r.message  # type: ignore[union-attr]
+                for r in records
+            ]
+            joined = "\n".join(texts)
         if self.one_line and joined.count("\n") != len(texts) - 1:
             joined = "\n".join(t.replace("\n", "\\n") for t in texts)
         return (joined + "\n").encode("utf-8", "replace")
@@ -70,6 +77,12 @@ class LineFormatter:
     ) -> list[bytes]:
         """Return each of ``records`` as its own line (see :meth:`encode`)."""
         return [self.format(as_entry(r, severity, msgid)) for r in records]
+
+    @property
+    def timed(self) -> bool:
+        """Whether the lines carry the records' times (``json``): when not, a logger may
+        queue a plain message without reading the clock."""
+        return self.json
 
     def format(self, entry: Entry) -> bytes:
         """Return ``entry`` as one line, ending in ``\\n``."""

@@ -170,6 +170,7 @@ class QueuedLogger:
         self.max_batch = max_batch
         self.linger = linger
         self.counters = LogCounters()
+        self._timed = self._lines_timed()
         # Records stay in the queue until they were written. Only the writer removes them
         # (popleft); log() and emit() append without the lock (deque operations are atomic).
         self._queue: deque[Record] = deque()
@@ -252,13 +253,15 @@ class QueuedLogger:
         :class:`medusa.core.log.Logger` protocol). Never blocks, never raises.
 
         The fast path of every access log: the line and its time are appended to the queue as
-        a plain pair, without taking the lock (a ``deque`` append is atomic); the lock is taken
-        only to wake a writer that waits for work, and to count a drop. With several threads
-        logging at once the buffer can hold a record or so more than ``buffer`` per thread.
+        a plain pair (the line alone when the output has no time of its own: see
+        :meth:`_lines_timed`), without taking the lock (a ``deque`` append is atomic); the
+        lock is taken only to wake a writer that waits for work, and to count a drop. With
+        several threads logging at once the buffer can hold a record or so more than
+        ``buffer`` per thread.
         """
         queue = self._queue
         if len(queue) < self.buffer and not self._closed:
-            queue.append((message, _now()))
+            queue.append((message, _now()) if self._timed else message)
             if self._waiting:  # read after the append: see _wait_for_work
                 self._wake()
         else:
@@ -349,6 +352,11 @@ class QueuedLogger:
     def _close_sink(self) -> None:
         """Close the destination (no error raised)."""
         raise NotImplementedError
+
+    def _lines_timed(self) -> bool:
+        """Whether what this logger writes shows each record's time (syslog headers, JSON):
+        when not, :meth:`log` queues the bare message (no clock read, no pair made)."""
+        return True
 
     def _entry(self, record: Record) -> Entry:
         """``record`` as an :class:`Entry` (a plain line gets this logger's severity and

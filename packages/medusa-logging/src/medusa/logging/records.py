@@ -133,14 +133,18 @@ class Entry:
         return f"Entry({self.message!r}, {self.severity.name}, {self.timestamp})"
 
 
-Record = Entry | tuple[str, float]
+Record = Entry | tuple[str, float] | str
 """What a logger's buffer holds: an :class:`Entry`, or for a plain ``log(message)`` line the
-cheaper ``(message, timestamp)`` pair, which takes the logger's own severity and MSGID."""
+cheaper ``(message, timestamp)`` pair, which takes the logger's own severity and MSGID, or,
+in a logger whose output has no time of its own (text lines: an access-log line carries its
+time), the message alone."""
 
 
 def as_entry(record: Record, severity: Severity, msgid: str | None) -> Entry:
-    """``record`` as an :class:`Entry`: a plain ``(message, timestamp)`` pair gets
-    ``severity`` and ``msgid``."""
+    """``record`` as an :class:`Entry`: a plain ``(message, timestamp)`` pair or a bare
+    message gets ``severity`` and ``msgid`` (a bare message the current time)."""
     if type(record) is tuple:
         return Entry(record[0], severity, record[1], msgid)
+    if type(record) is str:
+        return Entry(record, severity, None, msgid)
     return record  # type: ignore[return-value]

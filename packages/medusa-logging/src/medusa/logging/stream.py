@@ -90,6 +90,9 @@ class SocketLogger(QueuedLogger):
             self._sock.close()
             self._sock = None
 
+    def _lines_timed(self) -> bool:
+        return self.formatter.timed
+
     def _write(self, records: list[Record]) -> None:
         sock = self._sock
         assert sock is not None

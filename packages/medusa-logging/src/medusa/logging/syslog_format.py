@@ -206,8 +206,8 @@ class SyslogFormatter:
         measured by C-level iteration (``map``, ``zip``).
         """
         if records and all(type(r) is tuple for r in records):
-            messages = [r[0] for r in records]  # type: ignore[index]
-            stamps = [r[1] for r in records]  # type: ignore[index]
+            messages: list[str] = [r[0] for r in records]  # type: ignore[index]
+            stamps: list[float] = [r[1] for r in records]  # type: ignore[index,misc]
             second = int(min(stamps))
             if all(messages) and int(max(stamps)) == second:
                 before, after = self._heads(second, severity, msgid)
