@@ -163,6 +163,43 @@ def test_usage_errors_exit_2(medusa: list[str], args: list[str]) -> None:
     assert "usage: medusa" in result.stderr
 
 
+def test_version(medusa: list[str]) -> None:
+    result = run(medusa, "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("medusa-core ")
+    assert "unknown" not in result.stdout  # installed: the version comes from its metadata
+
+
+def test_unknown_address_option_points_at_plugins(medusa: list[str]) -> None:
+    result = run(medusa, "serve", "--gopher", "7070")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --gopher" in result.stderr
+    assert "'medusa plugins' lists the installed ones" in result.stderr
+
+
+def test_backend_uvloop_missing_is_a_usage_error(medusa: list[str], tmp_path: Path) -> None:
+    # An importable "uvloop" that fails to import stands for uvloop not being installed.
+    plugins = server_plugins()
+    if not plugins:
+        pytest.skip("no server type is installed")
+    fake = tmp_path / "no-uvloop" / "uvloop"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed in this test')\n")
+    address = f"--{plugins[0].name}=127.0.0.1:0"
+    result = subprocess.run(
+        [*medusa, "serve", str(tmp_path), address, "--backend", "uvloop"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "PYTHONPATH": str(fake.parent)},
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "medusa: backend uvloop: uvloop is not installed: pip install 'medusa-core[uvloop]'\n"
+    )
+
+
 def test_run_missing_script(medusa: list[str], tmp_path: Path) -> None:
     script = tmp_path / "start_medusa.py"
     result = run(medusa, "run", str(script))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import os
+import pty
+import select
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,13 +156,65 @@ def test_passwd_command_refuses(tmp_path: Path, user: str, stdin: str, message: 
     assert not path.exists()
 
 
+def passwd_on_terminal(path: Path, answers: list[str]) -> tuple[int, str]:
+    """Run ``medusa passwd PATH alice`` with a pseudo-terminal as its controlling terminal,
+    typing each of ``answers`` after the prompt before it; return (exit status, output)."""
+    prompts = [b"New password for alice: ", b"Again: "]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the pseudo-terminal is its controlling terminal
+        try:
+            argv = [sys.executable, "-m", "medusa.core.cli", "passwd", str(path), "alice"]
+            os.execv(sys.executable, argv)  # noqa: S606 (no shell wanted)
+        finally:
+            os._exit(127)
+    output = b""
+    seen = 0  # the output up to here was answered already
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+            if answers and prompts[0] in output[seen:]:
+                seen = output.index(prompts[0], seen) + len(prompts[0])
+                os.write(fd, answers.pop(0).encode() + b"\n")
+                prompts.pop(0)
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_passwd_command_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "users"
+    code, output = passwd_on_terminal(path, ["open sesame", "open sesame"])
+    assert code == 0, output
+    assert "open sesame" not in output  # not echoed
+    assert PasswordFile(path).verify("alice", "open sesame")
+
+
 def test_passwd_command_refuses_a_mismatch(tmp_path: Path) -> None:
-    # Without --stdin the command uses getpass; with no controlling terminal (a new
-    # session) getpass falls back to reading lines from stdin.
+    path = tmp_path / "users"
+    code, output = passwd_on_terminal(path, ["one", "two"])
+    assert code == 2
+    assert "do not match" in output
+    assert not path.exists()
+
+
+def test_passwd_command_without_a_terminal_asks_for_stdin(tmp_path: Path) -> None:
+    # No controlling terminal (a new session): getpass would warn and read the password
+    # with echo from stdin; the command refuses and points at --stdin.
     path = tmp_path / "users"
     result = subprocess.run(
         [sys.executable, "-m", "medusa.core.cli", "passwd", str(path), "alice"],
-        input="one\ntwo\n",
+        input="one\none\n",
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -167,5 +222,5 @@ def test_passwd_command_refuses_a_mismatch(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2
-    assert "do not match" in result.stderr
+    assert result.stderr == "medusa: no terminal to ask for the password on: use --stdin\n"
     assert not path.exists()

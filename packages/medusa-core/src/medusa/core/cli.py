@@ -4,6 +4,7 @@
   installed server type (or those named), or the servers of a ``medusa.toml``;
 * ``medusa run SCRIPT`` — run a Python startup script that builds servers with the typed API;
 * ``medusa plugins`` — list the installed server types;
+* ``medusa --version`` — medusa-core's version;
 * ``medusa passwd FILE USER [--stdin]`` — add a user to a password file or change their
   password (a salted scrypt hash, see :mod:`medusa.core.passwords`).
 
@@ -14,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import logging
 import os
 import runpy
 import sys
+import warnings
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
 from medusa.core.config import Config, load_config
@@ -31,10 +36,29 @@ from medusa.core.server import Server
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a hint when an address option is unknown: server options come from
+    the installed server types (medusa-http gives ``--http``, and so on)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments") and "--" in message:
+            message += (
+                " (each server type's address option comes with its package: "
+                "'medusa plugins' lists the installed ones)"
+            )
+        super().error(message)
+
+
+def _core_version() -> str:
+    try:
+        return version("medusa-core")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
 def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="medusa", description="Medusa: many protocol servers on one event loop."
-    )
+    parser = _Parser(prog="medusa", description="Medusa: many protocol servers on one event loop.")
+    parser.add_argument("--version", action="version", version=f"medusa-core {_core_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -56,16 +80,29 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
             metavar="ADDR",
             dest=f"addr_{name}",
             action="append",
-            help=f"{cls.description}: listen on ADDR (PORT, HOST:PORT, [IPv6]:PORT, "
+            help=f"{cls.description}: listen on ADDR (PORT, HOST:PORT, *:PORT, [IPv6]:PORT, "
             f"unix:/path; default 127.0.0.1:{cls.default_port}); may be repeated",
         )
     serve.add_argument("-c", "--config", metavar="FILE", help="a medusa.toml declaring servers")
     _add_common(serve)
 
-    runp = sub.add_parser("run", help="run a Python startup script that builds servers")
+    runp = sub.add_parser(
+        "run",
+        help="run a Python startup script that builds servers",
+        description=(
+            "Run SCRIPT as __main__ (its directory first on sys.path, ARGS as sys.argv[1:]); "
+            "when it leaves a non-empty list of servers in a global named 'servers', serve "
+            "them until SIGINT or SIGTERM."
+        ),
+    )
     runp.add_argument("script", metavar="SCRIPT", help="the startup script (start_medusa.py)")
     runp.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
-    runp.add_argument("--log-level", default="info", choices=_LEVELS)
+    runp.add_argument(
+        "--log-level",
+        default="info",
+        choices=_LEVELS,
+        help="logging level (default info; warning silences the access log)",
+    )
 
     sub.add_parser("plugins", help="list the installed server types")
 
@@ -167,8 +204,18 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
                 file=sys.stderr,
             )
             return 2
-    _setup_logging(args.log_level or config.log_level)
     backend = args.backend or config.backend
+    if backend == "uvloop":
+        try:
+            importlib.import_module("uvloop")
+        except ImportError:
+            print(
+                "medusa: backend uvloop: uvloop is not installed: "
+                "pip install 'medusa-core[uvloop]'",
+                file=sys.stderr,
+            )
+            return 2
+    _setup_logging(args.log_level or config.log_level)
     grace = config.grace if args.grace is None else args.grace
     run(config.servers, backend=backend, grace=grace, on_start=print_listening)
     return 0
@@ -208,8 +255,18 @@ def _passwd(args: argparse.Namespace) -> int:
         if args.stdin:
             password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
         else:
-            password = getpass.getpass(f"New password for {args.user}: ")
-            again = getpass.getpass("Again: ")
+            with warnings.catch_warnings():
+                # No terminal: getpass would warn and read with echo; refuse instead.
+                warnings.simplefilter("error", getpass.GetPassWarning)
+                try:
+                    password = getpass.getpass(f"New password for {args.user}: ")
+                    again = getpass.getpass("Again: ")
+                except getpass.GetPassWarning:
+                    print(
+                        "medusa: no terminal to ask for the password on: use --stdin",
+                        file=sys.stderr,
+                    )
+                    return 2
             if password != again:
                 print("medusa: the passwords do not match", file=sys.stderr)
                 return 2
