@@ -116,3 +116,11 @@ def test_bad_chat_option_is_reported(runner: Runner, tmp_path: Path) -> None:
     result = runner.run("serve", "-c", str(config))
     assert result.returncode != 0
     assert "server[0].simple_channel: not a channel name" in result.stderr
+
+
+def test_missing_motd_file_names_the_key(runner: Runner, tmp_path: Path) -> None:
+    config = tmp_path / "medusa.toml"
+    config.write_text('[[server]]\ntype = "chat"\nmotd_file = "motd.txt"\n')
+    result = runner.run("serve", "-c", str(config))
+    assert result.returncode == 2
+    assert f"server[0].motd_file: cannot read {tmp_path / 'motd.txt'}: " in result.stderr

@@ -65,7 +65,7 @@ def test_plugins_lists_the_installed_server_types(medusa: list[str]) -> None:
     lines = result.stdout.splitlines()
     installed = server_plugins()
     if not installed:
-        assert lines == ["no server types installed (pip install medusa-http, medusa-ftp, ...)"]
+        assert lines == ["no server types installed (install medusa-http, medusa-ftp, ...)"]
         return
     assert len(lines) == len(installed)
     for line, plugin in zip(lines, installed, strict=True):

@@ -200,7 +200,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
                 config.servers.append(server_types[name].for_serve(address, root))
         if not config.servers:
             print(
-                "medusa: no server type is installed (pip install medusa-http, ...)",
+                "medusa: no server type is installed (install medusa-http, medusa-ftp, ...)",
                 file=sys.stderr,
             )
             return 2
@@ -224,7 +224,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
 def _plugins() -> int:
     found = server_plugins()
     if not found:
-        print("no server types installed (pip install medusa-http, medusa-ftp, ...)")
+        print("no server types installed (install medusa-http, medusa-ftp, ...)")
         return 0
     width = max(len(p.name) for p in found)
     for plugin in found:

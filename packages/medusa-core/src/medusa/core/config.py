@@ -146,7 +146,7 @@ def _configure_loggers(tables: object, source: str, base_dir: str) -> None:
             raise ConfigError(source, f"{prefix}.type", 'missing (for example type = "file")')
         plugin = installed.get(kind)
         if plugin is None:
-            known = ", ".join(sorted(installed)) or "none: pip install medusa-logging"
+            known = ", ".join(sorted(installed)) or "none: install medusa-logging"
             raise ConfigError(source, f"{prefix}.type", f"unknown logger {kind!r} ({known})")
         factory = plugin.entry_point.load()
         options = {k: v for k, v in table.items() if k != "type"}

@@ -139,7 +139,7 @@ def load_resolver(
     installed = resolver_plugins()
     found = [p for p in installed if p.name == name]
     if not found:
-        known = ", ".join(p.name for p in installed) or "none"
+        known = ", ".join(p.name for p in installed) or "none: install medusa-dns"
         raise ConfigError(source, f"{prefix}.type", f"no resolver {name!r} (installed: {known})")
     plugin = found[0]
     factory = plugin.entry_point.load()
@@ -174,7 +174,7 @@ def shared_resolver() -> Resolver:
     defaults: the name servers of ``/etc/resolv.conf``) on first use when none was set.
 
     Raises:
-        ConfigError: no resolver is installed (``pip install medusa-dns``).
+        ConfigError: no resolver is installed (install medusa-dns).
     """
     global _shared
     if _shared is None:
@@ -210,7 +210,7 @@ class HostNameLog:
 
     def __init__(self, resolver: Resolver | None = None) -> None:
         if resolver is None and not resolver_plugins():
-            raise ValueError("resolve_names needs a resolver: pip install medusa-dns")
+            raise ValueError("resolve_names needs a resolver: install medusa-dns")
         self.resolver = resolver
 
     def write(self, log: Logger, address: str, line: Callable[[str], str]) -> None:

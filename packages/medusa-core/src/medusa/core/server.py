@@ -165,7 +165,15 @@ class Server:
         kwargs = cls.resolve_paths(kwargs, base_dir)
         try:
             return cls(address, **kwargs)
-        except (ValueError, OSError) as exc:
+        except OSError as exc:
+            # A file named by one of the path options: the error names that option.
+            for name in cls.path_options:
+                value = kwargs.get(name)
+                if value is not None and exc.filename == os.fspath(value):
+                    reason = f"cannot read {exc.filename}: {exc.strerror or exc}"
+                    raise ConfigError(source, f"{prefix}.{name}", reason) from exc
+            raise ConfigError(source, prefix, str(exc)) from exc
+        except ValueError as exc:
             raise ConfigError(source, prefix, str(exc)) from exc
 
     @classmethod
