@@ -23,7 +23,6 @@ import cProfile
 import os
 import pstats
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -39,6 +38,8 @@ if __package__ in (None, ""):
 from bench.ftp_bench import one_session
 from bench.ftp_servers import HOST, LIST_ENTRIES, MIB, make_tree, medusa_peer, pyftpdlib_peer
 from bench.measure import callgrind_total
+
+from medusa.core.testing import stop_process
 
 
 def user_system_seconds(pid: int) -> tuple[float, float]:
@@ -70,15 +71,6 @@ def wait_greeting(port: int, proc: subprocess.Popen[bytes], timeout: float) -> N
     raise RuntimeError("the server did not greet in time")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 def session_instructions(work: Path, root: Path, sessions: int, tag: str, server: str) -> int:
     """Instructions executed by a ``server`` process (``medusa serve`` or pyftpdlib) that
     served ``sessions`` sessions (plus the one greeting check), start to exit."""
@@ -95,7 +87,7 @@ def session_instructions(work: Path, root: Path, sessions: int, tag: str, server
         wait_greeting(peer.port, proc, 300)
         run_sessions(peer.port, sessions)
     finally:
-        stop(proc)
+        stop_process(proc, 120)
     return callgrind_total(out)
 
 
@@ -135,7 +127,7 @@ def main_cpu(work: Path, root: Path, args: argparse.Namespace) -> None:
                 f"{system / args.sessions * 1000:.3f} system), {figures[-1][1]:.0f} sessions/s"
             )
     finally:
-        stop(proc)
+        stop_process(proc, 120)
     print(
         f"median: {statistics.median(f[0] for f in figures):.3f} ms server CPU per session, "
         f"{statistics.median(f[1] for f in figures):.0f} sessions/s"

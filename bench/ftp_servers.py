@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from medusa.core.passwords import hash_password
+from medusa.core.testing import stop_process
 
 MIB = 1024 * 1024
 HOST = "127.0.0.1"
@@ -136,15 +136,8 @@ class Peer:
 
     def stop(self) -> None:
         """SIGTERM to the server's PID, SIGKILL after 5 s."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc)
 
 
 def medusa_peer(work: Path, root: Path, ports: range, backend: str, name: str) -> Peer:

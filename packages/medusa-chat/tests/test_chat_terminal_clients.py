@@ -31,7 +31,7 @@ import irc.client  # type: ignore[import-untyped]
 import pytest
 
 from medusa.chat.server import ChatServer
-from medusa.core.testing import ServerThread
+from medusa.core.testing import ServerThread, stop_process
 
 TIMEOUT = 20.0
 """Seconds for any one step; WeeChat's default anti-flood sends a line every 2 s."""
@@ -205,17 +205,6 @@ class Irssi:
         finally:
             os.close(self.master)
             self._reader.join(5)
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """End ``process``: SIGTERM, then SIGKILL after 5 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def exited(process: subprocess.Popen[bytes]) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import importlib
 import logging
 import os
 import runpy
@@ -27,7 +26,7 @@ from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
 from medusa.core.config import Config, load_config
-from medusa.core.loop import print_listening, run
+from medusa.core.loop import check_backend, print_listening, run
 from medusa.core.options import ConfigError
 from medusa.core.passwords import set_password, valid_user_name
 from medusa.core.plugins import load_server_types, server_plugins
@@ -205,16 +204,11 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             )
             return 2
     backend = args.backend or config.backend
-    if backend == "uvloop":
-        try:
-            importlib.import_module("uvloop")
-        except ImportError:
-            print(
-                "medusa: backend uvloop: uvloop is not installed: "
-                "pip install 'medusa-core[uvloop]'",
-                file=sys.stderr,
-            )
-            return 2
+    try:
+        check_backend(backend)
+    except ImportError as exc:
+        print(f"medusa: backend {backend}: {exc}", file=sys.stderr)
+        return 2
     _setup_logging(args.log_level or config.log_level)
     grace = config.grace if args.grace is None else args.grace
     run(config.servers, backend=backend, grace=grace, on_start=print_listening)

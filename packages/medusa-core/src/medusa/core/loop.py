@@ -19,6 +19,7 @@ from medusa.core.server import Server
 
 __all__ = [
     "Backend",
+    "check_backend",
     "finish_loop",
     "loop_name",
     "new_event_loop",
@@ -28,6 +29,40 @@ __all__ = [
 ]
 
 Backend = Literal["auto", "uvloop", "asyncio"]
+
+
+def _uvloop(backend: Backend | str) -> Any:
+    """The uvloop module when ``backend`` wants it and it is installed, else None.
+
+    Raises:
+        ImportError: for ``"uvloop"`` when uvloop is not installed.
+        ValueError: for an unknown backend name.
+    """
+    if backend not in ("auto", "uvloop", "asyncio"):
+        raise ValueError(f"unknown loop backend {backend!r} (auto, uvloop or asyncio)")
+    if backend == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if backend == "uvloop":
+            raise ImportError(
+                "uvloop is not installed: pip install 'medusa-core[uvloop]'"
+            ) from None
+        return None
+    return uvloop
+
+
+def check_backend(backend: Backend | str) -> None:
+    """Check that :func:`new_event_loop` can make a loop of ``backend`` (before any server
+    starts, for a clear usage error).
+
+    Raises:
+        ImportError: for ``"uvloop"`` when uvloop is not installed
+            (``pip install 'medusa-core[uvloop]'``).
+        ValueError: for an unknown backend name.
+    """
+    _uvloop(backend)
 
 
 def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop:
@@ -42,19 +77,10 @@ def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop
             (``pip install 'medusa-core[uvloop]'``).
         ValueError: for an unknown backend name.
     """
-    if backend not in ("auto", "uvloop", "asyncio"):
-        raise ValueError(f"unknown loop backend {backend!r} (auto, uvloop or asyncio)")
-    if backend != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if backend == "uvloop":
-                raise ImportError(
-                    "uvloop is not installed: pip install 'medusa-core[uvloop]'"
-                ) from None
-        else:
-            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-            return loop
+    uvloop = _uvloop(backend)
+    if uvloop is not None:
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
     return asyncio.new_event_loop()
 
 

@@ -16,18 +16,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from medusa.core.loop import Backend, finish_loop, new_event_loop, serve
 from medusa.core.server import Server
 
-__all__ = ["ServerThread", "wait_until"]
+__all__ = ["ServerThread", "stop_process", "wait_until"]
 
 T = TypeVar("T")
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """End a child process the tests or benchmarks started (a peer server, a client): SIGTERM,
+    then SIGKILL when it has not exited after ``timeout`` seconds; waits for it either way.
+    Nothing happens to a process that has exited already."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def wait_until(

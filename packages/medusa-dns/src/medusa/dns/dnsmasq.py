@@ -25,6 +25,8 @@ import dns.exception
 import dns.message
 import dns.query
 
+from medusa.core.testing import stop_process
+
 __all__ = ["Dnsmasq", "find_dnsmasq"]
 
 
@@ -186,15 +188,8 @@ class Dnsmasq:
     def stop(self) -> None:
         """Stop dnsmasq (SIGTERM to its process ID, SIGKILL after 5 s) and wait for it."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        if process is not None:
+            stop_process(process)
 
     def close(self) -> None:
         """:meth:`stop`, then remove the temporary directory if this object made it."""

@@ -55,11 +55,7 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
-def _status_fields() -> dict[int, str]:
-    return {code: f'" {code} ' for code in range(100, 1000)}
-
-
-_STATUS_FIELDS = _status_fields()
+_STATUS_FIELDS = {code: f'" {code} ' for code in range(100, 1000)}
 """``'" 200 '``: the end of the request line and the status field, for every three-digit
 status (made once: formatting an int per line costs more than a lookup)."""
 

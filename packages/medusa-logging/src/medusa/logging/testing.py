@@ -25,6 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from medusa.core.testing import stop_process
+
 __all__ = ["Rsyslog", "free_port"]
 
 _TEMPLATE = (
@@ -141,17 +143,9 @@ class Rsyslog:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the daemon (SIGTERM to its pid, SIGKILL after ``timeout`` seconds)."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.process = None
+        process, self.process = self.process, None
+        if process is not None:
+            stop_process(process, timeout)
 
     def records(self, app: str | None = None) -> list[dict[str, Any]]:
         """The messages written so far, as dicts (``time``, ``host``, ``app``, ``procid``,
