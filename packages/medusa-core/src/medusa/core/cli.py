@@ -8,7 +8,8 @@
 * ``medusa passwd FILE USER [--stdin]`` — add a user to a password file or change their
   password (a salted scrypt hash, see :mod:`medusa.core.passwords`).
 
-Each installed protocol package adds its own ``--NAME ADDR`` option to ``serve``.
+Each installed protocol package adds its own ``--NAME ADDR`` option to ``serve``, and may
+add options of its own (:meth:`~medusa.core.server.Server.add_serve_arguments`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
             help=f"{cls.description}: listen on ADDR (PORT, HOST:PORT, *:PORT, [IPv6]:PORT, "
             f"unix:/path; default 127.0.0.1:{cls.default_port}); may be repeated",
         )
+    for _name, cls in sorted(server_types.items()):
+        cls.add_serve_arguments(serve)  # a type's own options (medusa-http: --listing, ...)
     serve.add_argument("-c", "--config", metavar="FILE", help="a medusa.toml declaring servers")
     _add_common(serve)
 
@@ -196,7 +199,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
                     address = Address.parse(text)
                 except AddressError as exc:
                     raise ConfigError("command line", f"--{name}", str(exc)) from exc
-                config.servers.append(server_types[name].for_serve(address, root))
+                config.servers.append(server_types[name].from_serve_arguments(address, root, args))
         if not config.servers:
             print(
                 "medusa: no server type is installed (install medusa-http, medusa-ftp, ...)",

@@ -10,6 +10,7 @@ stops accepting and lets work in flight finish. Protocol packages subclass it (s
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -195,6 +196,30 @@ class Server:
             root: the directory given to ``medusa serve`` (types without files ignore it).
         """
         return cls(address)
+
+    @classmethod
+    def add_serve_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this type's own options to ``medusa serve``'s ``parser`` (none by default).
+
+        A type that adds options gives them destinations prefixed with its :attr:`name`
+        (``http_listing``) so that types never collide, and reads them back in
+        :meth:`from_serve_arguments`.
+        """
+
+    @classmethod
+    def from_serve_arguments(
+        cls, address: Address, root: str, arguments: argparse.Namespace
+    ) -> Server:
+        """Build the server ``medusa serve`` starts, given its whole parsed command line
+        (the options of :meth:`add_serve_arguments` among them); by default
+        :meth:`for_serve`.
+
+        Args:
+            address: where to listen.
+            root: the directory given to ``medusa serve``.
+            arguments: the parsed ``medusa serve`` command line.
+        """
+        return cls.for_serve(address, root)
 
     # -- life cycle ------------------------------------------------------------------------
 
