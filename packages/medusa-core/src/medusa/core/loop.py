@@ -86,10 +86,15 @@ def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop
 
 def print_listening(servers: Sequence[Server]) -> None:
     """Print one line per listening address (``medusa: http listening on
-    http://127.0.0.1:8080/``) on standard output: the default ``on_start`` of :func:`run`."""
+    http://127.0.0.1:8080/``) on standard output: the default ``on_start`` of :func:`run`.
+    An address that already names its scheme (``http://127.0.0.1:8081/``, as a server with
+    listeners of several protocols gives them) is printed as it is."""
     for server in servers:
         for address in server.listening:
-            where = address if address.startswith("unix:") else f"{server.url_scheme}://{address}/"
+            if address.startswith("unix:") or "://" in address:
+                where = address
+            else:
+                where = f"{server.url_scheme}://{address}/"
             print(f"medusa: {server.name} listening on {where}", flush=True)
 
 
