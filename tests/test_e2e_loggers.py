@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Runner, curl
 
-from medusa.core.testing import wait_until
+from medusa.core.testing import require_tool, wait_until
 
 testing = pytest.importorskip("medusa.logging.testing")
 
@@ -30,6 +30,7 @@ def _config(tmp_path: Path, loggers: str, access_log: str) -> Path:
 
 
 def test_access_log_to_file_and_syslog(runner: Runner, tmp_path: Path) -> None:
+    require_tool("rsyslogd", "apt-get install rsyslog")
     with testing.Rsyslog(tmp_path / "rsyslog") as rsyslog:
         loggers = (
             '[logger.disk]\ntype = "file"\npath = "logs/access.log"\n\n'

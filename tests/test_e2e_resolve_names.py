@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Runner, curl
 
-from medusa.core.testing import wait_until
+from medusa.core.testing import require_tool, wait_until
 
 dnsmasq = pytest.importorskip("medusa.dns.dnsmasq")
 
@@ -40,8 +40,7 @@ def _config(tmp_path: Path, nameserver: str, extra: str = "") -> Path:
 
 @pytest.fixture
 def name_server(tmp_path: Path) -> Iterator[str]:
-    if dnsmasq.find_dnsmasq() is None:
-        pytest.fail("dnsmasq is not installed (apt-get install dnsmasq-base)")
+    require_tool("dnsmasq", "apt-get install dnsmasq-base")
     (tmp_path / "dns").mkdir()
     with dnsmasq.Dnsmasq({"client.test": ["127.0.0.1"]}, directory=tmp_path / "dns") as server:
         yield server.nameserver

@@ -14,8 +14,8 @@ import pytest
 
 from medusa.core.loop import finish_loop, new_event_loop
 from medusa.core.resolver import NameNotFoundError, ResolutionError, Resolver
-from medusa.core.testing import wait_until
-from medusa.dns.dnsmasq import Dnsmasq, find_dnsmasq
+from medusa.core.testing import require_tool, wait_until
+from medusa.dns.dnsmasq import Dnsmasq
 from medusa.dns.resolver import DNSResolver
 
 T = TypeVar("T")
@@ -43,8 +43,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def dnsmasq() -> Iterator[Dnsmasq]:
-    if find_dnsmasq() is None:
-        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
+    require_tool("dnsmasq", "apt-get install dnsmasq-base")
     with Dnsmasq(HOSTS, ttl=TTL, extra_args=["--cname=cn.test,host.test"]) as server:
         yield server
 

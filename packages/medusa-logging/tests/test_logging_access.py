@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medusa.core.testing import ServerThread, wait_until
+from medusa.core.testing import ServerThread, require_tool, wait_until
 from medusa.logging import FileLogger, MultiLogger, SyslogLogger
 from medusa.logging.testing import Rsyslog
 
@@ -19,6 +19,7 @@ http_server = pytest.importorskip("medusa.http")
 def test_access_log_to_file_and_rsyslog(tmp_path: Path, backend: str) -> None:
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "hello.txt").write_text("Hello\n")
+    require_tool("rsyslogd", "apt-get install rsyslog")
     with Rsyslog(tmp_path / "rsyslog") as rsyslog:
         file_log = FileLogger(tmp_path / "access.log")
         syslog = SyslogLogger(

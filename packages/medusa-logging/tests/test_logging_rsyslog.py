@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from medusa.core.testing import wait_until
+from medusa.core.testing import require_tool, wait_until
 from medusa.logging import Entry, LoggingHandler, Severity, SyslogLogger
 from medusa.logging.testing import Rsyslog
 
 
 @pytest.fixture
 def rsyslog(tmp_path: Path) -> Iterator[Rsyslog]:
+    require_tool("rsyslogd", "apt-get install rsyslog")
     with Rsyslog(tmp_path) as daemon:
         yield daemon
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import subprocess
 import threading
 import time
@@ -26,7 +28,16 @@ from typing import Any, TypeVar
 from medusa.core.loop import Backend, finish_loop, new_event_loop, serve
 from medusa.core.server import Server
 
-__all__ = ["ServerThread", "stop_process", "wait_until"]
+__all__ = ["NO_SKIP_ENV", "ServerThread", "require_tool", "stop_process", "wait_until"]
+
+NO_SKIP_ENV = "MEDUSA_NO_SKIP"
+"""The environment variable that makes a skipped test a failure when set to ``1``: CI
+(``.ci/run``) sets it after installing every tool, so that a test skipped for a missing tool
+cannot pass unnoticed there (the repository's root ``conftest.py`` turns every skip into a
+failed run; :func:`require_tool` fails at once)."""
+
+_SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
+"""Where daemons (dnsmasq, rsyslogd, useradd) live when ``sbin`` is not on ``PATH``."""
 
 T = TypeVar("T")
 
@@ -43,6 +54,33 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def require_tool(name: str, install: str) -> str:
+    """Return the path of the program ``name`` for a test that needs it (a real client or
+    peer); when it is missing, skip the calling test with the command that installs it.
+
+    Args:
+        name: the program (``"dnsmasq"``), looked for on ``PATH`` and in the ``sbin``
+            directories.
+        install: the command a user runs to get it (``"apt-get install dnsmasq-base"``).
+
+    Returns:
+        The program's absolute path.
+
+    Raises:
+        pytest.skip.Exception: the program is missing (the test is skipped).
+        pytest.fail.Exception: the program is missing and :data:`NO_SKIP_ENV` is ``1``.
+    """
+    path = shutil.which(name) or shutil.which(name, path=_SBIN)
+    if path is not None:
+        return path
+    import pytest  # only tests call this; pytest is not a dependency of medusa-core
+
+    message = f"{name} is not installed (install it with: {install})"
+    if os.environ.get(NO_SKIP_ENV) == "1":
+        pytest.fail(f"{message}; {NO_SKIP_ENV}=1 makes a missing tool a failure")
+    pytest.skip(message)
 
 
 def wait_until(
