@@ -11,10 +11,12 @@ serves its index file (403 when there is none: listings are off); other methods 
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import stat as _stat
 from collections.abc import Sequence
+from typing import BinaryIO, cast
 from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
@@ -23,6 +25,7 @@ from medusa.core.producers import FileProducer
 from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
+from medusa.http.lazyfile import LazyFile
 from medusa.http.ranges import UNSATISFIABLE, parse_range
 from medusa.http.request import Request
 
@@ -263,8 +266,11 @@ class FileHandler:
         except PermissionError:
             request.error(403)
         except OSError as exc:
-            error_logger.warning("%r: cannot open %r: %s", request.peer, path, exc)
-            request.error(404)
+            if exc.errno in _NO_DESCRIPTORS:
+                _unavailable(request, path, exc)
+            else:
+                error_logger.warning("%r: cannot open %r: %s", request.peer, path, exc)
+                request.error(404)
         return None
 
     def _directory(self, request: Request, path: str, prefix: str = "") -> None:
@@ -277,7 +283,10 @@ class FileHandler:
         for name in self.index:
             try:
                 opened = self.filesystem.open_read(path + name)
-            except OSError:
+            except OSError as exc:
+                if exc.errno in _NO_DESCRIPTORS:
+                    _unavailable(request, path + name, exc)
+                    return
                 continue
             if _stat.S_ISREG(opened.stat.st_mode):
                 self._file(request, opened, path + name, path)
@@ -333,7 +342,7 @@ class FileHandler:
             self._not_modified(request, verdict, out[1:])
             return
         if coded:
-            self._send_gzip(request, fd, out)
+            self._send_gzip(request, opened, out)
             return
         out.append(("Accept-Ranges", "bytes"))
         selected = self._range(request, size, etag, last_modified)
@@ -350,21 +359,30 @@ class FileHandler:
             request.set_length(count)
             request.done()
             return
-        request.send_file(open(fd, "rb", buffering=0), first, count)  # noqa: SIM115
+        request.send_file(self._sendable(request, opened), first, count)
         request.done()
 
-    def _send_gzip(self, request: Request, fd: int, out: list[tuple[str, str]]) -> None:
+    def _sendable(self, request: Request, opened: OpenFile) -> BinaryIO:
+        """The file to send: the open descriptor when the response goes out now, else a
+        :class:`~medusa.http.lazyfile.LazyFile` (this descriptor closed, the file opened
+        again when its turn comes), so that pipelined responses hold no descriptors."""
+        if request.output_waits:
+            os.close(opened.fd)
+            return cast(BinaryIO, LazyFile(opened.real, opened.stat))
+        return open(opened.fd, "rb", buffering=0)  # the producer closes it
+
+    def _send_gzip(self, request: Request, opened: OpenFile, out: list[tuple[str, str]]) -> None:
         """Send a large file gzip-coded as it is read (its length is not known beforehand:
         chunked over HTTP/1.1, ended by closing over HTTP/1.0)."""
         for field, value in out:
             request.set_header(field, value)
         request.set_header("Content-Encoding", "gzip")
         if request.method == "HEAD":
-            os.close(fd)
+            os.close(opened.fd)
             request.done()
             return
-        file = open(fd, "rb", buffering=0)  # noqa: SIM115 (closed by the producer)
-        request.push_with_producer(GzipProducer(FileProducer(file)))
+        file = self._sendable(request, opened)
+        request.push_with_producer(GzipProducer(FileProducer(file, 0, opened.stat.st_size)))
         request.done()
 
     def _cached(self, request: Request, entry: CachedFile) -> None:
@@ -444,3 +462,16 @@ class FileHandler:
 
 
 _CONDITIONAL = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})
+
+_NO_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+"""``open`` errors meaning the process (or the system) has no descriptor left."""
+
+
+def _unavailable(request: Request, path: str, exc: OSError) -> None:
+    """Answer 503 with ``Retry-After`` (RFC 9110 §15.6.4) for a file that could not be
+    opened for want of descriptors, and log it: a passing overload, not a missing file."""
+    error_logger.warning(
+        "%r: cannot open %r: %s: answered 503", request.peer, path, exc.strerror or exc
+    )
+    request.set_header("Retry-After", "1")
+    request.error(503)

@@ -141,6 +141,15 @@ class Request:
         """True once the status line and headers were handed to the connection."""
         return self._head_sent
 
+    @property
+    def output_waits(self) -> bool:
+        """True when this response cannot go to the socket now: a response before it on
+        the connection is still unanswered or still being sent (pipelining). A handler
+        then opens the files it sends only when their turn comes
+        (:class:`~medusa.http.lazyfile.LazyFile`), so that waiting responses hold no
+        descriptors."""
+        return not self._is_head or self.channel.pending > 0
+
     # -- response headers ------------------------------------------------------------------
 
     def set_header(self, name: str, value: str) -> None:
