@@ -162,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build the servers and run them until SIGINT or SIGTERM; return the exit status."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not os.path.isdir(args.root):
-        print(f"start_medusa.py: {args.root}: not a directory", file=sys.stderr)
+        reason = "not a directory" if os.path.exists(args.root) else "no such directory"
+        print(f"start_medusa.py: {args.root}: {reason}", file=sys.stderr)
         return 2
     medusa.core.run(
         build_servers(args.root, args.host, args.port), backend=args.backend, grace=args.grace

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from medusa.core.plugins import server_plugins
+from medusa.core.plugins import (
+    HTTP_HANDLERS_GROUP,
+    LOGGERS_GROUP,
+    RESOLVERS_GROUP,
+    SERVERS_GROUP,
+    plugins,
+    server_plugins,
+)
 
 TIMEOUT = 30.0
 
@@ -59,13 +66,27 @@ def run(medusa: list[str], *args: str, cwd: Path | None = None) -> subprocess.Co
 # -- medusa plugins --------------------------------------------------------------------------
 
 
-def test_plugins_lists_the_installed_server_types(medusa: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("group", "heading", "empty"),
+    [
+        (SERVERS_GROUP, "server types", "install medusa-http, medusa-ftp, ..."),
+        (RESOLVERS_GROUP, "resolvers", "install medusa-dns"),
+        (LOGGERS_GROUP, "loggers", "install medusa-logging"),
+        (HTTP_HANDLERS_GROUP, "HTTP handler types beyond medusa-http's own", "a package adds them"),
+    ],
+)
+def test_plugins_lists_each_kind_of_plugin(
+    medusa: list[str], group: str, heading: str, empty: str
+) -> None:
+    """Server types, resolvers, loggers and handler types, each under its heading."""
     result = run(medusa, "plugins")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    installed = server_plugins()
+    sections = result.stdout.split("\n\n")
+    section = next(s for s in sections if s.startswith(f"{heading} ({group}):\n"))
+    lines = section.strip("\n").splitlines()[1:]
+    installed = plugins(group)
     if not installed:
-        assert lines == ["no server types installed (install medusa-http, medusa-ftp, ...)"]
+        assert lines == [f"  none ({empty})"]
         return
     assert len(lines) == len(installed)
     for line, plugin in zip(lines, installed, strict=True):
@@ -123,7 +144,8 @@ def test_serve_root_that_is_not_a_directory(medusa: list[str], tmp_path: Path, k
         root.write_text("not a directory")
     result = run(medusa, "serve", str(root))
     assert result.returncode == 2
-    assert result.stderr == f"medusa: {root}: not a directory\n"
+    reason = "not a directory" if kind == "file" else "no such directory"
+    assert result.stderr == f"medusa: ROOT {root}: {reason}\n"
     assert result.stdout == ""
 
 

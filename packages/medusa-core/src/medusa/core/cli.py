@@ -3,7 +3,8 @@
 * ``medusa serve [ROOT] [--http ADDR] [--ftp ADDR] ... [-c FILE]`` — serve ROOT with every
   installed server type (or those named), or the servers of a ``medusa.toml``;
 * ``medusa run SCRIPT`` — run a Python startup script that builds servers with the typed API;
-* ``medusa plugins`` — list the installed server types;
+* ``medusa plugins`` — list the installed server types, resolvers, loggers and HTTP handler
+  types (one section per entry-point group);
 * ``medusa --version`` — medusa-core's version;
 * ``medusa passwd FILE USER [--stdin]`` — add a user to a password file or change their
   password (a salted scrypt hash, see :mod:`medusa.core.passwords`).
@@ -30,7 +31,14 @@ from medusa.core.config import Config, load_config
 from medusa.core.loop import check_backend, print_listening, run
 from medusa.core.options import ConfigError
 from medusa.core.passwords import set_password, valid_user_name
-from medusa.core.plugins import load_server_types, server_plugins
+from medusa.core.plugins import (
+    HTTP_HANDLERS_GROUP,
+    LOGGERS_GROUP,
+    RESOLVERS_GROUP,
+    SERVERS_GROUP,
+    load_server_types,
+    plugins,
+)
 from medusa.core.server import Server
 
 __all__ = ["main"]
@@ -106,7 +114,9 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
         help="logging level (default info; warning silences the access log)",
     )
 
-    sub.add_parser("plugins", help="list the installed server types")
+    sub.add_parser(
+        "plugins", help="list the installed server types, resolvers, loggers and handler types"
+    )
 
     passwd = sub.add_parser(
         "passwd",
@@ -183,7 +193,8 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
     else:
         root = os.path.abspath(args.root or ".")
         if not os.path.isdir(root):
-            print(f"medusa: {args.root}: not a directory", file=sys.stderr)
+            reason = "not a directory" if os.path.exists(root) else "no such directory"
+            print(f"medusa: ROOT {args.root}: {reason}", file=sys.stderr)
             return 2
         config = Config()
         wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
@@ -218,14 +229,30 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
     return 0
 
 
+_PLUGIN_KINDS = (
+    (SERVERS_GROUP, "server types", "install medusa-http, medusa-ftp, ..."),
+    (RESOLVERS_GROUP, "resolvers", "install medusa-dns"),
+    (LOGGERS_GROUP, "loggers", "install medusa-logging"),
+    (HTTP_HANDLERS_GROUP, "HTTP handler types beyond medusa-http's own", "a package adds them"),
+)
+"""Each entry-point group ``medusa plugins`` lists: (group, heading, what to say when empty)."""
+
+
 def _plugins() -> int:
-    found = server_plugins()
-    if not found:
-        print("no server types installed (install medusa-http, medusa-ftp, ...)")
-        return 0
-    width = max(len(p.name) for p in found)
-    for plugin in found:
-        print(f"{plugin.name:<{width}}  {plugin.distribution} {plugin.version}  ({plugin.target})")
+    for index, (group, heading, empty) in enumerate(_PLUGIN_KINDS):
+        found = plugins(group)
+        if index:
+            print()
+        print(f"{heading} ({group}):")
+        if not found:
+            print(f"  none ({empty})")
+            continue
+        width = max(len(p.name) for p in found)
+        for plugin in found:
+            print(
+                f"  {plugin.name:<{width}}  {plugin.distribution} {plugin.version}"
+                f"  ({plugin.target})"
+            )
     return 0
 
 

@@ -1,8 +1,10 @@
 """Plugin discovery through :mod:`importlib.metadata` entry points.
 
-Groups: ``medusa.servers`` (server types: http, ftp, monitor, chat), ``medusa.loggers`` and
-``medusa.resolvers``. Each protocol distribution registers its :class:`~medusa.core.server.Server`
-subclass, so ``pip install medusa-core medusa-ftp`` gives an FTP server and nothing else.
+Groups: ``medusa.servers`` (server types: http, ftp, monitor, chat), ``medusa.loggers``,
+``medusa.resolvers`` and ``medusa.http.handlers`` (handler types of medusa-http's
+``[[server.handler]]`` tables, loaded by medusa-http; listed here by ``medusa plugins``).
+Each protocol distribution registers its :class:`~medusa.core.server.Server` subclass, so
+``pip install medusa-core medusa-ftp`` gives an FTP server and nothing else.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ from importlib.metadata import EntryPoint, entry_points
 
 from medusa.core.server import Server
 
-__all__ = ["SERVERS_GROUP", "Plugin", "load_server_types", "server_plugins"]
+__all__ = [
+    "HTTP_HANDLERS_GROUP",
+    "LOGGERS_GROUP",
+    "RESOLVERS_GROUP",
+    "SERVERS_GROUP",
+    "Plugin",
+    "load_server_types",
+    "plugins",
+    "server_plugins",
+]
 
 SERVERS_GROUP = "medusa.servers"
 LOGGERS_GROUP = "medusa.loggers"
 RESOLVERS_GROUP = "medusa.resolvers"
+HTTP_HANDLERS_GROUP = "medusa.http.handlers"
 
 
 @dataclass(frozen=True, slots=True)
