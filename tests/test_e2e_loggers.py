@@ -68,6 +68,18 @@ def test_unknown_logger_name_refused(runner: Runner, tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_file_logger_in_a_missing_directory_refused(runner: Runner, tmp_path: Path) -> None:
+    """A typo in a file logger's directory stops the start with the key and the path (it
+    used to start and lose every record)."""
+    config = _config(tmp_path, '[logger.disk]\ntype = "file"\npath = "nologs/a.log"\n', '"disk"')
+    done = runner.run("serve", "-c", str(config))
+    assert done.returncode == 2, done.stderr
+    assert "logger.disk: path" in done.stderr
+    assert f"the directory {tmp_path / 'nologs'} does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "listening" not in done.stdout
+
+
 def test_unknown_logger_type_refused(runner: Runner, tmp_path: Path) -> None:
     config = _config(tmp_path, '[logger.x]\ntype = "carrier-pigeon"\n', "true")
     done = runner.run("serve", "-c", str(config))

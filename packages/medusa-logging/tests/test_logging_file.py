@@ -189,7 +189,7 @@ def test_sighup_reopens_after_logrotate_moved_the_file(tmp_path: Path) -> None:
 def test_unwritable_file_keeps_records_then_writes_them(tmp_path: Path) -> None:
     directory = tmp_path / "later"
     path = directory / "app.log"
-    logger = FileLogger(path, retry_min=0.01, retry_max=0.05)
+    logger = FileLogger(path, retry_min=0.01, retry_max=0.05, check_directory=False)
     try:
         logger.log("waiting for the directory")
         wait_until(lambda: logger.counters.errors > 0, what="the failed open")
@@ -202,8 +202,22 @@ def test_unwritable_file_keeps_records_then_writes_them(tmp_path: Path) -> None:
     assert logger.counters.dropped == 0
 
 
+def test_a_path_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"the directory .*missing does not exist"):
+        FileLogger(tmp_path / "missing" / "x.log")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        FileLogger(tmp_path / "file" / "x.log")
+    with pytest.raises(ConfigError, match=r"logger\.disk: path .*missing.* does not exist"):
+        FileLogger.from_config(
+            {"type": "file", "path": "missing/x.log"}, prefix="logger.disk", base_dir=str(tmp_path)
+        )
+
+
 def test_close_counts_what_could_not_be_written(tmp_path: Path) -> None:
-    logger = FileLogger(tmp_path / "missing" / "x.log", retry_min=0.01, retry_max=0.02)
+    logger = FileLogger(
+        tmp_path / "missing" / "x.log", retry_min=0.01, retry_max=0.02, check_directory=False
+    )
     for n in range(5):
         logger.log(f"lost {n}")
     logger.close(timeout=0.2)

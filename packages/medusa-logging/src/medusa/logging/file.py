@@ -85,7 +85,7 @@ class FileLogger(QueuedLogger):
     ``PATH``.
 
     Args:
-        path: the log file (its directory must exist).
+        path: the log file (its directory must exist: see ``check_directory``).
         format: ``"text"`` (the message as it is) or ``"json"`` (JSON Lines).
         rotate_bytes: rotate before the file would exceed this many bytes (0: never).
         rotate_when: ``"hourly"``, ``"daily"`` or ``""`` (never).
@@ -93,12 +93,18 @@ class FileLogger(QueuedLogger):
         reopen_on_sighup: reopen the file on SIGHUP (the handler is installed from the main
             thread only).
         fsync: flush each batch to disk with ``fsync`` (slower; survives a machine crash).
+        check_directory: refuse, at construction, a ``path`` whose directory does not exist
+            or is not a directory (a typo in a configuration would otherwise lose every
+            record); ``False`` lets the writer wait for the directory to appear, keeping
+            records up to the queue's bound.
         clock: the wall clock for time rotation (tests pass their own).
         **kwargs: the options of :class:`~medusa.logging.queued.QueuedLogger`.
 
     Raises:
         ValueError: for an unknown format or rotation period, or ``backups`` < 1 with
             rotation on.
+        FileNotFoundError: with ``check_directory``, the directory of ``path`` does not
+            exist (or is not a directory).
     """
 
     name: ClassVar[str] = "file"
@@ -130,6 +136,7 @@ class FileLogger(QueuedLogger):
         backups: int = 5,
         reopen_on_sighup: bool = True,
         fsync: bool = False,
+        check_directory: bool = True,
         clock: Callable[[], float] = time.time,
         **kwargs: Any,
     ) -> None:
@@ -138,6 +145,13 @@ class FileLogger(QueuedLogger):
         if (rotate_bytes or rotate_when) and backups < 1:
             raise ValueError("rotation needs backups >= 1")
         self.path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if check_directory and not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"path {self.path}: the directory {directory} does not exist"
+                if not os.path.exists(directory)
+                else f"path {self.path}: {directory} is not a directory"
+            )
         self.formatter = LineFormatter(format)
         self.rotate_bytes = rotate_bytes
         self.rotate_when = rotate_when
