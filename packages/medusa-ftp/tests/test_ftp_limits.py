@@ -82,7 +82,7 @@ def test_failed_logins_are_delayed_then_dropped(tmp_path: Path, backend: str) ->
         assert ftp.getmultiline().startswith("421")
         assert ftp.sock is not None
         assert ftp.sock.recv(10) == b""  # disconnected
-        assert "login 'u' failed (3)" in log.text()
+        assert "login 'u' failed (3 on this connection, 3 from 127.0.0.1)" in log.text()
         assert "disconnected after too many failed logins" in log.text()
         assert client(thread).login("u", "right").startswith("230")
     finally:

@@ -89,6 +89,8 @@ class DataChannel(Channel):
         sent_all: True once every byte of the producer was handed to the transport.
         received: bytes received (uploads).
         finished: True once the owner was told the transfer ended.
+        throttled_until: :func:`time.monotonic` time until which the transfer waits on
+            its rate limit (not a stall of the client's).
     """
 
     terminator = None
@@ -101,6 +103,7 @@ class DataChannel(Channel):
         self.received = 0
         self.finished = False
         self.sending = False
+        self.throttled_until = 0.0
         self.sink: Sink | None = None
         self._early: list[bytes] = []
         self._throttle: Throttle | None = None
@@ -178,7 +181,9 @@ class DataChannel(Channel):
             return
         self.push(data)
         assert self._throttle is not None
-        delay = self._throttle.delay(len(data), time.monotonic())
+        now = time.monotonic()
+        delay = self._throttle.delay(len(data), now)
+        self.throttled_until = now + delay
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(delay, self._pump) if delay else loop.call_soon(self._pump)
 
@@ -225,7 +230,9 @@ class DataChannel(Channel):
         self.received += len(data)
         throttle = self._throttle
         if throttle is not None:
-            delay = throttle.delay(len(data), time.monotonic())
+            now = time.monotonic()
+            delay = throttle.delay(len(data), now)
+            self.throttled_until = now + delay
             if delay:
                 self.pause_reading(_THROTTLE)
                 loop = asyncio.get_running_loop()

@@ -50,6 +50,7 @@ class ServerDTP:
         self.data: DataChannel | None = None
         self.transfer: Transfer | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._storing: set[asyncio.Future[Any]] = set()  # not cancelled with the session
 
     # -- data ports ------------------------------------------------------------------------
 
@@ -130,12 +131,37 @@ class ServerDTP:
             self.end_transfer(426, f"Connection closed; transfer aborted ({error}).")
             return
         if transfer.upload is not None:
-            try:
-                with self.session.as_user():
-                    transfer.upload.commit()
-            except OSError as exc:
-                self.end_transfer(451, f"Upload not stored: {exc.strerror or exc}.")
-                return
+            self._store(transfer)
+            return
+        self.end_transfer(226, "Transfer complete.")
+
+    def _store(self, transfer: Transfer) -> None:
+        """Every byte of an upload arrived: sync and rename it in the background (ABOR and
+        STAT wait too), then reply. The task runs to its end even when the control
+        connection is lost meanwhile: the client sent the whole file."""
+        transfer.storing = True
+        self.session.hold("store")
+        task = asyncio.get_running_loop().create_task(self._sync_and_commit(transfer))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+
+    async def _sync_and_commit(self, transfer: Transfer) -> None:
+        upload = transfer.upload
+        assert upload is not None
+        try:
+            upload.finish()
+            await asyncio.to_thread(upload.sync)
+            with self.session.as_user():
+                upload.commit()
+        except asyncio.CancelledError:
+            with self.session.as_user():
+                upload.discard()
+            raise
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.session.log_session(f"{transfer.verb} {transfer.path} not stored: {reason}")
+            self.end_transfer(451, f"Upload not stored: {reason}.")
+            return
         self.end_transfer(226, "Transfer complete.")
 
     # -- transfers -------------------------------------------------------------------------
@@ -188,6 +214,7 @@ class ServerDTP:
         if transfer is None or channel is None:
             return
         transfer.connected = True
+        transfer.window_start = time.monotonic()
         if transfer.upload is not None:
             rate = self.ftp.max_upload_rate
             channel.receive(transfer.upload, Throttle(rate) if rate else None)
@@ -235,8 +262,15 @@ class ServerDTP:
         if not transfer.is_file:
             return
         session = self.session
-        if not complete and transfer.incoming:
-            session.log_session(f"upload of {transfer.path} aborted; partial file removed")
+        upload = transfer.upload
+        if not complete and upload is not None:
+            if upload.replaces:
+                what = "the partial temporary file removed, the target left as it was"
+            else:
+                what = "the file keeps what was written"
+            session.log_session(
+                f"upload of {transfer.path} aborted after {transfer.bytes} bytes; {what}"
+            )
         log = self.ftp.xferlog
         account = session.account
         if log is None or account is None:
@@ -265,28 +299,66 @@ class ServerDTP:
     # -- timeouts and the end --------------------------------------------------------------
 
     def check_timeout(self, now: float) -> bool:
-        """Apply the data-connection timeout (``data_timeout``, seconds) to the transfer in
-        progress: 425 when its connection did not come, 426 when it stalled. Returns True
-        when there was a transfer (the session's idle timeout does not apply then)."""
+        """Apply the data timeout (``data_timeout``, seconds) to the transfer in progress:
+        425 when its connection did not come in time; 426 when it stalled (nothing moved
+        for that long) or trickles (fewer than ``data_min_rate`` bytes per second moved
+        over the last ``data_timeout`` seconds; vsftpd's and pyftpdlib's
+        ``data_connection_timeout`` catch only the stall). An upload's temporary file is
+        then removed. Waits imposed by the server's own rate limits do not count. Returns
+        True when there was a transfer (the session's idle timeout does not apply then)."""
         transfer = self.transfer
         if transfer is None:
             return False
         limit = self.ftp.data_timeout
-        if not limit:
+        if not limit or transfer.storing:
             return True
-        if self.data is None or not transfer.connected:
+        data = self.data
+        if data is None or not transfer.connected:
             if now - transfer.started > limit:
+                self.session.log_session(
+                    f"{transfer.verb} {transfer.path}: no data connection within {limit:g} s"
+                )
                 self.end_transfer(425, "Data connection timed out.")
-        elif now - max(self.data.last_activity, transfer.started) > limit:
-            self.end_transfer(426, "Data connection timed out; transfer aborted.")
+            return True
+        idle = now - max(data.last_activity, transfer.started, data.throttled_until)
+        if idle > limit:
+            self._timed_out(transfer, f"no data for {limit:g} s")
+            return True
+        if now - transfer.window_start < limit:
+            return True
+        moved = data.received if transfer.incoming else data.bytes_out
+        rate = (moved - transfer.window_bytes) / (now - transfer.window_start)
+        minimum = self._min_rate(transfer)
+        if rate < minimum:
+            self._timed_out(
+                transfer, f"{rate:.0f} bytes/s over {limit:g} s, under {minimum:g} bytes/s"
+            )
+            return True
+        transfer.window_start, transfer.window_bytes = now, moved
         return True
+
+    def _min_rate(self, transfer: Transfer) -> float:
+        """The least rate (bytes/s) a transfer must keep: ``data_min_rate``, or half the
+        server's own rate limit for that direction when that is lower."""
+        minimum = float(self.ftp.data_min_rate)
+        cap = self.ftp.max_upload_rate if transfer.incoming else self.ftp.max_download_rate
+        return min(minimum, cap / 2) if cap else minimum
+
+    def _timed_out(self, transfer: Transfer, why: str) -> None:
+        data = self.data
+        if data is not None:
+            transfer.bytes = data.received if transfer.incoming else data.bytes_out
+        self.session.log_session(
+            f"{transfer.verb} {transfer.path}: data connection timed out ({why})"
+        )
+        self.end_transfer(426, "Data connection timed out; transfer aborted.")
 
     def session_closed(self) -> None:
         """The control connection is gone: cancel connecting, drop the data connection and
         an unfinished upload's temporary file, log the unfinished transfer."""
         for task in list(self._tasks):
             task.cancel()
-        if self.transfer is not None:
+        if self.transfer is not None and not self.transfer.storing:
             transfer, self.transfer = self.transfer, None
             with self.session.as_user():
                 transfer.release()

@@ -3,7 +3,9 @@
 ``MLST`` (RFC 3659 §3, §4, §7).
 
 Every path goes through the session's filesystem, which keeps it inside the user's root;
-an error is 550 with the reason and the virtual path only.
+an error is 550 with the reason and the virtual path only. The temporary file of an upload
+in progress is answered as a missing file (550), and its name may not be given to a new
+directory or a renamed file (553).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ __all__ = ["HANDLERS"]
 def cmd_cwd(ch: FTPChannel, arg: str) -> None:
     """``CWD path`` (RFC 959 §4.1.1): 250, or 550."""
     assert ch.fs is not None
-    if not ch.allowed("e"):
+    if not ch.allowed("e") or ch.hidden(arg or "/"):
         return
     try:
         ch.fs.chdir(arg or "/")
@@ -48,7 +50,7 @@ def cmd_pwd(ch: FTPChannel, arg: str) -> None:
 def cmd_mkd(ch: FTPChannel, arg: str) -> None:
     """``MKD path`` (RFC 959 Appendix II): 257 with the quoted new directory."""
     assert ch.fs is not None
-    if not ch.allowed("m"):
+    if not ch.allowed("m") or ch.reserved(arg):
         return
     try:
         path = ch.fs.normalize(arg)
@@ -63,7 +65,7 @@ def cmd_mkd(ch: FTPChannel, arg: str) -> None:
 def cmd_rmd(ch: FTPChannel, arg: str) -> None:
     """``RMD path``: remove an empty directory (250); never the root."""
     assert ch.fs is not None
-    if not ch.allowed("d"):
+    if not ch.allowed("d") or ch.hidden(arg):
         return
     try:
         path = ch.fs.normalize(arg)
@@ -81,7 +83,7 @@ def cmd_rmd(ch: FTPChannel, arg: str) -> None:
 def cmd_dele(ch: FTPChannel, arg: str) -> None:
     """``DELE path``: remove a file (250); a directory is 550."""
     assert ch.fs is not None
-    if not ch.allowed("d"):
+    if not ch.allowed("d") or ch.hidden(arg):
         return
     try:
         path = ch.fs.normalize(arg)
@@ -99,7 +101,7 @@ def cmd_dele(ch: FTPChannel, arg: str) -> None:
 def cmd_rnfr(ch: FTPChannel, arg: str) -> None:
     """``RNFR path`` (RFC 959 §4.1.3): 350 when it exists; ``RNTO`` must follow."""
     assert ch.fs is not None
-    if not ch.allowed("f"):
+    if not ch.allowed("f") or ch.hidden(arg):
         return
     try:
         path = ch.fs.normalize(arg)
@@ -121,7 +123,7 @@ def cmd_rnto(ch: FTPChannel, arg: str) -> None:
     if source is None:
         ch.reply(503, "Bad sequence of commands: use RNFR first.")
         return
-    if not ch.allowed("f"):
+    if not ch.allowed("f") or ch.reserved(arg):
         return
     try:
         target = ch.fs.normalize(arg)
@@ -135,7 +137,7 @@ def cmd_rnto(ch: FTPChannel, arg: str) -> None:
 
 def _regular_file_stat(ch: FTPChannel, arg: str) -> tuple[int, float] | None:
     assert ch.fs is not None
-    if not ch.allowed("l"):
+    if not ch.allowed("l") or ch.hidden(arg):
         return None
     try:
         st = ch.fs.stat(arg)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+from medusa.ftp.arguments import parse_decimal
+
 __all__ = [
     "AddressSyntaxError",
     "canonical_host",
@@ -55,14 +57,18 @@ def parse_port(arg: str) -> tuple[str, int]:
         ``(ipv4_address, port)``.
 
     Raises:
-        AddressSyntaxError: 501 for anything but six decimal numbers of 0-255.
+        AddressSyntaxError: 501 for anything but six decimal numbers of 0-255 (ASCII digits,
+            at most three each).
     """
     parts = arg.strip().split(",")
-    if len(parts) != 6 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+    if len(parts) != 6:
         raise AddressSyntaxError(501, "Invalid PORT format.")
-    numbers = [int(p) for p in parts]
-    if any(n > 255 for n in numbers):
-        raise AddressSyntaxError(501, "Invalid PORT format.")
+    numbers: list[int] = []
+    for part in parts:
+        number = parse_decimal(part.strip(), 255)
+        if number is None:
+            raise AddressSyntaxError(501, "Invalid PORT format.")
+        numbers.append(number)
     host = ".".join(str(n) for n in numbers[:4])
     return host, numbers[4] * 256 + numbers[5]
 
@@ -98,9 +104,10 @@ def parse_eprt(arg: str) -> tuple[str, int]:
         raise AddressSyntaxError(501, "Invalid EPRT address.") from None
     if (proto == "1") != (address.version == 4):
         raise AddressSyntaxError(501, "EPRT address does not match its protocol.")
-    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
+    port = parse_decimal(port_text, 65535)
+    if not port:
         raise AddressSyntaxError(501, "Invalid EPRT port.")
-    return canonical_host(str(address)), int(port_text)
+    return canonical_host(str(address)), port
 
 
 def pasv_reply(host: str, port: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from medusa.ftp.arguments import parse_allo
 from medusa.ftp.commands import COMMANDS
 from medusa.ftp.facts import feat_line, parse_fact_names
 from medusa.ftp.listings import list_lines
@@ -146,7 +147,11 @@ def cmd_mode(ch: FTPChannel, arg: str) -> None:
 
 
 def cmd_allo(ch: FTPChannel, arg: str) -> None:
-    """``ALLO`` (RFC 959 §4.1.3): nothing to allocate (202)."""
+    """``ALLO bytes [R size]`` (RFC 959 §4.1.3): nothing to allocate (202); 501 for an
+    argument that is not that."""
+    if parse_allo(arg.strip()) is None:
+        ch.reply(501, "Syntax: ALLO <bytes> [R <record size>].")
+        return
     ch.reply(202, "No storage allocation necessary.")
 
 
@@ -174,11 +179,11 @@ def _chmod(ch: FTPChannel, rest: str) -> None:
     if not path or not mode_text or any(c not in "01234567" for c in mode_text):
         ch.reply(501, "Syntax: SITE CHMOD <octal mode> <path>.")
         return
-    mode = int(mode_text, 8)
-    if mode > 0o7777:
+    if len(mode_text) > 5 or int(mode_text, 8) > 0o7777:
         ch.reply(501, "Invalid mode.")
         return
-    if not ch.allowed("M") or ch.fs is None:
+    mode = int(mode_text, 8)
+    if not ch.allowed("M") or ch.fs is None or ch.hidden(path):
         return
     try:
         with ch.as_user():

@@ -4,7 +4,9 @@
 ``LIST`` arguments may carry ``ls`` options (``-la``), which are ignored, and a final
 component with shell wildcards (``*.txt``), which selects entries of its directory. Names
 holding CR or LF are left out of listings sent on a data connection: they would break the
-one-entry-per-line framing.
+one-entry-per-line framing. The temporary files of uploads in progress
+(:func:`~medusa.ftp.upload_names.is_upload_temporary`) are never listed, and naming one is
+as naming a file that does not exist.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from medusa.core.listing import list_directory, msdos_line, unix_line
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.facts import mlsx_line
 from medusa.ftp.replies import encode_text
+from medusa.ftp.upload_names import is_upload_temporary
 
 __all__ = [
+    "check_not_hidden",
     "directory_lines",
     "encode_lines",
     "list_lines",
@@ -62,6 +66,24 @@ def _framed(name: str) -> bool:
     return "\r" not in name and "\n" not in name
 
 
+def _shown(name: str) -> bool:
+    """A name that may appear in a listing: framed, and not an upload in progress."""
+    return "\r" not in name and "\n" not in name and not is_upload_temporary(name)
+
+
+def check_not_hidden(fs: Filesystem, path: str) -> None:
+    """Raise :class:`FileNotFoundError` (with the virtual path) when ``path`` names the
+    temporary file of an upload in progress, as if it did not exist.
+
+    Raises:
+        FileNotFoundError: for such a path.
+        PathEscapeError: for a malformed path (NUL, backslash).
+    """
+    vpath = fs.normalize(path)
+    if is_upload_temporary(vpath):
+        raise FileNotFoundError(2, "No such file or directory", vpath)
+
+
 def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix") -> list[str]:
     """Return the lines of ``LIST arg``: ``ls -l`` (or MS-DOS) lines of a directory's
     entries, or the one line of a file.
@@ -70,6 +92,7 @@ def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix
         OSError: for a path that does not exist or cannot be read (virtual names only).
     """
     path, pattern = _pattern(fs, split_list_arg(arg) or ".")
+    check_not_hidden(fs, path)
     try:
         lines = directory_lines(fs, path, style)
     except NotADirectoryError:
@@ -103,12 +126,17 @@ def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) 
         PathEscapeError: when ``path`` resolves outside the root.
     """
     if type(fs) is not OSFilesystem:
-        return list_directory(fs, path, style)
+        listed = list_directory(fs, path, style)
+        hidden = {n for n in fs.listdir(path) if is_upload_temporary(n)}
+        if hidden:
+            listed = [line for line in listed if _line_name(line, style) not in hidden]
+        return listed
     base = fs.normalize(path)
     fd = _open_directory(fs, base)
     try:
         # Through /proc, the listing costs one open instead of a dup, fcntl and lseek.
         names = sorted(os.listdir(f"/proc/self/fd/{fd}" if _PROC_FD else fd))
+        names = [n for n in names if not is_upload_temporary(n)]
         prefix = base.rstrip("/") + "/"
         now = time.time()
         unix = style == "unix"
@@ -187,14 +215,15 @@ def nlst_lines(fs: Filesystem, arg: str) -> list[str]:
         OSError: for a path that does not exist or cannot be read.
     """
     path, pattern = _pattern(fs, split_list_arg(arg) or ".")
+    check_not_hidden(fs, path)
     if pattern is None and not fs.isdir(path):
         fs.lstat(path)  # raises for a missing path
         return [path]
     names = fs.listdir(path)
     if pattern is not None:
         prefix = "" if path == "." else path.rstrip("/") + "/"
-        return [prefix + n for n in names if fnmatch.fnmatchcase(n, pattern) and _framed(n)]
-    return [n for n in names if _framed(n)]
+        return [prefix + n for n in names if fnmatch.fnmatchcase(n, pattern) and _shown(n)]
+    return [n for n in names if _shown(n)]
 
 
 def mlsd_lines(
@@ -209,13 +238,14 @@ def mlsd_lines(
         NotADirectoryError: when ``path`` is not a directory.
         OSError: when it cannot be read.
     """
+    check_not_hidden(fs, path)
     base = fs.normalize(path)
     if not stat.S_ISDIR(fs.stat(base).st_mode):
         raise NotADirectoryError(20, "Not a directory", base)
     prefix = base.rstrip("/") + "/"
     lines = []
     for name in fs.listdir(base):
-        if not _framed(name):
+        if not _shown(name):
             continue
         try:
             st = fs.stat(prefix + name)
@@ -235,6 +265,7 @@ def mlst_line(fs: Filesystem, path: str, facts: frozenset[str], perms: frozenset
     Raises:
         OSError: for a path that does not exist.
     """
+    check_not_hidden(fs, path)
     vpath = fs.normalize(path)
     return mlsx_line(vpath, fs.stat(vpath), facts, perms)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from medusa.ftp.arguments import MAX_PBSZ, parse_decimal
 from medusa.ftp.authorizers import ANONYMOUS_NAMES
 
 if TYPE_CHECKING:
@@ -81,8 +82,8 @@ def cmd_pbsz(ch: FTPChannel, arg: str) -> None:
     if not ch.tls:
         ch.reply(503, "PBSZ not allowed on an unsecured control connection.")
         return
-    if not (arg.strip().isascii() and arg.strip().isdigit()):
-        ch.reply(501, "PBSZ takes a number.")
+    if parse_decimal(arg.strip(), MAX_PBSZ) is None:
+        ch.reply(501, "PBSZ takes a number (0 to 4294967295).")
         return
     ch.pbsz = True
     ch.reply(200, "PBSZ=0")

@@ -8,12 +8,14 @@ import asyncio
 import ipaddress
 import os
 import ssl as _ssl
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.log import Logger, resolve_logger
+from medusa.core.log import Logger, error_logger, resolve_logger
 from medusa.core.options import ConfigError, Option
 from medusa.core.passwords import hash_password, verify_password
 from medusa.core.resolver import HostNameLog, Resolver
@@ -21,7 +23,9 @@ from medusa.core.server import Server
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
 from medusa.ftp.hostport import canonical_host
+from medusa.ftp.login_failures import LoginFailures
 from medusa.ftp.session import FTPChannel
+from medusa.ftp.stale_uploads import StaleUpload, remove_stale_uploads
 from medusa.ftp.tls import server_context
 from medusa.ftp.userconfig import FTP_OPTIONS, users_from_config
 
@@ -56,12 +60,26 @@ class FTPServer(Server):
         keyfile: PEM private key for ``certfile`` (``None``: it is in ``certfile``).
         tls_control_required: non-anonymous users must ``AUTH TLS`` before ``USER``.
         tls_data_required: transfers need ``PROT P``.
-        max_login_attempts: failed logins before the connection is closed.
-        login_failure_delay: seconds of delay after the first failed login; the n-th
-            failure waits n times as long.
+        max_login_attempts: failed logins on one connection before it is closed.
+        login_failure_delay: seconds before the refusal of an address's first failed
+            login; each further failure from that address (on any connection, within
+            ``login_failure_window``) doubles it.
+        login_failure_max_delay: the longest such delay, seconds.
+        max_login_failures_per_ip: failed logins from one address within
+            ``login_failure_window`` seconds after which that address's logins are
+            refused (421 and close, the password not checked) until
+            ``login_failure_window`` seconds after its latest failure; anonymous logins
+            and other addresses are not affected (0: no such limit).
+        login_failure_window: seconds a failed login is remembered; the lockout's length.
         max_sessions_per_ip: sessions open at once from one address (421 beyond).
-        data_timeout: seconds a data connection may take to open or stay without
-            progress (0: never).
+        data_timeout: seconds a data connection may take to open, stay without progress,
+            or stay under ``data_min_rate`` (0: never).
+        data_min_rate: least average rate of a transfer over each ``data_timeout``
+            seconds, bytes per second (0: only stalls count); half of
+            ``max_download_rate``/``max_upload_rate`` when that is lower.
+        clean_stale_uploads: at start, walk ``anonymous_root`` and the virtual users'
+            roots in a worker thread and remove the temporary files of uploads that a
+            killed process left (see :mod:`medusa.ftp.stale_uploads`).
         max_download_rate: bytes per second per download (0: unlimited).
         max_upload_rate: bytes per second per upload (0: unlimited).
         listing_style: ``"unix"`` (``ls -l``) or ``"msdos"`` for ``LIST``.
@@ -116,8 +134,13 @@ class FTPServer(Server):
         tls_data_required: bool = False,
         max_login_attempts: int = 3,
         login_failure_delay: float = 1.0,
-        max_sessions_per_ip: int = 10,
+        login_failure_max_delay: float = 30.0,
+        max_login_failures_per_ip: int = 20,
+        login_failure_window: float = 600.0,
+        max_sessions_per_ip: int = 64,
         data_timeout: float = 60.0,
+        data_min_rate: int = 500,
+        clean_stale_uploads: bool = True,
         max_download_rate: int = 0,
         max_upload_rate: int = 0,
         listing_style: Literal["unix", "msdos"] = "unix",
@@ -172,8 +195,18 @@ class FTPServer(Server):
         self.tls_data_required = tls_data_required
         self.max_login_attempts = max_login_attempts
         self.login_failure_delay = float(login_failure_delay)
+        self.login_failures = LoginFailures(
+            budget=max_login_failures_per_ip,
+            window=login_failure_window,
+            delay=login_failure_delay,
+            max_delay=login_failure_max_delay,
+        )
         self.max_sessions_per_ip = max_sessions_per_ip
         self.data_timeout = float(data_timeout)
+        self.data_min_rate = data_min_rate
+        self.clean_stale_uploads = clean_stale_uploads
+        self._stale_scan: asyncio.Future[list[StaleUpload]] | None = None
+        self._stop_scan = threading.Event()
         self.max_download_rate = max_download_rate
         self.max_upload_rate = max_upload_rate
         if listing_style not in ("unix", "msdos"):
@@ -221,6 +254,58 @@ class FTPServer(Server):
     def for_serve(cls, address: Address, root: str) -> FTPServer:
         """``medusa serve ROOT --ftp ADDR``: anonymous, read-only, on ROOT."""
         return cls(address, anonymous_root=root)
+
+    # -- start and stop --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening; then (``clean_stale_uploads``) look for the temporary files of
+        uploads a killed process left, in a worker thread, and log each one removed.
+
+        Raises:
+            OSError: when the address cannot be bound.
+        """
+        await super().start()
+        roots = self.served_roots()
+        if self.clean_stale_uploads and roots:
+            began = time.time()
+            self._stale_scan = asyncio.get_running_loop().run_in_executor(
+                None,
+                lambda: remove_stale_uploads(roots, before=began, stop=self._stop_scan),
+            )
+            self._stale_scan.add_done_callback(self._stale_scan_done)
+
+    def served_roots(self) -> list[str]:
+        """The real directories of anonymous and virtual users (Unix users' home
+        directories are not included)."""
+        roots: list[str] = []
+        for authorizer in self.authorizers:
+            if isinstance(authorizer, AnonymousAuthorizer):
+                roots.append(authorizer.root)
+            elif isinstance(authorizer, VirtualUsers):
+                roots.extend(user.root for user in authorizer.users.values())
+        return roots
+
+    def _stale_scan_done(self, future: asyncio.Future[list[StaleUpload]]) -> None:
+        self._stale_scan = None
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            error_logger.warning("FTP: the search for stale temporary uploads failed: %s", exc)
+            return
+        for stale in future.result():
+            error_logger.warning(
+                "FTP: removed %s (%d bytes, last written %s): the temporary file of an "
+                "upload interrupted when a server process was killed",
+                stale.path,
+                stale.size,
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stale.mtime)),
+            )
+
+    def close(self) -> None:
+        """Stop accepting connections and end the search for stale uploads early."""
+        self._stop_scan.set()
+        super().close()
 
     # -- logins ----------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.channel import Channel
@@ -29,6 +30,7 @@ from medusa.ftp.facts import DEFAULT_FACTS
 from medusa.ftp.hostport import canonical_host
 from medusa.ftp.persona import PersonaFilesystem
 from medusa.ftp.replies import format_reply
+from medusa.ftp.upload_names import is_upload_temporary
 from medusa.ftp.xferlog import session_line
 
 if TYPE_CHECKING:
@@ -39,6 +41,11 @@ __all__ = ["FTPChannel"]
 _IMMEDIATE_DURING_TRANSFER = frozenset({"ABOR", "STAT"})
 _MAX_QUEUED = 32
 _RESTARTABLE = frozenset({"RETR", "STOR", "APPE"})
+_WRITES = frozenset(
+    {"STOR", "APPE", "STOU", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"}
+)
+"""Commands that change files: a refusal of one (a 4xx or 5xx reply from its handler) is
+written to the session log with its reason (``SITE CHMOD`` too)."""
 
 
 class FTPChannel(Channel):
@@ -91,6 +98,7 @@ class FTPChannel(Channel):
         self._timer: asyncio.TimerHandle | None = None
         self._stop_after_transfer = False
         self._local_host: str | None = None
+        self._write: str | None = None  # the write command running, for its refusal
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -127,7 +135,12 @@ class FTPChannel(Channel):
     # -- replies and logs ------------------------------------------------------------------
 
     def reply(self, code: int, text: str | list[str]) -> None:
-        """Send one reply (multi-line for a list or text with newlines)."""
+        """Send one reply (multi-line for a list or text with newlines). A 4xx or 5xx
+        reply to a command that changes files is also written to the session log."""
+        if code >= 400 and self._write is not None:
+            what, self._write = self._write, None
+            reason = text if isinstance(text, str) else " ".join(text)
+            self.log_session(f"{what} refused: {code} {reason}")
         self.push(format_reply(code, text))
 
     def log_session(self, event: str) -> None:
@@ -229,12 +242,28 @@ class FTPChannel(Channel):
         if spec.arg == "none" and arg.strip():
             self.reply(501, f"{verb} takes no argument.")
             return
+        if verb in _WRITES or (verb == "SITE" and arg.lstrip()[:6].upper() == "CHMOD "):
+            self._write = self._describe_write(verb, arg)
         try:
             HANDLERS[verb](self, arg)
         except Exception:
             error_logger.exception("FTP command %s from %s failed", verb, self.peer_text)
             self.ftp.counters.errors += 1
             self.reply(451, "Requested action aborted: local error in processing.")
+        finally:
+            self._write = None
+
+    def _describe_write(self, verb: str, arg: str) -> str:
+        """The command and its virtual path, for the session log."""
+        if verb == "SITE":
+            return f"SITE {arg.strip()}"
+        path = arg
+        if self.fs is not None:
+            with contextlib.suppress(OSError, ValueError):
+                path = self.fs.normalize(arg)
+        if verb == "RNTO":
+            return f"RNTO {path} (from {self.rename_from or '-'})"
+        return f"{verb} {path}"
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -256,6 +285,31 @@ class FTPChannel(Channel):
         self.reply(550, "Permission denied.")
         return False
 
+    def hidden(self, path: str) -> bool:
+        """Return True, after a 550 as for a missing file, when ``path`` names the
+        temporary file of an upload in progress (see :mod:`medusa.ftp.upload_names`)."""
+        if self._names_upload(path):
+            self.reply(550, "No such file or directory.")
+            return True
+        return False
+
+    def reserved(self, path: str) -> bool:
+        """Return True, after a 553 (RFC 959: file name not allowed), when ``path`` would
+        create or replace a file named like an upload in progress."""
+        if self._names_upload(path):
+            self.reply(553, "File name not allowed (reserved for uploads in progress).")
+            return True
+        return False
+
+    def _names_upload(self, path: str) -> bool:
+        fs = self.fs
+        if fs is None:
+            return False
+        try:
+            return is_upload_temporary(fs.normalize(path))
+        except (OSError, ValueError):
+            return False  # a malformed path: the command's own check refuses it
+
     def as_user(self) -> contextlib.AbstractContextManager[object]:
         """The persona of a real Unix user around an operation (nothing for others)."""
         account = self.account
@@ -272,6 +326,18 @@ class FTPChannel(Channel):
         if account is not None:
             # No password to check (anonymous): no task, no wait.
             self._logged_in(account, user, password)
+            return
+        host = self.peer_host
+        left = self.ftp.login_failures.locked(host, time.monotonic())
+        if left:
+            # The password is not checked: guesses from a locked-out address are useless.
+            self.pending_user = None
+            self.log_session(
+                f"login {user!r} refused: {host} is locked out for {left:.0f} more s "
+                "after repeated failed logins"
+            )
+            self.reply(421, "Too many failed logins from your address; try again later.")
+            self.close_when_done()
             return
         self.hold("login")
         task = asyncio.get_running_loop().create_task(self.ftp.authenticate(user, password))
@@ -310,21 +376,40 @@ class FTPChannel(Channel):
         self.release()
 
     def _login_failed(self, user: str) -> None:
-        """Refused: 530 after the failure delay; commands wait until then."""
+        """Refused: 530 after the failure delay, which grows with the failures of the
+        client's address on every connection (see
+        :class:`~medusa.ftp.login_failures.LoginFailures`); commands wait until then."""
         self.hold("login")
         self.failed_logins += 1
-        self.log_session(f"login {user!r} failed ({self.failed_logins})")
         self.pending_user = None
-        delay = self.ftp.login_failure_delay * self.failed_logins
+        host = self.peer_host
+        failures = self.ftp.login_failures
+        now = time.monotonic()
+        delay = failures.failure(host, now)
+        count = failures.failures(host, now)
+        self.log_session(
+            f"login {user!r} failed ({self.failed_logins} on this connection, "
+            f"{count} from {host})"
+        )
+        if failures.locked(host, now):
+            message = (
+                f"{host} locked out for {failures.window:g} s after {count} failed logins"
+            )
+            self.log_session(message)
+            error_logger.warning("FTP: %s (last user %r)", message, user)
         self._timer = asyncio.get_running_loop().call_later(delay, self._login_refused)
 
     def _login_refused(self) -> None:
         self._timer = None
         if self._closing:
             return
-        if self.failed_logins >= self.ftp.max_login_attempts:
+        locked = self.ftp.login_failures.locked(self.peer_host, time.monotonic())
+        if locked or self.failed_logins >= self.ftp.max_login_attempts:
             self.reply(530, "Login incorrect.")
-            self.reply(421, "Too many failed logins; closing the connection.")
+            if locked:
+                self.reply(421, "Too many failed logins from your address; try again later.")
+            else:
+                self.reply(421, "Too many failed logins; closing the connection.")
             self.log_session("disconnected after too many failed logins")
             self.close_when_done()
             return

@@ -15,6 +15,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from medusa.core.producers import FileProducer, SimpleProducer
+from medusa.ftp.arguments import MAX_OFFSET, parse_decimal
 from medusa.ftp.hostport import AddressSyntaxError, epsv_reply, parse_eprt, parse_port, pasv_reply
 from medusa.ftp.listings import encode_lines, list_lines, mlsd_lines, nlst_lines
 from medusa.ftp.transfers import AsciiProducer, Transfer, UploadFile
@@ -104,12 +105,13 @@ def cmd_epsv(ch: FTPChannel, arg: str) -> None:
 
 
 def cmd_rest(ch: FTPChannel, arg: str) -> None:
-    """``REST offset`` (RFC 3659 §5, STREAM mode): where the next ``RETR``/``STOR`` starts."""
-    text = arg.strip()
-    if not (text.isascii() and text.isdigit()):
+    """``REST offset`` (RFC 3659 §5, STREAM mode): where the next ``RETR``/``STOR`` starts;
+    501 unless the offset is ASCII digits for at most ``2**63 - 1`` bytes."""
+    offset = parse_decimal(arg.strip(), MAX_OFFSET)
+    if offset is None:
         ch.reply(501, "Invalid REST parameter: a byte offset is required.")
         return
-    ch.restart = int(text)
+    ch.restart = offset
     ch.reply(350, f"Restarting at {ch.restart}. Send STOR or RETR to start the transfer.")
 
 
@@ -125,7 +127,7 @@ def cmd_retr(ch: FTPChannel, arg: str) -> None:
     connection), from the ``REST`` offset."""
     assert ch.fs is not None
     offset, ch.restart = ch.restart, 0
-    if not ch.allowed("r") or not _data_policy_ok(ch):
+    if not ch.allowed("r") or ch.hidden(arg) or not _data_policy_ok(ch):
         return
     try:
         opened = ch.fs.open_read(arg)
@@ -171,7 +173,7 @@ def _upload(
     preliminary: str | None = None,
 ) -> None:
     assert ch.fs is not None
-    if not _has_data_port(ch):
+    if ch.reserved(path) or not _has_data_port(ch):
         return
     try:
         if offset:

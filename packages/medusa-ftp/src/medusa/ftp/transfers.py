@@ -1,13 +1,14 @@
-"""What a transfer moves: an upload's file (written under a temporary name and renamed on
-completion, so an aborted upload never leaves half a file under the real name), the
-``TYPE A`` download producer, and the record of one transfer for the transfer log.
+"""What a transfer moves: an upload's file (written under a temporary name, made durable
+with ``fsync`` and renamed on completion, so that an aborted upload never leaves half a
+file under the real name and a completed one survives a crash), the ``TYPE A`` download
+producer, and the record of one transfer for the transfer log.
 """
 
 from __future__ import annotations
 
 import contextlib
-import posixpath
-import secrets
+import fcntl
+import os
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -15,23 +16,24 @@ from typing import BinaryIO
 from medusa.core.producers import Producer
 from medusa.core.vfs import Filesystem
 from medusa.ftp.linefeeds import FromNetwork, ToNetwork
+from medusa.ftp.upload_names import temporary_name
 
-__all__ = ["AsciiProducer", "Transfer", "UploadFile", "temporary_name"]
-
-
-def temporary_name(path: str) -> str:
-    """Return a hidden name beside ``path`` for its upload in progress
-    (``dir/.name.XXXXXXXX.part``)."""
-    head, tail = posixpath.split(path)
-    return posixpath.join(head, f".{tail}.{secrets.token_hex(4)}.part")
+__all__ = ["AsciiProducer", "Transfer", "UploadFile"]
 
 
 class UploadFile:
     """The file an upload writes to.
 
-    ``STOR`` and ``STOU`` write a temporary file beside the target, renamed over the target
-    by :meth:`commit`; :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with
-    ``REST`` write the target itself (the client asked to continue that very file).
+    ``STOR`` and ``STOU`` write a temporary file beside the target
+    (``.name.XXXXXXXX.part``, see :mod:`medusa.ftp.upload_names`), locked with ``flock``
+    while the upload runs (so that :mod:`medusa.ftp.stale_uploads` can tell a live upload
+    from one a killed process left) and renamed over the target by :meth:`commit`;
+    :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with ``REST`` write the
+    target itself (the client asked to continue that very file).
+
+    Completing an upload takes three steps: :meth:`finish` (on the loop's thread),
+    :meth:`sync` (``fsync``, which may take long: in a worker thread), then :meth:`commit`
+    (the rename, as the user).
 
     Args:
         fs: the session's filesystem (file operations run as the user there).
@@ -42,7 +44,11 @@ class UploadFile:
         exclusive: ``STOU``: the commit fails rather than replace an existing file.
 
     Attributes:
+        replaces: True when the upload goes to a temporary file that replaces the target
+            (``STOR``, ``STOU``), False when it writes the target itself.
         written: bytes written to the file.
+        temp: the virtual path of the temporary file, ``None`` when the target itself is
+            written (or once renamed or removed).
 
     Raises:
         OSError: when the file cannot be opened or created (with the virtual path).
@@ -61,6 +67,7 @@ class UploadFile:
         self.fs = fs
         self.path = fs.normalize(path)
         self.exclusive = exclusive
+        self.replaces = not (append or offset)
         self.written = 0
         self._decoder = FromNetwork() if ascii else None
         self.temp: str | None = None
@@ -75,8 +82,11 @@ class UploadFile:
                 self.file.close()
                 raise
         else:
-            self.temp = temporary_name(self.path)
-            self.file = fs.open(self.temp, "xb")
+            temp = temporary_name(self.path)
+            self.file = fs.open(temp, "xb")
+            self.temp = temp
+            with contextlib.suppress(OSError):  # a filesystem without locks: no marker
+                fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def write(self, data: bytes) -> None:
         """Write ``data`` (converted in ``TYPE A``).
@@ -89,20 +99,39 @@ class UploadFile:
         self.file.write(data)
         self.written += len(data)
 
+    def finish(self) -> None:
+        r"""All data arrived: write what ``TYPE A`` conversion held back and flush the
+        file's buffer to the kernel.
+
+        Raises:
+            OSError: when the disk refuses it (the caller then :meth:`discard`\ s).
+        """
+        if self._decoder is not None:
+            rest = self._decoder.flush()
+            if rest:
+                self.file.write(rest)
+                self.written += len(rest)
+        self.file.flush()
+
+    def sync(self) -> None:
+        """``fsync`` the file: its data reaches the disk before :meth:`commit` makes it
+        visible under the target's name. Safe in a worker thread (it touches only the
+        open descriptor).
+
+        Raises:
+            OSError: when the disk reports an error.
+        """
+        os.fsync(self.file.fileno())
+
     def commit(self) -> None:
-        """Finish: flush and close the file, rename the temporary file to the target.
+        """Close the file and rename the temporary file to the target.
 
         Raises:
             FileExistsError: for ``STOU`` when the target appeared meanwhile (the
                 temporary file is removed).
-            OSError: when the file cannot be written or renamed (it is removed).
+            OSError: when the file cannot be closed or renamed (it is removed).
         """
         try:
-            if self._decoder is not None:
-                rest = self._decoder.flush()
-                if rest:
-                    self.file.write(rest)
-                    self.written += len(rest)
             self.file.close()
             if self.temp is not None:
                 if self.exclusive and self.fs.exists(self.path):
@@ -163,6 +192,10 @@ class Transfer:
         connected: True once the data connection is up.
         bytes: bytes moved, known at the end.
         size: the file's size when known (for the log).
+        storing: an upload whose data all arrived, being synced and renamed.
+        window_start: :func:`time.monotonic` time the current rate window began (the
+            data timeout's check of the minimum rate).
+        window_bytes: bytes moved when it began.
     """
 
     verb: str
@@ -174,6 +207,9 @@ class Transfer:
     connected: bool = False
     bytes: int = 0
     size: int = 0
+    storing: bool = False
+    window_start: float = 0.0
+    window_bytes: int = 0
 
     @property
     def incoming(self) -> bool:
