@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 
 __all__ = [
     "CHANNEL_PREFIXES",
@@ -58,15 +59,49 @@ def is_valid_channel(name: str, max_length: int = 50) -> bool:
     return not any(c in _CHANNEL_FORBIDDEN for c in name)
 
 
-def mask_matcher(mask: str) -> re.Pattern[str]:
+def mask_matcher(mask: str) -> Callable[[str], bool]:
     """Compile an IRC wildcard mask (``*`` any run, ``?`` one character; RFC 2812 section
-    2.5) into a pattern to ``fullmatch`` against case-folded names."""
-    parts = []
-    for c in irc_lower(mask):
-        if c == "*":
-            parts.append(".*")
-        elif c == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(c))
-    return re.compile("".join(parts), re.DOTALL)
+    2.5) into a test of a whole case-folded name.
+
+    The mask is cut at its stars into pieces of fixed length; the first must begin the
+    name, the last end it, and each one between is found leftmost after the one before
+    (which is enough for ``*``), so matching costs at most one scan of the name per piece,
+    never the exponential backtracking a regular expression of ``.*`` runs can take on
+    ``*a*a*a...b`` against ``aaaa...``.
+
+    Args:
+        mask: the mask as the client gave it (case-folded here).
+
+    Returns:
+        ``match(name)``: True when the case-folded ``name`` matches the whole mask.
+    """
+    pieces = [_piece(part) for part in irc_lower(mask).split("*")]
+    if len(pieces) == 1:
+        whole, size = pieces[0]
+        return lambda name: len(name) == size and whole.match(name) is not None
+    (first, first_size), (last, last_size) = pieces[0], pieces[-1]
+    middle = [piece for piece in pieces[1:-1] if piece[1]]
+    shortest = first_size + last_size + sum(size for _, size in middle)
+
+    def match(name: str) -> bool:
+        if len(name) < shortest or first.match(name) is None:
+            return False
+        end = len(name) - last_size
+        if last.match(name, end) is None:
+            return False
+        pos = first_size
+        for piece, _ in middle:
+            found = piece.search(name, pos, end)
+            if found is None:
+                return False
+            pos = found.end()
+        return True
+
+    return match
+
+
+def _piece(text: str) -> tuple[re.Pattern[str], int]:
+    """A star-free part of a mask: a pattern of fixed length (``?`` any one character)
+    and that length."""
+    pattern = "".join("." if c == "?" else re.escape(c) for c in text)
+    return re.compile(pattern, re.DOTALL), len(text)

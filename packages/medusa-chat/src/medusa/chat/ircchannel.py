@@ -23,8 +23,8 @@ class IRCChannel:
     Attributes:
         members: each member with its flags: ``""``, ``"o"`` (operator), ``"v"`` (voice) or
             ``"ov"``, in join order.
-        modes: the flag modes set: ``"t"``, ``"n"``, ``"m"``, ``"i"`` (a new channel is
-            ``+nt``).
+        modes: the flag modes set: ``"t"``, ``"n"``, ``"m"``, ``"i"``, ``"s"`` (secret),
+            ``"p"`` (private) (a new channel is ``+nt``).
         password: the key of ``+k`` or ``None``.
         limit: the member limit of ``+l`` or ``None``.
         invited: case-folded nicks invited with INVITE (they pass ``+i``, ``+k`` and ``+l``).
@@ -84,6 +84,25 @@ class IRCChannel:
         if flags is None:
             return "n" not in self.modes and "m" not in self.modes
         return "m" not in self.modes or bool(flags)
+
+    def hidden_from(self, user: User) -> bool:
+        """True when the channel is secret (``+s``) or private (``+p``) and ``user`` is not
+        a member: its name is not shown to that user in LIST or NAMES without a channel
+        named, nor in WHOIS and WHO replies (RFC 2811 section 4.2.6)."""
+        modes = self.modes
+        return ("s" in modes or "p" in modes) and user not in self.members
+
+    def secret_from(self, user: User) -> bool:
+        """True when the channel is secret (``+s``) and ``user`` is not a member: to that
+        user it does not exist for TOPIC, LIST, NAMES and WHO, even named (RFC 2811 section
+        4.2.6; MODE still answers, as the RFC says)."""
+        return "s" in self.modes and user not in self.members
+
+    def names_symbol(self) -> str:
+        """The channel's kind in ``RPL_NAMREPLY`` (353): ``@`` secret, ``*`` private,
+        ``=`` public (RFC 2812 section 5.1)."""
+        modes = self.modes
+        return "@" if "s" in modes else "*" if "p" in modes else "="
 
     def mode_string(self, show_key: bool) -> list[str]:
         """The channel's modes as ``RPL_CHANNELMODEIS`` parameters (``["+klnt", key,

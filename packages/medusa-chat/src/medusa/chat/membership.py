@@ -79,14 +79,14 @@ def part(net: Network, user: User, msg: Message) -> None:
 
 def topic(net: Network, user: User, msg: Message) -> None:
     """TOPIC <channel> [<topic>]: without a topic, 331 or 332 + 333; with one, set it (an
-    empty one clears it) and tell the members. 461, 403, 442, 482 (``+t`` and not an
-    operator)."""
+    empty one clears it) and tell the members. 461, 403 (also for a secret channel the
+    user is not on, RFC 2811 section 4.2.6), 442, 482 (``+t`` and not an operator)."""
     if not msg.params:
         net.need_more_params(user, "TOPIC")
         return
     name = msg.params[0]
     channel = net.find_channel(name)
-    if channel is None:
+    if channel is None or channel.secret_from(user):
         net.reply(user, n.ERR_NOSUCHCHANNEL, name, "No such channel")
         return
     if len(msg.params) < 2:
@@ -107,35 +107,34 @@ def topic(net: Network, user: User, msg: Message) -> None:
 
 def names(net: Network, user: User, msg: Message) -> None:
     """NAMES [<channel>{,<channel>}]: 353 lines and 366 for each; 366 alone for a channel
-    that does not exist. Without a parameter, every channel the user may see."""
+    that does not exist or is secret (``+s``) to a non-member. Without a parameter, every
+    channel but the secret and private (``+p``) ones the user is not on (RFC 2811 section
+    4.2.6). Invisible (``+i``) members are shown to members only."""
     if not msg.params or not msg.params[0]:
         for each in list(net.channels.values()):
-            if _visible(user, each):
+            if not each.hidden_from(user):
                 net.send_names(user, each)
         net.send_names(user, None, "*")
         return
     for name in msg.params[0].split(","):
         channel = net.find_channel(name)
-        if channel is not None and _visible(user, channel):
+        if channel is not None and not channel.secret_from(user):
             net.send_names(user, channel)
         else:
             net.send_names(user, None, name)
 
 
-def _visible(user: User, channel: IRCChannel) -> bool:
-    """Channels are public: every one is visible (no ``+s``/``+p`` modes are served)."""
-    return True
-
-
 def list_command(net: Network, user: User, msg: Message) -> None:
-    """LIST [<channel>{,<channel>}]: 321, one 322 per channel (members, topic), 323."""
+    """LIST [<channel>{,<channel>}]: 321, one 322 per channel (members, topic), 323.
+    Without a parameter, secret (``+s``) and private (``+p``) channels the user is not on
+    are left out; named, only the secret ones are (RFC 2811 section 4.2.6)."""
     net.reply(user, n.RPL_LISTSTART, "Channel", "Users  Name")
     if msg.params and msg.params[0]:
         found = [net.find_channel(name) for name in msg.params[0].split(",")]
-        channels = [c for c in found if c is not None]
+        channels = [c for c in found if c is not None and not c.secret_from(user)]
     else:
-        channels = list(net.channels.values())
-    for channel in channels:
+        channels = [c for c in net.channels.values() if not c.hidden_from(user)]
+    for channel in dict.fromkeys(channels):
         net.reply(user, n.RPL_LIST, channel.name, str(len(channel.members)), channel.topic)
     net.reply(user, n.RPL_LISTEND, "End of LIST")
 

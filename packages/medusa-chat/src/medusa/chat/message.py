@@ -6,8 +6,13 @@ spaces, the last of which may be a "trailing" parameter introduced by ``:`` that
 spaces. A line is at most 512 bytes counting the final CR LF (RFC 1459 section 2.3).
 IRCv3 message tags (``@a=b;c ...``) sent by modern clients are accepted and ignored.
 
-Text is handled as :class:`str` decoded from UTF-8 with ``surrogateescape``, so bytes that are
-not UTF-8 (old clients in Latin-1) pass through unchanged when the line is encoded again.
+The server accepts UTF-8 only (``UTF8ONLY`` in ``RPL_ISUPPORT``, IRCv3's UTF8ONLY
+specification; the second choice of modern.ircdocs.horse's "Character Encodings"): a line
+that is not valid UTF-8 is refused (:func:`decode_line` raises), never relayed as it came.
+A line holding NUL or CR is refused too: neither may appear in a parameter (RFC 2812
+section 2.3.1, ``nospcrlfcl``), and a CR relayed to other clients would split the line.
+Numbers in parameters are read with :func:`parse_number`: ASCII digits only (``str.isdigit``
+also accepts ``'²'``, which ``int`` then refuses), and a bounded count of them.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ __all__ = [
     "MAX_LINE",
     "MAX_PARAMS",
     "Message",
+    "command_name",
     "decode_line",
     "encode_line",
     "format_line",
+    "has_forbidden",
     "parse_message",
+    "parse_number",
 ]
 
 MAX_LINE = 512
@@ -52,9 +60,58 @@ class Message:
 
 
 def decode_line(line: bytes) -> str:
-    """Decode one received line (without CR LF) as UTF-8, keeping undecodable bytes as
-    surrogates so that :func:`encode_line` restores them exactly."""
-    return line.decode("utf-8", "surrogateescape")
+    """Decode one received line (without CR LF) as UTF-8.
+
+    Raises:
+        UnicodeDecodeError: when the line is not valid UTF-8 (the server answers
+            ``FAIL <command> INVALID_UTF8``; see :func:`command_name`).
+    """
+    return line.decode("utf-8")
+
+
+def has_forbidden(text: str) -> bool:
+    """True when a decoded line holds NUL or CR, which no part of a message may hold
+    (RFC 2812 section 2.3.1; LF ends the line before it gets here)."""
+    return "\x00" in text or "\r" in text
+
+
+def command_name(line: bytes | str) -> str:
+    """The command of a line that is refused whole, for the reply that says so: the first
+    word after the optional tags and prefix when it is a command (1 to 20 ASCII letters or
+    digits, RFC 2812 section 2.3.1), upper-cased, else ``"*"``.
+
+    Args:
+        line: the received line (bytes not yet decoded, or text).
+    """
+    text = line.decode("latin-1") if isinstance(line, bytes) else line
+    words = text.split(" ")
+    index = 0
+    while index < len(words) and (not words[index] or words[index][0] in "@:"):
+        index += 1
+    word = words[index] if index < len(words) else ""
+    if 0 < len(word) <= 20 and word.isascii() and word.isalnum():
+        return word.upper()
+    return "*"
+
+
+def parse_number(text: str, max_digits: int = 9) -> int | None:
+    """Read a non-negative decimal number sent by a client.
+
+    Only ASCII digits count (``str.isdigit`` also accepts ``'²'`` and other Unicode digits,
+    which ``int`` refuses or reads as digits); at most ``max_digits`` of them, so the value
+    is bounded (below 10**9 by default).
+
+    Args:
+        text: the parameter.
+        max_digits: the longest number accepted, in digits.
+
+    Returns:
+        the value, or ``None`` when ``text`` is empty, longer than ``max_digits`` or holds
+        anything but ASCII digits (no sign, no spaces).
+    """
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
 
 
 def parse_message(line: str) -> Message | None:
@@ -110,7 +167,9 @@ def format_line(prefix: str | None, command: str, *params: str) -> str:
     """Format a message as text without CR LF.
 
     The last parameter is written as a trailing parameter (``:text``) when it is empty,
-    holds a space or starts with ``:``; the others must be single words.
+    holds a space or starts with ``:``; the others must be single words, and one that is
+    not (empty, holding a space, starting with ``:``: a client's text echoed in an error
+    reply) is written as ``*`` so that the line keeps its shape (RFC 2812 section 2.3.1).
 
     Args:
         prefix: the origin (server name or ``nick!user@host``) or ``None``.
@@ -119,7 +178,10 @@ def format_line(prefix: str | None, command: str, *params: str) -> str:
     """
     parts = [f":{prefix} {command}" if prefix else command]
     if params:
-        parts.extend(params[:-1])
+        for middle in params[:-1]:
+            if not middle or " " in middle or middle[0] == ":":
+                middle = "*"
+            parts.append(middle)
         last = params[-1]
         if not last or " " in last or last[0] == ":":
             last = ":" + last

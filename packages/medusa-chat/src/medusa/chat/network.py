@@ -14,6 +14,7 @@ from medusa.chat.fanout import SharedLines
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line
 from medusa.chat.user import User
+from medusa.core.log import error_logger
 
 __all__ = ["VERSION", "Network", "NetworkConfig"]
 
@@ -113,6 +114,12 @@ class Network:
             shared.seal()
             channel.shared = None
 
+    def fail(self, user: User, command: str, code: str, text: str) -> None:
+        """Send an IRCv3 standard reply ``FAIL <command> <code> :<text>`` from the server
+        (IRCv3 Standard Replies; ``INVALID_UTF8`` is the UTF8ONLY specification's code,
+        which a server advertising ``UTF8ONLY`` may send to any client)."""
+        user.send(encode_line(format_line(self.config.server_name, "FAIL", command, code, text)))
+
     def need_more_params(self, user: User, command: str) -> None:
         """Send ``ERR_NEEDMOREPARAMS`` (461) for ``command``."""
         self.reply(user, n.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
@@ -145,7 +152,12 @@ class Network:
     def dispatch(self, user: User, message: Message) -> None:
         """Run one client message: the command's handler, ``ERR_NOTREGISTERED`` (451) for
         commands other than the registration ones before the welcome, ``ERR_UNKNOWNCOMMAND``
-        (421) for commands not served."""
+        (421) for commands not served.
+
+        A handler that raises is a bug, never the client's doing (malformed input gets its
+        error reply from the handler): it is logged once on the ``medusa`` logger with its
+        traceback and answered with ``ERR_UNKNOWNERROR`` (400); the connection goes on.
+        """
         from medusa.chat.commands import COMMANDS, PRE_REGISTRATION
 
         if user.gone:
@@ -153,13 +165,18 @@ class Network:
         command = message.command
         handler = COMMANDS.get(command)
         if not user.registered and command not in PRE_REGISTRATION:
-            if handler is not None or not command.isdigit():
+            if handler is not None or not (command.isascii() and command.isdigit()):
                 self.reply(user, n.ERR_NOTREGISTERED, "You have not registered")
             return
         if handler is None:
             self.reply(user, n.ERR_UNKNOWNCOMMAND, command, "Unknown command")
             return
-        handler(self, user, message)
+        try:
+            handler(self, user, message)
+        except Exception:
+            error_logger.exception("chat: %s from %s failed", command, user.prefix)
+            if not user.gone:
+                self.reply(user, n.ERR_UNKNOWNERROR, command, "Internal error: not done")
 
     # -- membership ------------------------------------------------------------------------
 
@@ -242,14 +259,22 @@ class Network:
 
     def send_names(self, user: User, channel: IRCChannel | None, name: str = "") -> None:
         """``RPL_NAMREPLY`` (353) lines that each fit in 512 bytes, then
-        ``RPL_ENDOFNAMES`` (366). ``channel`` ``None`` sends only the end (for ``name``)."""
+        ``RPL_ENDOFNAMES`` (366). ``channel`` ``None`` sends only the end (for ``name``).
+
+        The 353 symbol is ``@`` for a secret channel (``+s``), ``*`` for a private one
+        (``+p``), ``=`` otherwise; to a user who is not a member, invisible (``+i``) members
+        are not shown (modern.ircdocs.horse, NAMES and RPL_NAMREPLY)."""
         if channel is not None:
             name = channel.name
-            head = f":{self.config.server_name} {n.RPL_NAMREPLY} {user.nick} = {name} :"
+            symbol = channel.names_symbol()
+            head = f":{self.config.server_name} {n.RPL_NAMREPLY} {user.nick} {symbol} {name} :"
             room = 510 - len(head.encode())
             names: list[str] = []
             size = 0
+            outsider = user not in channel.members
             for member, flags in channel.members.items():
+                if outsider and "i" in member.modes:
+                    continue
                 entry = IRCChannel.member_prefix(flags) + member.nick
                 if names and size + len(entry) + 1 > room:
                     user.send(encode_line(head + " ".join(names)))

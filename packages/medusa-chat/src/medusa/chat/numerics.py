@@ -1,5 +1,6 @@
 """Numeric replies used by the server (RFC 2812 section 5, RFC 1459 section 6, and the
-later ``RPL_ISUPPORT``/``RPL_TOPICWHOTIME``/``ERR_INPUTTOOLONG`` that current clients expect)."""
+later ``RPL_ISUPPORT``/``RPL_TOPICWHOTIME``/``ERR_INPUTTOOLONG``/``ERR_UNKNOWNERROR``/
+``ERR_INVALIDMODEPARAM`` that current clients expect, as modern.ircdocs.horse lists them)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ RPL_MOTDSTART = "375"
 RPL_ENDOFMOTD = "376"
 RPL_TIME = "391"
 
+ERR_UNKNOWNERROR = "400"
 ERR_NOSUCHNICK = "401"
 ERR_NOSUCHSERVER = "402"
 ERR_NOSUCHCHANNEL = "403"
@@ -80,3 +82,4 @@ ERR_BADCHANNELKEY = "475"
 ERR_CHANOPRIVSNEEDED = "482"
 ERR_UMODEUNKNOWNFLAG = "501"
 ERR_USERSDONTMATCH = "502"
+ERR_INVALIDMODEPARAM = "696"

@@ -16,36 +16,61 @@ __all__ = ["ison", "userhost", "who", "whois", "whowas"]
 
 
 def who(net: Network, user: User, msg: Message) -> None:
-    """WHO [<mask> ["o"]]: one 352 per user matched, then 315. A channel name lists its
-    members; another mask is matched (``*``, ``?``) against nicks, hosts, user and real
-    names of users who are not ``+i`` or share a channel with the asker. ``o`` (operators
-    only) matches nobody: the server has no IRC operators."""
+    """WHO [<mask> ["o"]]: one 352 per user matched, then 315 (modern.ircdocs.horse).
+
+    * A channel name lists its members: all of them to a member; to others the members
+      who are not ``+i``, and nobody for a secret (``+s``) channel.
+    * An exact nickname (no ``*`` or ``?``) lists that user, ``+i`` or not.
+    * Another mask is matched (``*``, ``?``) against nicks, hosts, user and real names of
+      users who are not ``+i`` or share a channel with the asker.
+
+    The channel shown in a 352 is one the asker may see (``*`` when none: RFC 2811 section
+    4.2.6 hides secret and private channels from non-members). ``o`` (operators only)
+    matches nobody: the server has no IRC operators.
+    """
     mask = msg.param(0) or "*"
     if msg.param(1) == "o":
         net.reply(user, n.RPL_ENDOFWHO, mask, "End of WHO list")
         return
     if is_channel_name(mask):
         channel = net.find_channel(mask)
-        if channel is not None:
+        if channel is not None and not channel.secret_from(user):
+            outsider = user not in channel.members
             for member, flags in channel.members.items():
+                if outsider and "i" in member.modes:
+                    continue
                 _who_reply(net, user, member, channel.name, IRCChannel.member_prefix(flags))
-    else:
-        match = mask_matcher("*" if mask == "0" else mask).fullmatch
-        peers = net.peers(user)
-        for other in list(net.users.values()):
-            if not other.registered:
-                continue
-            if "i" in other.modes and other is not user and other not in peers:
-                continue
-            if any(
-                match(irc_lower(field))
-                for field in (other.nick, other.host, other.username, other.realname)
-            ):
-                first = next(iter(other.channels.values()), None)
-                where = first.name if first is not None else "*"
-                flags = first.members.get(other, "") if first is not None else ""
-                _who_reply(net, user, other, where, IRCChannel.member_prefix(flags))
+        net.reply(user, n.RPL_ENDOFWHO, mask, "End of WHO list")
+        return
+    exact = net.find_user(mask) if "*" not in mask and "?" not in mask else None
+    if exact is not None:
+        _who_user(net, user, exact)
+        net.reply(user, n.RPL_ENDOFWHO, mask, "End of WHO list")
+        return
+    match = mask_matcher("*" if mask == "0" else mask)
+    peers = net.peers(user)
+    for other in list(net.users.values()):
+        if not other.registered:
+            continue
+        if "i" in other.modes and other is not user and other not in peers:
+            continue
+        if any(
+            match(irc_lower(field))
+            for field in (other.nick, other.host, other.username, other.realname)
+        ):
+            _who_user(net, user, other)
     net.reply(user, n.RPL_ENDOFWHO, mask, "End of WHO list")
+
+
+def _who_user(net: Network, user: User, other: User) -> None:
+    """The 352 of ``other`` outside a channel listing: with the first of its channels
+    ``user`` may see, or ``*``."""
+    for channel in other.channels.values():
+        if not channel.hidden_from(user):
+            prefix = IRCChannel.member_prefix(channel.members.get(other, ""))
+            _who_reply(net, user, other, channel.name, prefix)
+            return
+    _who_reply(net, user, other, "*", "")
 
 
 def _who_reply(net: Network, user: User, other: User, where: str, prefix: str) -> None:
@@ -65,7 +90,8 @@ def _who_reply(net: Network, user: User, other: User, where: str, prefix: str) -
 
 def whois(net: Network, user: User, msg: Message) -> None:
     """WHOIS [<server>] <nick>{,<nick>}: 311, 319, 312, 301, 317 for each user found, 401
-    for the others, then 318. 431 without a nick."""
+    for the others, then 318. 431 without a nick. 319 leaves out the secret and private
+    channels the asker is not on (RFC 2811 section 4.2.6)."""
     if not msg.params or not msg.params[-1]:
         net.reply(user, n.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
@@ -81,6 +107,7 @@ def whois(net: Network, user: User, msg: Message) -> None:
         channels = " ".join(
             IRCChannel.member_prefix(c.members.get(other, "")) + c.name
             for c in other.channels.values()
+            if not c.hidden_from(user)
         )
         if channels:
             net.reply(user, n.RPL_WHOISCHANNELS, other.nick, channels)

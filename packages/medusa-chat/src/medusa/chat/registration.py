@@ -4,9 +4,11 @@ list so clients that start with ``CAP LS`` go on)."""
 
 from __future__ import annotations
 
+import string
+
 from medusa.chat import numerics as n
 from medusa.chat.casemap import is_valid_nick
-from medusa.chat.message import Message, encode_line
+from medusa.chat.message import Message, encode_line, parse_number
 from medusa.chat.network import VERSION, Network
 from medusa.chat.serverqueries import send_isupport, send_lusers
 from medusa.chat.user import User
@@ -24,7 +26,9 @@ __all__ = [
 ]
 
 USER_MODES = "iow"
-CHANNEL_MODES = "iklmnotv"
+CHANNEL_MODES = "iklmnopstv"
+
+_USERNAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_.[]{}|`^")
 
 
 def password(net: Network, user: User, msg: Message) -> None:
@@ -58,18 +62,26 @@ def nick(net: Network, user: User, msg: Message) -> None:
 
 
 def user_command(net: Network, user: User, msg: Message) -> None:
-    """USER <user> <mode> <unused> <realname> (RFC 2812 section 3.1.3)."""
+    """USER <user> <mode> <unused> <realname> (RFC 2812 section 3.1.3).
+
+    461 when a parameter is missing or the user name or the realname is empty (as
+    modern.ircdocs.horse says). The user name keeps its ASCII letters, digits and
+    ``-_.[]{}|`^``, 10 at most (``user`` when none is left). ``<mode>`` is a number whose
+    bit 2 sets ``+w`` and bit 3 ``+i``; anything else there (``*``, a Unicode digit) sets
+    nothing.
+    """
     if user.registered:
         net.reply(user, n.ERR_ALREADYREGISTRED, "Unauthorized command (already registered)")
         return
-    if len(msg.params) < 4 or not msg.params[0]:
+    params = msg.params
+    if len(params) < 4 or not params[0] or not params[3]:
         net.need_more_params(user, "USER")
         return
-    name = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.[]{}|`^")[:10]
+    name = "".join(c for c in params[0] if c in _USERNAME_CHARACTERS)[:10]
     user.username = name or "user"
-    user.realname = msg.params[3]
-    if msg.params[1].isdigit():  # RFC 2812: bit 2 sets +w, bit 3 sets +i
-        bits = int(msg.params[1])
+    user.realname = params[3]
+    bits = parse_number(params[1], 3)
+    if bits is not None:
         if bits & 4:
             user.modes.add("w")
         if bits & 8:

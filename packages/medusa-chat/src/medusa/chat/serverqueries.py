@@ -14,6 +14,7 @@ import time
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower, mask_matcher
 from medusa.chat.message import Message
+from medusa.chat.modes import FLAG_MODES, KEY_LENGTH, MAX_MODE_CHANGES
 from medusa.chat.network import VERSION, Network
 from medusa.chat.user import User
 
@@ -32,7 +33,7 @@ def _other_server(net: Network, user: User, target: str) -> bool:
     """True (after answering 402) when ``target`` is given and does not match this
     server's name (a mask with ``*``/``?`` may, as RFC 2812 section 3.4 allows)."""
     name = net.config.server_name
-    if not target or mask_matcher(target).fullmatch(irc_lower(name)):
+    if not target or mask_matcher(target)(irc_lower(name)):
         return False
     net.reply(user, n.ERR_NOSUCHSERVER, target, "No such server")
     return True
@@ -49,25 +50,33 @@ def version(net: Network, user: User, msg: Message) -> None:
     send_isupport(net, user)
 
 
+_ISUPPORT_PER_LINE = 12
+"""Tokens per 005 line: with the nick and the final text, 14 of the 15 parameters a
+message may have (RFC 2812 section 2.3.1)."""
+
+
 def send_isupport(net: Network, user: User) -> None:
     """``RPL_ISUPPORT`` (005): the server's features and limits, as clients read them
-    (the de facto standard that followed RFC 2812, which names 005 ``RPL_BOUNCE``)."""
+    (the de facto standard that followed RFC 2812, which names 005 ``RPL_BOUNCE``), on as
+    many lines as needed. ``UTF8ONLY`` (IRCv3): lines that are not UTF-8 are refused."""
     config = net.config
-    net.reply(
-        user,
-        n.RPL_ISUPPORT,
+    tokens = [
         "CASEMAPPING=rfc1459",
         "CHANTYPES=#&",
-        "CHANMODES=,k,l,imnt",
+        f"CHANMODES=,k,l,{FLAG_MODES}",
         "PREFIX=(ov)@+",
         f"NICKLEN={config.nick_length}",
         f"CHANNELLEN={config.channel_length}",
         f"TOPICLEN={config.topic_length}",
+        f"KEYLEN={KEY_LENGTH}",
         f"CHANLIMIT=#&:{config.max_channels}",
-        "MODES=6",
+        f"MODES={MAX_MODE_CHANGES}",
         f"NETWORK={config.network_name}",
-        "are supported by this server",
-    )
+        "UTF8ONLY",
+    ]
+    for start in range(0, len(tokens), _ISUPPORT_PER_LINE):
+        chunk = tokens[start : start + _ISUPPORT_PER_LINE]
+        net.reply(user, n.RPL_ISUPPORT, *chunk, "are supported by this server")
 
 
 def time_command(net: Network, user: User, msg: Message) -> None:

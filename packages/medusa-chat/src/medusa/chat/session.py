@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from medusa.chat import numerics as n
 from medusa.chat.fanout import SharedLines
 from medusa.chat.flood import TokenBucket
-from medusa.chat.message import MAX_LINE, decode_line, encode_line, format_line, parse_message
+from medusa.chat.message import (
+    MAX_LINE,
+    command_name,
+    decode_line,
+    encode_line,
+    format_line,
+    has_forbidden,
+    parse_message,
+)
 from medusa.chat.network import Network
 from medusa.chat.user import User
 
@@ -84,8 +92,10 @@ class Session:
         """Handle one line received (without its LF; a final CR is removed here).
 
         Lines longer than 510 bytes (512 with CR LF, RFC 1459 section 2.3) are refused with
-        ``ERR_INPUTTOOLONG`` (417) and otherwise ignored; a client out of flood tokens is
-        disconnected (``Excess Flood``).
+        ``ERR_INPUTTOOLONG`` (417) and otherwise ignored; a line that is not valid UTF-8
+        with ``FAIL <command> INVALID_UTF8`` (IRCv3 UTF8ONLY); a line holding NUL or CR
+        with ``ERR_UNKNOWNERROR`` (400; RFC 2812 section 2.3.1). A client out of flood
+        tokens is disconnected (``Excess Flood``).
         """
         user = self.user
         if user.gone:
@@ -100,9 +110,28 @@ class Session:
         if len(line) > MAX_LINE - 2:
             self.line_too_long()
             return
-        message = parse_message(decode_line(line))
-        if message is not None:
-            self.network.dispatch(user, message)
+        try:
+            text = decode_line(line)
+        except UnicodeDecodeError:
+            self.network.fail(
+                user,
+                command_name(line),
+                "INVALID_UTF8",
+                "Message rejected: this server accepts UTF-8 only",
+            )
+            return
+        message = parse_message(text)
+        if message is None:
+            return
+        if has_forbidden(text):
+            self.network.reply(
+                user,
+                n.ERR_UNKNOWNERROR,
+                command_name(text),
+                "Message rejected: NUL or CR in a parameter (RFC 2812 section 2.3.1)",
+            )
+            return
+        self.network.dispatch(user, message)
 
     def line_too_long(self) -> None:
         """Answer a line over 512 bytes with ``ERR_INPUTTOOLONG`` (417)."""

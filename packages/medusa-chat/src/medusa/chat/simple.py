@@ -2,7 +2,8 @@
 every line typed is said in one channel (``simple_channel``), shared with IRC and web users.
 
 Commands: ``/quit [message]``, ``/nick NAME``, ``/who``, ``/me ACTION``, ``/msg NICK TEXT``,
-``/help``. What the network sends is shown as plain text (:func:`render_plain`).
+``/help``. What the network sends is shown as plain text (:func:`render_plain`). As on the
+IRC port, a line that is not UTF-8 or holds NUL or CR is refused (with a line saying so).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from medusa.chat.casemap import is_valid_nick
 from medusa.chat.connection import peer_host
 from medusa.chat.flood import TokenBucket
-from medusa.chat.message import MAX_LINE, Message, decode_line, parse_message
+from medusa.chat.message import MAX_LINE, Message, decode_line, has_forbidden, parse_message
 from medusa.chat.user import User
 from medusa.core.channel import Channel
 
@@ -62,7 +63,7 @@ def render_plain(line: bytes, me: str) -> str | None:
         line: the encoded line (CR LF included).
         me: the user's nick (private messages are shown differently).
     """
-    message = parse_message(decode_line(line.rstrip(b"\r\n")))
+    message = parse_message(line.rstrip(b"\r\n").decode("utf-8", "replace"))
     if message is None:
         return None
     who = (message.prefix or "").split("!", 1)[0]
@@ -97,7 +98,7 @@ def render_plain(line: bytes, me: str) -> str | None:
         return f"* Here: {message.param(3)}"
     if command == "ERROR":
         return f"* {message.param(0)}"
-    if command.isdigit() and command[0] == "4":
+    if command.isascii() and command.isdigit() and command[0] == "4":
         return "* " + " ".join(params[1:])
     return None
 
@@ -141,7 +142,14 @@ class SimpleConnection(Channel):
             else:
                 self.close_link("Excess Flood")
             return
-        text = decode_line(strip_telnet(line).rstrip(b"\r")).strip()
+        try:
+            text = decode_line(strip_telnet(line).rstrip(b"\r")).strip()
+        except UnicodeDecodeError:
+            self.push(b"* line refused: not UTF-8 (set your terminal to UTF-8)\r\n")
+            return
+        if has_forbidden(text):
+            self.push(b"* line refused: it holds NUL or CR\r\n")
+            return
         if self.user is None:
             self._choose_nick(text)
         elif text:
