@@ -347,5 +347,7 @@ def test_run_script_on_a_taken_port_exits_1(medusa: list[str], script: Path) -> 
         port = taken.getsockname()[1]
         result = run(medusa, "run", str(script), str(port))
     assert result.returncode == 1
-    assert result.stderr.startswith("medusa: cannot listen: ")
+    assert result.stderr.startswith(
+        f"medusa: echo server cannot listen on 127.0.0.1:{port}: Address already in use"
+    ), result.stderr
     assert "Traceback" not in result.stderr

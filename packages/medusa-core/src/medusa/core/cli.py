@@ -39,7 +39,7 @@ from medusa.core.plugins import (
     load_server_types,
     plugins,
 )
-from medusa.core.server import Server
+from medusa.core.server import ListenError, Server
 
 __all__ = ["main"]
 
@@ -332,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"medusa: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"medusa: {exc.strerror}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"medusa: cannot listen: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import ssl as _ssl
 import stat
@@ -26,7 +27,7 @@ from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
 
-__all__ = ["Server", "running_servers"]
+__all__ = ["ListenError", "Server", "running_servers"]
 
 _RUNNING: dict[int, Server] = {}
 
@@ -43,6 +44,21 @@ def _check_listen(value: Any) -> str | None:
     except AddressError as exc:
         return str(exc)
     return None
+
+
+_LISTEN_HINTS = {
+    errno.EADDRINUSE: "another process listens there: choose another with --{name} ADDR "
+    "or the server's listen option",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address",
+}
+
+
+class ListenError(OSError):
+    """A server cannot listen on its address: the message names the server type, the
+    address and the reason, with a hint (``http server cannot listen on 127.0.0.1:8080:
+    Address already in use (another process listens there: choose another with --http ADDR
+    or the server's listen option)``); :attr:`errno` is the system's error number."""
 
 
 class Server:
@@ -231,24 +247,33 @@ class Server:
         """Start listening.
 
         Raises:
-            OSError: when the address cannot be bound (in use, permission, bad host).
+            ListenError: when the address cannot be bound (in use, permission, bad host);
+                an :class:`OSError` whose message names the server and the address.
         """
         loop = asyncio.get_running_loop()
         addr = self.address
-        if addr.path is not None:
-            self._listener = await loop.create_unix_server(
-                self.make_channel, addr.path, backlog=self.backlog, ssl=self.ssl
-            )
-        else:
-            self._listener = await loop.create_server(
-                self.make_channel,
-                addr.host,
-                addr.port,
-                backlog=self.backlog,
-                ssl=self.ssl,
-                reuse_address=True,
-                reuse_port=self.reuse_port or None,
-            )
+        try:
+            if addr.path is not None:
+                self._listener = await loop.create_unix_server(
+                    self.make_channel, addr.path, backlog=self.backlog, ssl=self.ssl
+                )
+            else:
+                self._listener = await loop.create_server(
+                    self.make_channel,
+                    addr.host,
+                    addr.port,
+                    backlog=self.backlog,
+                    ssl=self.ssl,
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
+                )
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = _LISTEN_HINTS.get(exc.errno or 0)
+            message = f"{self.name} server cannot listen on {addr}: {reason}"
+            if hint:
+                message = f"{message} ({hint.format(name=self.name)})"
+            raise ListenError(exc.errno or 0, message) from exc
         self.counters.started = time.time()
         _RUNNING[id(self)] = self
         self._schedule_sweep()
