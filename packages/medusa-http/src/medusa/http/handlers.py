@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from medusa.core.options import ConfigError, Option, non_negative, validate_options
+from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
@@ -107,7 +107,23 @@ def _build_auth(kwargs: dict[str, Any], base_dir: str) -> Handler:
         raise ValueError('handler: a table, for example { type = "files", root = "private" }')
     [inner] = build_handlers([wrapped], source="", prefix="", base_dir=base_dir)
     passwords = _passwords(kwargs, base_dir)
-    return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"))
+    throttle = {o.name: kwargs[o.name] for o in _AUTH_THROTTLE if o.name in kwargs}
+    return BasicAuthHandler(inner, passwords, realm=kwargs.get("realm", "Medusa"), **throttle)
+
+
+_AUTH_THROTTLE = (
+    Option(
+        "max_failures",
+        (int,),
+        "failures from one address before its lockout (0: never)",
+        non_negative,
+    ),
+    Option("lockout", (int, float), "seconds an address is locked out (429)", non_negative),
+    Option("failure_delay", (int, float), "seconds before the first 401; doubles", non_negative),
+    Option("max_checks", (int,), "password checks (scrypt) running at once", positive),
+    Option("max_checks_per_address", (int,), "checks waiting per client address", positive),
+    Option("max_checks_per_connection", (int,), "checks waiting per connection", positive),
+)
 
 
 def _passwords(kwargs: dict[str, Any], base_dir: str) -> str:
@@ -209,6 +225,7 @@ HANDLER_TYPES: dict[str, HandlerType] = {
                 Option("passwords", (str,), "password file written by medusa passwd"),
                 Option("realm", (str,), "protection space named in the challenge"),
                 Option("handler", (dict,), "the handler table to protect"),
+                *_AUTH_THROTTLE,
             )
         },
         _build_auth,
