@@ -85,6 +85,10 @@ idle_timeout = 0
     )
     process = runner.start("serve", "-c", str(config), listening=3, cwd=Path("/"))
     irc_end, simple_end, web_end = process.endpoints
+    # each listening line names the protocol spoken there
+    assert irc_end.where.startswith("irc://127.0.0.1:")
+    assert simple_end.where.startswith("telnet://127.0.0.1:")
+    assert web_end.where.startswith("http://127.0.0.1:")
     reactor = irc.client.Reactor()
     events: list[Any] = []
     reactor.add_global_handler("all_events", lambda c, e: events.append(e), -10)

@@ -229,12 +229,12 @@ class ChatServer(Server):
             self.close()
             raise
         for role, where in self.extra_listening:
-            scheme = "http" if role == "web" else "telnet"
-            error_logger.info("chat: %s mode on %s://%s/", role, scheme, where)
+            error_logger.info("chat: %s mode on %s", role, _url(role, where))
 
     @property
     def extra_listening(self) -> list[tuple[str, str]]:
-        """``(role, address)`` of the ``simple`` and ``web`` listeners."""
+        """``(role, address)`` of the ``simple`` and ``web`` listeners (``127.0.0.1:8081``,
+        ``unix:/path``)."""
         out: list[tuple[str, str]] = []
         for role, listener in self._extra:
             for sock in listener.sockets:
@@ -247,8 +247,11 @@ class ChatServer(Server):
 
     @property
     def listening(self) -> list[str]:
-        """The IRC addresses, then the simple mode's, then the web page's."""
-        return [*super().listening, *(where for _, where in self.extra_listening)]
+        """The IRC addresses (``127.0.0.1:6667``, shown as ``irc://``), then the simple
+        mode's as ``telnet://127.0.0.1:6668/`` and the web page's as
+        ``http://127.0.0.1:8081/``: each start-up line names the protocol spoken there."""
+        extra = [_url(role, where) for role, where in self.extra_listening]
+        return [*super().listening, *extra]
 
     def extra_port(self, role: str) -> int:
         """The TCP port of the ``"simple"`` or ``"web"`` listener (0 when off)."""
@@ -313,6 +316,14 @@ class ChatServer(Server):
         """The ping and registration timers, so the sweep runs often enough."""
         policy = self.policy
         return (policy.ping_interval, policy.ping_timeout, policy.registration_timeout)
+
+
+def _url(role: str, where: str) -> str:
+    """The URL of a ``simple`` (telnet) or ``web`` (http) listener at ``where``; a
+    Unix-domain socket stays ``unix:/path``."""
+    if where.startswith("unix:"):
+        return where
+    return f"{'http' if role == 'web' else 'telnet'}://{where}/"
 
 
 def _optional_address(value: Address | str | int | None) -> Address | None:
