@@ -19,15 +19,17 @@ import asyncio
 import inspect
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import httptools
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger
 from medusa.http.body import BodyReception
+from medusa.http.digits import parse_digits
 from medusa.http.handler import Handler
 from medusa.http.request import Request
+from medusa.http.target import TargetError, split_target, valid_host
 
 if TYPE_CHECKING:
     from medusa.http.server import HTTPServer
@@ -198,6 +200,8 @@ class HTTPChannel(Channel):
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         if key in headers:
+            if key == "host":
+                raise _RejectError(400, "more than one Host field")  # RFC 9112 §3.2
             headers[key] = f"{headers[key]}, {text}"
         else:
             headers[key] = text
@@ -212,12 +216,17 @@ class HTTPChannel(Channel):
         length = headers.get("content-length")
         size: int | None = 0
         if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                raise _RejectError(400, "invalid Content-Length") from None
+            size = parse_digits(length)
+            if size is None:
+                raise _RejectError(400, "invalid Content-Length")
         elif "transfer-encoding" in headers:
             size = None  # chunked (llhttp refuses other codings of a request body)
+        host = headers.get("host")
+        if host is None:
+            if self._parser is not None and self._parser.get_http_version() == "1.1":
+                raise _RejectError(400, "no Host field")  # RFC 9112 §3.2
+        elif not valid_host(host):
+            raise _RejectError(400, "invalid Host field")
         expect = headers.get("expect")
         if expect is not None and expect.lower() != "100-continue":
             raise _RejectError(417, "unsupported expectation")
@@ -251,18 +260,21 @@ class HTTPChannel(Channel):
     def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
         url = self._url.decode("latin-1")
         self._url = b""
+        method = parser.get_method()
+        name = _METHODS.get(method) or method.decode("ascii")
         if url.startswith("/"):
             raw_path, _, query = url.partition("?")
-        elif url == "*":
-            raw_path, query = "*", ""
         else:
-            parts = urlsplit(url)
-            raw_path, query = parts.path or "/", parts.query
+            try:
+                raw_path, query, authority = split_target(name, url)
+            except TargetError as exc:
+                raise _RejectError(400, str(exc)) from None
+            if authority is not None:
+                self._headers["host"] = authority  # RFC 9112 §3.2.2
         path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
-        method = parser.get_method()
         request = Request(
             self,
-            _METHODS.get(method) or method.decode("ascii"),
+            name,
             url,
             path,
             query,

@@ -4,11 +4,12 @@ the client accepts it. Sans-IO."""
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 
 from medusa.core.producers import Producer
 
-__all__ = ["GzipProducer", "accepts_gzip", "compressible", "gzip_bytes"]
+__all__ = ["GzipProducer", "accepts_gzip", "compressible", "gzip_bytes", "qvalue"]
 
 _COMPRESSIBLE_APPLICATION = frozenset(
     {
@@ -47,15 +48,23 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
         for param in params.split(";"):
             name, _, value = param.strip().partition("=")
             if name.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
+                weight = qvalue(value.strip())
         if coding in ("gzip", "x-gzip"):
             return weight > 0
         if coding == "*":
             star = weight > 0
     return bool(star)
+
+
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
+def qvalue(text: str) -> float:
+    """Return the weight of a ``q`` parameter (RFC 9110 §12.4.2: ``0`` to ``1`` with at most
+    three decimals, ASCII digits only); anything else counts as 0 (not acceptable)."""
+    if _QVALUE.fullmatch(text) is None:
+        return 0.0
+    return float(text)
 
 
 def gzip_bytes(data: bytes, level: int = 6) -> bytes:

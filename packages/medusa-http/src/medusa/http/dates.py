@@ -7,6 +7,9 @@ from email.utils import formatdate, parsedate_to_datetime
 
 __all__ = ["http_date", "now_http_date", "parse_http_date"]
 
+_LONGEST_DATE = 64
+"""Characters of the longest date value parsed (the three forms have 24 to 33)."""
+
 _cached_second = -1
 _cached_value = b""
 
@@ -32,8 +35,11 @@ def parse_http_date(value: str) -> float | None:
     RFC 9110 §5.6.7 says recipients must accept) to seconds since the epoch.
 
     Returns ``None`` for a value that is not a date (the header is then ignored, as RFC 9110
-    §13.1.3 requires for If-Modified-Since).
+    §13.1.3 requires for If-Modified-Since), among them values with non-ASCII characters
+    (other scripts' digits) and values longer than any of the three forms can be.
     """
+    if len(value) > _LONGEST_DATE or not value.isascii():
+        return None
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -1,9 +1,14 @@
 """Byte ranges (RFC 9110 §14): parsing a ``Range`` header against a representation's size.
 
-Sans-IO: pure functions, tested without sockets.
+Sans-IO: pure functions, tested without sockets. Positions are ASCII digits only
+(:func:`~medusa.http.digits.parse_digits`): a non-ASCII digit (U+00B2, superscript two) is a
+syntax error, so the field is ignored; a position of thousands of digits is simply beyond the
+end.
 """
 
 from __future__ import annotations
+
+from medusa.http.digits import parse_digits
 
 __all__ = ["UNSATISFIABLE", "parse_range"]
 
@@ -27,33 +32,32 @@ def parse_range(value: str, size: int) -> tuple[int, int] | None:
         combine into multipart/byteranges — RFC 9110 §14.2 lets a server ignore Range).
     """
     unit, sep, spec = value.partition("=")
-    if not sep or unit.strip().lower() != "bytes":
+    if not sep or unit.strip(_OWS).lower() != "bytes":
         return None
-    spec = spec.strip()
+    spec = spec.strip(_OWS)
     if "," in spec:
         return None
     first_text, dash, last_text = spec.partition("-")
     if not dash:
         return None
-    first_text, last_text = first_text.strip(), last_text.strip()
-    if first_text and not first_text.isdigit():
-        return None
-    if last_text and not last_text.isdigit():
+    first_text, last_text = first_text.strip(_OWS), last_text.strip(_OWS)
+    last = parse_digits(last_text) if last_text else size - 1
+    if last is None:
         return None
     if not first_text:
         if not last_text:
             return None
-        suffix = int(last_text)
+        suffix = last  # bytes=-N: the last N bytes
         if suffix == 0 or size == 0:
             return UNSATISFIABLE
         return (max(size - suffix, 0), size - 1)
-    first = int(first_text)
-    if last_text:
-        last = int(last_text)
-        if last < first:
-            return None
-    else:
-        last = size - 1
+    first = parse_digits(first_text)
+    if first is None or (last_text and last < first):
+        return None
     if first >= size:
         return UNSATISFIABLE
     return (first, min(last, size - 1))
+
+
+_OWS = " \t"
+"""Optional whitespace (RFC 9110 §5.6.3): space and horizontal tab, nothing else."""
