@@ -110,3 +110,24 @@ def test_simple_mode_is_off_by_default() -> None:
     with ServerThread([chat]):
         assert chat.extra_port("simple") == 0
         assert len(chat.listening) == 1
+
+
+def test_simple_mode_refuses_nul_cr_and_invalid_utf8(served: ChatServer) -> None:
+    """As on the IRC port: not relayed, a line says why, the user stays."""
+    irc_user = IRCUser(served.port, "watcher")
+    irc_user.conn.join("#lobby")
+    irc_user.wait("endofnames")
+    with socket.create_connection(("127.0.0.1", served.extra_port("simple")), timeout=10) as t:
+        read_until(t, b"nickname: ")
+        t.sendall(b"plain\r\n")
+        read_until(t, b"* Here: ")
+        t.sendall(b"caf\xe9\r\n")
+        assert b"* line refused: not UTF-8" in read_until(t, b"refused")
+        t.sendall(b"a\x00b\r\n")
+        assert b"* line refused: it holds NUL or CR" in read_until(t, b"refused")
+        t.sendall(b"one\rtwo\r\n")
+        assert b"* line refused: it holds NUL or CR" in read_until(t, b"refused")
+        t.sendall("fine ²\r\n".encode())
+        event = irc_user.wait("pubmsg")
+        assert event.arguments == ["fine ²"]  # the first line relayed is the good one
+    irc_user.conn.disconnect()

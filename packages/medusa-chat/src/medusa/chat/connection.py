@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from medusa.chat.fanout import SharedLines
-from medusa.chat.message import MAX_LINE
+from medusa.chat.message import MAX_LINE, encode_line
 from medusa.chat.session import Session
 from medusa.core.channel import Channel
 
@@ -164,10 +164,11 @@ class IRCConnection(Channel):
             self.push(data)
 
     def close_link(self, reason: str) -> None:
-        """Send ``ERROR :Closing Link: HOST (reason)`` and close once it is sent."""
+        """Send ``ERROR :Closing Link: HOST (reason)`` (cut to 512 bytes like any line: the
+        reason may be a long QUIT message) and close once it is sent."""
         self.flush_output()
         host = self.session.user.host if self.session is not None else "*"
-        self.push(f"ERROR :Closing Link: {host} ({reason})\r\n".encode("utf-8", "surrogateescape"))
+        self.push(encode_line(f"ERROR :Closing Link: {host} ({reason})"))
         self.close_when_done()
 
     def check_timeout(self, now: float) -> None:
