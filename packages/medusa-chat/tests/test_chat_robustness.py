@@ -365,3 +365,17 @@ def test_pathological_mask_is_answered(
     client.send(b"WHO " + b"*a" * 40 + b"b")
     assert b" 315 maskuser " in client.roundtrip()
     assert logged.problems() == []
+
+
+def test_closing_link_line_fits_512_bytes(
+    server: ChatServer, clients: list[Client], logged: Recorder
+) -> None:
+    """``ERROR :Closing Link: HOST (Quit: ...)`` with the longest QUIT message is cut to
+    512 bytes like every other line (found by test_chat_fuzz.py)."""
+    client = connect(server, clients, "longquit")
+    client.send(b"QUIT :" + b"q" * (510 - len(b"QUIT :")))
+    data = client.until(b"ERROR :Closing Link: 127.0.0.1 (Quit: qqq")
+    line = data[data.index(b"ERROR") :]
+    assert len(line) == 512
+    assert line.endswith(b"q\r\n")
+    assert logged.problems() == []

@@ -15,6 +15,7 @@ import pytest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
+    BytesMessage,
     CloseConnection,
     Request,
     TextMessage,
@@ -153,6 +154,24 @@ def test_websocket_bridge(served: ChatServer) -> None:
     assert "Quit: done" in web.wait_for("ERROR")
     web.pump(lambda: web.closed)
     conn.disconnect()
+    web.sock.close()
+
+
+def test_websocket_refuses_nul_and_invalid_utf8(served: ChatServer) -> None:
+    """Over the WebSocket as over TCP: NUL or CR in a text message is refused with 400, a
+    binary message that is not UTF-8 with FAIL INVALID_UTF8 (not relayed with U+FFFD)."""
+    web = WSClient(served.extra_port("web"))
+    web.send("NICK webcheck")
+    web.send("USER webcheck 0 * :web user")
+    web.wait_for(" 001 ")
+    web.send("PRIVMSG webcheck :a\x00b")
+    assert "NUL or CR" in web.wait_for(" 400 webcheck PRIVMSG ")
+    web.sock.sendall(web.ws.send(BytesMessage(data=b"PRIVMSG webcheck :caf\xe9")))
+    assert web.wait_for("FAIL").startswith(":medusa FAIL PRIVMSG INVALID_UTF8 :")
+    web.sock.sendall(web.ws.send(BytesMessage(data="PRIVMSG webcheck :café".encode())))
+    assert web.wait_for("PRIVMSG webcheck").endswith("PRIVMSG webcheck :café")
+    web.send("PING :still-here")
+    web.wait_for("still-here")
     web.sock.close()
 
 

@@ -187,7 +187,11 @@ class WebConnection(Channel):
                     self._start_session()
                 elif isinstance(event, TextMessage | BytesMessage):
                     data = event.data
-                    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+                    # a binary message's bytes go to the session as they came (which
+                    # refuses them when they are not UTF-8: FAIL INVALID_UTF8)
+                    text = (
+                        data if isinstance(data, str) else data.decode("utf-8", "surrogateescape")
+                    )
                     self._message_part(text, event.message_finished)
                 elif isinstance(event, Ping):
                     self.push(ws.send(event.response()))
