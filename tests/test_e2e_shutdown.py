@@ -2,13 +2,18 @@
 
 SIGTERM while a large download is in flight: new connections are refused from then on,
 the download still completes (the grace period), and the process exits 0. When the grace
-period is over, what is left is cut and the process exits all the same.
+period is over, what is left is cut and the process exits all the same. An upload whose
+body is arriving at the signal (raw socket, chunked, ``curl --limit-rate -T``) is received,
+stored whole and answered 201 with ``Connection: close``; nothing after it is read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -135,3 +140,129 @@ def test_second_signal_cuts_the_grace_period(runner: Runner, tmp_path: Path, bac
         assert received < BIG_SIZE, "the whole file went through a stalled client"
     assert "second signal" in process.stderr()
     assert "Traceback" not in process.stderr()
+
+
+# -- requests being received at the signal (issue 13, item 1) ------------------------------
+
+UPLOAD_SIZE = 4 * 1024 * 1024
+
+
+def _put_server(runner: Runner, tmp_path: Path, backend: str) -> tuple[Medusa, Path]:
+    """``medusa serve -c`` with a PUT handler on ``www`` (and its files served)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "hello.txt").write_bytes(b"hello\n")
+    config = tmp_path / "medusa.toml"
+    config.write_text(
+        '[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\nroot = "www"\n'
+        '[[server.handler]]\ntype = "put"\nroot = "www"\nmax_size = 100_000_000\n'
+    )
+    process = runner.start("serve", "-c", str(config), "--backend", backend, "--grace", "60")
+    return process, www
+
+
+def _upload_in_progress(www: Path) -> int:
+    """Bytes in the upload's temporary file so far (0 when there is none yet)."""
+    return sum(p.stat().st_size for p in www.glob(".*.upload"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_lets_an_upload_in_progress_finish(
+    runner: Runner, tmp_path: Path, backend: str
+) -> None:
+    """SIGTERM in the middle of a PUT's body: the body is still received and stored whole,
+    the answer is 201 with ``Connection: close``, a request sent after it on the same
+    connection is not read, and the process exits 0."""
+    process, www = _put_server(runner, tmp_path, backend)
+    body = hashlib.sha256(b"seed").digest() * (UPLOAD_SIZE // 32)
+    half = len(body) // 2
+    with process.endpoint.client() as client:
+        client.send(
+            f"PUT /upload.bin HTTP/1.1\r\nHost: {client.host}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:half]
+        )
+        # The first half has reached the temporary file (less what a write buffer holds).
+        wait_until(lambda: _upload_in_progress(www) >= half - 65536, "the first half stored")
+        process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses_connections(process.endpoint), "refused after SIGTERM")
+        assert process.running(), "exited while an upload was in progress"
+        client.send(
+            body[half:] + f"GET /hello.txt HTTP/1.1\r\nHost: {client.host}\r\n\r\n".encode()
+        )
+        response = client.read_response(timeout=60)
+        assert response.status == 201, response
+        assert response.closes
+        assert client.wait_closed() == b"", "a request after the signal was answered"
+    assert (www / "upload.bin").read_bytes() == body
+    assert _upload_in_progress(www) == 0
+    assert process.wait(30) == 0, process.describe()
+    assert "Traceback" not in process.stderr()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_lets_a_chunked_upload_finish(runner: Runner, tmp_path: Path, backend: str) -> None:
+    """The same with a chunked body, sent in several pieces after the signal."""
+    process, www = _put_server(runner, tmp_path, backend)
+    piece = b"0123456789abcdef" * 4096  # 64 KiB
+    with process.endpoint.client() as client:
+        client.send(
+            f"PUT /chunked.bin HTTP/1.1\r\nHost: {client.host}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+            + b"%x\r\n%b\r\n" % (len(piece), piece) * 4
+        )
+        wait_until(lambda: _upload_in_progress(www) >= 3 * len(piece), "the first chunks stored")
+        process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses_connections(process.endpoint), "refused after SIGTERM")
+        for _ in range(4):
+            client.send(b"%x\r\n%b\r\n" % (len(piece), piece))
+        client.send(b"0\r\n\r\n")
+        response = client.read_response(timeout=60)
+        assert response.status == 201, response
+        assert response.closes
+        assert client.wait_closed() == b""
+    assert (www / "chunked.bin").read_bytes() == piece * 8
+    assert process.wait(30) == 0, process.describe()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigterm_with_curl_limit_rate_upload(runner: Runner, tmp_path: Path, backend: str) -> None:
+    """The issue's reproduction: ``curl -T`` at a limited rate, SIGTERM one second into it
+    (detected by the temporary file, not timed): curl gets 201 and the file is whole."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl is not installed (apt-get install curl)")
+    process, www = _put_server(runner, tmp_path, backend)
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(6 * 1024 * 1024))
+    url = process.endpoint.url + "/rated.bin"
+    upload = subprocess.Popen(
+        [
+            curl,
+            "-sS",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--limit-rate",
+            "3M",
+            "-T",
+            str(source),
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(lambda: _upload_in_progress(www) >= 1024 * 1024, "the upload under way")
+        process.send_signal(signal.SIGTERM)
+        out, err = upload.communicate(timeout=60)
+    finally:
+        if upload.poll() is None:
+            upload.kill()
+            upload.wait()
+    assert out == b"201", (out, err)
+    assert (www / "rated.bin").read_bytes() == source.read_bytes()
+    assert process.wait(30) == 0, process.describe()

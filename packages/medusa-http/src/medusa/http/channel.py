@@ -64,6 +64,11 @@ class _LingeringClose:
         return b""
 
 
+class _StopParsingError(Exception):
+    """Raised inside a parser callback when no further request on the connection is to be
+    read (bytes after the last one answered before a close)."""
+
+
 class _RejectError(Exception):
     """Raised inside a parser callback to stop parsing with an error status."""
 
@@ -94,6 +99,7 @@ class HTTPChannel(Channel):
         "_pending_head",
         "_pipeline_paused",
         "_requests",
+        "_stopping",
         "_upload",
         "_url",
         "http",
@@ -121,6 +127,7 @@ class HTTPChannel(Channel):
         self._linger = False
         self._head_started = 0.0
         self._discard = False
+        self._stopping = False
         self._pipeline_paused = False
 
     # -- input -----------------------------------------------------------------------------
@@ -162,6 +169,8 @@ class HTTPChannel(Channel):
             cause = exc.__context__ or exc.__cause__
             if isinstance(cause, _RejectError):
                 self._reject(cause.status, str(cause))
+            elif isinstance(cause, _StopParsingError):
+                pass  # the rest of this read is discarded, as every later read is
             else:
                 error_logger.error("HTTP parser callback failed for %r", self.peer, exc_info=cause)
                 self._reject(500, "internal error while reading the request")
@@ -169,7 +178,10 @@ class HTTPChannel(Channel):
             self._reject(400, f"malformed request: {exc}")
 
     def on_message_begin(self) -> None:
-        """llhttp: the first byte of a request arrived."""
+        """llhttp: the first byte of a request arrived (a request after the connection's
+        last one, in the same read, is not parsed)."""
+        if self._discard:
+            raise _StopParsingError
         self._in_head = True
         self._in_message = True
         self._head_started = self.last_activity  # set by data_received, which calls us
@@ -280,7 +292,7 @@ class HTTPChannel(Channel):
             query,
             parser.get_http_version(),
             self._headers,
-            parser.should_keep_alive(),
+            parser.should_keep_alive() and not self._stopping,
             self._head_started,
         )
         self._headers = _NO_HEADERS
@@ -540,7 +552,18 @@ class HTTPChannel(Channel):
         return transport is not None and transport.get_write_buffer_size() > 0
 
     def shutdown(self) -> None:
-        """Finish the responses in flight, then close; close an idle connection now."""
+        """Stop gracefully, as nginx does: a request being received (its head partly read,
+        or its body arriving, an upload for instance) is received, handled and answered;
+        every request read is answered; then the connection closes. The last answer says
+        ``Connection: close`` and no later request on the connection is read. An idle
+        connection closes now. (The server's grace period bounds all of it.)"""
+        self._stopping = True
+        if self._in_message and not self._discard:
+            upload = self._upload
+            if upload is not None:
+                upload.keep_alive = False  # the body is read to its end, then the close
+            # Otherwise the head is still arriving: _make_request makes it the last one.
+            return
         self._discard = True
         if not self._busy():
             self.close()
