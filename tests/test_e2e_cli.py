@@ -484,3 +484,53 @@ def test_access_log_off_with_warning_level(runner: Runner, tmp_path: Path) -> No
     assert curl(process.endpoint.url + "/which.txt").status == 200
     assert process.stop() == 0
     assert "GET /which.txt" not in process.stderr()
+
+
+# -- medusa serve --listing / --status (issue 13, item 16) ------------------------------------
+
+
+def test_serve_without_listing_names_the_options(runner: Runner, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"sub/a.txt": b"a\n"})
+    process = runner.start("serve", str(tmp_path), "--http", "127.0.0.1:0")
+    refused = curl(process.endpoint.url + "/sub/")
+    assert refused.status == 403
+    assert b"--listing" in refused.body
+    assert b"--status" in refused.body
+    assert curl(process.endpoint.url + "/status").status == 404  # off by default
+    assert process.stop() == 0
+
+
+def test_serve_listing_and_status(runner: Runner, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"sub/a.txt": b"a\n", "index.html": b"<p>home</p>\n"})
+    process = runner.start("serve", str(tmp_path), "--http", "127.0.0.1:0", "--listing", "--status")
+    url = process.endpoint.url
+    listing = curl(url + "/sub/")
+    assert listing.status == 200
+    assert b'href="a.txt"' in listing.body
+    assert curl(url + "/").body == b"<p>home</p>\n"  # a directory with index.html: the file
+    status = curl(url + "/status?format=json")
+    assert status.status == 200
+    assert b'"servers"' in status.body
+    assert process.stop() == 0
+
+
+def test_serve_status_at_a_path(runner: Runner, tmp_path: Path) -> None:
+    process = runner.start("serve", str(tmp_path), "--http", "127.0.0.1:0", "--status=/admin/st")
+    url = process.endpoint.url
+    assert curl(url + "/admin/st").status == 200
+    assert curl(url + "/status").status == 404
+    assert process.stop() == 0
+
+
+def test_serve_status_path_must_be_a_url_path(runner: Runner, tmp_path: Path) -> None:
+    """``--status DIR`` would take ROOT for the page's path: refused with a hint."""
+    done = runner.run("serve", "--status", str(tmp_path.name), "--http", "127.0.0.1:0")
+    assert done.returncode == 2
+    assert "put ROOT before --status" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_help_lists_listing_and_status(runner: Runner) -> None:
+    done = runner.run("serve", "--help")
+    assert "--listing" in done.stdout
+    assert "--status [PATH]" in done.stdout

@@ -210,7 +210,7 @@ def test_directory_with_index_serves_the_index(listing: http.client.HTTPConnecti
     listing.request("GET", "/withindex/")
     response = listing.getresponse()
     assert response.status == 200
-    assert response.getheader("Content-Type") == "text/html"
+    assert response.getheader("Content-Type") == "text/html; charset=utf-8"
     assert response.read() == b"<p>the index</p>"
 
 

@@ -21,5 +21,5 @@ def test_get_file(tmp_path: Path, backend: str) -> None:
         response = conn.getresponse()
         assert response.status == 200
         assert response.read() == b"hello"
-        assert response.getheader("Content-Type") == "text/plain"
+        assert response.getheader("Content-Type") == "text/plain; charset=utf-8"
         conn.close()

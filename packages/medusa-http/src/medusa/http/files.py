@@ -22,6 +22,7 @@ from urllib.parse import quote
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer
+from medusa.http.charset import DEFAULT_CHARSET, check_charset, with_charset
 from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
@@ -35,6 +36,12 @@ SMALL_FILE = 65536
 """Files up to this many bytes are read and sent with the headers in one write."""
 
 _ALLOW = "GET, HEAD"
+
+NO_LISTING = (
+    "Directory listing is not enabled. To enable it: medusa serve --listing (and --status "
+    'for the status page at /status), or a handler of type "listing" in medusa.toml.'
+)
+"""The sentence of the 403 page of a directory without an index file."""
 
 
 class CachedFile:
@@ -153,9 +160,13 @@ class FileHandler:
             served only while ``stat`` of its checked real path shows the same file
             (device, inode, size, modification and change times); anything else reopens it
             through the filesystem's confinement check.
+        charset: named on textual types (``text/*``, JavaScript, JSON, XML, SVG:
+            :func:`~medusa.http.charset.is_textual`) as ``; charset=utf-8``, as nginx's
+            ``charset`` does; ``None`` or ``""``: never.
 
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
+        ValueError: when ``charset`` is not a charset name (a token, RFC 9110 §8.3.2).
     """
 
     def __init__(
@@ -167,7 +178,9 @@ class FileHandler:
         cache_size: int = 32 << 20,
         gzip: bool = False,
         gzip_min_size: int = 1024,
+        charset: str | None = DEFAULT_CHARSET,
     ) -> None:
+        self.charset = check_charset(charset)
         if isinstance(root, (str, os.PathLike)):
             self.filesystem: Filesystem = OSFilesystem(root)
         else:
@@ -188,7 +201,8 @@ class FileHandler:
         return True
 
     def content_type(self, path: str) -> str:
-        """Return the media type for a file name (cached per extension)."""
+        """Return the media type for a file name (cached per extension), with the
+        configured charset when it is textual (``text/plain; charset=utf-8``)."""
         name = path.rpartition("/")[2]
         dot = name.rfind(".")
         ext = name[dot:].lower() if dot > 0 else ""
@@ -199,7 +213,7 @@ class FileHandler:
                 guessed = "application/gzip"
             elif encoding is not None:
                 guessed = "application/octet-stream"
-            found = guessed or "application/octet-stream"
+            found = with_charset(guessed or "application/octet-stream", self.charset)
             if len(self._types) < 4096:
                 self._types[ext] = found
         return found
@@ -292,7 +306,7 @@ class FileHandler:
                 self._file(request, opened, path + name, path)
                 return
             os.close(opened.fd)
-        request.error(403, "Directory listing is not enabled.")
+        request.error(403, NO_LISTING)
 
     def _file(self, request: Request, opened: OpenFile, name: str, key: str) -> None:
         """Serve an opened file; ``name`` gives its type, ``key`` is its cache key."""

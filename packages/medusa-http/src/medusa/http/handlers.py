@@ -28,6 +28,7 @@ from typing import Any
 
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.http.auth import BasicAuthHandler
+from medusa.http.charset import DEFAULT_CHARSET
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.listing import DirectoryListingHandler
@@ -38,7 +39,7 @@ from medusa.http.status_page import StatusHandler
 from medusa.http.userdir import UserDirHandler
 from medusa.http.vhost import VirtualHostHandler
 
-__all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers"]
+__all__ = ["HANDLERS_GROUP", "HANDLER_TYPES", "HandlerType", "build_handlers", "charset_option"]
 
 HANDLERS_GROUP = "medusa.http.handlers"
 """Entry-point group of handler types contributed by other distributions."""
@@ -75,8 +76,18 @@ def _root_and_index(kwargs: dict[str, Any], base_dir: str) -> tuple[str, list[st
     return root, index
 
 
+def charset_option(value: str | bool) -> str | None:
+    """The charset named by a ``charset`` option: a name, ``true`` (``utf-8``), or ``false``
+    or ``""`` (none)."""
+    if value is True:
+        return DEFAULT_CHARSET
+    return value or None
+
+
 def _build_files(kwargs: dict[str, Any], base_dir: str) -> Handler:
     root, index = _root_and_index(kwargs, base_dir)
+    if "charset" in kwargs:
+        kwargs["charset"] = charset_option(kwargs["charset"])
     return FileHandler(root, index=index, **kwargs)
 
 
@@ -185,6 +196,7 @@ HANDLER_TYPES: dict[str, HandlerType] = {
                 Option("cache_size", (int,), "bytes of small files kept in memory"),
                 Option("gzip", (bool,), "gzip compressible types for clients that accept it"),
                 Option("gzip_min_size", (int,), "smallest file compressed, bytes"),
+                Option("charset", (str, bool), 'charset of textual types ("utf-8"; false: none)'),
             )
         },
         _build_files,

@@ -3,6 +3,7 @@ hand each request to a chain of handlers."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import ssl as _ssl
 import time
@@ -25,11 +26,14 @@ from medusa.core.server import Server
 from medusa.http.accesslog import client_host, common_log_line, time_stamp
 from medusa.http.channel import HTTPChannel
 from medusa.http.dates import now_http_date
+from medusa.http.charset import DEFAULT_CHARSET
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
-from medusa.http.handlers import build_handlers
+from medusa.http.handlers import build_handlers, charset_option
+from medusa.http.listing import DirectoryListingHandler
 from medusa.http.request import Request
 from medusa.http.status import status_line
+from medusa.http.status_page import StatusHandler
 
 __all__ = ["HTTPServer"]
 
@@ -50,6 +54,8 @@ class HTTPServer(Server):
             ``handle_request``).
         root: a directory to serve: a :class:`~medusa.http.files.FileHandler` on it is
             appended to the chain.
+        charset: the charset that ``root``'s file handler names on textual types
+            (``"utf-8"``; ``None`` or ``""``: none; see :mod:`medusa.http.charset`).
         max_body_size: largest request body accepted, bytes (413 above).
         max_request_line: longest request-target accepted, bytes (414 above).
         max_header_size: largest header block accepted, bytes (431 above).
@@ -92,6 +98,7 @@ class HTTPServer(Server):
             o.name: o
             for o in (
                 Option("root", (str,), "directory to serve"),
+                Option("charset", (str, bool), 'charset of textual files ("utf-8"; false: none)'),
                 Option("max_body_size", (int,), "largest request body, bytes", non_negative),
                 Option("max_request_line", (int,), "longest request-target, bytes", positive),
                 Option("max_header_size", (int,), "largest header block, bytes", positive),
@@ -119,6 +126,7 @@ class HTTPServer(Server):
         *,
         handlers: Iterable[Handler] = (),
         root: str | os.PathLike[str] | None = None,
+        charset: str | bool | None = DEFAULT_CHARSET,
         max_body_size: int = 1 << 20,
         max_request_line: int = 8192,
         max_header_size: int = 65536,
@@ -140,7 +148,7 @@ class HTTPServer(Server):
         super().__init__(address, **kwargs)
         chain = list(handlers)
         if root is not None:
-            chain.append(FileHandler(root))
+            chain.append(FileHandler(root, charset=charset_option(charset or False)))
         self.handlers: tuple[Handler, ...] = tuple(chain)
         self.max_body_size = max_body_size
         self.max_request_line = max_request_line
@@ -194,6 +202,42 @@ class HTTPServer(Server):
     def for_serve(cls, address: Address, root: str) -> HTTPServer:
         """``medusa serve ROOT --http ADDR``: serve ROOT's files."""
         return cls(address, root=root)
+
+    @classmethod
+    def add_serve_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """``medusa serve``'s HTTP options: ``--listing`` (HTML index of directories
+        without ``index.html``) and ``--status [PATH]`` (the status page, at ``/status``
+        by default)."""
+        parser.add_argument(
+            "--listing",
+            dest="http_listing",
+            action="store_true",
+            help="http: list directories that have no index.html (off by default)",
+        )
+        parser.add_argument(
+            "--status",
+            dest="http_status",
+            nargs="?",
+            const="/status",
+            default=None,
+            metavar="PATH",
+            type=_url_path,
+            help="http: serve the status page at PATH (default /status); put ROOT before it",
+        )
+
+    @classmethod
+    def from_serve_arguments(
+        cls, address: Address, root: str, arguments: argparse.Namespace
+    ) -> HTTPServer:
+        """``medusa serve ROOT --http ADDR [--status [PATH]] [--listing]``: the status page
+        first, then the listing of ROOT's directories, then ROOT's files."""
+        handlers: list[Handler] = []
+        status = getattr(arguments, "http_status", None)
+        if status is not None:
+            handlers.append(StatusHandler(status))
+        if getattr(arguments, "http_listing", False):
+            handlers.append(DirectoryListingHandler(root))
+        return cls(address, root=root, handlers=handlers)
 
     @property
     def url_scheme(self) -> str:
@@ -293,6 +337,16 @@ class HTTPServer(Server):
             log.log(line)
         except Exception:
             error_logger.exception("access log failed")
+
+
+def _url_path(text: str) -> str:
+    """argparse type of ``--status PATH``: a URL path, starting with ``/``."""
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a URL path starting with / (to serve a directory, put ROOT "
+            "before --status, or write --status=/status)"
+        )
+    return text
 
 
 def tls_context(certfile: str, keyfile: str | None = None) -> _ssl.SSLContext:
