@@ -86,6 +86,7 @@ class BodyReception:
         "handler",
         "keep_alive",
         "length",
+        "paused_at",
         "request",
         "sink",
         "size",
@@ -113,6 +114,9 @@ class BodyReception:
         self.complete = False
         self._pending = True  # until start(): pieces of the body are kept in chunks
         self._lost = False
+        # The last time the body timeout found reading paused by the server (the client
+        # cannot send meanwhile: that time does not count against it).
+        self.paused_at = channel.last_activity
 
     def start(self) -> None:
         """Ask :attr:`handler` (the handler chosen for the request, or ``None``: the answer

@@ -64,6 +64,13 @@ class _LingeringClose:
         return b""
 
 
+def _client(peer: Any) -> str:
+    """``host:port`` of a TCP peer for log lines (a Unix socket's peer as it is)."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer) if peer else "-"
+
+
 class _StopParsingError(Exception):
     """Raised inside a parser callback when no further request on the connection is to be
     read (bytes after the last one answered before a close)."""
@@ -491,18 +498,46 @@ class HTTPChannel(Channel):
     # -- timeouts and shutdown -------------------------------------------------------------
 
     def check_timeout(self, now: float) -> None:
-        """The sweep: 408 for a head not complete in ``header_timeout`` (slowloris), a
-        close for a keep-alive connection idle for ``keepalive_timeout``, and the general
-        ``idle_timeout`` otherwise."""
+        """The sweep: 408 for a head not complete in ``header_timeout`` (slowloris), 408
+        for a body that sent nothing for ``body_timeout``, a close for a keep-alive
+        connection idle for ``keepalive_timeout``, and the general ``idle_timeout``
+        otherwise."""
         server = self.http
+        upload = self._upload
         if self._in_head:
             if now - self._head_started > server.header_timeout:
                 self._reject(408, "request header timeout")
+        elif upload is not None:
+            if self.reading_paused:
+                upload.paused_at = now  # the server holds the body back, not the client
+            elif now - max(upload.paused_at, self.last_activity) > server.body_timeout:
+                self._body_timeout(upload)
         elif not self._busy():
             if now - self.last_activity > server.keepalive_timeout:
                 self.close()
         elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
             self.handle_timeout()
+
+    def _body_timeout(self, upload: BodyReception) -> None:
+        """A request body sent nothing for ``body_timeout`` seconds (nginx's
+        ``client_body_timeout``): abort what was received (a sink removes its temporary
+        file), log it, answer 408 (RFC 9110 §15.5.9) and close gracefully."""
+        self._upload = None
+        self._discard = True
+        self._linger = True
+        self.http.counters.errors += 1
+        request = upload.request
+        error_logger.warning(
+            "%s: 408 request body timeout: %s %s: %d bytes received, none for %g s",
+            _client(self.peer),
+            request.method,
+            request.path,
+            upload.size,
+            self.http.body_timeout,
+        )
+        upload.lost(f"request body timeout ({self.http.body_timeout:g} s without data)")
+        if not request.answered:
+            request.error(408)
 
     def start_lingering_close(self) -> None:
         """Close gracefully after an error response (RFC 9112 §9.6): send FIN once the

@@ -62,6 +62,10 @@ class HTTPServer(Server):
         max_header_fields: most header fields accepted (431 above).
         header_timeout: seconds a client has to send a whole request head (408 after).
         keepalive_timeout: seconds an idle persistent connection is kept.
+        body_timeout: seconds a request body may go without any data arriving (nginx's
+            ``client_body_timeout``); then 408, the connection closes and a body being
+            stored (an upload's temporary file) is removed, logged with the client, the
+            path and the bytes received.
         max_pipeline: pipelined requests buffered before reading pauses.
         access_log: a :class:`~medusa.core.log.Logger` for Common Log Format lines, or the
             name of one registered with :func:`~medusa.core.log.register_logger` (a
@@ -105,6 +109,7 @@ class HTTPServer(Server):
                 Option("max_header_fields", (int,), "most header fields", positive),
                 Option("header_timeout", (int, float), "seconds to send a request head", positive),
                 Option("keepalive_timeout", (int, float), "idle keep-alive seconds", positive),
+                Option("body_timeout", (int, float), "seconds a body may send nothing", positive),
                 Option("max_pipeline", (int,), "pipelined requests buffered", positive),
                 Option(
                     "access_log",
@@ -133,6 +138,7 @@ class HTTPServer(Server):
         max_header_fields: int = 100,
         header_timeout: float = 10.0,
         keepalive_timeout: float = 15.0,
+        body_timeout: float = 60.0,
         max_pipeline: int = 64,
         access_log: Logger | bool | str | None = True,
         server_header: str = "Medusa",
@@ -157,6 +163,7 @@ class HTTPServer(Server):
         self.max_head_bytes = max_request_line + max_header_size
         self.header_timeout = float(header_timeout)
         self.keepalive_timeout = float(keepalive_timeout)
+        self.body_timeout = float(body_timeout)
         self.max_pipeline = max_pipeline
         self.access_log: Logger | None = (
             access_logger("http") if access_log is True else resolve_logger(access_log, "")
@@ -279,8 +286,8 @@ class HTTPServer(Server):
             channel.close_when_done()
 
     def extra_timeouts(self) -> tuple[float, ...]:
-        """The header and keep-alive timeouts, so the sweep runs often enough."""
-        return (self.header_timeout, self.keepalive_timeout)
+        """The header, keep-alive and body timeouts, so the sweep runs often enough."""
+        return (self.header_timeout, self.keepalive_timeout, self.body_timeout)
 
     def head_prefix(self, status: int) -> bytes:
         """Return the status line, ``Server`` and ``Date`` fields of a response with
