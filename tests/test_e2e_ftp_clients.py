@@ -1,16 +1,26 @@
 """The FTP server in the real ``medusa`` command, driven by real clients: curl (ftp://,
-uploads), lftp (mirror of a tree in both directions, byte for byte), and HTTP and FTP
-serving the same tree from one process."""
+uploads), lftp (mirror of a tree in both directions, byte for byte), HTTP and FTP serving
+the same tree from one process, and an upload cut short by a SIGKILL of the server."""
 
 from __future__ import annotations
 
+import ftplib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import BACKENDS, Endpoint, Medusa, Runner, curl, read_tree, write_tree
+from tests.conftest import (
+    BACKENDS,
+    Endpoint,
+    Medusa,
+    Runner,
+    curl,
+    read_tree,
+    wait_until,
+    write_tree,
+)
 
 from medusa.core.passwords import hash_password
 
@@ -157,4 +167,65 @@ permissions = ["read", "write", "delete", "rename", "mkdir"]
     )
     assert (served / "x" / "y" / "a.bin").read_bytes() == (upload / "a.bin").read_bytes()
     assert not [p for p in served.rglob("*.part")]  # no temporary files left
+    stop(process)
+
+
+@pytest.mark.skipif(LFTP is None, reason="lftp is not installed (apt-get install lftp)")
+def test_an_upload_cut_by_sigkill_is_cleaned_at_the_next_start(
+    runner: Runner, tmp_path: Path, backend: str
+) -> None:
+    """The server is killed (SIGKILL) in the middle of a STOR: its temporary file stays on
+    disk; the next start removes it (and says so on standard error), and lftp never sees
+    it or a half file under the real name."""
+    served = tmp_path / "served"
+    write_tree(served, {"a.txt": b"a\n"})
+    config = tmp_path / "medusa.toml"
+    config.write_text(
+        f"""
+[medusa]
+backend = "{backend}"
+
+[[server]]
+type = "ftp"
+listen = "127.0.0.1:0"
+
+[[server.user]]
+name = "alice"
+password = "{hash_password("in wonderland")}"
+root = "served"
+permissions = ["read", "write"]
+"""
+    )
+    process = runner.start("serve", "-c", str(config))
+    ftp = ftplib.FTP()  # noqa: S321 (the FTP server under test)
+    ftp.connect("127.0.0.1", ftp_endpoint(process.endpoints).port, timeout=30)
+    try:
+        ftp.login("alice", "in wonderland")
+        ftp.voidcmd("TYPE I")
+        conn = ftp.transfercmd("STOR big.bin")
+        conn.sendall(b"x" * 300_000)
+
+        def partial() -> list[Path]:
+            return [p for p in served.iterdir() if p.name.startswith(".big.bin.")]
+
+        wait_until(lambda: bool(partial()) and partial()[0].stat().st_size > 0, "the upload")
+        process.proc.kill()
+        process.wait()
+        conn.close()
+    finally:
+        ftp.close()
+    [temporary] = partial()
+    assert temporary.name.endswith(".part")
+    assert not (served / "big.bin").exists()
+    process = runner.start("serve", "-c", str(config))
+    wait_until(lambda: not temporary.exists(), "the stale temporary file to be removed")
+    wait_until(lambda: temporary.name in process.stderr(), "the log line")
+    assert "upload interrupted when a server process was killed" in process.stderr()
+    url = f"ftp://alice:in%20wonderland@127.0.0.1:{ftp_endpoint(process.endpoints).port}"
+    assert LFTP is not None
+    listing = run(
+        [LFTP, "-c", f"set ftp:ssl-allow no; set net:max-retries 1; open {url}; cls -1a /"],
+        process,
+    ).stdout.decode()
+    assert [line.strip("/") for line in listing.split()] == ["a.txt"]
     stop(process)

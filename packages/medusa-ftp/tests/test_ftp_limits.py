@@ -184,3 +184,117 @@ def test_shutdown_tells_idle_sessions(tmp_path: Path) -> None:
     ftp.login()
     thread.stop()
     assert ftp.getmultiline().startswith("421")
+
+
+def test_failed_logins_are_counted_per_address_across_connections(tmp_path: Path) -> None:
+    """Reconnecting does not start a new count: the delay keeps growing, and after the
+    address's budget its logins are refused (421, the password not even checked), while
+    anonymous logins and other addresses go on."""
+    log = ListLogger()
+    thread = start(
+        tmp_path,
+        login_failure_delay=0.1,
+        login_failure_max_delay=1.0,
+        max_login_attempts=2,
+        max_login_failures_per_ip=4,
+        login_failure_window=600,
+        session_log=log,
+    )
+    try:
+        durations = []
+        for _ in range(2):
+            ftp = client(thread)
+            for _ in range(2):
+                started = time.monotonic()
+                with pytest.raises(ftplib.error_perm, match=r"^530"):
+                    ftp.login("u", "wrong")
+                durations.append(time.monotonic() - started)
+            assert ftp.getmultiline().startswith("421")
+        # 0.1, 0.2 on the first connection; the second goes on from there: 0.4, 0.8.
+        assert durations[2] >= 0.4
+        assert durations[3] >= 0.8
+        assert "login 'u' failed (2 on this connection, 4 from 127.0.0.1)" in log.text()
+        assert "127.0.0.1 locked out for 600 s after 4 failed logins" in log.text()
+        # Locked out: even the right password is refused at once, and the connection closed.
+        ftp = client(thread)
+        ftp.sendcmd("USER u")
+        ftp.putcmd("PASS right")
+        assert ftp.getmultiline().startswith("421 Too many failed logins from your address")
+        assert ftp.sock is not None
+        assert ftp.sock.recv(10) == b""
+        assert "login 'u' refused: 127.0.0.1 is locked out" in log.text()
+        assert client(thread).login().startswith("230")  # anonymous: no password to guess
+        # Another address logs in at once.
+        other = ftplib.FTP()
+        _OPEN.append(other)
+        other.connect(
+            "127.0.0.1", thread.servers[0].port, timeout=10, source_address=("127.0.0.2", 0)
+        )
+        assert other.login("u", "right").startswith("230")
+    finally:
+        thread.stop()
+
+
+def test_many_sessions_from_one_address_by_default(tmp_path: Path) -> None:
+    """An office behind NAT, or a client's parallel transfers: 64 sessions from one
+    address by default (vsftpd, ProFTPD and pyftpdlib have no such limit)."""
+    assert FTPServer(("127.0.0.1", 0)).max_sessions_per_ip == 64
+    thread = start(tmp_path)
+    try:
+        sessions = [client(thread) for _ in range(20)]
+        assert all(s.welcome is not None and s.welcome.startswith("220") for s in sessions)
+        assert sessions[-1].login().startswith("230")
+    finally:
+        thread.stop()
+
+
+def test_refused_writes_are_in_the_session_log(tmp_path: Path) -> None:
+    log = ListLogger()
+    (tmp_path / "f.txt").write_bytes(b"f")
+    (tmp_path / "d").mkdir()
+    thread = start(tmp_path, session_log=log)
+    try:
+        ftp = client(thread)
+        ftp.login("anonymous", "guest@example.org")  # read-only
+        ftp.sendcmd("PASV")
+        for command in (
+            "STOR new.txt",
+            "APPE f.txt",
+            "STOU",
+            "MKD sub",
+            "RMD d",
+            "DELE f.txt",
+            "RNFR f.txt",
+            "SITE CHMOD 600 f.txt",
+        ):
+            ftp.putcmd(command)
+            assert ftp.getmultiline().startswith("550"), command
+        user = client(thread)
+        user.login("u", "right")
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            user.delete("missing.txt")
+        user.sendcmd("RNFR f.txt")
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            user.sendcmd("RNTO no/such/dir/g.txt")
+        with pytest.raises(ftplib.error_perm, match=r"^550"):
+            user.mkd("d")
+        user.quit()
+        wait_until(lambda: "[u] quit" in log.text(), what="the session log")
+        for line in (
+            "[anonymous] STOR /new.txt refused: 550 Permission denied.",
+            "[anonymous] APPE /f.txt refused: 550 Permission denied.",
+            "[anonymous] STOU refused: 550 Permission denied.",
+            "[anonymous] MKD /sub refused: 550 Permission denied.",
+            "[anonymous] RMD /d refused: 550 Permission denied.",
+            "[anonymous] DELE /f.txt refused: 550 Permission denied.",
+            "[anonymous] RNFR /f.txt refused: 550 Permission denied.",
+            "[anonymous] SITE CHMOD 600 f.txt refused: 550 Permission denied.",
+            "[u] DELE /missing.txt refused: 550 No such file or directory.",
+            "[u] RNTO /no/such/dir/g.txt (from /f.txt) refused: 550 No such file or directory.",
+            "[u] MKD /d refused: 550 File exists.",
+        ):
+            [found] = [entry for entry in log.lines if entry.endswith(line)]
+            assert found.startswith("127.0.0.1:"), found  # the client's address and port
+        assert (tmp_path / "f.txt").exists()
+    finally:
+        thread.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ftplib
 import io
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,6 +159,50 @@ def test_syntax_and_sequence_errors(server: FTPServer) -> None:
     assert raw(ftp, "A" * 10000).startswith("500 Command line too long")
     assert raw(ftp, "NOOP").startswith("200")
     assert raw(ftp, "RETR bad\0name").startswith("550")
+
+
+def test_numbers_are_ascii_digits_in_range(
+    server: FTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every number from the network: ASCII digits only, a bounded count, a value in
+    range; anything else is 501 (never a 451 with a traceback in the log)."""
+    caplog.set_level(logging.WARNING, logger="medusa")
+    ftp = connect(server, "alice", "wonderland")
+    huge = "9" * 5000
+    expected = {
+        f"REST {huge}": "501",
+        "REST 99999999999999999999999": "501",
+        "REST 9223372036854775808": "501",  # 2**63
+        "REST 9223372036854775807": "350",
+        "REST 0": "350",
+        "REST \u0661\u0662": "501",  # Arabic-Indic digits
+        "REST \u00b2": "501",  # superscript two
+        "REST \uff11": "501",  # fullwidth one
+        "REST +5": "501",
+        "REST 1_000": "501",
+        f"PORT 127,0,0,1,{huge},1": "501",
+        "PORT 127,0,0,1,0004,1": "501",
+        "PORT 127,0,0,1,\u0664,1": "501",
+        "PORT 127,0,0,1,4,256": "501",
+        f"EPRT |1|127.0.0.1|{huge}|": "501",
+        "EPRT |1|127.0.0.1|70000|": "501",
+        "EPRT |1|127.0.0.1|\u0665\u0660\u0660\u0660|": "501",
+        "EPRT |1|127.0.0.1|0|": "501",
+        f"ALLO {huge}": "501",
+        "ALLO abc": "501",
+        "ALLO \u0661": "501",
+        "ALLO 100": "202",
+        "ALLO 100 R 10": "202",
+        "ALLO 100 R x": "501",
+        f"SITE CHMOD {huge} notes.txt": "501",
+        "SITE CHMOD 000000644 notes.txt": "501",
+        "SITE CHMOD \u0666\u0664\u0664 notes.txt": "501",
+        "SITE CHMOD 640 notes.txt": "200",
+        "NOOP": "200",
+    }
+    for command, code in expected.items():
+        assert raw(ftp, command)[:3] == code, command[:40]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_navigation_and_path_escapes(server: FTPServer) -> None:

@@ -1,5 +1,6 @@
-"""The sans-IO pieces: replies, command parsing, data-port arguments, MLSx facts, TYPE A
-conversion, throttling, log lines and permissions."""
+"""The sans-IO pieces: replies, command parsing, data-port and numeric arguments, MLSx
+facts, TYPE A conversion, throttling, failed-login bookkeeping, the names of temporary
+upload files, log lines and permissions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import pytest
 
 from medusa.ftp.accounts import parse_permissions
+from medusa.ftp.arguments import MAX_OFFSET, parse_allo, parse_decimal
 from medusa.ftp.commands import COMMANDS, CommandError, parse_command, strip_telnet
 from medusa.ftp.dispatch import HANDLERS
 from medusa.ftp.facts import DEFAULT_FACTS, feat_line, format_time, mlsx_line, parse_fact_names
@@ -23,8 +25,10 @@ from medusa.ftp.hostport import (
 )
 from medusa.ftp.linefeeds import FromNetwork, ToNetwork
 from medusa.ftp.listings import split_list_arg
+from medusa.ftp.login_failures import LoginFailures
 from medusa.ftp.replies import format_reply, quote_path
 from medusa.ftp.throttle import Throttle
+from medusa.ftp.upload_names import is_upload_temporary, temporary_name
 from medusa.ftp.xferlog import session_line, xferlog_line
 
 
@@ -185,3 +189,74 @@ def test_list_arguments() -> None:
     assert split_list_arg("-la") == ""
     assert split_list_arg("-l -a pub dir") == "pub dir"
     assert split_list_arg("pub") == "pub"
+
+
+def test_decimal_arguments() -> None:
+    assert parse_decimal("0", 255) == 0
+    assert parse_decimal("255", 255) == 255
+    assert parse_decimal("007", 255) == 7
+    assert parse_decimal(str(MAX_OFFSET), MAX_OFFSET) == MAX_OFFSET
+    for bad in ("", "256", "0007", "-1", "+1", " 1", "1 ", "1_0", "\u0661", "\u00b2", "\uff11"):
+        assert parse_decimal(bad, 255) is None, bad
+    assert parse_decimal(str(MAX_OFFSET + 1), MAX_OFFSET) is None
+    assert parse_decimal("9" * 100_000, MAX_OFFSET) is None  # refused before int()
+    assert parse_allo("100") == 100
+    assert parse_allo("100 R 512") == 100
+    assert parse_allo("100 r 512") == 100
+    for bad in ("", "x", "100 R", "100 R x", "100 X 5", "1 2", "\u0661"):
+        assert parse_allo(bad) is None, bad
+
+
+def test_login_failures_per_address() -> None:
+    failures = LoginFailures(budget=3, window=100, delay=1, max_delay=3)
+    assert failures.failure("a", 0) == 1
+    assert failures.failure("a", 1) == 2
+    assert failures.failures("a", 1) == 2
+    assert failures.locked("a", 1) == 0
+    assert failures.failure("b", 1) == 1  # another address has its own count
+    assert failures.failure("a", 2) == 3  # 4, at most max_delay
+    assert failures.locked("a", 2) == 100  # the budget is spent
+    assert failures.locked("b", 2) == 0
+    assert failures.locked("a", 101.5) == 0.5
+    assert failures.locked("a", 102) == 0
+    assert failures.failures("a", 103) == 0  # forgotten after the window
+    assert failures.failure("a", 103) == 1
+    unlimited = LoginFailures(budget=0, window=100, delay=1, max_delay=1)
+    for second in range(50):
+        unlimited.failure("a", second)
+    assert unlimited.locked("a", 50) == 0
+    small = LoginFailures(budget=3, window=100, max_addresses=2)
+    small.failure("a", 0)
+    small.failure("b", 1)
+    small.failure("a", 2)  # "a" is now the most recent
+    small.failure("c", 3)  # "b", the oldest, is forgotten
+    assert [small.failures(k, 3) for k in "abc"] == [2, 0, 1]
+    with pytest.raises(ValueError, match="must not be negative"):
+        LoginFailures(budget=-1)
+
+
+def test_temporary_upload_names() -> None:
+    name = temporary_name("/dir/report.pdf")
+    assert name.startswith("/dir/.report.pdf.")
+    assert name.endswith(".part")
+    assert is_upload_temporary(name)
+    assert temporary_name("/dir/report.pdf") != name
+    for hidden in (
+        ".a.0123abcd.part",
+        ".a b.0123abcd.part",
+        ".x.k2_x9q0z.upload",
+        "/d/.a.ffffffff.part",
+    ):
+        assert is_upload_temporary(hidden), hidden
+    for shown in (
+        "a.0123abcd.part",
+        ".a.0123abcd.part.txt",
+        ".a.0123ABCD.part",
+        ".a.0123abc.part",
+        ".0123abcd.part",
+        ".part",
+        ".a.k2-x9q0z.upload",
+        ".profile",
+        "/.a.0123abcd.part/x",
+    ):
+        assert not is_upload_temporary(shown), shown

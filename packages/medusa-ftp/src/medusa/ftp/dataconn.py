@@ -90,7 +90,7 @@ class DataChannel(Channel):
         received: bytes received (uploads).
         finished: True once the owner was told the transfer ended.
         throttled_until: :func:`time.monotonic` time until which the transfer waits on
-            its rate limit (not a stall of the client's).
+            the server's rate limit (not a stall of the client's); the latest such wait.
     """
 
     terminator = None
@@ -183,7 +183,8 @@ class DataChannel(Channel):
         assert self._throttle is not None
         now = time.monotonic()
         delay = self._throttle.delay(len(data), now)
-        self.throttled_until = now + delay
+        if delay:
+            self.throttled_until = now + delay
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(delay, self._pump) if delay else loop.call_soon(self._pump)
 
@@ -232,8 +233,8 @@ class DataChannel(Channel):
         if throttle is not None:
             now = time.monotonic()
             delay = throttle.delay(len(data), now)
-            self.throttled_until = now + delay
             if delay:
+                self.throttled_until = now + delay
                 self.pause_reading(_THROTTLE)
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(delay, self.resume_reading, _THROTTLE)

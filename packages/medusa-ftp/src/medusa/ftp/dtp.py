@@ -327,6 +327,10 @@ class ServerDTP:
         if now - transfer.window_start < limit:
             return True
         moved = data.received if transfer.incoming else data.bytes_out
+        if data.throttled_until > transfer.window_start:
+            # The server's own rate limit held the transfer back during this window.
+            transfer.window_start, transfer.window_bytes = now, moved
+            return True
         rate = (moved - transfer.window_bytes) / (now - transfer.window_start)
         minimum = self._min_rate(transfer)
         if rate < minimum:

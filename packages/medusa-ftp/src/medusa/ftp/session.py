@@ -41,9 +41,7 @@ __all__ = ["FTPChannel"]
 _IMMEDIATE_DURING_TRANSFER = frozenset({"ABOR", "STAT"})
 _MAX_QUEUED = 32
 _RESTARTABLE = frozenset({"RETR", "STOR", "APPE"})
-_WRITES = frozenset(
-    {"STOR", "APPE", "STOU", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"}
-)
+_WRITES = frozenset({"STOR", "APPE", "STOU", "MKD", "XMKD", "RMD", "XRMD", "DELE", "RNFR", "RNTO"})
 """Commands that change files: a refusal of one (a 4xx or 5xx reply from its handler) is
 written to the session log with its reason (``SITE CHMOD`` too)."""
 
@@ -257,6 +255,8 @@ class FTPChannel(Channel):
         """The command and its virtual path, for the session log."""
         if verb == "SITE":
             return f"SITE {arg.strip()}"
+        if not arg.strip():
+            return verb  # STOU without a name
         path = arg
         if self.fs is not None:
             with contextlib.suppress(OSError, ValueError):
@@ -388,13 +388,10 @@ class FTPChannel(Channel):
         delay = failures.failure(host, now)
         count = failures.failures(host, now)
         self.log_session(
-            f"login {user!r} failed ({self.failed_logins} on this connection, "
-            f"{count} from {host})"
+            f"login {user!r} failed ({self.failed_logins} on this connection, {count} from {host})"
         )
         if failures.locked(host, now):
-            message = (
-                f"{host} locked out for {failures.window:g} s after {count} failed logins"
-            )
+            message = f"{host} locked out for {failures.window:g} s after {count} failed logins"
             self.log_session(message)
             error_logger.warning("FTP: %s (last user %r)", message, user)
         self._timer = asyncio.get_running_loop().call_later(delay, self._login_refused)
