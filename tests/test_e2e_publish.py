@@ -2,12 +2,16 @@
 authors' password file made with ``medusa passwd``, public reads (curl, wget), 401 without
 credentials, 201/204 on upload, DELETE, a large upload with ``Expect: 100-continue``, a
 write that runs out of space (the previous version survives, no temporary file is left, the
-failure is logged), and bad handler options refused at start."""
+failure is logged), bad handler options refused at start, the temporary file of an upload
+killed midway (hidden, then removed at the next start) and dot segments above the root sent
+by ``curl --path-as-is`` (403)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -149,3 +153,54 @@ def test_bad_options_refused(runner: Runner, tmp_path: Path, table: str, expecte
     assert done.returncode == 2, done.stdout + done.stderr
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_upload_killed_midway_is_hidden_then_removed_at_start(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """SIGKILL during an upload leaves its temporary file; while it is there it is not
+    served, and the next start removes it (one log line naming it)."""
+    root, config = _site(tmp_path, runner)
+    server = runner.start("serve", "-c", str(config))
+    token = base64.b64encode(f"author:{PASSWORD}".encode()).decode()
+    with server.endpoint.client() as client:
+        client.send(
+            f"PUT /big.bin HTTP/1.1\r\nHost: {client.host}\r\nAuthorization: Basic {token}\r\n"
+            f"Content-Length: {1 << 20}\r\n\r\n".encode()
+            + b"z" * 200_000
+        )
+        wait_until(
+            lambda: any(p.stat().st_size > 0 for p in root.glob(".big.bin.*.upload")),
+            what="the temporary file",
+        )
+        (temporary,) = root.glob(".big.bin.*.upload")
+        assert curl(server.endpoint.where + temporary.name).status == 404
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    assert temporary.exists()
+    again = runner.start("serve", "-c", str(config))
+    assert not temporary.exists()
+    assert not (root / "big.bin").exists()
+    wait_until(lambda: str(temporary) in again.stderr(), what="the log line")
+    assert "temporary upload file" in again.stderr()
+
+
+def test_dot_segments_above_the_root_refused_with_curl(runner: Runner, tmp_path: Path) -> None:
+    """``curl --path-as-is`` sends the dot segments as they are: 403, nothing stored
+    anywhere (without ``--path-as-is`` curl removes them itself, RFC 3986 §5.2.4)."""
+    root, config = _site(tmp_path, runner)
+    server = runner.start("serve", "-c", str(config))
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<p>escape</p>\n")
+    for target in ["../escape.html", "sub/../../escape.html", "%2e%2e/escape.html"]:
+        result = curl(
+            "--path-as-is",
+            "-T",
+            str(page),
+            "-u",
+            f"author:{PASSWORD}",
+            server.endpoint.where + target,
+        )
+        assert result.status == 403, target
+    assert sorted(p.name for p in root.iterdir()) == ["index.html"]
+    assert not (tmp_path / "escape.html").exists()

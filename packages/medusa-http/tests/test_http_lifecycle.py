@@ -160,3 +160,18 @@ def test_head_half_read_at_stop_is_answered(tmp_path: Path, backend: str) -> Non
         if stopper.ident is None:
             thread.stop()
         stopper.join(30)
+
+
+def test_client_gone_before_the_lingering_close_logs_no_error(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes mid-body: its 400 cannot be delivered and the half-close of the
+    lingering close fails (ENOTCONN on the standard loop); that is no server error."""
+    caplog.set_level(logging.INFO, logger="medusa")
+    for _ in range(5):
+        with site.connect() as sock:
+            sock.sendall(b"PUT /cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+    wait_until(lambda: caplog.text.count("abandoned after 5 bytes") == 5, what="the 5 aborts")
+    wait_until(lambda: site.server.counters.active == 0, what="the connections closed")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert site.uploads() == []

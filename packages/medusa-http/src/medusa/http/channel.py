@@ -551,7 +551,11 @@ class HTTPChannel(Channel):
         if not transport.can_write_eof():
             self.close_when_done()
             return
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the client is gone already (ENOTCONN): nothing to linger for
+            self.close()
+            return
         if self._pipeline_paused:
             self._pipeline_paused = False
             self.resume_reading("pipeline")

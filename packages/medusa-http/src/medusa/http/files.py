@@ -22,6 +22,7 @@ from urllib.parse import quote
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer
+from medusa.core.uploads import is_upload_temporary
 from medusa.http.charset import DEFAULT_CHARSET, check_charset, with_charset
 from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
@@ -253,6 +254,9 @@ class FileHandler:
                 return
         if "\x00" in path:
             request.error(400, "NUL in path")
+            return
+        if is_upload_temporary(path):
+            request.error(404)  # an upload in progress (HTTP's or FTP's) is not there yet
             return
         opened = self._open(request, path)
         if opened is None:

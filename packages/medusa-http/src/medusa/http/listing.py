@@ -12,7 +12,8 @@ Names are shown HTML-escaped and linked percent-encoded, so a file called
 ``<script>alert(1)</script>`` is shown as text and its link leads to it. Entries are looked up
 through the filesystem's confinement check: a symbolic link that leads outside the root (or a
 dangling one) is not listed, and neither is anything that is not a regular file or a directory
-(a FIFO, a socket, a device), which the file handler would refuse anyway.
+(a FIFO, a socket, a device), which the file handler would refuse anyway, nor the temporary
+file of an upload in progress (:func:`medusa.core.uploads.is_upload_temporary`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
+from medusa.core.uploads import is_upload_temporary
 from medusa.http.request import Request
 
 __all__ = ["DirectoryListingHandler"]
@@ -160,6 +162,8 @@ class DirectoryListingHandler:
         base = vpath.rstrip("/") + "/"
         entries: list[tuple[bool, str, os.stat_result]] = []
         for name in names:
+            if is_upload_temporary(name):
+                continue  # an upload in progress (HTTP's or FTP's) is not there yet
             try:
                 st = fs.stat(base + name)
             except (OSError, ValueError):  # PathEscapeError is an OSError

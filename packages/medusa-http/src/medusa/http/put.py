@@ -7,9 +7,16 @@ therefore never leaves a half-written file under the target's name, and never de
 previous version: the temporary file is removed and the failure logged with the client's
 address and the bytes received.
 
+The temporary file, ``.NAME.XXXXXXXX.upload`` (see :mod:`medusa.core.uploads`), is locked
+(``flock``) while the upload runs; one that nobody holds locked was left by a process that
+died mid-upload (``SIGKILL``, a crash): a :class:`PutHandler` removes those under its root
+when it is made (at server start), one log line each. Such names are never served or listed
+(:class:`~medusa.http.files.FileHandler`) and cannot be written or deleted (403).
+
 Answers: 201 Created (with ``Location``) for a new file, 204 No Content for a replaced one;
 400 for a ``Content-Range`` (a partial PUT, RFC 9110 §14.5); 403 for a path outside the
-root; 405 for a directory; 409 when the parent directory is missing; 411 when the request
+root (dot segments that climb above it included, RFC 3986 §5.2.4) or a temporary upload
+name; 405 for a directory; 409 when the parent directory is missing; 411 when the request
 has neither ``Content-Length`` nor chunked framing; 412 when ``If-Match`` /
 ``If-None-Match`` / ``If-Unmodified-Since`` fail (``If-None-Match: *`` makes a PUT create
 only); 413 above ``max_size``; 507 when the disk is full. All of these except the last two
@@ -25,15 +32,22 @@ import errno
 import os
 import stat as _stat
 import tempfile
+import time
 from typing import IO
 from urllib.parse import quote
 
 from medusa.core.filesys import OSFilesystem, PathEscapeError
 from medusa.core.log import error_logger
+from medusa.core.uploads import (
+    HTTP_TEMPORARY,
+    is_upload_temporary,
+    lock_upload,
+    remove_stale_uploads,
+)
 from medusa.http.conditional import entity_tag, evaluate_preconditions
 from medusa.http.request import Request
 
-__all__ = ["PutHandler", "TemporaryFileUpload"]
+__all__ = ["PutHandler", "TemporaryFileUpload", "climbs_above_root", "remove_stale"]
 
 DEFAULT_MAX_SIZE = 100 << 20
 """Largest body a :class:`PutHandler` accepts by default, bytes (100 MiB)."""
@@ -47,6 +61,36 @@ def _client(request: Request) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
     return str(peer) if peer else "-"
+
+
+def climbs_above_root(path: str) -> bool:
+    """Return True when ``path``'s ``..`` segments climb above its first ``/`` (RFC 3986
+    §5.2.4 would drop them there: ``/a/../../b`` is ``/b``). A PUT or DELETE of such a path
+    is refused (403) rather than stored at the clamped place."""
+    depth = 0
+    for segment in path.split("/"):
+        if segment == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif segment and segment != ".":
+            depth += 1
+    return False
+
+
+def remove_stale(root: str) -> int:
+    """Remove the HTTP temporary upload files under ``root`` that no live upload holds
+    (left by a process that died mid-upload), logging each; return how many."""
+    removed = remove_stale_uploads([root], HTTP_TEMPORARY, before=time.time())
+    for stale in removed:
+        error_logger.warning(
+            "removed %s: a temporary upload file left by a process that stopped "
+            "(%d bytes, last written %s)",
+            stale.path,
+            stale.size,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stale.mtime)),
+        )
+    return len(removed)
 
 
 class TemporaryFileUpload:
@@ -74,6 +118,7 @@ class TemporaryFileUpload:
         directory, name = os.path.split(target)
         fd, self.temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".upload", dir=directory)
         try:
+            lock_upload(fd)  # held while this upload lives: it is not stale
             with contextlib.suppress(FileNotFoundError):
                 mode = _stat.S_IMODE(os.stat(target).st_mode)
             os.fchmod(fd, mode)
@@ -172,6 +217,9 @@ class PutHandler:
         mode: permission bits of new files (exactly these: the process umask does not
             apply); a replaced file keeps its own.
 
+    Temporary upload files under ``root`` that no running upload holds are removed here,
+    each with a log line (see the module documentation).
+
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
         ValueError: when ``max_size`` is negative or ``prefix`` does not start with ``/``.
@@ -195,6 +243,7 @@ class PutHandler:
         self.max_size = max_size
         self.methods = frozenset({"PUT", "DELETE"} if delete else {"PUT"})
         self.mode = mode
+        remove_stale(self.filesystem.root)
 
     def __repr__(self) -> str:
         return (
@@ -215,7 +264,18 @@ class PutHandler:
         if request.path.endswith("/") or path == "/":
             self._not_a_file(request)
             return None
+        if is_upload_temporary(path):
+            error_logger.warning(
+                "%s %s from %s: a temporary upload name",
+                request.method,
+                request.path,
+                _client(request),
+            )
+            request.error(403, "This name is reserved for uploads in progress.")
+            return None
         try:
+            if "/.." in path and climbs_above_root(path):
+                raise PathEscapeError(path, "dot segments above the root")
             target = self.filesystem.translate(path)
         except PathEscapeError:
             error_logger.warning(
