@@ -182,6 +182,11 @@ class HTTPChannel(Channel):
                 error_logger.error("HTTP parser callback failed for %r", self.peer, exc_info=cause)
                 self._reject(500, "internal error while reading the request")
         except httptools.HttpParserError as exc:
+            if self._discard:
+                # Bytes after the connection's last request, in the same read (llhttp's
+                # "Data after Connection: close"): discarded, as every later read is; its
+                # answer may have ended the output already.
+                return
             self._reject(400, f"malformed request: {exc}")
 
     def on_message_begin(self) -> None:
