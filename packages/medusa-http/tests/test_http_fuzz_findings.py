@@ -6,11 +6,15 @@ both event loops.
   close; bytes of a next request in the same read made llhttp fail ("Data after
   Connection: close"), and the 400 written after the end of the output raised
   ``RuntimeError: Cannot call write() after write_eof()`` with a traceback.
+* Pipelined DELETE, PUT and POST with bodies, then the client's end of input: every request
+  was answered, but the connection stayed open until the keep-alive timeout, because a body
+  request dispatched after the end of input got its keep-alive back.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,10 +39,13 @@ def port(
     server = HTTPServer(
         ("127.0.0.1", 0),
         handlers=[
-            BasicAuthHandler(PutHandler(uploads, prefix="/up"), str(tmp_path / "passwords")),
+            BasicAuthHandler(
+                PutHandler(uploads, prefix="/up", delete=True), str(tmp_path / "passwords")
+            ),
             FileHandler(tmp_path),
         ],
         access_log=False,
+        keepalive_timeout=60,  # longer than the client waits
     )
     with caplog.at_level(logging.INFO), ServerThread([server], backend=request.param):
         yield server.port
@@ -83,3 +90,16 @@ def test_bytes_after_the_last_request_are_discarded(port: int, data: bytes, stat
     answer = exchange(port, data)
     assert answer.startswith(b"HTTP/1.1 " + status + b" ")
     assert answer.count(b"HTTP/1.1 ") == 1  # the next request is not answered
+
+
+AUTH = b"Authorization: Basic YWxpY2U6d29uZGVyIGxhbmQ=\r\n"  # alice:wonder land
+
+
+def test_connection_closes_after_pipelined_bodies_and_end_of_input(port: int) -> None:
+    data = (
+        b"DELETE /up/a.txt HTTP/1.1\r\nHost: a\r\n" + AUTH + b"\r\n"
+        b"PUT /up/a.txt HTTP/1.1\r\nHost: a\r\n" + AUTH + b"Content-Length: 5\r\n\r\nhello"
+        b"POST /small.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody"
+    )
+    answer = exchange(port, data)  # read until the server closes (15 s at most)
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)[1:] == [b"201", b"405"]

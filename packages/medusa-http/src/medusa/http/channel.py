@@ -451,7 +451,12 @@ class HTTPChannel(Channel):
         """Called by :meth:`Request.done` when the head-of-line response is complete:
         log it, then let the next pipelined responses out."""
         requests = self._requests
-        if len(requests) == 1 and request.keep_alive and not self._pipeline_paused:
+        if (
+            len(requests) == 1
+            and request.keep_alive
+            and not self._pipeline_paused
+            and not self._discard
+        ):
             # The common case: one request at a time on a persistent connection.
             requests.pop()
             if self.http._log_enabled:
@@ -472,6 +477,12 @@ class HTTPChannel(Channel):
                 return
             if requests:
                 requests[0]._become_head()
+        if not requests and self._discard and self._upload is None:
+            # Every request read is answered and no other will be read (the client ended
+            # its side, or the server stops), even if the last one's keep-alive was
+            # restored after that was decided (a body dispatched late): close.
+            self.close_when_done()
+            return
         if requests:
             self._release_deferred()
         if self._pipeline_paused and len(requests) < self.http.max_pipeline // 2:
