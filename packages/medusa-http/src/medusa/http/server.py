@@ -25,8 +25,8 @@ from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.http.accesslog import client_host, common_log_line, time_stamp
 from medusa.http.channel import HTTPChannel
-from medusa.http.dates import now_http_date
 from medusa.http.charset import DEFAULT_CHARSET
+from medusa.http.dates import now_http_date
 from medusa.http.files import FileHandler
 from medusa.http.handler import Handler
 from medusa.http.handlers import build_handlers, charset_option
