@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from medusa.core.descriptors import accept_error_handler, fit_connections
 from medusa.core.log import close_named_loggers, error_logger
 from medusa.core.resolver import close_shared_resolver
 from medusa.core.server import Server
@@ -125,6 +126,9 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    fit_connections(servers)  # max_connections within the descriptor limit (logged)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(accept_error_handler(previous_handler))
     started: list[Server] = []
     try:
         for server in servers:
@@ -133,6 +137,7 @@ async def serve(
     except BaseException:
         for server in started:
             server.close()
+        loop.set_exception_handler(previous_handler)
         raise
     installed: list[signal.Signals] = []
     if handle_signals:
@@ -171,6 +176,7 @@ async def serve(
                 error_logger.error("shutdown failed: %r", result)
         close_shared_resolver()  # lines waiting for a host name are written with the address
         close_named_loggers()  # queued lines of [logger.NAME] loggers are written
+        loop.set_exception_handler(previous_handler)
 
 
 def run(

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import socket
 import ssl as _ssl
 import stat
 import time
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 
 from medusa.core.address import Address, AddressError
 from medusa.core.channel import Channel, _check_water_marks
+from medusa.core.descriptors import refresh_limit, short_of_descriptors
 from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
@@ -30,6 +32,9 @@ from medusa.core.stats import Counters
 __all__ = ["ListenError", "Server", "running_servers"]
 
 _RUNNING: dict[int, Server] = {}
+
+ACCEPT_BATCH = 64
+"""Connections the standard (selector) loop accepts per readiness event of a listener."""
 
 
 def running_servers() -> list[Server]:
@@ -103,6 +108,11 @@ class Server:
     """Bytes written to a connection turned away by :meth:`refuse` before it is closed (HTTP's
     503, FTP's 421); empty: just close."""
 
+    descriptors_per_connection: ClassVar[int] = 1
+    """Descriptors one connection holds for its whole life, for the start-up check of
+    ``max_connections`` against the process's descriptor limit
+    (:func:`medusa.core.descriptors.fit_connections`)."""
+
     start_by_default: ClassVar[bool] = True
     """Whether ``medusa serve`` without any ``--NAME`` option starts this type at its default
     port. False for types that must be asked for explicitly (the monitor)."""
@@ -155,6 +165,8 @@ class Server:
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._stopping = False
+        self._refusals = 0  # refusals not logged yet (one line a second at most)
+        self._refusal_logged = 0.0
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -252,21 +264,30 @@ class Server:
         """
         loop = asyncio.get_running_loop()
         addr = self.address
+        # The standard loop accepts up to `backlog` connections per readiness event, and
+        # when accept fails for want of descriptors it schedules a retry for each attempt
+        # of that batch: give it a small batch, then set the kernel's queue to `backlog`.
+        selector = isinstance(loop, asyncio.SelectorEventLoop)
+        batch = min(self.backlog, ACCEPT_BATCH) if selector else self.backlog
         try:
             if addr.path is not None:
                 self._listener = await loop.create_unix_server(
-                    self.make_channel, addr.path, backlog=self.backlog, ssl=self.ssl
+                    self.make_channel, addr.path, backlog=batch, ssl=self.ssl
                 )
             else:
                 self._listener = await loop.create_server(
                     self.make_channel,
                     addr.host,
                     addr.port,
-                    backlog=self.backlog,
+                    backlog=batch,
                     ssl=self.ssl,
                     reuse_address=True,
                     reuse_port=self.reuse_port or None,
                 )
+            if batch != self.backlog:
+                for listening in self._listener.sockets:
+                    with socket.socket(fileno=os.dup(listening.fileno())) as sock:
+                        sock.listen(self.backlog)
         except OSError as exc:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             hint = _LISTEN_HINTS.get(exc.errno or 0)
@@ -366,11 +387,21 @@ class Server:
 
     def channel_opened(self, channel: Channel) -> bool:
         """Register a new channel; return False (after :meth:`refuse`) when the server is
-        full or stopping."""
+        full (``max_connections``), stopping, or the process is nearly out of descriptors
+        (:func:`~medusa.core.descriptors.short_of_descriptors`); refusals other than while
+        stopping are logged, one line a second at most."""
         counters = self.counters
         counters.connections += 1
-        if counters.active >= self.max_connections or self._stopping:
+        full = counters.active >= self.max_connections
+        short = None if full else _short_of_descriptors(channel)
+        if full or short is not None or self._stopping:
             counters.refused += 1
+            if not self._stopping:
+                if full:
+                    why = f"{self.max_connections} connections open (max_connections)"
+                else:
+                    why = f"out of descriptors (the process may open {short})"
+                self._log_refusal(channel, why)
             self._refused.add(channel)
             try:
                 self.refuse(channel)
@@ -381,6 +412,23 @@ class Server:
         counters.active += 1
         self.channels.add(channel)
         return True
+
+    def _log_refusal(self, channel: Channel, why: str) -> None:
+        self._refusals += 1
+        now = time.monotonic()
+        if now - self._refusal_logged < 1.0:
+            return
+        more = self._refusals - 1
+        self._refusals = 0
+        self._refusal_logged = now
+        error_logger.warning(
+            "%s on %s: refused a connection from %s: %s%s",
+            self.name,
+            self.address,
+            _peer_text(channel.peer),
+            why,
+            f" (and {more} more since the last line)" if more else "",
+        )
 
     def refuse(self, channel: Channel) -> None:
         """Turn away a connection over :attr:`max_connections`: write :attr:`busy_reply`
@@ -418,6 +466,7 @@ class Server:
         self._sweeper = loop.call_later(self.sweep_interval, self._sweep)
 
     def _sweep(self) -> None:
+        refresh_limit()  # prlimit --pid can change it under a running process
         now = time.monotonic()
         for channel in list(self.channels):
             try:
@@ -430,6 +479,25 @@ class Server:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.address}>"
+
+
+def _short_of_descriptors(channel: Channel) -> int | None:
+    """The descriptor limit when the channel's socket descriptor comes near it, else
+    None (also when the transport shows no socket)."""
+    transport = channel.transport
+    try:
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        fd = sock.fileno() if sock is not None else -1
+    except (AttributeError, OSError):
+        return None
+    return short_of_descriptors(fd) if fd >= 0 else None
+
+
+def _peer_text(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer) if peer else "a local client"
 
 
 def _close_listener(listener: asyncio.Server) -> None:

@@ -342,7 +342,11 @@ class PutHandler:
                 _client(request),
                 exc,
             )
-            request.error(507 if exc.errno in _FULL else 500)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                request.set_header("Retry-After", "1")  # out of descriptors: try again later
+                request.error(503)
+            else:
+                request.error(507 if exc.errno in _FULL else 500)
             return None
 
     # -- answering -------------------------------------------------------------------------
