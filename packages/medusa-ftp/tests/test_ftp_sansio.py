@@ -1,6 +1,6 @@
 """The sans-IO pieces: replies, command parsing, data-port and numeric arguments, MLSx
-facts, TYPE A conversion, throttling, failed-login bookkeeping, the names of temporary
-upload files, log lines and permissions."""
+facts, TYPE A conversion, throttling, the names of temporary upload files, log lines and
+permissions. (Failed logins per address: medusa-core's test_core_throttle.py.)"""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from medusa.ftp.hostport import (
 )
 from medusa.ftp.linefeeds import FromNetwork, ToNetwork
 from medusa.ftp.listings import split_list_arg
-from medusa.ftp.login_failures import LoginFailures
 from medusa.ftp.replies import format_reply, quote_path
 from medusa.ftp.throttle import Throttle
 from medusa.ftp.upload_names import is_upload_temporary, temporary_name
@@ -205,34 +204,6 @@ def test_decimal_arguments() -> None:
     assert parse_allo("100 r 512") == 100
     for bad in ("", "x", "100 R", "100 R x", "100 X 5", "1 2", "\u0661"):
         assert parse_allo(bad) is None, bad
-
-
-def test_login_failures_per_address() -> None:
-    failures = LoginFailures(budget=3, window=100, delay=1, max_delay=3)
-    assert failures.failure("a", 0) == 1
-    assert failures.failure("a", 1) == 2
-    assert failures.failures("a", 1) == 2
-    assert failures.locked("a", 1) == 0
-    assert failures.failure("b", 1) == 1  # another address has its own count
-    assert failures.failure("a", 2) == 3  # 4, at most max_delay
-    assert failures.locked("a", 2) == 100  # the budget is spent
-    assert failures.locked("b", 2) == 0
-    assert failures.locked("a", 101.5) == 0.5
-    assert failures.locked("a", 102) == 0
-    assert failures.failures("a", 103) == 0  # forgotten after the window
-    assert failures.failure("a", 103) == 1
-    unlimited = LoginFailures(budget=0, window=100, delay=1, max_delay=1)
-    for second in range(50):
-        unlimited.failure("a", second)
-    assert unlimited.locked("a", 50) == 0
-    small = LoginFailures(budget=3, window=100, max_addresses=2)
-    small.failure("a", 0)
-    small.failure("b", 1)
-    small.failure("a", 2)  # "a" is now the most recent
-    small.failure("c", 3)  # "b", the oldest, is forgotten
-    assert [small.failures(k, 3) for k in "abc"] == [2, 0, 1]
-    with pytest.raises(ValueError, match="must not be negative"):
-        LoginFailures(budget=-1)
 
 
 def test_temporary_upload_names() -> None:

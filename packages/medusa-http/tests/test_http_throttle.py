@@ -1,45 +1,10 @@
-"""The bookkeeping of password checks under attack (medusa.http.throttle), without sockets:
-the failure budget per address (delay, lockout, expiry) and the fair, bounded check queue."""
+"""The queue of password checks under attack (medusa.http.throttle), without sockets: fair
+and bounded per address and per connection. (The failures per address are counted by
+medusa.core.throttle.LoginFailures, tested in medusa-core.)"""
 
 from __future__ import annotations
 
-from medusa.http.throttle import CheckQueue, FailureBudget
-
-
-def test_delay_doubles_and_is_capped() -> None:
-    budget = FailureBudget(max_failures=0, delay=0.5, max_delay=4.0)
-    delays = [budget.failure("192.0.2.1", float(n)) for n in range(6)]
-    assert delays == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
-    assert budget.locked("192.0.2.1", 6.0) == 0.0  # max_failures=0: never locked
-
-
-def test_lockout_after_max_failures_then_expiry() -> None:
-    budget = FailureBudget(max_failures=3, lockout=60.0, delay=0.0)
-    for now in (0.0, 1.0):
-        budget.failure("a", now)
-        assert budget.locked("a", now) == 0.0
-    budget.failure("a", 2.0)
-    assert budget.locked("a", 2.0) == 60.0
-    assert budget.locked("a", 61.0) == 1.0
-    assert budget.locked("b", 2.0) == 0.0  # another address is not affected
-    assert budget.locked("a", 62.0) == 0.0
-
-
-def test_failures_are_forgotten_after_lockout_seconds() -> None:
-    budget = FailureBudget(max_failures=3, lockout=10.0)
-    budget.failure("a", 0.0)
-    budget.failure("a", 1.0)
-    assert budget.failures("a", 5.0) == 2
-    assert budget.failures("a", 12.0) == 0
-    budget.failure("a", 12.0)  # a new count: not locked
-    assert budget.locked("a", 12.0) == 0.0
-
-
-def test_budget_keeps_at_most_max_clients() -> None:
-    budget = FailureBudget(max_failures=5, max_clients=100)
-    for n in range(1000):
-        budget.failure(f"198.51.100.{n}", float(n))
-    assert len(budget) <= 100
+from medusa.http.throttle import CheckQueue
 
 
 def _queue(dead: set[str] | None = None) -> tuple[CheckQueue[str], list[str]]:

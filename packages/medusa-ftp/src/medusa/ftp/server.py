@@ -20,10 +20,10 @@ from medusa.core.options import ConfigError, Option
 from medusa.core.passwords import hash_password, verify_password
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
+from medusa.core.throttle import LoginFailures
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
 from medusa.ftp.hostport import canonical_host
-from medusa.ftp.login_failures import LoginFailures
 from medusa.ftp.session import FTPChannel
 from medusa.ftp.stale_uploads import StaleUpload, remove_stale_uploads
 from medusa.ftp.tls import server_context
@@ -67,9 +67,10 @@ class FTPServer(Server):
         login_failure_max_delay: the longest such delay, seconds.
         max_login_failures_per_ip: failed logins from one address within
             ``login_failure_window`` seconds after which that address's logins are
-            refused (421 and close, the password not checked) until
-            ``login_failure_window`` seconds after its latest failure; anonymous logins
-            and other addresses are not affected (0: no such limit).
+            refused (421 and close, the password not checked) for
+            ``login_failure_window`` seconds from the failure that spent the budget
+            (:class:`~medusa.core.throttle.LoginFailures`); anonymous logins and other
+            addresses are not affected (0: no such limit).
         login_failure_window: seconds a failed login is remembered; the lockout's length.
         max_sessions_per_ip: sessions open at once from one address (421 beyond).
         data_timeout: seconds a data connection may take to open, stay without progress,
@@ -196,10 +197,11 @@ class FTPServer(Server):
         self.max_login_attempts = max_login_attempts
         self.login_failure_delay = float(login_failure_delay)
         self.login_failures = LoginFailures(
-            budget=max_login_failures_per_ip,
-            window=login_failure_window,
+            max_failures=max_login_failures_per_ip,
+            lockout=login_failure_window,
             delay=login_failure_delay,
             max_delay=login_failure_max_delay,
+            max_clients=10000,
         )
         self.max_sessions_per_ip = max_sessions_per_ip
         self.data_timeout = float(data_timeout)

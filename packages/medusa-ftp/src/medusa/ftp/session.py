@@ -378,20 +378,20 @@ class FTPChannel(Channel):
     def _login_failed(self, user: str) -> None:
         """Refused: 530 after the failure delay, which grows with the failures of the
         client's address on every connection (see
-        :class:`~medusa.ftp.login_failures.LoginFailures`); commands wait until then."""
+        :class:`~medusa.core.throttle.LoginFailures`); commands wait until then."""
         self.hold("login")
         self.failed_logins += 1
         self.pending_user = None
         host = self.peer_host
         failures = self.ftp.login_failures
         now = time.monotonic()
+        count = failures.failures(host, now) + 1  # the number of this failure
         delay = failures.failure(host, now)
-        count = failures.failures(host, now)
         self.log_session(
             f"login {user!r} failed ({self.failed_logins} on this connection, {count} from {host})"
         )
         if failures.locked(host, now):
-            message = f"{host} locked out for {failures.window:g} s after {count} failed logins"
+            message = f"{host} locked out for {failures.lockout:g} s after {count} failed logins"
             self.log_session(message)
             error_logger.warning("FTP: %s (last user %r)", message, user)
         self._timer = asyncio.get_running_loop().call_later(delay, self._login_refused)

@@ -7,8 +7,9 @@ with a ``WWW-Authenticate: Basic realm="...", charset="UTF-8"`` challenge (RFC 7
 §2.1); each failure is logged with the client address and the user name tried, never the
 password.
 
-Password checks are throttled (:mod:`medusa.http.throttle`): at most ``max_checks`` scrypt
-computations run at once, taken from the client addresses in turn; a client address may have
+Password checks are throttled (:class:`medusa.http.throttle.CheckQueue` and
+:class:`medusa.core.throttle.LoginFailures`): at most ``max_checks`` scrypt computations run
+at once, taken from the client addresses in turn; a client address may have
 ``max_checks_per_address`` checks waiting or running and a connection
 ``max_checks_per_connection`` (more get 429 Too Many Requests, RFC 6585 §4, with
 ``Retry-After``); a check whose connection closed before its turn is dropped; the 401 of a
@@ -39,10 +40,11 @@ from typing import Any
 
 from medusa.core.log import error_logger
 from medusa.core.passwords import PasswordFile
+from medusa.core.throttle import LoginFailures
 from medusa.http.body import BodySink
 from medusa.http.handler import Handler
 from medusa.http.request import Request
-from medusa.http.throttle import CheckQueue, FailureBudget
+from medusa.http.throttle import CheckQueue
 
 CACHE_SECONDS = 300.0
 """How long a verified user and password are accepted without another scrypt check."""
@@ -197,7 +199,13 @@ class BasicAuthHandler:
         self._recent: dict[tuple[str, bytes], float] = {}
         quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
         self.challenge = f'Basic realm="{quoted}", charset="UTF-8"'
-        self.budget = FailureBudget(max_failures=max_failures, lockout=lockout, delay=failure_delay)
+        self.budget = LoginFailures(
+            max_failures=max_failures,
+            lockout=lockout,
+            delay=failure_delay,
+            max_delay=8.0,
+            max_clients=10000,
+        )
         self.queue: CheckQueue[_Check] = CheckQueue(
             _Check.alive,
             dropped=self._dropped,

@@ -1,132 +1,27 @@
-"""Password checks under attack: a failure budget per client address and a fair, bounded
-queue of checks waiting for a worker.
+"""Password checks under attack: a fair, bounded queue of checks waiting for a worker.
 
-Sans-IO bookkeeping (the caller passes the time and says when a check starts and ends), so
-it is tested without a clock, threads or sockets; :mod:`medusa.http.auth` glues it to the
-thread pool that runs scrypt.
+Sans-IO bookkeeping (the caller says when a check starts and ends), so it is tested without
+threads or sockets; :mod:`medusa.http.auth` glues it to the thread pool that runs scrypt,
+and counts failed logins per client address with
+:class:`medusa.core.throttle.LoginFailures` (each 401 sent after a delay that doubles with
+every failure, an address with ``max_failures`` failures locked out, answered 429 without a
+check, for ``lockout`` seconds).
 
-* :class:`FailureBudget`: failed logins counted per address; each refusal is sent after a
-  delay that doubles with every failure, and an address with ``max_failures`` failures is
-  locked out (answered 429 without a check) for ``lockout`` seconds.
-* :class:`CheckQueue`: checks waiting to run, at most ``per_address`` of them (waiting or
-  running) per client address and ``per_connection`` per connection; the next one to run
-  is taken from the addresses in turn (round-robin), so a client with many queued checks
-  does not delay another client's one; checks whose connection closed are dropped unrun.
+:class:`CheckQueue`: checks waiting to run, at most ``per_address`` of them (waiting or
+running) per client address and ``per_connection`` per connection; the next one to run is
+taken from the addresses in turn (round-robin), so a client with many queued checks does
+not delay another client's one; checks whose connection closed are dropped unrun.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["CheckQueue", "FailureBudget"]
+__all__ = ["CheckQueue"]
 
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    locked_until: float = 0.0
-
-
-class FailureBudget:
-    """Failed logins per client address, with a growing delay and a lockout.
-
-    A failure is remembered for ``lockout`` seconds after the address's latest failure; a
-    success does not erase it (else one valid account would reset an attacker's budget for
-    guessing the others).
-
-    Args:
-        max_failures: failures after which the address is locked out (0: never).
-        lockout: seconds a locked-out address is refused without a check; also how long
-            failures are remembered.
-        delay: seconds before the refusal of a first failure; each further failure
-            doubles it.
-        max_delay: the longest delay, seconds.
-        max_clients: addresses remembered at most; the oldest are forgotten first.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_failures: int = 10,
-        lockout: float = 300.0,
-        delay: float = 0.5,
-        max_delay: float = 8.0,
-        max_clients: int = 10000,
-    ) -> None:
-        self.max_failures = max_failures
-        self.lockout = float(lockout)
-        self.delay = float(delay)
-        self.max_delay = float(max_delay)
-        self.max_clients = max_clients
-        self._records: dict[str, _Failures] = {}
-
-    def __len__(self) -> int:
-        """The number of addresses remembered."""
-        return len(self._records)
-
-    def locked(self, address: str, now: float) -> float:
-        """Return the seconds left of ``address``'s lockout (0.0 when not locked out).
-
-        Args:
-            address: the client's address without its port (``"192.0.2.7"``).
-            now: :func:`time.monotonic` time, seconds.
-        """
-        record = self._records.get(address)
-        if record is None or record.locked_until <= now:
-            return 0.0
-        return record.locked_until - now
-
-    def failures(self, address: str, now: float) -> int:
-        """Return the failures of ``address`` still remembered at ``now``."""
-        record = self._records.get(address)
-        if record is None or now - record.last > self.lockout:
-            return 0
-        return record.count
-
-    def failure(self, address: str, now: float) -> float:
-        """Count a failed login of ``address``; return the delay (seconds) before its
-        refusal is sent. The failure number ``max_failures`` locks the address out for
-        ``lockout`` seconds (see :meth:`locked`) and starts a new count."""
-        record = self._records.get(address)
-        if record is None:
-            self._prune(now)
-            record = self._records[address] = _Failures()
-        elif now - record.last > self.lockout:
-            record.count = 0
-        record.count += 1
-        record.last = now
-        delay = self.delay_for(record.count)
-        if self.max_failures and record.count >= self.max_failures:
-            record.locked_until = now + self.lockout
-            record.count = 0
-        return delay
-
-    def delay_for(self, failures: int) -> float:
-        """The delay after ``failures`` failures: ``delay * 2 ** (failures - 1)`` seconds,
-        at most :attr:`max_delay`."""
-        if failures <= 0:
-            return 0.0
-        return min(self.max_delay, self.delay * 2.0 ** min(failures - 1, 32))
-
-    def _prune(self, now: float) -> None:
-        if len(self._records) < self.max_clients:
-            return
-        for address in [
-            a
-            for a, r in self._records.items()
-            if r.locked_until <= now and now - r.last > self.lockout
-        ]:
-            del self._records[address]
-        if len(self._records) >= self.max_clients:
-            oldest = sorted(self._records, key=lambda a: self._records[a].last)
-            for address in oldest[: len(self._records) - self.max_clients + 1]:
-                del self._records[address]
 
 
 class CheckQueue(Generic[T]):

@@ -2,7 +2,7 @@
 
 The login is the challenge-response of :mod:`medusa.monitor.secret` (or, on a Unix socket
 served without a secret, the peer's uid from ``SO_PEERCRED``). A wrong answer is counted by
-the server's :class:`~medusa.monitor.throttle.LoginThrottle`, logged with the client's
+the server's :class:`~medusa.core.throttle.LoginFailures`, logged with the client's
 address, answered ``DENIED`` after the throttle's delay, and the connection dropped.
 
 After the login each ``LINE`` goes to the session's :class:`~medusa.monitor.console.Console`

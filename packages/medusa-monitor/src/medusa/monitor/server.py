@@ -28,9 +28,9 @@ from medusa.core.log import (
 )
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.server import Server
+from medusa.core.throttle import LoginFailures
 from medusa.monitor.channel import MonitorChannel
 from medusa.monitor.secret import SECRET_ENV, SECRET_FILE_ENV, SecretError, load_secret
-from medusa.monitor.throttle import LoginThrottle
 from medusa.monitor.unixsock import HAVE_PEERCRED, prepare_socket_directory
 
 __all__ = ["SECRET_ENV", "SECRET_FILE_ENV", "MonitorServer", "tls_context"]
@@ -106,7 +106,8 @@ class MonitorServer(Server):
 
     Raises:
         SecretError: no secret on TCP, two sources of one, or an unusable secret.
-        ValueError: TLS options on a Unix socket, a keyfile without a certfile.
+        ValueError: TLS options on a Unix socket, a keyfile without a certfile, a
+            negative ``max_failures``, ``lockout``, ``failure_delay`` or ``max_delay``.
         ssl.SSLError, OSError: the certificate or key cannot be loaded.
     """
 
@@ -184,8 +185,12 @@ class MonitorServer(Server):
             )
         if certfile is not None:
             self.ssl = tls_context(certfile, keyfile)
-        self.throttle = LoginThrottle(
-            max_failures=max_failures, lockout=lockout, delay=failure_delay, max_delay=max_delay
+        self.throttle = LoginFailures(
+            max_failures=max_failures,
+            lockout=lockout,
+            delay=failure_delay,
+            max_delay=max_delay,
+            max_clients=10000,
         )
         self.login_timeout = float(login_timeout)
         self.output_limit = output_limit
