@@ -33,6 +33,8 @@ from typing import IO
 
 import pytest
 
+from medusa.core.testing import require_tool
+
 REPO = Path(__file__).resolve().parent.parent
 """The monorepo's root."""
 
@@ -749,9 +751,9 @@ WGET = shutil.which("wget")
 def curl(*args: str, timeout: float = 60.0) -> CurlResult:
     """Run ``curl -sS -i ARGS...`` and parse the response it printed (the last one when
     curl followed redirects)."""
-    assert CURL is not None, "curl is not installed (apt-get install curl)"
+    program = require_tool("curl", "apt-get install curl")
     done = subprocess.run(
-        [CURL, "-sS", "-i", "--max-time", str(int(timeout)), "--noproxy", "*", *args],
+        [program, "-sS", "-i", "--max-time", str(int(timeout)), "--noproxy", "*", *args],
         capture_output=True,
         timeout=timeout + 10,
         check=False,

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from tests.conftest import Medusa, Runner, curl, medusa_command
 
+from medusa.core.testing import require_tool
+
 USER = "medusa-e2e-web"
 PASSWORD = "open sesame"  # noqa: S105 (a test user's password)
 BIG = b"".join(b"row %05d: compressible text for the gzip check\n" % i for i in range(5000))
@@ -167,8 +169,7 @@ def test_listing_mirrored_by_wget(server: Medusa, tmp_path: Path) -> None:
     assert listing.status == 200
     assert b"a &lt;b&gt;.txt" in listing.body
     assert b"<b>" not in listing.body
-    wget = shutil.which("wget")
-    assert wget is not None, "wget is not installed (apt-get install wget)"
+    wget = require_tool("wget", "apt-get install wget")
     subprocess.run(
         [
             wget, "-q", "-r", "-np", "-nH", "--no-proxy", "-e", "robots=off",

@@ -8,7 +8,6 @@ Takes about 30 to 60 s."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,15 @@ from pathlib import Path
 import pytest
 from tests.conftest import REPO
 
+from medusa.core.testing import require_tool
+
 pytestmark = pytest.mark.e2e
 
 SCRIPT = REPO / ".ci" / "independence.sh"
 
 
 def test_independence() -> None:
-    assert shutil.which("hatch"), "hatch is needed to build the wheels (pip install hatch)"
+    require_tool("hatch", "pip install hatch")  # builds the wheels
     mypy = Path(sys.executable).with_name("mypy")
     env = {
         **os.environ,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import Medusa, Runner, curl, medusa_command
 
-from medusa.core.testing import wait_until
+from medusa.core.testing import require_tool, wait_until
 
 PASSWORD = "correct horse"  # noqa: S105 (a test author's password)
 
@@ -91,8 +90,7 @@ def test_large_upload_with_continue_and_wget_reads(runner: Runner, tmp_path: Pat
     )
     assert result.status == 201
     assert (root / "big.bin").read_bytes() == big.read_bytes()
-    wget = shutil.which("wget")
-    assert wget is not None, "wget is not installed (apt-get install wget)"
+    wget = require_tool("wget", "apt-get install wget")
     fetched = tmp_path / "fetched.bin"
     subprocess.run(
         [wget, "-q", "--no-proxy", "-O", str(fetched), base + "big.bin"], check=True, timeout=60
@@ -109,8 +107,7 @@ def test_write_failure_keeps_previous_version(runner: Runner, tmp_path: Path) ->
     """The server may write files of at most 1 MiB (``prlimit --fsize``; Python ignores
     SIGXFSZ, so a write past it fails with EFBIG as on a full disk): a 2 MiB upload over an
     existing page fails with 507, and the page, the directory and the log tell the story."""
-    prlimit = shutil.which("prlimit")
-    assert prlimit is not None, "prlimit is not installed (util-linux)"
+    prlimit = require_tool("prlimit", "apt-get install util-linux")
     root, config = _site(tmp_path, runner)
     (root / "page.html").write_bytes(b"the previous version\n")
     process = Medusa(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 from tests.conftest import BACKENDS, Medusa, RawClient, Runner, refuses_connections, wait_until
+
+from medusa.core.testing import require_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -229,9 +230,7 @@ def test_sigterm_lets_a_chunked_upload_finish(runner: Runner, tmp_path: Path, ba
 def test_sigterm_with_curl_limit_rate_upload(runner: Runner, tmp_path: Path, backend: str) -> None:
     """The issue's reproduction: ``curl -T`` at a limited rate, SIGTERM one second into it
     (detected by the temporary file, not timed): curl gets 201 and the file is whole."""
-    curl = shutil.which("curl")
-    if curl is None:
-        pytest.skip("curl is not installed (apt-get install curl)")
+    curl = require_tool("curl", "apt-get install curl")
     process, www = _put_server(runner, tmp_path, backend)
     source = tmp_path / "source.bin"
     source.write_bytes(os.urandom(6 * 1024 * 1024))

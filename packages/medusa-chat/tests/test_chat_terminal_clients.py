@@ -239,7 +239,10 @@ def from_nick(nick: str) -> Callable[[Any], bool]:
     return lambda e: irc.client.NickMask(e.source).nick == nick
 
 
-@pytest.mark.skipif(WEECHAT is None, reason="weechat-headless is not installed")
+@pytest.mark.skipif(
+    WEECHAT is None,
+    reason="weechat-headless is not installed (apt-get install weechat-headless weechat-plugins)",
+)
 def test_weechat(server: ChatServer, observer: Observer, tmp_path: Path) -> None:
     # Not a skip: where weechat-headless is installed for this test, so must its plugins be.
     assert WEECHAT_FIFO_PLUGIN, "WeeChat's fifo plugin is missing: install weechat-plugins"
@@ -288,7 +291,7 @@ def test_weechat(server: ChatServer, observer: Observer, tmp_path: Path) -> None
         client.stop()
 
 
-@pytest.mark.skipif(IRSSI is None, reason="irssi is not installed")
+@pytest.mark.skipif(IRSSI is None, reason="irssi is not installed (apt-get install irssi)")
 def test_irssi(server: ChatServer, observer: Observer, tmp_path: Path) -> None:
     channel, nick = "#irssi", "irsnick"
     open_channel(observer, channel, "Topic for the irssi test")

@@ -181,7 +181,7 @@ def _chromium() -> str | None:
 
 @pytest.mark.skipif(
     _chromium() is None or shutil.which(CHROMEDRIVER) is None,
-    reason="chromium and chromium-driver (Debian packages) are not installed",
+    reason="chromium is not installed (apt-get install chromium chromium-driver)",
 )
 def test_two_browsers_and_an_irc_client(served: ChatServer) -> None:
     from selenium import webdriver

@@ -27,7 +27,6 @@ from medusa.ftp.linefeeds import FromNetwork, ToNetwork
 from medusa.ftp.listings import split_list_arg
 from medusa.ftp.replies import format_reply, quote_path
 from medusa.ftp.throttle import Throttle
-from medusa.ftp.upload_names import is_upload_temporary, temporary_name
 from medusa.ftp.xferlog import session_line, xferlog_line
 
 
@@ -204,30 +203,3 @@ def test_decimal_arguments() -> None:
     assert parse_allo("100 r 512") == 100
     for bad in ("", "x", "100 R", "100 R x", "100 X 5", "1 2", "\u0661"):
         assert parse_allo(bad) is None, bad
-
-
-def test_temporary_upload_names() -> None:
-    name = temporary_name("/dir/report.pdf")
-    assert name.startswith("/dir/.report.pdf.")
-    assert name.endswith(".part")
-    assert is_upload_temporary(name)
-    assert temporary_name("/dir/report.pdf") != name
-    for hidden in (
-        ".a.0123abcd.part",
-        ".a b.0123abcd.part",
-        ".x.k2_x9q0z.upload",
-        "/d/.a.ffffffff.part",
-    ):
-        assert is_upload_temporary(hidden), hidden
-    for shown in (
-        "a.0123abcd.part",
-        ".a.0123abcd.part.txt",
-        ".a.0123ABCD.part",
-        ".a.0123abc.part",
-        ".0123abcd.part",
-        ".part",
-        ".a.k2-x9q0z.upload",
-        ".profile",
-        "/.a.0123abcd.part/x",
-    ):
-        assert not is_upload_temporary(shown), shown

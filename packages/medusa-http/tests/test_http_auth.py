@@ -170,7 +170,9 @@ def test_unmatched_requests_fall_through(setup: Setup) -> None:
     assert response.status == 404
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)"
+)
 def test_curl(setup: Setup) -> None:
     url = f"http://127.0.0.1:{setup.server.port}/file.txt"
     ok = subprocess.run(

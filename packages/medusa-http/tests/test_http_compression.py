@@ -129,7 +129,9 @@ def test_off_by_default(tmp_path: Path) -> None:
         assert body == TEXT
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)"
+)
 def test_curl_compressed(tmp_path: Path) -> None:
     (tmp_path / "page.txt").write_bytes(TEXT)
     server = HTTPServer(
@@ -232,7 +234,9 @@ def test_gzip_producer_round_trip_and_stable_output() -> None:
     assert run() == first  # same input, same bytes: the entity tag can stay stable
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)"
+)
 def test_curl_compressed_large_file(tmp_path: Path) -> None:
     (tmp_path / "big.txt").write_bytes(LARGE)
     server = HTTPServer(

@@ -123,7 +123,9 @@ def test_only_tls_1_2_and_later(servers: tuple[HTTPServer, HTTPServer, Path]) ->
     assert https.ssl.verify_mode == ssl.CERT_NONE  # clients are not asked for certificates
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="curl is not installed (apt-get install curl)"
+)
 def test_curl_with_cacert(servers: tuple[HTTPServer, HTTPServer, Path]) -> None:
     https, _, cafile = servers
     result = subprocess.run(

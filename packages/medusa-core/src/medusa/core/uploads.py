@@ -6,8 +6,8 @@ target once complete, so that nobody ever reads half a file under the real name:
 
 * medusa-http's ``PUT``: ``.NAME.XXXXXXXX.upload`` (``XXXXXXXX``: eight characters of
   ``a-z``, ``0-9`` and ``_``, as :func:`tempfile.mkstemp` makes them);
-* medusa-ftp's ``STOR``/``STOU``: ``.NAME.XXXXXXXX.part`` (eight lower-case hexadecimal
-  digits).
+* medusa-ftp's ``STOR``/``STOU``: ``.NAME.XXXXXXXX.part`` (eight random lower-case
+  hexadecimal digits, made by :func:`ftp_temporary_name`).
 
 Both protocols may serve one tree, so each treats a name of either pattern as absent: never
 served, listed or overwritten (:func:`is_upload_temporary`). While an upload runs, its
@@ -24,8 +24,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import posixpath
 import re
+import secrets
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,6 +36,7 @@ __all__ = [
     "FTP_TEMPORARY",
     "HTTP_TEMPORARY",
     "StaleUpload",
+    "ftp_temporary_name",
     "is_upload_temporary",
     "lock_upload",
     "remove_stale_uploads",
@@ -53,6 +57,15 @@ _OPEN_FLAGS = (
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_NOCTTY", 0)
 )
+
+
+def ftp_temporary_name(path: str) -> str:
+    """Return a hidden name beside ``path`` (a ``/``-separated path, real or virtual) for
+    its upload in progress: ``dir/.name.XXXXXXXX.part``, with eight random lower-case
+    hexadecimal digits (:data:`FTP_TEMPORARY`). The caller creates it exclusively (the
+    name may exist, however unlikely)."""
+    head, tail = posixpath.split(path)
+    return posixpath.join(head, f".{tail}.{secrets.token_hex(4)}.part")
 
 
 def is_upload_temporary(name: str) -> bool:
@@ -100,19 +113,26 @@ class StaleUpload:
 
 
 def remove_stale_uploads(
-    roots: Iterable[str | os.PathLike[str]], pattern: re.Pattern[str], *, before: float
+    roots: Iterable[str | os.PathLike[str]],
+    pattern: re.Pattern[str],
+    *,
+    before: float,
+    stop: threading.Event | None = None,
 ) -> list[StaleUpload]:
     """Walk ``roots`` (symbolic links are not followed) and remove the regular files whose
     base name matches ``pattern`` (:data:`HTTP_TEMPORARY` or :data:`FTP_TEMPORARY`), that
     no process holds locked, and whose status changed before ``before``.
 
     A directory that cannot be read is skipped; a file that cannot be examined, locked or
-    removed is left in place. Blocking: run it before serving, or in a thread.
+    removed is left in place. Blocking: run it before serving, or in a worker thread (it
+    touches only the paths given).
 
     Args:
         roots: directories to walk (one inside another is walked once).
         pattern: the names to consider.
         before: :func:`time.time` when the search began: files made since are kept.
+        stop: when given, the walk ends early (before its next directory) once it is set,
+            e.g. by a server that is stopping.
 
     Returns:
         The files removed, for the caller to log.
@@ -124,6 +144,8 @@ def remove_stale_uploads(
             continue
         seen.append(root)
         for directory, _dirs, files in os.walk(root):
+            if stop is not None and stop.is_set():
+                return removed
             for name in files:
                 if pattern.match(name):
                     found = _remove_if_stale(os.path.join(directory, name), before)

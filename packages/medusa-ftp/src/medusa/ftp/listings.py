@@ -5,7 +5,7 @@
 component with shell wildcards (``*.txt``), which selects entries of its directory. Names
 holding CR or LF are left out of listings sent on a data connection: they would break the
 one-entry-per-line framing. The temporary files of uploads in progress
-(:func:`~medusa.ftp.upload_names.is_upload_temporary`) are never listed, and naming one is
+(:func:`medusa.core.uploads.is_upload_temporary`) are never listed, and naming one is
 as naming a file that does not exist.
 """
 
@@ -23,10 +23,10 @@ from typing import Literal
 
 from medusa.core.filesys import OSFilesystem
 from medusa.core.listing import list_directory, msdos_line, unix_line
+from medusa.core.uploads import is_upload_temporary
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.facts import mlsx_line
 from medusa.ftp.replies import encode_text
-from medusa.ftp.upload_names import is_upload_temporary
 
 __all__ = [
     "check_not_hidden",

@@ -21,11 +21,11 @@ from medusa.core.passwords import hash_password, verify_password
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.core.throttle import LoginFailures
+from medusa.core.uploads import FTP_TEMPORARY, StaleUpload, remove_stale_uploads
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
 from medusa.ftp.hostport import canonical_host
 from medusa.ftp.session import FTPChannel
-from medusa.ftp.stale_uploads import StaleUpload, remove_stale_uploads
 from medusa.ftp.tls import server_context
 from medusa.ftp.userconfig import FTP_OPTIONS, users_from_config
 
@@ -80,7 +80,7 @@ class FTPServer(Server):
             ``max_download_rate``/``max_upload_rate`` when that is lower.
         clean_stale_uploads: at start, walk ``anonymous_root`` and the virtual users'
             roots in a worker thread and remove the temporary files of uploads that a
-            killed process left (see :mod:`medusa.ftp.stale_uploads`).
+            killed process left (see :func:`medusa.core.uploads.remove_stale_uploads`).
         max_download_rate: bytes per second per download (0: unlimited).
         max_upload_rate: bytes per second per upload (0: unlimited).
         listing_style: ``"unix"`` (``ls -l``) or ``"msdos"`` for ``LIST``.
@@ -272,7 +272,9 @@ class FTPServer(Server):
             began = time.time()
             self._stale_scan = asyncio.get_running_loop().run_in_executor(
                 None,
-                lambda: remove_stale_uploads(roots, before=began, stop=self._stop_scan),
+                lambda: remove_stale_uploads(
+                    roots, FTP_TEMPORARY, before=began, stop=self._stop_scan
+                ),
             )
             self._stale_scan.add_done_callback(self._stale_scan_done)
 

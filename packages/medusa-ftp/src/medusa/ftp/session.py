@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from medusa.core.channel import Channel
 from medusa.core.filesys import OSFilesystem
 from medusa.core.log import error_logger
+from medusa.core.uploads import is_upload_temporary
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.accounts import Account
 from medusa.ftp.commands import COMMANDS, NOT_IMPLEMENTED, CommandError, parse_command
@@ -30,7 +31,6 @@ from medusa.ftp.facts import DEFAULT_FACTS
 from medusa.ftp.hostport import canonical_host
 from medusa.ftp.persona import PersonaFilesystem
 from medusa.ftp.replies import format_reply
-from medusa.ftp.upload_names import is_upload_temporary
 from medusa.ftp.xferlog import session_line
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class FTPChannel(Channel):
 
     def hidden(self, path: str) -> bool:
         """Return True, after a 550 as for a missing file, when ``path`` names the
-        temporary file of an upload in progress (see :mod:`medusa.ftp.upload_names`)."""
+        temporary file of an upload in progress (see :mod:`medusa.core.uploads`)."""
         if self._names_upload(path):
             self.reply(550, "No such file or directory.")
             return True

@@ -7,16 +7,15 @@ producer, and the record of one transfer for the transfer log.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from medusa.core.producers import Producer
+from medusa.core.uploads import ftp_temporary_name, lock_upload
 from medusa.core.vfs import Filesystem
 from medusa.ftp.linefeeds import FromNetwork, ToNetwork
-from medusa.ftp.upload_names import temporary_name
 
 __all__ = ["AsciiProducer", "Transfer", "UploadFile"]
 
@@ -25,9 +24,9 @@ class UploadFile:
     """The file an upload writes to.
 
     ``STOR`` and ``STOU`` write a temporary file beside the target
-    (``.name.XXXXXXXX.part``, see :mod:`medusa.ftp.upload_names`), locked with ``flock``
-    while the upload runs (so that :mod:`medusa.ftp.stale_uploads` can tell a live upload
-    from one a killed process left) and renamed over the target by :meth:`commit`;
+    (``.name.XXXXXXXX.part``, see :mod:`medusa.core.uploads`), locked with ``flock``
+    while the upload runs (so that :func:`medusa.core.uploads.remove_stale_uploads` can
+    tell a live upload from one a killed process left) and renamed over the target by :meth:`commit`;
     :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with ``REST`` write the
     target itself (the client asked to continue that very file).
 
@@ -82,11 +81,10 @@ class UploadFile:
                 self.file.close()
                 raise
         else:
-            temp = temporary_name(self.path)
+            temp = ftp_temporary_name(self.path)
             self.file = fs.open(temp, "xb")
             self.temp = temp
-            with contextlib.suppress(OSError):  # a filesystem without locks: no marker
-                fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            lock_upload(self.file.fileno())  # a filesystem without locks: no marker
 
     def write(self, data: bytes) -> None:
         """Write ``data`` (converted in ``TYPE A``).
