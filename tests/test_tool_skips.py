@@ -30,37 +30,22 @@ def test_runs():
 """
 
 
-def _pytest(tmp_path: Path, no_skip: bool) -> subprocess.CompletedProcess[str]:
+def _pytest(tmp_path: Path, tests: str, no_skip: bool) -> subprocess.CompletedProcess[str]:
+    """Run pytest on ``tests`` (a test module's text) beside a copy of the root conftest."""
     shutil.copy(REPO / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "test_sample.py").write_text(_TESTS)
+    (tmp_path / "test_sample.py").write_text(tests)
     env = {k: v for k, v in os.environ.items() if k != NO_SKIP_ENV}
     if no_skip:
         env[NO_SKIP_ENV] = "1"
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-rs",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            os.devnull,
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "--rootdir",
+         str(tmp_path), "-c", os.devnull, str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
 
 
 def test_a_missing_tool_skips_with_its_install_command(tmp_path: Path) -> None:
-    done = _pytest(tmp_path, no_skip=False)
+    done = _pytest(tmp_path, _TESTS, no_skip=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed, 1 skipped" in done.stdout
     assert "medusa-no-such-tool is not installed" in done.stdout
@@ -68,42 +53,21 @@ def test_a_missing_tool_skips_with_its_install_command(tmp_path: Path) -> None:
 
 
 def test_with_no_skip_a_missing_tool_fails_the_run(tmp_path: Path) -> None:
-    done = _pytest(tmp_path, no_skip=True)
+    done = _pytest(tmp_path, _TESTS, no_skip=True)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 failed, 1 passed" in done.stdout
     assert "apt-get install medusa-no-such-package" in done.stdout
 
 
 def test_with_no_skip_any_skip_fails_the_run(tmp_path: Path) -> None:
-    shutil.copy(REPO / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "test_skip.py").write_text(
+    skipped = (
         "import pytest\n\n@pytest.mark.skipif(True, reason='curl is not installed')\n"
         "def test_curl():\n    pass\n"
     )
-    env = {**os.environ, NO_SKIP_ENV: "1"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(tmp_path),
-            "-c",
-            os.devnull,
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _pytest(tmp_path, skipped, no_skip=True)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "skipped tests are failures" in done.stdout
-    assert "test_skip.py::test_curl: curl is not installed" in done.stdout
+    assert "test_sample.py::test_curl: curl is not installed" in done.stdout
 
 
 def test_require_tool_finds_an_installed_program() -> None:

@@ -8,30 +8,15 @@ import re
 import zlib
 
 from medusa.core.producers import Producer
+from medusa.http.charset import is_textual
 
 __all__ = ["GzipProducer", "accepts_gzip", "compressible", "gzip_bytes", "qvalue"]
 
-_COMPRESSIBLE_APPLICATION = frozenset(
-    {
-        "application/json",
-        "application/javascript",
-        "application/xml",
-        "application/xhtml+xml",
-        "application/rss+xml",
-        "application/atom+xml",
-        "application/manifest+json",
-        "image/svg+xml",
-    }
-)
-
-
 def compressible(content_type: str) -> bool:
-    """True for media types that gzip shrinks: ``text/*``, JSON, JavaScript, XML and SVG
-    (never images, archives or other already compressed types)."""
-    media = content_type.partition(";")[0].strip().lower()
-    return (
-        media.startswith("text/") or media in _COMPRESSIBLE_APPLICATION or media.endswith("+json")
-    )
+    """True for media types that gzip shrinks: the textual ones
+    (:func:`medusa.http.charset.is_textual`: ``text/*``, JSON, JavaScript, XML, SVG, any
+    ``+json`` or ``+xml`` type); never images, archives or other already compressed types."""
+    return is_textual(content_type)
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:
