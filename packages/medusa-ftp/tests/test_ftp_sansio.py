@@ -1,6 +1,7 @@
 """The sans-IO pieces: replies, command parsing, data-port and numeric arguments, MLSx
-facts, TYPE A conversion, throttling, the names of temporary upload files, log lines and
-permissions. (Failed logins per address: medusa-core's test_core_throttle.py.)"""
+facts, TYPE A conversion, throttling, log lines and permissions. (Failed logins per
+address: medusa-core's test_core_throttle.py; the names of temporary upload files:
+test_core_uploads.py.)"""
 
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ class UploadFile:
     ``STOR`` and ``STOU`` write a temporary file beside the target
     (``.name.XXXXXXXX.part``, see :mod:`medusa.core.uploads`), locked with ``flock``
     while the upload runs (so that :func:`medusa.core.uploads.remove_stale_uploads` can
-    tell a live upload from one a killed process left) and renamed over the target by :meth:`commit`;
-    :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with ``REST`` write the
-    target itself (the client asked to continue that very file).
+    tell a live upload from one a killed process left) and renamed over the target by
+    :meth:`commit`; :meth:`discard` removes it. ``APPE`` and a ``STOR`` resumed with
+    ``REST`` write the target itself (the client asked to continue that very file).
 
     Completing an upload takes three steps: :meth:`finish` (on the loop's thread),
     :meth:`sync` (``fsync``, which may take long: in a worker thread), then :meth:`commit`
