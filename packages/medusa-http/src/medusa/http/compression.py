@@ -12,6 +12,7 @@ from medusa.http.charset import is_textual
 
 __all__ = ["GzipProducer", "accepts_gzip", "compressible", "gzip_bytes", "qvalue"]
 
+
 def compressible(content_type: str) -> bool:
     """True for media types that gzip shrinks: the textual ones
     (:func:`medusa.http.charset.is_textual`: ``text/*``, JSON, JavaScript, XML, SVG, any
