@@ -221,6 +221,32 @@ def test_root_not_a_directory(runner: Runner, tmp_path: Path) -> None:
     assert done.stderr == f"medusa: ROOT {tmp_path / 'absent'}: no such directory\n"
 
 
+@pytest.mark.parametrize("level", ["info", "error"])
+def test_what_servers_log_while_built_has_the_configured_level(
+    runner: Runner, tmp_path: Path, level: str
+) -> None:
+    """A put handler removes a stale temporary upload file when it is made, before the
+    servers start: that warning goes through the configured logging (format and level),
+    not Python's bare last-resort output."""
+    (tmp_path / "www").mkdir()
+    stale = tmp_path / "www" / ".page.html.abcd1234.upload"
+    stale.write_bytes(b"half an upload")
+    config = tmp_path / "medusa.toml"
+    config.write_text(
+        f'[medusa]\nlog_level = "{level}"\n\n[[server]]\ntype = "http"\n'
+        'listen = "127.0.0.1:0"\n\n[[server.handler]]\ntype = "put"\nroot = "www"\n'
+    )
+    process = runner.start("serve", "-c", str(config))
+    assert process.stop() == 0
+    assert not stale.exists()
+    lines = [line for line in process.stderr().splitlines() if "abcd1234" in line]
+    if level == "error":
+        assert lines == [], process.stderr()
+    else:
+        assert len(lines) == 1, process.stderr()
+        assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \S+ WARNING ", lines[0]), lines
+
+
 def test_port_in_use(runner: Runner, tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

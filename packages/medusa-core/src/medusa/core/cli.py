@@ -27,7 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
-from medusa.core.config import Config, load_config
+from medusa.core.config import LOG_LEVELS, Config, load_config, peek_log_level
 from medusa.core.loop import check_backend, print_listening, run
 from medusa.core.options import ConfigError
 from medusa.core.passwords import set_password, valid_user_name
@@ -134,7 +134,7 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
     return parser
 
 
-_LEVELS = ["debug", "info", "warning", "error", "critical"]
+_LEVELS = list(LOG_LEVELS)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +189,8 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
                 file=sys.stderr,
             )
             return 2
+        # Logging first: servers log while they are built (a stale upload file removed).
+        _setup_logging(args.log_level or peek_log_level(args.config) or "info")
         config = load_config(args.config, server_types)
     else:
         root = os.path.abspath(args.root or ".")
@@ -196,6 +198,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             reason = "not a directory" if os.path.exists(root) else "no such directory"
             print(f"medusa: ROOT {args.root}: {reason}", file=sys.stderr)
             return 2
+        _setup_logging(args.log_level or "info")
         config = Config()
         wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
         if not any(wanted.values()):
@@ -223,7 +226,6 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
     except ImportError as exc:
         print(f"medusa: backend {backend}: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(args.log_level or config.log_level)
     grace = config.grace if args.grace is None else args.grace
     run(config.servers, backend=backend, grace=grace, on_start=print_listening)
     return 0

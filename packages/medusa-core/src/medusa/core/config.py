@@ -5,6 +5,7 @@ Example::
     [medusa]
     backend = "auto"        # "auto", "uvloop" or "asyncio"
     grace = 10              # seconds for in-flight responses at shutdown
+    log_level = "info"
 
     [logger.syslog]         # optional: named loggers (medusa-logging), access_log = "syslog"
     type = "syslog"
@@ -15,7 +16,6 @@ Example::
     [medusa.resolver]       # optional: the name resolver of resolve_names = true
     type = "dns"            # an entry point of medusa.resolvers (medusa-dns)
     nameservers = ["127.0.0.1:53"]
-    log_level = "info"
 
     [[server]]
     type = "http"
@@ -42,10 +42,11 @@ from typing import Any
 from medusa.core.options import ConfigError, Option, validate_options
 from medusa.core.server import Server
 
-__all__ = ["Config", "load_config"]
+__all__ = ["LOG_LEVELS", "Config", "load_config", "peek_log_level"]
 
 _BACKENDS = ("auto", "uvloop", "asyncio")
-_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+"""The ``log_level`` values of ``[medusa]`` (and of ``--log-level``)."""
 
 _MEDUSA_OPTIONS = {
     o.name: o
@@ -66,7 +67,7 @@ _MEDUSA_OPTIONS = {
             "log_level",
             (str,),
             "logging level",
-            lambda v: None if v in _LEVELS else f"must be one of {', '.join(_LEVELS)}",
+            lambda v: None if v in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}",
         ),
     )
 }
@@ -87,6 +88,21 @@ class Config:
     backend: str = "auto"
     grace: float = 10.0
     log_level: str = "info"
+
+
+def peek_log_level(path: str) -> str | None:
+    """Return the ``[medusa] log_level`` of the file at ``path``, or ``None`` when it has
+    none or cannot be read as TOML (then :func:`load_config` reports why). The ``medusa``
+    command configures logging with it before the servers are built, so that what they log
+    while being built (a stale temporary upload removed) has the configured format and
+    level."""
+    try:
+        with open(path, "rb") as f:
+            medusa = tomllib.load(f).get("medusa")
+    except (OSError, ValueError):  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    level = medusa.get("log_level") if isinstance(medusa, dict) else None
+    return level if level in LOG_LEVELS else None
 
 
 def load_config(path: str, server_types: Mapping[str, type[Server]] | None = None) -> Config:
