@@ -235,6 +235,52 @@ def test_failed_logins_are_counted_per_address_across_connections(tmp_path: Path
         thread.stop()
 
 
+def test_checks_running_at_the_lockout_are_logged_as_such(tmp_path: Path) -> None:
+    """Wrong passwords on many connections at once: the failure that spends the budget logs
+    the lockout with its number; a check that was already running when it came is logged
+    as failing while locked out (it used to say "locked out ... after 1 failed logins", the
+    count having restarted). Whatever the interleaving, every attempt gets 530 then 421."""
+    log = ListLogger()
+    thread = start(
+        tmp_path,
+        login_failure_delay=0.05,
+        login_failure_max_delay=0.5,
+        max_login_failures_per_ip=3,
+        session_log=log,
+    )
+    replies: list[list[bytes]] = []
+
+    def attempt(n: int) -> None:
+        """USER and PASS at once; the reply codes until the server closes (a reset, when
+        it closed with PASS unread, ends them too)."""
+        codes: list[bytes] = []
+        address = ("127.0.0.1", thread.servers[0].port)
+        with socket.create_connection(address, timeout=10) as s, s.makefile("rb") as f:
+            f.readline()
+            s.sendall(b"USER u\r\nPASS wrong%d\r\n" % n)
+            try:
+                while line := f.readline():
+                    codes.append(line[:3])
+            except ConnectionResetError:
+                pass
+        replies.append(codes)
+
+    try:
+        workers = [threading.Thread(target=attempt, args=(n,)) for n in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+    finally:
+        thread.stop()
+    assert len(replies) == 8
+    for got in replies:  # refused with or without a check, by the order things happened
+        assert got in ([b"331", b"530", b"421"], [b"331", b"421"], [b"421"]), got
+    lockouts = [line for line in log.text().splitlines() if "locked out for" in line]
+    assert len(lockouts) == 1, log.text()
+    assert lockouts[0].endswith("127.0.0.1 locked out for 600 s after 3 failed logins")
+
+
 def test_many_sessions_from_one_address_by_default(tmp_path: Path) -> None:
     """An office behind NAT, or a client's parallel transfers: 64 sessions from one
     address by default (vsftpd, ProFTPD and pyftpdlib have no such limit)."""

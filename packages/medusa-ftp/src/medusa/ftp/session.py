@@ -385,6 +385,16 @@ class FTPChannel(Channel):
         host = self.peer_host
         failures = self.ftp.login_failures
         now = time.monotonic()
+        if failures.locked(host, now):
+            # A check already running when the address was locked out (the lockout came
+            # from another connection meanwhile): refused like the others, counted for the
+            # address's next round, and said as it is.
+            failures.failure(host, now)
+            self.log_session(f"login {user!r} failed while {host} is locked out")
+            self._timer = asyncio.get_running_loop().call_later(
+                failures.max_delay, self._login_refused
+            )
+            return
         count = failures.failures(host, now) + 1  # the number of this failure
         delay = failures.failure(host, now)
         self.log_session(
