@@ -151,7 +151,11 @@ def test_head_half_read_at_stop_is_answered(tmp_path: Path, backend: str) -> Non
             sock.sendall(first)
             wait_until(lambda: server.counters.bytes_in >= len(first), what="the half head read")
             stopper.start()
-            wait_until(lambda: not server.listening, what="the server to stop listening")
+            # Read on the loop's thread: the listener's sockets close there meanwhile.
+            wait_until(
+                lambda: thread.call(lambda: not server.listening),
+                what="the server to stop listening",
+            )
             sock.sendall(b"\r\nGET /file.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = read_all(sock)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
