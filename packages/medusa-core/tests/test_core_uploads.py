@@ -13,8 +13,10 @@ from pathlib import Path
 from medusa.core.uploads import (
     FTP_TEMPORARY,
     HTTP_TEMPORARY,
+    NAME_MAX,
     StaleUpload,
     ftp_temporary_name,
+    http_temporary_prefix,
     is_upload_temporary,
     lock_upload,
     remove_stale_uploads,
@@ -32,6 +34,36 @@ def test_ftp_temporary_names() -> None:
     assert is_upload_temporary(name)
     assert ftp_temporary_name("/dir/report.pdf") != name
     assert ftp_temporary_name("report.pdf").startswith(".report.pdf.")
+
+
+def _size(name: str) -> int:
+    return len(name.encode("utf-8", "surrogateescape"))
+
+
+def test_temporary_names_of_long_names_fit_name_max(tmp_path: Path) -> None:
+    """Names up to NAME_MAX bytes get temporary names that fit it too (cut on a character
+    boundary), match their patterns and can be created; short names are kept whole."""
+    assert http_temporary_prefix("page.html") == ".page.html."
+    for name in ("q" * 238, "q" * 239, "q" * 245, "q" * 255, "é" * 127, "€" * 85, "a" + "😀" * 63):
+        prefix = http_temporary_prefix(name)
+        http_name = prefix + "k2_x9q0z" + ".upload"
+        ftp_name = ftp_temporary_name("/dir/" + name).rsplit("/", 1)[1]
+        for temporary, pattern in ((http_name, HTTP_TEMPORARY), (ftp_name, FTP_TEMPORARY)):
+            assert _size(temporary) <= NAME_MAX, (name, temporary)
+            assert pattern.match(temporary), temporary
+            assert is_upload_temporary(temporary), temporary
+            kept = temporary[1 : temporary.rindex(".", 0, temporary.rindex("."))]
+            assert kept, temporary
+            assert name.startswith(kept), (name, kept)  # whole characters
+            (tmp_path / temporary).write_bytes(b"")  # the file system takes it
+            (tmp_path / temporary).unlink()
+    assert ftp_temporary_name("/d/" + "q" * 240).startswith("/d/." + "q" * 240 + ".")
+    assert _size(ftp_temporary_name("/d/" + "q" * 241)) == len("/d/") + NAME_MAX
+    assert http_temporary_prefix("q" * 238) == "." + "q" * 238 + "."
+    assert http_temporary_prefix("q" * 239) == "." + "q" * 238 + "."
+    # A byte that was not UTF-8 (kept by surrogateescape) counts as one.
+    raw = "\udcff" * 250
+    assert _size(http_temporary_prefix(raw)) == 2 + 238
 
 
 def test_names_of_uploads_in_progress() -> None:

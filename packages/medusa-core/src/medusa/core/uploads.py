@@ -9,6 +9,11 @@ target once complete, so that nobody ever reads half a file under the real name:
 * medusa-ftp's ``STOR``/``STOU``: ``.NAME.XXXXXXXX.part`` (eight random lower-case
   hexadecimal digits, made by :func:`ftp_temporary_name`).
 
+A target name so long that its temporary name would pass ``NAME_MAX`` (255 bytes) gets a
+temporary name with ``NAME`` cut short, on a UTF-8 character boundary
+(:func:`http_temporary_prefix`, :func:`ftp_temporary_name`): the rename still gives the
+target its whole name, and the patterns still match.
+
 Both protocols may serve one tree, so each treats a name of either pattern as absent: never
 served, listed or overwritten (:func:`is_upload_temporary`). While an upload runs, its
 process holds an exclusive :func:`fcntl.flock` on the temporary file (:func:`lock_upload`);
@@ -35,8 +40,10 @@ from dataclasses import dataclass
 __all__ = [
     "FTP_TEMPORARY",
     "HTTP_TEMPORARY",
+    "NAME_MAX",
     "StaleUpload",
     "ftp_temporary_name",
+    "http_temporary_prefix",
     "is_upload_temporary",
     "lock_upload",
     "remove_stale_uploads",
@@ -47,6 +54,13 @@ HTTP_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.upload\Z", re.DOTALL)
 
 FTP_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.part\Z", re.DOTALL)
 """A base name of FTP's temporary upload files (``.NAME.XXXXXXXX.part``)."""
+
+NAME_MAX = 255
+"""Longest file name (one path component) the usual file systems take, bytes of its
+UTF-8 form (Linux's ``NAME_MAX``: ext4, XFS, Btrfs, tmpfs)."""
+
+_HTTP_EXTRA = len("..XXXXXXXX.upload")
+_FTP_EXTRA = len("..XXXXXXXX.part")
 
 _SUFFIXES = (".upload", ".part")
 
@@ -59,12 +73,35 @@ _OPEN_FLAGS = (
 )
 
 
+def _shorten(name: str, limit: int) -> str:
+    """``name`` cut to at most ``limit`` bytes of its UTF-8 form (bytes that were not UTF-8
+    kept by ``surrogateescape`` count one each), never inside a character."""
+    if len(name.encode("utf-8", "surrogateescape")) <= limit:
+        return name
+    size = 0
+    for index, char in enumerate(name):
+        size += len(char.encode("utf-8", "surrogateescape"))
+        if size > limit:
+            return name[:index]
+    return name
+
+
+def http_temporary_prefix(name: str) -> str:
+    """Return the prefix of the temporary file of an HTTP upload to the file ``name`` (a
+    base name), ``.name.``, for :func:`tempfile.mkstemp` with the suffix ``.upload``: the
+    whole name, ``.name.XXXXXXXX.upload``, fits :data:`NAME_MAX` bytes (``name`` is cut
+    short when needed, on a character boundary)."""
+    return f".{_shorten(name, NAME_MAX - _HTTP_EXTRA)}."
+
+
 def ftp_temporary_name(path: str) -> str:
     """Return a hidden name beside ``path`` (a ``/``-separated path, real or virtual) for
     its upload in progress: ``dir/.name.XXXXXXXX.part``, with eight random lower-case
-    hexadecimal digits (:data:`FTP_TEMPORARY`). The caller creates it exclusively (the
-    name may exist, however unlikely)."""
+    hexadecimal digits (:data:`FTP_TEMPORARY`); ``name`` is cut short, on a character
+    boundary, when the whole would pass :data:`NAME_MAX` bytes. The caller creates it
+    exclusively (the name may exist, however unlikely)."""
     head, tail = posixpath.split(path)
+    tail = _shorten(tail, NAME_MAX - _FTP_EXTRA)
     return posixpath.join(head, f".{tail}.{secrets.token_hex(4)}.part")
 
 

@@ -19,9 +19,11 @@ root (dot segments that climb above it included, RFC 3986 §5.2.4) or a temporar
 name; 405 for a directory; 409 when the parent directory is missing; 411 when the request
 has neither ``Content-Length`` nor chunked framing; 412 when ``If-Match`` /
 ``If-None-Match`` / ``If-Unmodified-Since`` fail (``If-None-Match: *`` makes a PUT create
-only); 413 above ``max_size``; 507 when the disk is full. All of these except the last two
-are decided from the request's head, before ``100 Continue`` and before any of the body is
-read.
+only); 414 for a file name (a path component) over 255 bytes of UTF-8 (``NAME_MAX``: no
+usual file system takes it; the temporary name of a long name that fits is cut short, see
+:mod:`medusa.core.uploads`); 413 above ``max_size``; 507 when the disk is full. All of
+these except the last two are decided from the request's head, before ``100 Continue`` and
+before any of the body is read.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from typing import IO
 from urllib.parse import quote
 
 from medusa.core.filesys import OSFilesystem, PathEscapeError
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.uploads import (
     HTTP_TEMPORARY,
+    NAME_MAX,
+    http_temporary_prefix,
     is_upload_temporary,
     lock_upload,
     remove_stale_uploads,
@@ -57,10 +61,7 @@ _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 def _client(request: Request) -> str:
-    peer = request.peer
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer) if peer else "-"
+    return peer_text(request.peer)
 
 
 def climbs_above_root(path: str) -> bool:
@@ -86,7 +87,7 @@ def remove_stale(root: str) -> int:
         error_logger.warning(
             "removed %s: a temporary upload file left by a process that stopped "
             "(%d bytes, last written %s)",
-            stale.path,
+            printable(stale.path),
             stale.size,
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stale.mtime)),
         )
@@ -116,7 +117,9 @@ class TemporaryFileUpload:
         self.size = 0
         self.failed = False
         directory, name = os.path.split(target)
-        fd, self.temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".upload", dir=directory)
+        fd, self.temporary = tempfile.mkstemp(
+            prefix=http_temporary_prefix(name), suffix=".upload", dir=directory
+        )
         try:
             lock_upload(fd)  # held while this upload lives: it is not stale
             with contextlib.suppress(FileNotFoundError):
@@ -167,10 +170,10 @@ class TemporaryFileUpload:
         request = self.request
         error_logger.warning(
             "upload of %s from %s abandoned after %d bytes: %s",
-            request.path,
+            printable(request.path),
             _client(request),
             self.size,
-            reason,
+            printable(reason),
         )
 
     async def commit(self) -> bool:
@@ -268,7 +271,7 @@ class PutHandler:
             error_logger.warning(
                 "%s %s from %s: a temporary upload name",
                 request.method,
-                request.path,
+                printable(request.path),
                 _client(request),
             )
             request.error(403, "This name is reserved for uploads in progress.")
@@ -279,7 +282,10 @@ class PutHandler:
             target = self.filesystem.translate(path)
         except PathEscapeError:
             error_logger.warning(
-                "%s %s from %s: outside the root", request.method, request.path, _client(request)
+                "%s %s from %s: outside the root",
+                request.method,
+                printable(request.path),
+                _client(request),
             )
             request.error(403)
             return None
@@ -287,8 +293,11 @@ class PutHandler:
             st: os.stat_result | None = os.stat(target)
         except FileNotFoundError:
             st = None
-        except OSError:
-            request.error(409, "The parent of this path is not a directory.")
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                self._too_long(request)
+            else:
+                request.error(409, "The parent of this path is not a directory.")
             return None
         if st is None:
             if request.method == "DELETE":
@@ -310,6 +319,17 @@ class PutHandler:
             request.error(412)
             return None
         return target
+
+    def _too_long(self, request: Request) -> None:
+        """A name in the path is over :data:`~medusa.core.uploads.NAME_MAX` bytes (or the
+        whole path over the system's ``PATH_MAX``): 414 (RFC 9110 §15.5.15), logged."""
+        error_logger.info(
+            "%s %s from %s: 414 file name too long",
+            request.method,
+            printable(request.path),
+            _client(request),
+        )
+        request.error(414, f"The file name is too long (at most {NAME_MAX} bytes).")
 
     def _not_a_file(self, request: Request) -> None:
         request.set_header("Allow", "GET, HEAD")
@@ -338,9 +358,9 @@ class PutHandler:
         except OSError as exc:
             error_logger.error(
                 "PUT %s from %s: cannot create a temporary file: %s",
-                request.path,
+                printable(request.path),
                 _client(request),
-                exc,
+                printable(str(exc)),
             )
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 request.set_header("Retry-After", "1")  # out of descriptors: try again later
@@ -377,7 +397,9 @@ class PutHandler:
         except OSError as exc:
             request.error(507 if exc.errno in _FULL else 500)
             return
-        error_logger.info("%s stored %d bytes from %s", request.path, upload.size, _client(request))
+        error_logger.info(
+            "%s stored %d bytes from %s", printable(request.path), upload.size, _client(request)
+        )
         if replaced:
             request.respond(204, b"")
         else:
@@ -394,8 +416,13 @@ class PutHandler:
             request.error(404)
             return
         except OSError as exc:
-            error_logger.error("DELETE %s from %s failed: %s", request.path, _client(request), exc)
+            error_logger.error(
+                "DELETE %s from %s failed: %s",
+                printable(request.path),
+                _client(request),
+                printable(str(exc)),
+            )
             request.error(403 if exc.errno in (errno.EACCES, errno.EPERM) else 500)
             return
-        error_logger.info("%s deleted by %s", request.path, _client(request))
+        error_logger.info("%s deleted by %s", printable(request.path), _client(request))
         request.respond(204, b"")
