@@ -19,6 +19,8 @@ __all__ = [
     "close_named_loggers",
     "error_logger",
     "named_logger",
+    "peer_text",
+    "printable",
     "register_logger",
     "resolve_logger",
 ]
@@ -66,6 +68,46 @@ def access_logger(protocol: str) -> Logger:
 
 error_logger = logging.getLogger("medusa")
 """The :mod:`logging` logger for errors and tracebacks (``medusa`` and its children)."""
+
+
+def printable(text: str) -> str:
+    """Return ``text`` fit to be a field of a log line: every character that is not
+    printable (:meth:`str.isprintable`: CR, LF, NUL and the other controls, line and
+    paragraph separators, unassigned code points) is written ``\\xhh``, ``\\uhhhh`` or
+    ``\\Uhhhhhhhh``, a byte that was not UTF-8 (kept by ``surrogateescape``) ``\\xhh``,
+    and ``\\`` itself ``\\\\``. So text a client chose (a path, a user name, a header value)
+    cannot end a log line and forge the next one, and what it held can still be read.
+
+    Text without anything to escape, nearly all of it, is returned as it is, after one
+    scan."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that surrogateescape kept
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def peer_text(peer: object) -> str:
+    """Return the client address ``peer`` (as a transport reports it) for a log line:
+    ``host:port`` for TCP (``[host]:port`` for IPv6), a Unix socket's path as it is
+    (escaped by :func:`printable`), ``-`` when there is none."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return printable(str(peer)) if peer else "-"
 
 
 _named: dict[str, Logger] = {}

@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text
 from medusa.core.passwords import PasswordFile
 from medusa.core.throttle import LoginFailures
 from medusa.http.body import BodySink
@@ -119,11 +119,7 @@ class _Check:
 
 
 def _peer(request: Request) -> str:
-    peer = request.peer
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer) if peer else "-"
+    return peer_text(request.peer)
 
 
 class BasicAuthHandler:

@@ -15,7 +15,8 @@ When a request's head announces a body (``Content-Length`` above zero or
   a thread); reading pauses until it resolves.
 
 ``Expect: 100-continue`` (RFC 9110 §10.1.1) is answered only once the handler accepted the
-body, so a refusal reaches the client before it sends the body. A request answered before
+body, so a refusal reaches the client before it sends the body (and, for a pipelined
+request, once the responses before it are sent). A request answered before
 its body was read closes the connection afterwards, gracefully (RFC 9112 §9.6), the rest of
 the body unread. When the whole body has arrived the handler's ``handle_request`` runs, with
 the sink in ``request.body_sink``; if the connection is lost first, the sink's ``abort`` is
@@ -26,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text, printable
 
 if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel
@@ -77,6 +79,8 @@ class BodyReception:
     """
 
     __slots__ = (
+        "_continue_due",
+        "_holds",
         "_lost",
         "_pending",
         "channel",
@@ -84,12 +88,15 @@ class BodyReception:
         "complete",
         "expect_continue",
         "handler",
+        "held_since",
         "keep_alive",
         "length",
         "paused_at",
         "request",
         "sink",
         "size",
+        "window_bytes",
+        "window_start",
     )
 
     def __init__(
@@ -114,9 +121,43 @@ class BodyReception:
         self.complete = False
         self._pending = True  # until start(): pieces of the body are kept in chunks
         self._lost = False
-        # The last time the body timeout found reading paused by the server (the client
-        # cannot send meanwhile: that time does not count against it).
-        self.paused_at = channel.last_activity
+        # The body timeouts (see HTTPChannel.check_timeout). paused_at: the last time the
+        # server was seen holding the body back (reading paused, 100 Continue not sent);
+        # the client cannot send meanwhile, so that time does not count against it.
+        # window_start, window_bytes: when the current body_min_rate window began (moved
+        # forward by the time held since) and the bytes received by then.
+        now = channel.last_activity
+        self.paused_at = self.window_start = self.held_since = now
+        self.window_bytes = 0
+        self._holds = 0
+        self._continue_due = False
+        if channel.reading_paused:
+            self.hold(now)
+        if expect_continue:
+            self.hold(now)  # the client waits for 100 Continue before sending the body
+
+    @property
+    def held(self) -> bool:
+        """True while the server holds the body back: reading is paused, or the client
+        waits for ``100 Continue`` (the body timeouts do not run then)."""
+        return self._holds > 0
+
+    def hold(self, now: float) -> None:
+        """The server starts holding the body back at ``now`` (:func:`time.monotonic`);
+        each call is undone by one :meth:`release`."""
+        if not self._holds:
+            self.held_since = now
+        self._holds += 1
+
+    def release(self, now: float) -> None:
+        """Undo one :meth:`hold`; when none is left, the time held is taken out of the
+        current rate window, and the silence is counted from ``now``."""
+        if not self._holds:
+            return
+        self._holds -= 1
+        if not self._holds:
+            self.window_start += now - self.held_since
+            self.paused_at = now
 
     def start(self) -> None:
         """Ask :attr:`handler` (the handler chosen for the request, or ``None``: the answer
@@ -165,11 +206,23 @@ class BodyReception:
         self._send_continue()
 
     def _send_continue(self) -> None:
-        if not self.expect_continue:
+        if self.expect_continue:
+            self._continue_due = True
+            self.send_continue()
+
+    def send_continue(self) -> None:
+        """Send the ``100 Continue`` that the handler's acceptance promised, once the
+        request's response is the next one on the connection (the channel calls this when
+        it becomes so); then the client's time to send the body starts."""
+        if not self._continue_due:
             return
+        request = self.request
         requests = self.channel.pending_requests
-        if requests and requests[0] is self.request and not self.request.headers_sent:
-            self.channel.push(CONTINUE)
+        if request.answered or not requests or requests[0] is not request:
+            return
+        self._continue_due = False
+        self.channel.push(CONTINUE)
+        self.release(time.monotonic())
 
     def _accepted(self, future: asyncio.Future[BodySink | None]) -> None:
         self._pending = False
@@ -244,7 +297,7 @@ class BodyReception:
     def refuse(self, status: int, message: str) -> None:
         """Answer the request with ``status`` before its body was read (the connection
         closes after the answer)."""
-        error_logger.info("%r: %d %s", self.channel.peer, status, message)
+        error_logger.info("%s: %d %s", peer_text(self.channel.peer), status, printable(message))
         self.channel.http.counters.errors += 1
         self.request.error(status, message)
 

@@ -9,8 +9,17 @@ to requests, handlers and the response queue.
   over ``max_request_line`` 414; header block over ``max_header_size`` or
   ``max_header_fields`` fields 431; a buffered body over ``max_body_size`` 413 (bodies
   streamed to a handler: see :mod:`medusa.http.body`); a head not complete
-  within ``header_timeout`` seconds 408 (slowloris); idle keep-alive connections close after
+  within ``header_timeout`` seconds 408 (slowloris); a body that sends nothing for
+  ``body_timeout`` seconds, or fewer than ``body_min_rate`` bytes per second over each
+  ``body_timeout`` window, 408; idle keep-alive connections close after
   ``keepalive_timeout`` seconds.
+* Versions (RFC 9110 §15.6.6): HTTP/1.0 and HTTP/1.1 are served; any other version that the
+  parser lets through (``HTTP/2.0``, a version-less ``HTTP/0.9`` line) gets 505.
+* Transfer codings (RFC 9112 §6.1, §6.3, §7): a request body's only supported coding is a
+  lone ``chunked``; another coding before it gets 501, a coding list that does not end with
+  ``chunked`` 400 (its length cannot be known). Nothing of such a body is read or stored.
+* Log lines carry the client as ``host:port``; text the client chose (paths, targets,
+  methods) goes through :func:`medusa.core.log.printable`, so it cannot forge lines.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from urllib.parse import unquote
 import httptools
 
 from medusa.core.channel import Channel
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text, printable
 from medusa.http.body import BodyReception
 from medusa.http.digits import parse_digits
 from medusa.http.handler import Handler
@@ -64,13 +73,6 @@ class _LingeringClose:
         return b""
 
 
-def _client(peer: Any) -> str:
-    """``host:port`` of a TCP peer for log lines (a Unix socket's peer as it is)."""
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer) if peer else "-"
-
-
 class _StopParsingError(Exception):
     """Raised inside a parser callback when no further request on the connection is to be
     read (bytes after the last one answered before a close)."""
@@ -82,6 +84,19 @@ class _RejectError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _refuse_coding(coding: str) -> None:
+    """Refuse a request whose ``Transfer-Encoding`` is not a lone ``chunked``: 400 when
+    ``chunked`` is not the final coding (the body's length cannot be known, RFC 9112 §6.3),
+    else 501 (a coding this server does not implement, RFC 9112 §6.1, §7).
+
+    Raises:
+        _RejectError: always.
+    """
+    if coding.rpartition(",")[2].strip().lower() != "chunked":
+        raise _RejectError(400, "chunked is not the final transfer coding")
+    raise _RejectError(501, f"unsupported transfer coding: {coding}")
 
 
 class HTTPChannel(Channel):
@@ -179,7 +194,9 @@ class HTTPChannel(Channel):
             elif isinstance(cause, _StopParsingError):
                 pass  # the rest of this read is discarded, as every later read is
             else:
-                error_logger.error("HTTP parser callback failed for %r", self.peer, exc_info=cause)
+                error_logger.error(
+                    "HTTP parser callback failed for %s", peer_text(self.peer), exc_info=cause
+                )
                 self._reject(500, "internal error while reading the request")
         except httptools.HttpParserError as exc:
             if self._discard:
@@ -244,7 +261,10 @@ class HTTPChannel(Channel):
             if size is None:
                 raise _RejectError(400, "invalid Content-Length")
         elif "transfer-encoding" in headers:
-            size = None  # chunked (llhttp refuses other codings of a request body)
+            coding = headers["transfer-encoding"]
+            if coding != "chunked" and coding.strip().lower() != "chunked":
+                _refuse_coding(coding)
+            size = None  # chunked
         host = headers.get("host")
         if host is None:
             if self._parser is not None and self._parser.get_http_version() == "1.1":
@@ -282,6 +302,10 @@ class HTTPChannel(Channel):
             upload.feed(body)
 
     def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
+        version = parser.get_http_version()
+        # RFC 9110 §15.6.6: llhttp lets HTTP/2.0 and a version-less (0.9) line through.
+        if version != "1.1" and version != "1.0":
+            raise _RejectError(505, f"HTTP version {version} is not supported")
         url = self._url.decode("latin-1")
         self._url = b""
         method = parser.get_method()
@@ -302,7 +326,7 @@ class HTTPChannel(Channel):
             url,
             path,
             query,
-            parser.get_http_version(),
+            version,
             self._headers,
             parser.should_keep_alive() and not self._stopping,
             self._head_started,
@@ -361,6 +385,24 @@ class HTTPChannel(Channel):
             request._deferred = None
             self.resume_reading("order")
             deferred()
+
+    def pause_reading(self, reason: str = "user") -> None:
+        """Stop reading (see :meth:`Channel.pause_reading`); a body being received is held
+        by the server from now, which does not count against its client."""
+        held = self.reading_paused
+        super().pause_reading(reason)
+        upload = self._upload
+        if upload is not None and not held:
+            upload.hold(time.monotonic())
+
+    def resume_reading(self, reason: str = "user") -> None:
+        """Withdraw a reason to stop reading (see :meth:`Channel.resume_reading`); once
+        reading resumes, the time a body being received was held is left out of its rate."""
+        held = self.reading_paused
+        super().resume_reading(reason)
+        upload = self._upload
+        if upload is not None and held and not self.reading_paused:
+            upload.release(time.monotonic())
 
     def body_read(self) -> None:
         """Called when a request's whole body was read and its handler is about to run:
@@ -432,11 +474,11 @@ class HTTPChannel(Channel):
         other requests and the server carry on."""
         self.http.counters.errors += 1
         error_logger.error(
-            "handler %r failed on %s %s from %r",
+            "handler %r failed on %s %s from %s",
             handler,
-            request.method,
-            request.target,
-            self.peer,
+            printable(request.method),
+            printable(request.target),
+            peer_text(self.peer),
             exc_info=exc if exc is not None else True,
         )
         if request.finished:
@@ -477,6 +519,9 @@ class HTTPChannel(Channel):
                 return
             if requests:
                 requests[0]._become_head()
+                upload = self._upload
+                if upload is not None and upload.request is requests[0]:
+                    upload.send_continue()  # if it was promised and is still awaited
         if not requests and self._discard and self._upload is None:
             # Every request read is answered and no other will be read (the client ended
             # its side, or the server stops), even if the last one's keep-alive was
@@ -495,7 +540,7 @@ class HTTPChannel(Channel):
         self._in_head = False
         self.http.counters.errors += 1
         self._linger = True
-        error_logger.info("%r: %d %s", self.peer, status, message)
+        error_logger.info("%s: %d %s", peer_text(self.peer), status, printable(message))
         upload = self._upload
         if upload is not None:
             # Malformed body framing: the request being read gets the answer.
@@ -515,43 +560,60 @@ class HTTPChannel(Channel):
 
     def check_timeout(self, now: float) -> None:
         """The sweep: 408 for a head not complete in ``header_timeout`` (slowloris), 408
-        for a body that sent nothing for ``body_timeout``, a close for a keep-alive
-        connection idle for ``keepalive_timeout``, and the general ``idle_timeout``
-        otherwise."""
+        for a body that sent nothing for ``body_timeout`` or that averaged fewer than
+        ``body_min_rate`` bytes per second over the last ``body_timeout`` seconds (a
+        trickle), a close for a keep-alive connection idle for ``keepalive_timeout``, and
+        the general ``idle_timeout`` otherwise. Time during which the server holds the
+        body back (reading paused, ``100 Continue`` not sent yet) counts for neither."""
         server = self.http
         upload = self._upload
         if self._in_head:
             if now - self._head_started > server.header_timeout:
                 self._reject(408, "request header timeout")
         elif upload is not None:
-            if self.reading_paused:
+            if self.reading_paused or upload.held:
                 upload.paused_at = now  # the server holds the body back, not the client
-            elif now - max(upload.paused_at, self.last_activity) > server.body_timeout:
-                self._body_timeout(upload)
+                return
+            limit = server.body_timeout
+            if now - max(upload.paused_at, self.last_activity) > limit:
+                self._body_timeout(upload, f"none for {limit:g} s")
+                return
+            minimum = server.body_min_rate
+            if not minimum or now - upload.window_start < limit or upload.request.answered:
+                return
+            rate = (upload.size - upload.window_bytes) / (now - upload.window_start)
+            if rate < minimum:
+                self._body_timeout(
+                    upload, f"{rate:.0f} bytes/s over {limit:g} s, under {minimum:g} bytes/s"
+                )
+            else:
+                upload.window_start, upload.window_bytes = now, upload.size
         elif not self._busy():
             if now - self.last_activity > server.keepalive_timeout:
                 self.close()
         elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
             self.handle_timeout()
 
-    def _body_timeout(self, upload: BodyReception) -> None:
+    def _body_timeout(self, upload: BodyReception, why: str) -> None:
         """A request body sent nothing for ``body_timeout`` seconds (nginx's
-        ``client_body_timeout``): abort what was received (a sink removes its temporary
-        file), log it, answer 408 (RFC 9110 §15.5.9) and close gracefully."""
+        ``client_body_timeout``), or trickles under ``body_min_rate`` (Apache's
+        ``mod_reqtimeout`` ``MinRate``); ``why`` says which, for the log line. Abort what
+        was received (a sink removes its temporary file), log it, answer 408 (RFC 9110
+        §15.5.9) and close gracefully."""
         self._upload = None
         self._discard = True
         self._linger = True
         self.http.counters.errors += 1
         request = upload.request
         error_logger.warning(
-            "%s: 408 request body timeout: %s %s: %d bytes received, none for %g s",
-            _client(self.peer),
-            request.method,
-            request.path,
+            "%s: 408 request body timeout: %s %s: %d bytes received, %s",
+            peer_text(self.peer),
+            printable(request.method),
+            printable(request.path),
             upload.size,
-            self.http.body_timeout,
+            why,
         )
-        upload.lost(f"request body timeout ({self.http.body_timeout:g} s without data)")
+        upload.lost(f"request body timeout ({why})")
         if not request.answered:
             request.error(408)
 

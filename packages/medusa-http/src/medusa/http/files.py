@@ -20,7 +20,7 @@ from typing import BinaryIO, cast
 from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OpenFile, OSFilesystem, PathEscapeError
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text
 from medusa.core.producers import FileProducer
 from medusa.core.uploads import is_upload_temporary
 from medusa.http.charset import DEFAULT_CHARSET, check_charset, with_charset
@@ -277,7 +277,8 @@ class FileHandler:
         try:
             return self.filesystem.open_read(path)
         except PathEscapeError:
-            error_logger.info("%r: refused path outside the root: %r", request.peer, path)
+            client = peer_text(request.peer)
+            error_logger.info("%s: refused path outside the root: %r", client, path)
             request.error(404)
         except (FileNotFoundError, NotADirectoryError):
             request.error(404)
@@ -287,7 +288,7 @@ class FileHandler:
             if exc.errno in _NO_DESCRIPTORS:
                 _unavailable(request, path, exc)
             else:
-                error_logger.warning("%r: cannot open %r: %s", request.peer, path, exc)
+                error_logger.warning("%s: cannot open %r: %s", peer_text(request.peer), path, exc)
                 request.error(404)
         return None
 
@@ -324,7 +325,8 @@ class FileHandler:
             try:
                 body = os.pread(fd, size, 0) if size else b""
             except OSError as exc:
-                error_logger.warning("%r: read of %r failed: %s", request.peer, name, exc)
+                client = peer_text(request.peer)
+                error_logger.warning("%s: read of %r failed: %s", client, name, exc)
                 request.error(500)
                 return
             finally:
@@ -489,7 +491,7 @@ def _unavailable(request: Request, path: str, exc: OSError) -> None:
     """Answer 503 with ``Retry-After`` (RFC 9110 §15.6.4) for a file that could not be
     opened for want of descriptors, and log it: a passing overload, not a missing file."""
     error_logger.warning(
-        "%r: cannot open %r: %s: answered 503", request.peer, path, exc.strerror or exc
+        "%s: cannot open %r: %s: answered 503", peer_text(request.peer), path, exc.strerror or exc
     )
     request.set_header("Retry-After", "1")
     request.error(503)

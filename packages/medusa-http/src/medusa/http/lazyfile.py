@@ -21,7 +21,7 @@ from __future__ import annotations
 import errno
 import os
 
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, printable
 
 __all__ = ["LazyFile"]
 
@@ -86,7 +86,9 @@ class LazyFile:
 
     def _fail(self, reason: str) -> None:
         self._state = "failed"
-        error_logger.warning("cannot send %s in a pipelined response: %s", self.real, reason)
+        error_logger.warning(
+            "cannot send %s in a pipelined response: %s", printable(self.real), reason
+        )
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """Reached only when ``fileno()`` failed: nothing to position."""

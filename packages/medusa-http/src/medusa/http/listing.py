@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from medusa.core.filesys import Filesystem, OSFilesystem, PathEscapeError
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text
 from medusa.core.uploads import is_upload_temporary
 from medusa.http.request import Request
 
@@ -126,7 +126,8 @@ class DirectoryListingHandler:
             vpath = fs.normalize(path)
             names = fs.listdir(vpath)
         except PathEscapeError:
-            error_logger.info("%r: refused path outside the root: %r", request.peer, path)
+            client = peer_text(request.peer)
+            error_logger.info("%s: refused path outside the root: %r", client, path)
             request.error(404)
             return
         except (FileNotFoundError, NotADirectoryError):
@@ -136,7 +137,7 @@ class DirectoryListingHandler:
             request.error(403)
             return
         except OSError as exc:
-            error_logger.warning("%r: cannot list %r: %s", request.peer, path, exc)
+            error_logger.warning("%s: cannot list %r: %s", peer_text(request.peer), path, exc)
             request.error(404)
             return
         body = self.render(vpath, names).encode("utf-8")

@@ -66,6 +66,12 @@ class HTTPServer(Server):
             ``client_body_timeout``); then 408, the connection closes and a body being
             stored (an upload's temporary file) is removed, logged with the client, the
             path and the bytes received.
+        body_min_rate: least average rate of a request body, bytes per second, over each
+            ``body_timeout`` window (Apache's ``mod_reqtimeout`` ``MinRate``): a body that
+            trickles slower gets the same 408 and removal, its log line giving the rate;
+            ``0``: only silence is timed. Time during which the server holds the body back
+            (a pipelined request waiting its turn, ``100 Continue`` not yet sent, a
+            password check, a client that does not read its responses) counts for neither.
         max_pipeline: pipelined requests buffered before reading pauses.
         access_log: a :class:`~medusa.core.log.Logger` for Common Log Format lines, or the
             name of one registered with :func:`~medusa.core.log.register_logger` (a
@@ -87,8 +93,9 @@ class HTTPServer(Server):
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
         ssl.SSLError, OSError: when the certificate or key cannot be loaded.
-        ValueError: ``resolve_names`` without any resolver installed, or an
-            ``access_log`` name that no logger is registered under.
+        ValueError: ``resolve_names`` without any resolver installed, an
+            ``access_log`` name that no logger is registered under, or a negative (or NaN)
+            ``body_min_rate``.
     """
 
     name: ClassVar[str] = "http"
@@ -110,6 +117,12 @@ class HTTPServer(Server):
                 Option("header_timeout", (int, float), "seconds to send a request head", positive),
                 Option("keepalive_timeout", (int, float), "idle keep-alive seconds", positive),
                 Option("body_timeout", (int, float), "seconds a body may send nothing", positive),
+                Option(
+                    "body_min_rate",
+                    (int, float),
+                    "bytes/s a body must average over body_timeout (0: no minimum)",
+                    non_negative,
+                ),
                 Option("max_pipeline", (int,), "pipelined requests buffered", positive),
                 Option(
                     "access_log",
@@ -139,6 +152,7 @@ class HTTPServer(Server):
         header_timeout: float = 10.0,
         keepalive_timeout: float = 15.0,
         body_timeout: float = 60.0,
+        body_min_rate: float = 500,
         max_pipeline: int = 64,
         access_log: Logger | bool | str | None = True,
         server_header: str = "Medusa",
@@ -164,6 +178,9 @@ class HTTPServer(Server):
         self.header_timeout = float(header_timeout)
         self.keepalive_timeout = float(keepalive_timeout)
         self.body_timeout = float(body_timeout)
+        if not body_min_rate >= 0:
+            raise ValueError(f"body_min_rate must not be negative: {body_min_rate!r}")
+        self.body_min_rate = float(body_min_rate)
         self.max_pipeline = max_pipeline
         self.access_log: Logger | None = (
             access_logger("http") if access_log is True else resolve_logger(access_log, "")
