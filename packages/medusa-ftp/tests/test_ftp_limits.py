@@ -246,6 +246,7 @@ def test_checks_running_at_the_lockout_are_logged_as_such(tmp_path: Path) -> Non
         login_failure_delay=0.05,
         login_failure_max_delay=0.5,
         max_login_failures_per_ip=3,
+        max_login_attempts=1,  # each connection closes after its one try, locked out or not
         session_log=log,
     )
     replies: list[list[bytes]] = []

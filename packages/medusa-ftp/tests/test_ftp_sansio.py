@@ -173,7 +173,7 @@ def test_log_lines() -> None:
         "*",
         "i",
     ]
-    assert session_line("1.2.3.4:5", None, "DELE /x\n") == "1.2.3.4:5 [-] DELE /x?"
+    assert session_line("1.2.3.4:5", None, "DELE /x\n") == "1.2.3.4:5 [-] DELE /x\\x0a"
 
 
 def test_permissions() -> None:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from medusa.core.address import Address, AddressError
 from medusa.core.channel import Channel, _check_water_marks
 from medusa.core.descriptors import refresh_limit, short_of_descriptors
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
 
@@ -425,7 +425,7 @@ class Server:
             "%s on %s: refused a connection from %s: %s%s",
             self.name,
             self.address,
-            _peer_text(channel.peer),
+            peer_text(channel.peer) if channel.peer else "a local client",
             why,
             f" (and {more} more since the last line)" if more else "",
         )
@@ -491,13 +491,6 @@ def _short_of_descriptors(channel: Channel) -> int | None:
     except (AttributeError, OSError):
         return None
     return short_of_descriptors(fd) if fd >= 0 else None
-
-
-def _peer_text(peer: Any) -> str:
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        host = str(peer[0])
-        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
-    return str(peer) if peer else "a local client"
 
 
 def _close_listener(listener: asyncio.Server) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from medusa.core.channel import Channel
 from medusa.core.filesys import OSFilesystem
-from medusa.core.log import error_logger
+from medusa.core.log import error_logger, peer_text
 from medusa.core.uploads import is_upload_temporary
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.accounts import Account
@@ -121,9 +121,8 @@ class FTPChannel(Channel):
 
     @property
     def peer_text(self) -> str:
-        """``host:port`` of the client, for logs."""
-        peer = self.peer
-        return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        """``host:port`` of the client (``[host]:port`` for IPv6), for logs."""
+        return peer_text(self.peer)
 
     @property
     def closing(self) -> bool:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 
+from medusa.core.log import printable
+
 __all__ = ["session_line", "xferlog_line"]
 
 
@@ -83,8 +85,8 @@ def session_line(peer: str, user: str | None, event: str) -> str:
     Args:
         peer: ``host:port`` of the client.
         user: the user name, or ``None`` before login.
-        event: what happened (``"login ok"``, ``"login failed"``, ``"DELE /a"``...), with
-            control characters replaced.
+        event: what happened (``"login ok"``, ``"login failed"``, ``"DELE /a"``...); control
+            and other non-printable characters a client sent are escaped
+            (:func:`medusa.core.log.printable`: ``\x0a``), so no line can be forged.
     """
-    shown = "".join(ch if ch.isprintable() else "?" for ch in event)
-    return f"{peer} [{_field(user) if user else '-'}] {shown}"
+    return f"{peer} [{_field(user) if user else '-'}] {printable(event)}"
