@@ -62,6 +62,7 @@ def test_replies() -> None:
     assert wire.parse_reply_head(wire.more().rstrip(b"\n")) == ("MORE", [], 0)
     head, _, body = wire.ok("banner").partition(b"\n")
     assert wire.parse_reply_head(head) == ("OK", [], 6)
-    for bad in (b"RESULT maybe 3", b"OK x", b"WHAT", b""):
+    # A length of Unicode digits, or too many for int() (over 4,300): a protocol error too.
+    for bad in (b"RESULT maybe 3", b"OK x", b"WHAT", b"", "OK ²".encode(), b"OK " + b"9" * 5000):
         with pytest.raises(wire.ProtocolError):
             wire.parse_reply_head(bad)

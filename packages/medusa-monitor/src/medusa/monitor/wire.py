@@ -195,7 +195,8 @@ def parse_reply_head(raw: bytes) -> tuple[str, list[str], int]:
     kind, args = words[0], words[1:]
     if kind in ("OK", "RESULT"):
         need = 1 if kind == "OK" else 2
-        if len(args) != need or not args[-1].isdigit():
+        length = args[-1] if len(args) == need else ""
+        if not (length.isascii() and length.isdigit()) or len(length) > 12:
             raise ProtocolError(f"malformed {kind} reply: {raw[:80]!r}")
         if kind == "RESULT" and args[0] not in ("ok", "error"):
             raise ProtocolError(f"malformed RESULT reply: {raw[:80]!r}")
