@@ -49,6 +49,7 @@ from medusa.core.uploads import (
     remove_stale_uploads,
 )
 from medusa.http.conditional import entity_tag, evaluate_preconditions
+from medusa.http.digits import parse_digits
 from medusa.http.request import Request
 
 __all__ = ["PutHandler", "TemporaryFileUpload", "climbs_above_root", "remove_stale"]
@@ -344,7 +345,8 @@ class PutHandler:
             request.error(400, "Partial PUT (Content-Range) is not supported.")
             return None
         length = request.headers.get("content-length")
-        if length is not None and int(length) > self.max_size:
+        size = None if length is None else parse_digits(length)  # the channel checked it
+        if size is not None and size > self.max_size:
             request.error(413)
             return None
         target = self._target(request)
