@@ -247,6 +247,20 @@ def test_what_servers_log_while_built_has_the_configured_level(
         assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ \S+ WARNING ", lines[0]), lines
 
 
+@pytest.mark.parametrize("option", [["--listing"], ["--status"], ["--status", "/s"]])
+def test_type_options_with_a_config_file_refused(
+    runner: Runner, tmp_path: Path, option: list[str]
+) -> None:
+    """``--listing``/``--status`` configure the servers of ``medusa serve ROOT``: with ``-c
+    FILE`` they would be ignored silently, so they are a usage error."""
+    config = tmp_path / "medusa.toml"
+    config.write_text('[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\n')
+    done = runner.run("serve", "-c", str(config), *option)
+    assert done.returncode == 2, done.stderr
+    assert "-c FILE and a server type's own options" in done.stderr
+    assert "listening" not in done.stdout
+
+
 def test_port_in_use(runner: Runner, tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

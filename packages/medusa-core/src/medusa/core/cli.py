@@ -91,8 +91,17 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
             help=f"{cls.description}: listen on ADDR (PORT, HOST:PORT, *:PORT, [IPv6]:PORT, "
             f"unix:/path; default 127.0.0.1:{cls.default_port}); may be repeated",
         )
+    core_dests = set(vars(serve.parse_args([])))
     for _name, cls in sorted(server_types.items()):
         cls.add_serve_arguments(serve)  # a type's own options (medusa-http: --listing, ...)
+    # Their defaults, to tell whether one was given: they make no sense with -c FILE.
+    serve.set_defaults(
+        type_option_defaults={
+            dest: value
+            for dest, value in vars(serve.parse_args([])).items()
+            if dest not in core_dests
+        }
+    )
     serve.add_argument("-c", "--config", metavar="FILE", help="a medusa.toml declaring servers")
     _add_common(serve)
 
@@ -186,6 +195,14 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
         if args.root is not None:
             print(
                 "medusa: -c FILE and ROOT cannot be combined (set root in the file)",
+                file=sys.stderr,
+            )
+            return 2
+        defaults: dict[str, object] = args.type_option_defaults
+        if any(getattr(args, dest) != value for dest, value in defaults.items()):
+            print(
+                "medusa: -c FILE and a server type's own options (such as --listing or "
+                "--status) cannot be combined (set them in the file)",
                 file=sys.stderr,
             )
             return 2
