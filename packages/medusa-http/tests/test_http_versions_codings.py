@@ -139,3 +139,31 @@ def test_lone_chunked_is_stored(site: Site, coding: bytes) -> None:
     )
     assert answer.startswith(b"HTTP/1.1 201 "), answer[:100]
     assert (site.root / "a.txt").read_bytes() == b"hello"
+
+
+def test_http10_chunked_body_is_handled_then_the_connection_closed(site: Site) -> None:
+    """Transfer-Encoding in an HTTP/1.0 request: the framing is treated as faulty, so the
+    request is answered and the connection closed, whatever ``Connection`` says (RFC 9112
+    §6.1); the pipelined request after it is not read."""
+    answer = site.exchange(
+        b"PUT /up/b.txt HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        + CHUNKED_BODY
+        + b"GET /index.html HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 201 "), answer[:100]
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert b"Connection: close" in answer
+    assert (site.root / "b.txt").read_bytes() == b"hello"
+
+
+def test_get_of_a_name_too_long_is_404_without_a_warning(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No file can have a name over 255 bytes: 404, and nothing a client can use to fill
+    the log with warnings."""
+    answer = site.exchange(
+        b"GET /" + b"q" * 300 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 404 "), answer[:100]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

@@ -279,6 +279,10 @@ class HTTPChannel(Channel):
         parser = self._parser
         assert parser is not None
         request = self._make_request(parser)
+        if size is None and request.version == "1.0":
+            # Transfer-Encoding in an HTTP/1.0 message: its framing is treated as faulty,
+            # and the connection closes after it (RFC 9112 §6.1).
+            request.keep_alive = False
         self._enqueue(request)
         self.http.counters.requests += 1
         self._linger = True  # an answer before the whole body was read closes gracefully

@@ -287,6 +287,8 @@ class FileHandler:
         except OSError as exc:
             if exc.errno in _NO_DESCRIPTORS:
                 _unavailable(request, path, exc)
+            elif exc.errno == errno.ENAMETOOLONG:
+                request.error(404)  # no such file can exist: nothing to log
             else:
                 error_logger.warning("%s: cannot open %r: %s", peer_text(request.peer), path, exc)
                 request.error(404)
