@@ -206,6 +206,8 @@ def test_gzip_large_file_streams(tmp_path: Path, backend: str) -> None:
         conn.request("HEAD", "/big.txt", headers={"Accept-Encoding": "gzip"})
         head = conn.getresponse()
         assert head.getheader("Content-Encoding") == "gzip"
+        # No length is known without coding the file: none is claimed (it said 0).
+        assert head.getheader("Content-Length") is None
         assert head.read() == b""
         conn.close()
 

@@ -401,6 +401,7 @@ class FileHandler:
         request.set_header("Content-Encoding", "gzip")
         if request.method == "HEAD":
             os.close(opened.fd)
+            request.push(b"")  # the head as for GET: no length is known (RFC 9110 §9.3.2)
             request.done()
             return
         file = self._sendable(request, opened)
