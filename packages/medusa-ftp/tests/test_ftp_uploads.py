@@ -352,3 +352,40 @@ def test_the_search_for_stale_files_can_be_turned_off(tmp_path: Path, backend: s
         ftp.login()
         assert ftp.nlst() == []  # still hidden
     assert stale.exists()
+
+
+# -- a resumed STOR (REST n) --------------------------------------------------------------
+
+
+def test_a_resumed_upload_without_its_data_connection_leaves_the_file(
+    tree: Path, backend: str
+) -> None:
+    """RFC 959 §4.1.3: REST 3 + STOR restarts the file at byte 3, but only with the data
+    that comes: a STOR whose data connection never opens (425) leaves the file whole."""
+    (tree / "keep.txt").write_bytes(b"0123456789")
+    thread = start(tree, backend, data_timeout=0.5)
+    try:
+        ftp = login(thread)
+        ftp.sendcmd("PASV")  # and never connect
+        assert raw(ftp, "REST 3").startswith("350")
+        assert raw(ftp, "STOR keep.txt").startswith("150")
+        assert (tree / "keep.txt").read_bytes() == b"0123456789"
+        with pytest.raises(ftplib.error_temp, match=r"^425"):
+            ftp.voidresp()
+        assert (tree / "keep.txt").read_bytes() == b"0123456789"
+        assert raw(ftp, "NOOP").startswith("200")
+    finally:
+        thread.stop()
+
+
+def test_a_resumed_upload_restarts_the_file_at_the_offset(tree: Path, backend: str) -> None:
+    (tree / "keep.txt").write_bytes(b"0123456789")
+    thread = start(tree, backend)
+    try:
+        ftp = login(thread)
+        ftp.storbinary("STOR keep.txt", io.BytesIO(b"abc"), rest=3)
+        assert (tree / "keep.txt").read_bytes() == b"012abc"
+        ftp.storbinary("STOR keep.txt", io.BytesIO(b""), rest=2)  # no data: cut at 2
+        assert (tree / "keep.txt").read_bytes() == b"01"
+    finally:
+        thread.stop()

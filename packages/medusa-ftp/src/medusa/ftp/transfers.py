@@ -37,7 +37,9 @@ class UploadFile:
     Args:
         fs: the session's filesystem (file operations run as the user there).
         path: the virtual path of the target.
-        offset: for a resumed ``STOR``: where writing starts in the existing file (bytes).
+        offset: for a resumed ``STOR``: where writing starts in the existing file (bytes);
+            the file is cut there when the first data arrives (or at completion), never
+            before, so that an upload without data leaves it as it was.
         append: ``APPE``: add to the end of the target (created if missing).
         ascii: ``TYPE A``: CRLF from the network becomes LF.
         exclusive: ``STOU``: the commit fails rather than replace an existing file.
@@ -70,16 +72,21 @@ class UploadFile:
         self.written = 0
         self._decoder = FromNetwork() if ascii else None
         self.temp: str | None = None
+        self._truncate_at: int | None = None
         if append:
             self.file: BinaryIO = fs.open(self.path, "ab")
         elif offset:
+            # RFC 959 §4.1.3 (REST): the file restarts at the marker. The target is cut
+            # there only when the first data arrives (or at completion of an empty
+            # upload): a resumed STOR that never gets its data connection (425) or is
+            # aborted before any data leaves the file exactly as it was.
             self.file = fs.open(self.path, "r+b")
             try:
                 self.file.seek(offset)
-                self.file.truncate()
             except BaseException:
                 self.file.close()
                 raise
+            self._truncate_at = offset
         else:
             temp = ftp_temporary_name(self.path)
             self.file = fs.open(temp, "xb")
@@ -94,8 +101,18 @@ class UploadFile:
         """
         if self._decoder is not None:
             data = self._decoder.convert(data)
+        if data:
+            self._cut()
         self.file.write(data)
         self.written += len(data)
+
+    def _cut(self) -> None:
+        """A resumed ``STOR``'s first data (or its completion): cut the target at the
+        ``REST`` offset, once."""
+        if self._truncate_at is not None:
+            offset, self._truncate_at = self._truncate_at, None
+            self.file.truncate(offset)
+            self.file.seek(offset)
 
     def finish(self) -> None:
         r"""All data arrived: write what ``TYPE A`` conversion held back and flush the
@@ -107,8 +124,10 @@ class UploadFile:
         if self._decoder is not None:
             rest = self._decoder.flush()
             if rest:
+                self._cut()
                 self.file.write(rest)
                 self.written += len(rest)
+        self._cut()  # an empty resumed STOR: the file ends at the offset
         self.file.flush()
 
     def sync(self) -> None:
