@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -133,6 +133,8 @@ class EchoChannel(Channel):
             self.push(b"BEGIN\n")
             self.push_with_producer(FileProducer(open(path.decode(), "rb"), 0, int(count)))  # noqa: SIM115
             self.push(b"END\n")
+        elif command == b"INTERLEAVE":  # the test's producer, on the test's server
+            self.push_with_producer(cast(InterleaveProducer, self.server.interleave))  # type: ignore[union-attr]
         elif command == b"BIGQUIT":
             self.push_with_producer(SimpleProducer(pattern(int(arg))))
             self.close_when_done()
@@ -157,8 +159,30 @@ def order_big_expected() -> bytes:
     return b"".join(p if isinstance(p, bytes) else p[0] for p in order_big_parts())
 
 
+class InterleaveProducer:
+    """Many small chunks; its first ``more()`` sends a line on another client's socket,
+    and each call records whether that client's echo has arrived yet."""
+
+    def __init__(self, other: socket.socket, chunks: int) -> None:
+        self.other = other
+        self.chunks = chunks
+        self.calls = 0
+        self.seen_at: int | None = None
+
+    def more(self) -> bytes:
+        if self.calls == 0:
+            self.other.sendall(b"PING\n")
+        elif self.seen_at is None and select.select([self.other], [], [], 0)[0]:
+            self.seen_at = self.calls
+        if self.calls >= self.chunks:
+            return b""
+        self.calls += 1
+        return b"x" * 32
+
+
 class EchoServer(Server):
     name = "echo"
+    interleave: InterleaveProducer | None = None
 
     def make_channel(self) -> Channel:
         return EchoChannel(self)
@@ -388,6 +412,29 @@ def test_close_when_done_flushes_then_closes(backend: str, clients: Callable[...
         other.send(b"hi\nQUIT\nnever\n")
         assert other.recv_until_eof() == b"hi\nBYE\n"  # nothing pushed after the close
         wait_until(lambda: st.call(lambda: server.counters.active) == 0, TIMEOUT, "closes")
+
+
+def test_busy_producer_yields_to_other_connections(
+    backend: str, clients: Callable[..., Client]
+) -> None:
+    """A producer that keeps returning data to a fast reader (a compressed response) does
+    not hold the loop: a second client's request is answered while the first response is
+    still being produced, and the first response arrives whole and in order."""
+    with echo_server(backend) as (st, server):
+        address = ("127.0.0.1", server.port)
+        first, second = clients(address), clients(address)
+        first.send(b"hello\n")
+        first.expect(b"hello\n")
+        second.send(b"hi\n")
+        second.expect(b"hi\n")
+        chunks = 2000  # 64,000 bytes: below the socket buffers, so flow control never pauses
+        producer = server.interleave = InterleaveProducer(second.sock, chunks)
+        first.send(b"INTERLEAVE\nafter\n")
+        assert first.recv_exactly(chunks * 32) == b"x" * (chunks * 32)
+        first.expect(b"after\n")
+        second.expect(b"PING\n")
+        assert producer.seen_at is not None, "the other client waited for the whole response"
+        assert producer.seen_at < chunks
 
 
 def test_close_from_resume_writing_with_an_empty_buffer(

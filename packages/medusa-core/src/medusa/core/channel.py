@@ -44,6 +44,15 @@ _CLOSE = object()
 _WRITE_BACKLOG = "write-backlog"
 """The reason flow control gives :meth:`Channel.pause_reading`."""
 
+REFILL_BYTES = 1 << 20
+"""Bytes one :meth:`Channel._refill` call may take from producers' ``more()`` before it
+lets the loop run other callbacks (a fast reader of a compressed or TLS response must not
+monopolize the loop, as :data:`~medusa.core.zerocopy.SENDFILE_SLICE` for ``sendfile``)."""
+
+REFILL_CALLS = 16
+"""Calls of producers' ``more()`` one :meth:`Channel._refill` call may make before it
+yields to the loop (a producer that works hard for little output, gzip for instance)."""
+
 
 def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
     """Return the length of the longest suffix of ``data`` that is a proper prefix of
@@ -102,6 +111,7 @@ class Channel(asyncio.Protocol):
         "_incoming_size",
         "_peer",
         "_read_holds",
+        "_refill_scheduled",
         "_resuming",
         "_sockfd",
         "_write_paused",
@@ -150,6 +160,7 @@ class Channel(asyncio.Protocol):
         self._read_holds: frozenset[str] = _NO_HOLDS
         self._draining = False
         self._resuming = False
+        self._refill_scheduled = False
         self._closing = False
         self._sockfd = -1  # 0: sendfile allowed (the descriptor is asked for when used)
         self._corked = False
@@ -247,8 +258,23 @@ class Channel(asyncio.Protocol):
                 return
 
     def eof_received(self) -> bool | None:
-        """The client shut down its sending side; by default, finish writing and close."""
+        """The client shut down its sending side; by default, finish writing and close.
+
+        Returns:
+            True on a plain transport (keep it half-open until the output is written);
+            None on TLS, whose transport closes itself after this call in any case
+            (asyncio logs a warning when True is returned there).
+        """
         self.close_when_done()
+        return self.keep_half_open()
+
+    def keep_half_open(self) -> bool | None:
+        """The value :meth:`eof_received` returns to keep writing after the client's
+        end of file: True on a plain transport; None on a TLS transport, which cannot be
+        half-open (asyncio closes it after ``eof_received`` and warns about True)."""
+        transport = self.transport
+        if transport is not None and transport.get_extra_info("sslcontext") is not None:
+            return None
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -458,7 +484,10 @@ class Channel(asyncio.Protocol):
     # -- output machinery ------------------------------------------------------------------
 
     def _refill(self) -> None:
-        """Drain the fifo into the transport while it accepts more."""
+        """Drain the fifo into the transport while it accepts more. After
+        :data:`REFILL_CALLS` calls of ``more()`` or :data:`REFILL_BYTES` bytes from them,
+        the rest is left to a callback on the next loop iteration, so that other
+        connections are served meanwhile (the fifo keeps the order)."""
         fifo = self._fifo
         transport = self.transport
         if transport is None:
@@ -466,6 +495,8 @@ class Channel(asyncio.Protocol):
         counters = self.server.counters if self.server is not None else None
         if fifo and not self._write_paused:
             self.last_activity = time.monotonic()
+        calls = REFILL_CALLS
+        budget = REFILL_BYTES
         while fifo and not self._write_paused:
             if self._closing or transport.is_closing():
                 return
@@ -489,6 +520,12 @@ class Channel(asyncio.Protocol):
                     fifo.pop(0)
                     continue
                 # done is None: sendfile cannot send this file; read it with more().
+            if calls <= 0 or budget <= 0:
+                if not self._refill_scheduled:
+                    self._refill_scheduled = True
+                    asyncio.get_running_loop().call_soon(self._scheduled_refill)
+                return
+            calls -= 1
             try:
                 data = item.more()
             except Exception:
@@ -498,6 +535,7 @@ class Channel(asyncio.Protocol):
                 self.abort()
                 return
             if data:
+                budget -= len(data)
                 transport.write(data)
                 self.bytes_out += len(data)
                 if counters is not None:
@@ -512,6 +550,11 @@ class Channel(asyncio.Protocol):
                         counters.errors += 1
                     self.abort()
                     return
+
+    def _scheduled_refill(self) -> None:
+        """Continue :meth:`_refill` from the loop after it yielded its turn."""
+        self._refill_scheduled = False
+        self._refill()
 
     def _release_fifo(self) -> None:
         """Empty the fifo, closing the producers in it (open files)."""
