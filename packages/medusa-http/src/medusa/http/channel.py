@@ -656,13 +656,13 @@ class HTTPChannel(Channel):
                 upload.request.error(400, "The request body is incomplete.")
         if not self._busy():
             self.close()
-            return True
+            return self.keep_half_open()
         if self._requests:
             # Close after the last answer (earlier ones keep the connection for it).
             self._requests[-1].keep_alive = False
         else:
             self.close_when_done()
-        return True
+        return self.keep_half_open()
 
     def _busy(self) -> bool:
         """True while a response is pending or still being written (a finished request's
