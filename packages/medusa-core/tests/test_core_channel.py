@@ -420,7 +420,7 @@ def test_busy_producer_yields_to_other_connections(
     """A producer that keeps returning data to a fast reader (a compressed response) does
     not hold the loop: a second client's request is answered while the first response is
     still being produced, and the first response arrives whole and in order."""
-    with echo_server(backend) as (st, server):
+    with echo_server(backend) as (_, server):
         address = ("127.0.0.1", server.port)
         first, second = clients(address), clients(address)
         first.send(b"hello\n")
