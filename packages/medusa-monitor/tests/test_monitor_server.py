@@ -217,6 +217,32 @@ def test_login_timeout(backend: str) -> None:
         assert sock.recv(200) == b""  # closed without an answer
 
 
+def test_login_timeouts_count_as_failures(backend: str) -> None:
+    """Connections held open without answering (to fill max_connections and keep the
+    administrator out) lock their address out like wrong secrets; another address is not
+    affected."""
+    server = MonitorServer(
+        ("127.0.0.1", 0), secret=SECRET, login_timeout=0.2, max_failures=3, audit_log=False
+    )
+    with ServerThread([server], backend=backend):
+        socks = [socket.create_connection(("127.0.0.1", server.port), 10) for _ in range(3)]
+        try:
+            for sock in socks:
+                assert sock.recv(200).startswith(b"HELLO ")
+            for sock in socks:
+                assert sock.recv(200) == b""  # timed out
+        finally:
+            for sock in socks:
+                sock.close()
+        with socket.create_connection(("127.0.0.1", server.port), 10) as sock:
+            assert sock.recv(200) == b"DENIED locked\n"
+        other = socket.create_connection(
+            ("127.0.0.1", server.port), 10, source_address=("127.0.0.2", 0)
+        )
+        with MonitorConnection(other) as conn:
+            conn.login(SECRET)
+
+
 def test_unix_socket_mode_and_peer_login(backend: str, tmp_path: Path) -> None:
     path = tmp_path / "run" / "monitor.sock"
     log = ListLogger()

@@ -3,7 +3,8 @@
 The login is the challenge-response of :mod:`medusa.monitor.secret` (or, on a Unix socket
 served without a secret, the peer's uid from ``SO_PEERCRED``). A wrong answer is counted by
 the server's :class:`~medusa.core.throttle.LoginFailures`, logged with the client's
-address, answered ``DENIED`` after the throttle's delay, and the connection dropped.
+address, answered ``DENIED`` after the throttle's delay, and the connection dropped; a login
+not completed within ``login_timeout`` counts as a failure too.
 
 After the login each ``LINE`` goes to the session's :class:`~medusa.monitor.console.Console`
 (``MORE`` until a statement is complete) and each ``EXEC`` block is compiled whole; the code
@@ -301,7 +302,14 @@ class MonitorChannel(Channel):
         awaited code runs; otherwise the idle timeout."""
         if self._state == "login":
             if now - self.connected_at > self.monitor.login_timeout:
-                self.monitor.audit(f"{self.client} login timed out")
+                # Counted as a failed login: connections held open without an answer would
+                # otherwise keep the administrator out (max_connections) at no cost.
+                throttle = self.monitor.throttle
+                throttle.failure(self.client_key, now)
+                message = f"{self.client} login timed out (counted as a failed login)"
+                if throttle.locked(self.client_key, now):
+                    message += f"; {self.client_key} locked out for {throttle.lockout:g} s"
+                self.monitor.audit(message)
                 self.close()
             return
         if self._state == "ready" and self._task is None:
