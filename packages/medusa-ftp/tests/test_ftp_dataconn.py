@@ -289,3 +289,28 @@ def test_data_bytes_are_counted(running: ServerThread) -> None:
     ftp.retrbinary("RETR small.txt", io.BytesIO().write)
     server = running.servers[0]
     wait_until(lambda: server.counters.bytes_out >= 11, what="the download to be counted")
+
+
+def test_an_unused_passive_port_goes_back_after_the_data_timeout(tree: Path, backend: str) -> None:
+    """A PASV nobody connects to holds its port only for ``data_timeout``: then the port
+    goes back to the range (another session gets it) and the idle session's next transfer
+    gets 425, as without PASV."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    thread = start(tree, backend, passive_ports=(port, port), data_timeout=0.5)
+    try:
+        first, second = login(thread), login(thread)
+        assert raw(first, "PASV").startswith("227")
+        assert raw(second, "PASV").startswith("425")  # the only port is held
+        replies: list[str] = []
+
+        def second_gets_the_port() -> bool:
+            replies.append(raw(second, "PASV"))
+            return replies[-1].startswith("227")
+
+        wait_until(second_gets_the_port, timeout=10, what="the port to come back", interval=0.1)
+        assert raw(first, "NOOP").startswith("200")  # the session itself goes on
+        assert raw(first, "LIST").startswith("425")
+    finally:
+        thread.stop()

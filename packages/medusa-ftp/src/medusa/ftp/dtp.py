@@ -304,12 +304,17 @@ class ServerDTP:
         for that long) or trickles (fewer than ``data_min_rate`` bytes per second moved
         over the last ``data_timeout`` seconds; vsftpd's and pyftpdlib's
         ``data_connection_timeout`` catch only the stall). An upload's temporary file is
-        then removed. Waits imposed by the server's own rate limits do not count. Returns
-        True when there was a transfer (the session's idle timeout does not apply then)."""
+        then removed. Waits imposed by the server's own rate limits do not count. Without
+        a transfer, a passive listener nobody connected to for that long is closed (its
+        port goes back to the range; the next transfer command gets 425 as without
+        ``PASV``), so that idle sessions cannot hold every passive port. Returns True when
+        there was a transfer (the session's idle timeout does not apply then)."""
         transfer = self.transfer
-        if transfer is None:
-            return False
         limit = self.ftp.data_timeout
+        if transfer is None:
+            if limit:
+                self._expire_passive(now, limit)
+            return False
         if not limit or transfer.storing:
             return True
         data = self.data
@@ -340,6 +345,20 @@ class ServerDTP:
             return True
         transfer.window_start, transfer.window_bytes = now, moved
         return True
+
+    def _expire_passive(self, now: float, limit: float) -> None:
+        """Close a passive listener still waiting after ``limit`` seconds without a
+        transfer (vsftpd and pyftpdlib likewise stop listening after their data
+        connection timeout)."""
+        listener = self.passive
+        if listener is None or not listener.listening or self.data is not None:
+            return
+        if now - listener.opened > limit:
+            self.session.log_session(
+                f"passive port {listener.port} closed: no data connection within {limit:g} s"
+            )
+            listener.close()
+            self.passive = None
 
     def _min_rate(self, transfer: Transfer) -> float:
         """The least rate (bytes/s) a transfer must keep: ``data_min_rate``, or half the

@@ -12,6 +12,7 @@ import errno
 import itertools
 import secrets
 import socket
+import time
 from collections.abc import Iterable
 
 from medusa.core.log import error_logger
@@ -100,6 +101,8 @@ class PassiveListener:
 
     Attributes:
         port: the port listened on.
+        opened: :func:`time.monotonic` time the listener was opened (the session closes a
+            listener nobody connected to within ``data_timeout``).
 
     Raises:
         PassivePortsExhaustedError, OSError: when no socket could be bound.
@@ -112,6 +115,7 @@ class PassiveListener:
         self.expected_host = expected_host
         self._sock: socket.socket | None
         self._sock, self.port = _bind(host, ports)
+        self.opened = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._sock.fileno(), self._accept)
         self._task: asyncio.Task[object] | None = None
