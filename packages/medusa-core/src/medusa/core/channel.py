@@ -53,6 +53,10 @@ REFILL_CALLS = 16
 """Calls of producers' ``more()`` one :meth:`Channel._refill` call may make before it
 yields to the loop (a producer that works hard for little output, gzip for instance)."""
 
+REFILL_SECONDS = 0.005
+"""Seconds of producers' ``more()`` work after which one :meth:`Channel._refill` call yields
+to the loop (gzip of 64 KiB of text takes a few milliseconds)."""
+
 
 def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
     """Return the length of the longest suffix of ``data`` that is a proper prefix of
@@ -485,9 +489,10 @@ class Channel(asyncio.Protocol):
 
     def _refill(self) -> None:
         """Drain the fifo into the transport while it accepts more. After
-        :data:`REFILL_CALLS` calls of ``more()`` or :data:`REFILL_BYTES` bytes from them,
-        the rest is left to a callback on the next loop iteration, so that other
-        connections are served meanwhile (the fifo keeps the order)."""
+        :data:`REFILL_CALLS` calls of ``more()``, :data:`REFILL_BYTES` bytes from them or
+        :data:`REFILL_SECONDS` spent in them, the rest is left to a callback on the next
+        loop iteration, so that other connections are served meanwhile (the fifo keeps the
+        order)."""
         fifo = self._fifo
         transport = self.transport
         if transport is None:
@@ -497,6 +502,7 @@ class Channel(asyncio.Protocol):
             self.last_activity = time.monotonic()
         calls = REFILL_CALLS
         budget = REFILL_BYTES
+        deadline = 0.0  # set at the first more() call
         while fifo and not self._write_paused:
             if self._closing or transport.is_closing():
                 return
@@ -520,12 +526,14 @@ class Channel(asyncio.Protocol):
                     fifo.pop(0)
                     continue
                 # done is None: sendfile cannot send this file; read it with more().
-            if calls <= 0 or budget <= 0:
+            if calls <= 0 or budget <= 0 or (deadline and time.monotonic() > deadline):
                 if not self._refill_scheduled:
                     self._refill_scheduled = True
                     asyncio.get_running_loop().call_soon(self._scheduled_refill)
                 return
             calls -= 1
+            if not deadline:
+                deadline = time.monotonic() + REFILL_SECONDS
             try:
                 data = item.more()
             except Exception:
