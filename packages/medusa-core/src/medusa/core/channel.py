@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer, Producer
+from medusa.core.terminator import find_prefix_at_end
+from medusa.core.writelimits import REFILL_BYTES, REFILL_CALLS, REFILL_SECONDS, check_water_marks
 from medusa.core.zerocopy import HAVE_SENDFILE, send_file, set_cork
 
 if TYPE_CHECKING:
@@ -43,29 +45,6 @@ _CLOSE = object()
 
 _WRITE_BACKLOG = "write-backlog"
 """The reason flow control gives :meth:`Channel.pause_reading`."""
-
-REFILL_BYTES = 1 << 20
-"""Bytes one :meth:`Channel._refill` call may take from producers' ``more()`` before it
-lets the loop run other callbacks (a fast reader of a compressed or TLS response must not
-monopolize the loop, as :data:`~medusa.core.zerocopy.SENDFILE_SLICE` for ``sendfile``)."""
-
-REFILL_CALLS = 16
-"""Calls of producers' ``more()`` one :meth:`Channel._refill` call may make before it
-yields to the loop (a producer that works hard for little output, gzip for instance)."""
-
-REFILL_SECONDS = 0.005
-"""Seconds of producers' ``more()`` work after which one :meth:`Channel._refill` call yields
-to the loop (gzip of 64 KiB of text takes a few milliseconds)."""
-
-
-def find_prefix_at_end(data: bytes | bytearray, terminator: bytes) -> int:
-    """Return the length of the longest suffix of ``data`` that is a proper prefix of
-    ``terminator`` (0 when none), i.e. how many trailing bytes may begin a terminator
-    that the next read completes."""
-    n = min(len(terminator) - 1, len(data))
-    while n > 0 and not data.endswith(terminator[:n]):
-        n -= 1
-    return n
 
 
 class Channel(asyncio.Protocol):
@@ -147,7 +126,7 @@ class Channel(asyncio.Protocol):
             write_high_water = server.write_high_water
         if write_low_water is None and server is not None:
             write_low_water = server.write_low_water
-        _check_water_marks(write_high_water, write_low_water)
+        check_water_marks(write_high_water, write_low_water)
         self.write_high_water = write_high_water
         self.write_low_water = write_low_water
         if idle_timeout is None and server is not None:
@@ -593,15 +572,3 @@ class Channel(asyncio.Protocol):
     def _restore_limits(self, transport: asyncio.Transport) -> None:
         """Put back the channel's own write buffer limits after a drain wait."""
         transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-
-
-def _check_water_marks(high: int | None, low: int | None) -> None:
-    """Check a pair of write buffer limits (bytes; ``None`` for the default).
-
-    Raises:
-        ValueError: for a negative limit or ``low`` above ``high``.
-    """
-    if (high is not None and high < 0) or (low is not None and low < 0):
-        raise ValueError(f"write buffer limits must be 0 or more, got {high!r}/{low!r}")
-    if high is not None and low is not None and low > high:
-        raise ValueError(f"write_low_water {low} is above write_high_water {high}")

@@ -23,11 +23,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from medusa.core.address import Address, AddressError
-from medusa.core.channel import Channel, _check_water_marks
+from medusa.core.channel import Channel
 from medusa.core.descriptors import refresh_limit, short_of_descriptors
 from medusa.core.log import error_logger, peer_text
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
+from medusa.core.writelimits import check_water_marks
 
 __all__ = ["ListenError", "Server", "running_servers"]
 
@@ -148,7 +149,7 @@ class Server:
             address = Address(address[0], int(address[1]))
         elif not isinstance(address, Address):
             address = Address.parse(address)
-        _check_water_marks(write_high_water, write_low_water)
+        check_water_marks(write_high_water, write_low_water)
         self.address = address
         self.backlog = backlog
         self.max_connections = max_connections

@@ -142,6 +142,24 @@ class BodyReception:
         waits for ``100 Continue`` (the body timeouts do not run then)."""
         return self._holds > 0
 
+    def too_slow(
+        self, now: float, last_activity: float, timeout: float, min_rate: float
+    ) -> str | None:
+        """Judge the body at ``now`` (:func:`time.monotonic`) while the server does not hold
+        it back: the reason it timed out (no data for ``timeout`` seconds since
+        ``last_activity``, or fewer than ``min_rate`` bytes per second over the last
+        ``timeout``-second window, a trickle; ``min_rate`` 0: silence only), else None, and
+        then a full window that kept the rate starts the next one."""
+        if now - max(self.paused_at, last_activity) > timeout:
+            return f"none for {timeout:g} s"
+        if not min_rate or now - self.window_start < timeout or self.request.answered:
+            return None
+        rate = (self.size - self.window_bytes) / (now - self.window_start)
+        if rate < min_rate:
+            return f"{rate:.0f} bytes/s over {timeout:g} s, under {min_rate:g} bytes/s"
+        self.window_start, self.window_bytes = now, self.size
+        return None
+
     def hold(self, now: float) -> None:
         """The server starts holding the body back at ``now`` (:func:`time.monotonic`);
         each call is undone by one :meth:`release`."""

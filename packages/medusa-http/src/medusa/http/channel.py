@@ -5,21 +5,14 @@ to requests, handlers and the response queue.
   only with ``Connection: keep-alive``.
 * Pipelining (RFC 9112 §9.3.2): requests are dispatched as they arrive, responses leave in
   request order; a response finished early waits in its request until its turn.
-* Limits, each answered with its status and a close: malformed request 400; request line
-  over ``max_request_line`` 414; header block over ``max_header_size`` or
-  ``max_header_fields`` fields 431; a buffered body over ``max_body_size`` 413 (bodies
-  streamed to a handler: see :mod:`medusa.http.body`); a head not complete
-  within ``header_timeout`` seconds 408 (slowloris); a body that sends nothing for
-  ``body_timeout`` seconds, or fewer than ``body_min_rate`` bytes per second over each
-  ``body_timeout`` window, 408; idle keep-alive connections close after
-  ``keepalive_timeout`` seconds.
-* Versions (RFC 9110 §15.6.6): HTTP/1.0 and HTTP/1.1 are served; any other version that the
-  parser lets through (``HTTP/2.0``, a version-less ``HTTP/0.9`` line) gets 505.
-* Transfer codings (RFC 9112 §6.1, §6.3, §7): a request body's only supported coding is a
-  lone ``chunked``; another coding before it gets 501, a coding list that does not end with
-  ``chunked`` 400 (its length cannot be known). Nothing of such a body is read or stored.
-* Log lines carry the client as ``host:port``; text the client chose (paths, targets,
-  methods) goes through :func:`medusa.core.log.printable`, so it cannot forge lines.
+* Limits, each answered with its status and a close: malformed 400, request-target over
+  ``max_request_line`` 414, head over ``max_header_size``/``max_header_fields`` 431,
+  buffered body over ``max_body_size`` 413 (streamed bodies: :mod:`medusa.http.body`); 408
+  for a head slower than ``header_timeout`` or a body silent for ``body_timeout`` or under
+  ``body_min_rate``. The request line (:mod:`medusa.http.requestline`) and the head's
+  framing, ``Host`` and ``Expect`` (:mod:`medusa.http.headcheck`) are checked first.
+* Log lines give the client as ``host:port`` and escape what it chose
+  (:func:`medusa.core.log.printable`).
 """
 
 from __future__ import annotations
@@ -28,17 +21,17 @@ import asyncio
 import inspect
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 import httptools
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.http.body import BodyReception
-from medusa.http.digits import parse_digits
 from medusa.http.handler import Handler
+from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
+from medusa.http.linger import LingeringClose
 from medusa.http.request import Request
-from medusa.http.target import TargetError, split_target, valid_host
+from medusa.http.requestline import split_request_line
 
 if TYPE_CHECKING:
     from medusa.http.server import HTTPServer
@@ -50,53 +43,10 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that change nothing (RFC 9110 §9.2.1): a pipelined request after any other one
 waits until it is answered, so that it sees its effect."""
 
-_METHODS = {
-    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
-}  # shared placeholder between requests; never mutated
-
-
-LINGER_SECONDS = 2.0
-"""How long input is read and discarded after an error response before closing."""
-
-
-class _LingeringClose:
-    """A producer that starts the lingering close once everything before it was handed
-    to the transport."""
-
-    __slots__ = ("channel",)
-
-    def __init__(self, channel: HTTPChannel) -> None:
-        self.channel = channel
-
-    def more(self) -> bytes:
-        self.channel.start_lingering_close()
-        return b""
-
 
 class _StopParsingError(Exception):
     """Raised inside a parser callback when no further request on the connection is to be
     read (bytes after the last one answered before a close)."""
-
-
-class _RejectError(Exception):
-    """Raised inside a parser callback to stop parsing with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _refuse_coding(coding: str) -> None:
-    """Refuse a request whose ``Transfer-Encoding`` is not a lone ``chunked``: 400 when
-    ``chunked`` is not the final coding (the body's length cannot be known, RFC 9112 §6.3),
-    else 501 (a coding this server does not implement, RFC 9112 §6.1, §7).
-
-    Raises:
-        _RejectError: always.
-    """
-    if coding.rpartition(",")[2].strip().lower() != "chunked":
-        raise _RejectError(400, "chunked is not the final transfer coding")
-    raise _RejectError(501, f"unsupported transfer coding: {coding}")
 
 
 class HTTPChannel(Channel):
@@ -189,7 +139,7 @@ class HTTPChannel(Channel):
                 self._requests[-1].keep_alive = False
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__ or exc.__cause__
-            if isinstance(cause, _RejectError):
+            if isinstance(cause, RequestRejectedError):
                 self._reject(cause.status, str(cause))
             elif isinstance(cause, _StopParsingError):
                 pass  # the rest of this read is discarded, as every later read is
@@ -226,7 +176,7 @@ class HTTPChannel(Channel):
         self._url += url
         self._pending_head = 0
         if len(self._url) > self.http.max_request_line:
-            raise _RejectError(414, "request-target too long")
+            raise RequestRejectedError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """llhttp: one complete header field."""
@@ -234,15 +184,15 @@ class HTTPChannel(Channel):
         self._pending_head = 0
         self._field_count += 1
         if self._field_count > self.http.max_header_fields:
-            raise _RejectError(431, "too many header fields")
+            raise RequestRejectedError(431, "too many header fields")
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.http.max_header_size:
-            raise _RejectError(431, "request header block too large")
+            raise RequestRejectedError(431, "request header block too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         if key in headers:
             if key == "host":
-                raise _RejectError(400, "more than one Host field")  # RFC 9112 §3.2
+                raise RequestRejectedError(400, "more than one Host field")  # RFC 9112 §3.2
             headers[key] = f"{headers[key]}, {text}"
         else:
             headers[key] = text
@@ -253,31 +203,12 @@ class HTTPChannel(Channel):
         before it is read (:mod:`medusa.http.body`); ``Expect: 100-continue`` (RFC 9110
         §10.1.1) is answered then."""
         self._in_head = False
-        headers = self._headers
-        length = headers.get("content-length")
-        size: int | None = 0
-        if length is not None:
-            size = parse_digits(length)
-            if size is None:
-                raise _RejectError(400, "invalid Content-Length")
-        elif "transfer-encoding" in headers:
-            coding = headers["transfer-encoding"]
-            if coding != "chunked" and coding.strip().lower() != "chunked":
-                _refuse_coding(coding)
-            size = None  # chunked
-        host = headers.get("host")
-        if host is None:
-            if self._parser is not None and self._parser.get_http_version() == "1.1":
-                raise _RejectError(400, "no Host field")  # RFC 9112 §3.2
-        elif not valid_host(host):
-            raise _RejectError(400, "invalid Host field")
-        expect = headers.get("expect")
-        if expect is not None and expect.lower() != "100-continue":
-            raise _RejectError(417, "unsupported expectation")
-        if size == 0:
-            return
         parser = self._parser
         assert parser is not None
+        size = body_length(self._headers)
+        expect = check_fields(self._headers, parser.get_http_version)
+        if size == 0:
+            return
         request = self._make_request(parser)
         if size is None and request.version == "1.0":
             # Transfer-Encoding in an HTTP/1.0 message: its framing is treated as faulty,
@@ -287,7 +218,7 @@ class HTTPChannel(Channel):
         self.http.counters.requests += 1
         self._linger = True  # an answer before the whole body was read closes gracefully
         upload = self._upload = BodyReception(
-            self, request, size, expect is not None and parser.get_http_version() == "1.1"
+            self, request, size, expect and request.version == "1.1"
         )
         upload.handler = self._choose_handler(request)
         if request.answered:
@@ -307,23 +238,11 @@ class HTTPChannel(Channel):
 
     def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
         version = parser.get_http_version()
-        # RFC 9110 §15.6.6: llhttp lets HTTP/2.0 and a version-less (0.9) line through.
-        if version != "1.1" and version != "1.0":
-            raise _RejectError(505, f"HTTP version {version} is not supported")
         url = self._url.decode("latin-1")
         self._url = b""
-        method = parser.get_method()
-        name = _METHODS.get(method) or method.decode("ascii")
-        if url.startswith("/"):
-            raw_path, _, query = url.partition("?")
-        else:
-            try:
-                raw_path, query, authority = split_target(name, url)
-            except TargetError as exc:
-                raise _RejectError(400, str(exc)) from None
-            if authority is not None:
-                self._headers["host"] = authority  # RFC 9112 §3.2.2
-        path = unquote(raw_path, errors="surrogateescape") if "%" in raw_path else raw_path
+        name, path, query, authority = split_request_line(parser.get_method(), url, version)
+        if authority is not None:
+            self._headers["host"] = authority  # RFC 9112 §3.2.2
         request = Request(
             self,
             name,
@@ -490,7 +409,6 @@ class HTTPChannel(Channel):
         if request.headers_sent:
             self.abort()  # the body is cut: the client must see an incomplete response
             return
-        request.keep_alive = request.keep_alive and True
         request.error(500)
 
     def response_finished(self, request: Request) -> None:
@@ -517,7 +435,7 @@ class HTTPChannel(Channel):
                 requests.clear()
                 self._discard = True
                 if self._linger:
-                    self.push_with_producer(_LingeringClose(self))
+                    self.push_with_producer(LingeringClose(self, self._read_after_half_close))
                 else:
                     self.close_when_done()
                 return
@@ -578,20 +496,11 @@ class HTTPChannel(Channel):
             if self.reading_paused or upload.held:
                 upload.paused_at = now  # the server holds the body back, not the client
                 return
-            limit = server.body_timeout
-            if now - max(upload.paused_at, self.last_activity) > limit:
-                self._body_timeout(upload, f"none for {limit:g} s")
-                return
-            minimum = server.body_min_rate
-            if not minimum or now - upload.window_start < limit or upload.request.answered:
-                return
-            rate = (upload.size - upload.window_bytes) / (now - upload.window_start)
-            if rate < minimum:
-                self._body_timeout(
-                    upload, f"{rate:.0f} bytes/s over {limit:g} s, under {minimum:g} bytes/s"
-                )
-            else:
-                upload.window_start, upload.window_bytes = now, upload.size
+            why = upload.too_slow(
+                now, self.last_activity, server.body_timeout, server.body_min_rate
+            )
+            if why is not None:
+                self._body_timeout(upload, why)
         elif not self._busy():
             if now - self.last_activity > server.keepalive_timeout:
                 self.close()
@@ -621,27 +530,11 @@ class HTTPChannel(Channel):
         if not request.answered:
             request.error(408)
 
-    def start_lingering_close(self) -> None:
-        """Close gracefully after an error response (RFC 9112 §9.6): send FIN once the
-        response is flushed, keep reading and discarding what the client still sends, and
-        close when it closes or after ``LINGER_SECONDS``. Closing at once with unread input
-        would make the kernel send a reset, which can destroy the error response before the
-        client reads it."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if not transport.can_write_eof():
-            self.close_when_done()
-            return
-        try:
-            transport.write_eof()
-        except OSError:  # the client is gone already (ENOTCONN): nothing to linger for
-            self.close()
-            return
+    def _read_after_half_close(self) -> None:
+        """The lingering close began: read (and discard) even if the pipeline paused it."""
         if self._pipeline_paused:
             self._pipeline_paused = False
             self.resume_reading("pipeline")
-        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.close)
 
     def eof_received(self) -> bool | None:
         """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
