@@ -17,9 +17,10 @@ from medusa.chat.network import Network, NetworkConfig
 from medusa.chat.session import LinkPolicy
 from medusa.core.address import Address
 from medusa.core.channel import Channel
+from medusa.core.listener import close_listener
 from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive
-from medusa.core.server import Server, _close_listener
+from medusa.core.server import Server
 
 __all__ = ["ChatServer"]
 
@@ -268,7 +269,7 @@ class ChatServer(Server):
         super().close()
         extra, self._extra = self._extra, []
         for _, listener in extra:
-            _close_listener(listener)
+            close_listener(listener)
 
     # -- connections -----------------------------------------------------------------------
 

@@ -13,29 +13,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import os
 import socket
 import ssl as _ssl
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from medusa.core.address import Address, AddressError
 from medusa.core.channel import Channel
 from medusa.core.descriptors import refresh_limit, short_of_descriptors
+from medusa.core.listener import ListenError, close_listener, listener_addresses, open_listeners
 from medusa.core.log import error_logger, peer_text
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
+from medusa.core.trusted import TrustedNetworks, check_proxy_settings
 from medusa.core.writelimits import check_water_marks
 
 __all__ = ["ListenError", "Server", "running_servers"]
 
 _RUNNING: dict[int, Server] = {}
-
-ACCEPT_BATCH = 64
-"""Connections the standard (selector) loop accepts per readiness event of a listener."""
 
 
 def running_servers() -> list[Server]:
@@ -50,21 +48,6 @@ def _check_listen(value: Any) -> str | None:
     except AddressError as exc:
         return str(exc)
     return None
-
-
-_LISTEN_HINTS = {
-    errno.EADDRINUSE: "another process listens there: choose another with --{name} ADDR "
-    "or the server's listen option",
-    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE",
-    errno.EADDRNOTAVAIL: "no interface of this machine has that address",
-}
-
-
-class ListenError(OSError):
-    """A server cannot listen on its address: the message names the server type, the
-    address and the reason, with a hint (``http server cannot listen on 127.0.0.1:8080:
-    Address already in use (another process listens there: choose another with --http ADDR
-    or the server's listen option)``); :attr:`errno` is the system's error number."""
 
 
 class Server:
@@ -84,11 +67,20 @@ class Server:
         sendfile: allow zero-copy ``os.sendfile`` for file producers on plain sockets.
         ssl: a server-side :class:`ssl.SSLContext` for TLS, or ``None``.
         reuse_port: set ``SO_REUSEPORT`` (for several processes on one port).
+        proxy_protocol: require a PROXY protocol header (v1 or v2) from the peers in
+            ``proxy_trusted`` and take the client's address from it; refuse one from anyone
+            else (:class:`~medusa.core.channel.ProxyHeaderReader`). Only server types whose
+            :attr:`options` include :data:`~medusa.core.trusted.PROXY_OPTIONS` offer it.
+        proxy_trusted: CIDR blocks or addresses of the trusted proxies (``["127.0.0.1/32",
+            "10.0.0.0/8"]``); required with ``proxy_protocol``.
+        proxy_timeout: seconds a trusted peer has to send its whole header.
 
     Raises:
         AddressError: for an address string of no accepted form.
         ValueError: for a negative write buffer limit or ``write_low_water`` above
-            ``write_high_water``.
+            ``write_high_water``; ``proxy_protocol`` without ``proxy_trusted``, or with
+            ``ssl`` (the header comes before the TLS handshake, which this server does
+            first); a bad ``proxy_trusted`` entry; ``proxy_timeout`` not above 0.
     """
 
     name: ClassVar[str] = "server"
@@ -144,6 +136,9 @@ class Server:
         sendfile: bool = True,
         ssl: _ssl.SSLContext | None = None,
         reuse_port: bool = False,
+        proxy_protocol: bool = False,
+        proxy_trusted: Iterable[str] = (),
+        proxy_timeout: float = 10.0,
     ) -> None:
         if isinstance(address, tuple):
             address = Address(address[0], int(address[1]))
@@ -159,10 +154,27 @@ class Server:
         self.sendfile = sendfile
         self.ssl = ssl
         self.reuse_port = reuse_port
+        trusted = TrustedNetworks(proxy_trusted)
+        if proxy_protocol and not trusted:
+            raise ValueError("proxy_protocol needs proxy_trusted (the proxies' addresses)")
+        if proxy_protocol and ssl is not None:
+            raise ValueError("proxy_protocol is not supported on a TLS listener")
+        if proxy_timeout <= 0:
+            raise ValueError("proxy_timeout must be greater than 0")
+        self.trusted_proxies = trusted
+        """The ``proxy_trusted`` networks (empty when none were given)."""
+        self.proxy_trusted: TrustedNetworks | None = trusted if proxy_protocol else None
+        """The peers that must send a PROXY header, or None when ``proxy_protocol`` is
+        off (channels then never look for one)."""
+        self.proxy_timeout = float(proxy_timeout)
         self.counters = Counters()
         self.channels: set[Channel] = set()
         self._refused: set[Channel] = set()  # refused, their connection not yet lost
-        self._listener: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._socket_file: tuple[int, int] | None = None  # (st_dev, st_ino) of a Unix socket
+        self.inherited_sockets: list[socket.socket] = []
+        """Listening sockets bound by the master of ``--workers`` that :meth:`start` adopts
+        instead of binding :attr:`address` (empty: bind it)."""
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._stopping = False
@@ -189,6 +201,7 @@ class Server:
             ConfigError: for unknown keys, wrong types or bad values.
         """
         kwargs = validate_options(table, cls.options, source=source, prefix=prefix)
+        check_proxy_settings(kwargs, source=source, prefix=prefix)
         address = Address.parse(kwargs.pop("listen", cls.default_port))  # checked above
         if address.path is not None and not os.path.isabs(address.path):
             address = Address(None, 0, os.path.join(base_dir, address.path))
@@ -257,45 +270,26 @@ class Server:
         raise NotImplementedError
 
     async def start(self) -> None:
-        """Start listening.
+        """Start listening (on :attr:`inherited_sockets` when the master of ``--workers``
+        bound them for this worker).
 
         Raises:
             ListenError: when the address cannot be bound (in use, permission, bad host);
                 an :class:`OSError` whose message names the server and the address.
         """
-        loop = asyncio.get_running_loop()
-        addr = self.address
-        # The standard loop accepts up to `backlog` connections per readiness event, and
-        # when accept fails for want of descriptors it schedules a retry for each attempt
-        # of that batch: give it a small batch, then set the kernel's queue to `backlog`.
-        selector = isinstance(loop, asyncio.SelectorEventLoop)
-        batch = min(self.backlog, ACCEPT_BATCH) if selector else self.backlog
-        try:
-            if addr.path is not None:
-                self._listener = await loop.create_unix_server(
-                    self.make_channel, addr.path, backlog=batch, ssl=self.ssl
-                )
-            else:
-                self._listener = await loop.create_server(
-                    self.make_channel,
-                    addr.host,
-                    addr.port,
-                    backlog=batch,
-                    ssl=self.ssl,
-                    reuse_address=True,
-                    reuse_port=self.reuse_port or None,
-                )
-            if batch != self.backlog:
-                for listening in self._listener.sockets:
-                    with socket.socket(fileno=os.dup(listening.fileno())) as sock:
-                        sock.listen(self.backlog)
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            hint = _LISTEN_HINTS.get(exc.errno or 0)
-            message = f"{self.name} server cannot listen on {addr}: {reason}"
-            if hint:
-                message = f"{message} ({hint.format(name=self.name)})"
-            raise ListenError(exc.errno or 0, message) from exc
+        self._listeners = await open_listeners(
+            self.name,
+            self.address,
+            self.make_channel,
+            backlog=self.backlog,
+            ssl=self.ssl,
+            reuse_port=self.reuse_port,
+            sockets=self.inherited_sockets,
+        )
+        if self.address.path is not None and not self.inherited_sockets:
+            with contextlib.suppress(OSError):
+                st = os.lstat(self.address.path)
+                self._socket_file = (st.st_dev, st.st_ino)
         self.counters.started = time.time()
         _RUNNING[id(self)] = self
         self._schedule_sweep()
@@ -303,22 +297,13 @@ class Server:
     @property
     def listening(self) -> list[str]:
         """The bound addresses (``127.0.0.1:8080``, ``[::1]:8080``, ``unix:/path``)."""
-        if self._listener is None:
-            return []
-        out: list[str] = []
-        for sock in self._listener.sockets:
-            name = sock.getsockname()
-            if isinstance(name, tuple):
-                out.append(str(Address(name[0], name[1])))
-            else:
-                out.append(f"unix:{name if isinstance(name, str) else name.decode()}")
-        return out
+        return listener_addresses(self._listeners)
 
     @property
     def port(self) -> int:
         """The first bound TCP port (useful after listening on port 0); 0 for Unix sockets."""
-        if self._listener is not None:
-            for sock in self._listener.sockets:
+        for listener in self._listeners:
+            for sock in listener.sockets:
                 name = sock.getsockname()
                 if isinstance(name, tuple):
                     return int(name[1])
@@ -333,12 +318,16 @@ class Server:
         """Stop accepting connections (channels already open go on)."""
         self._stopping = True
         _RUNNING.pop(id(self), None)
-        if self._listener is not None:
-            _close_listener(self._listener)
-            if self.address.path is not None:
-                with contextlib.suppress(OSError):
-                    if stat.S_ISSOCK(os.lstat(self.address.path).st_mode):
-                        os.unlink(self.address.path)
+        for listener in self._listeners:
+            close_listener(listener)
+        socket_file, self._socket_file = self._socket_file, None
+        if socket_file is not None and self.address.path is not None:
+            # Only the socket this server made: after a reload the path may already be
+            # the new worker's socket.
+            with contextlib.suppress(OSError):
+                st = os.lstat(self.address.path)
+                if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == socket_file:
+                    os.unlink(self.address.path)
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -360,9 +349,9 @@ class Server:
             # connection_lost runs from the loop's next iterations: let it release the
             # sockets before the caller closes the loop.
             await self._wait_idle(1.0)
-        if self._listener is not None:
+        for listener in self._listeners:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._listener.wait_closed(), 1.0)
+                await asyncio.wait_for(listener.wait_closed(), 1.0)
 
     def abort_channels(self) -> None:
         """Abort every open connection now (the end of the grace period, or a second stop
@@ -492,23 +481,3 @@ def _short_of_descriptors(channel: Channel) -> int | None:
     except (AttributeError, OSError):
         return None
     return short_of_descriptors(fd) if fd >= 0 else None
-
-
-def _close_listener(listener: asyncio.Server) -> None:
-    """Close a listener without losing a connection accepted just before.
-
-    On the standard loop (CPython 3.11), a connection accepted in the same loop iteration
-    as ``asyncio.Server.close()`` gets its transport built one iteration later, when the
-    closed server refuses to attach it (an assertion in ``Server._attach``): the accepted
-    socket is then never closed. So stop accepting first (``remove_reader`` on the
-    listening sockets) and close on the next iteration, after the transports of the
-    connections already accepted exist; those channels see the server stopping and are
-    refused. uvloop accepts differently and is closed at once.
-    """
-    loop = listener.get_loop()
-    if isinstance(loop, asyncio.SelectorEventLoop) and loop.is_running():
-        for sock in listener.sockets:
-            loop.remove_reader(sock.fileno())
-        loop.call_soon(listener.close)
-    else:
-        listener.close()
