@@ -40,6 +40,10 @@ __all__ = ["HTTPChannel"]
 
 _NO_HEADERS: dict[str, str] = {}
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+STOP_IDLE_WINDOW = 1.0
+"""Seconds a keep-alive connection that was just active may still send one last request
+after the server is told to stop (a reload, a worker recycled, SIGTERM)."""
 """Methods that change nothing (RFC 9110 §9.2.1): a pipelined request after any other one
 waits until it is answered, so that it sees its effect."""
 
@@ -570,7 +574,10 @@ class HTTPChannel(Channel):
         or its body arriving, an upload for instance) is received, handled and answered;
         every request read is answered; then the connection closes. The last answer says
         ``Connection: close`` and no later request on the connection is read. An idle
-        connection closes now. (The server's grace period bounds all of it.)"""
+        connection closes once it has been idle :data:`STOP_IDLE_WINDOW` seconds: a
+        request it sends before then (a client reusing the connection at that very moment,
+        such as a load generator) is answered with ``Connection: close`` instead of meeting
+        a reset. (The server's grace period bounds all of it.)"""
         self._stopping = True
         if self._in_message and not self._discard:
             upload = self._upload
@@ -578,14 +585,24 @@ class HTTPChannel(Channel):
                 upload.keep_alive = False  # the body is read to its end, then the close
             # Otherwise the head is still arriving: _make_request makes it the last one.
             return
-        self._discard = True
         if not self._busy():
-            self.close()
+            idle = time.monotonic() - self.last_activity
+            if idle >= STOP_IDLE_WINDOW:
+                self.close()
+            else:
+                asyncio.get_running_loop().call_later(STOP_IDLE_WINDOW - idle, self._close_if_idle)
             return
+        self._discard = True
         if not self._requests:
             self.close_when_done()  # the last response is still being sent
             return
         self._requests[-1].keep_alive = False  # answer every request read, then close
+
+    def _close_if_idle(self) -> None:
+        """The end of the stop's idle window: close unless a request came meanwhile (that
+        one is the last, answered with ``Connection: close``)."""
+        if not self._in_message and not self._busy():
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the buffered responses of requests that will never be answered, and
