@@ -203,7 +203,10 @@ def test_not_utf8(tmp_path: Path) -> None:
         ('[medusa]\ngrace = nan\n[[server]]\ntype = "toy"\n', "medusa.grace", "0 or more"),
         ('[medusa]\ngrace = "10"\n[[server]]\ntype = "toy"\n', "medusa.grace", "a number"),
         ('[medusa]\nlog_level = "loud"\n[[server]]\ntype = "toy"\n', "medusa.log_level", "one of"),
-        ('[medusa]\nworkers = 4\n[[server]]\ntype = "toy"\n', "medusa.workers", "unknown option"),
+        ('[medusa]\nthreads = 4\n[[server]]\ntype = "toy"\n', "medusa.threads", "unknown option"),
+        ('[medusa]\nworkers = 0\n[[server]]\ntype = "toy"\n', "medusa.workers", "1 or more"),
+        ('[medusa]\nworkers = "many"\n[[server]]\ntype = "toy"\n', "medusa.workers", "auto"),
+        ('[medusa]\nmax_requests = -1\n[[server]]\ntype = "toy"\n', "medusa.max_requests", "0 or more"),
     ],
 )
 def test_errors_name_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:

@@ -74,6 +74,7 @@ class ChatServer(Server):
     """
 
     name: ClassVar[str] = "chat"
+    workers_mode: ClassVar[str] = "one"  # its users and channels live in one process
     path_options: ClassVar[tuple[str, ...]] = ("motd_file",)
     default_port: ClassVar[int] = 6667
     description: ClassVar[str] = "IRC chat server (simple line mode and web page optional)"

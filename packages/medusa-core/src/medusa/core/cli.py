@@ -19,15 +19,14 @@ import argparse
 import getpass
 import logging
 import os
-import runpy
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
-from medusa.core.config import LOG_LEVELS, Config, load_config, peek_log_level
+from medusa.core.config import LOG_LEVELS, Config, config_loader, peek_log_level
 from medusa.core.loop import check_backend, print_listening, run
 from medusa.core.options import ConfigError
 from medusa.core.passwords import set_password, valid_user_name
@@ -40,6 +39,8 @@ from medusa.core.plugins import (
     plugins,
 )
 from medusa.core.server import ListenError, Server
+from medusa.core.supervisor import Supervisor
+from medusa.core.workers import resolve_workers
 
 __all__ = ["main"]
 
@@ -114,14 +115,9 @@ def _build_parser(server_types: dict[str, type[Server]]) -> argparse.ArgumentPar
             "them until SIGINT or SIGTERM."
         ),
     )
+    _add_common(runp)
     runp.add_argument("script", metavar="SCRIPT", help="the startup script (start_medusa.py)")
     runp.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the script")
-    runp.add_argument(
-        "--log-level",
-        default="info",
-        choices=_LEVELS,
-        help="logging level (default info; warning silences the access log)",
-    )
 
     sub.add_parser(
         "plugins", help="list the installed server types, resolvers, loggers and handler types"
@@ -166,6 +162,50 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         choices=_LEVELS,
         help="logging level (default info; warning silences the access log)",
     )
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help='worker processes under a master, or "auto" (one per CPU); default 1: '
+        "one process, nothing forked",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="with --workers: replace a worker gracefully after about N requests (0: never)",
+    )
+    parser.add_argument(
+        "--max-requests-jitter",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="a random 0 to N added to each worker's --max-requests",
+    )
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number or "auto"') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _non_negative_seconds(text: str) -> float:
@@ -208,7 +248,10 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             return 2
         # Logging first: servers log while they are built (a stale upload file removed).
         _setup_logging(args.log_level or peek_log_level(args.config) or "info")
-        config = load_config(args.config, server_types)
+        path = args.config
+
+        def read() -> Callable[[], Config]:
+            return config_loader(path, server_types)
     else:
         root = os.path.abspath(args.root or ".")
         if not os.path.isdir(root):
@@ -216,7 +259,6 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             print(f"medusa: ROOT {args.root}: {reason}", file=sys.stderr)
             return 2
         _setup_logging(args.log_level or "info")
-        config = Config()
         wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
         if not any(wanted.values()):
             wanted = {
@@ -224,27 +266,73 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
                 for n, cls in server_types.items()
                 if cls.start_by_default
             }
-        for name, addresses in sorted(wanted.items()):
-            for text in addresses or ():
-                try:
-                    address = Address.parse(text)
-                except AddressError as exc:
-                    raise ConfigError("command line", f"--{name}", str(exc)) from exc
-                config.servers.append(server_types[name].from_serve_arguments(address, root, args))
-        if not config.servers:
+        if not any(wanted.values()):
             print(
                 "medusa: no server type is installed (install medusa-http, medusa-ftp, ...)",
                 file=sys.stderr,
             )
             return 2
-    backend = args.backend or config.backend
+
+        def build() -> Config:
+            config = Config()
+            for name, addresses in sorted(wanted.items()):
+                for text in addresses or ():
+                    try:
+                        address = Address.parse(text)
+                    except AddressError as exc:
+                        raise ConfigError("command line", f"--{name}", str(exc)) from exc
+                    server = server_types[name].from_serve_arguments(address, root, args)
+                    config.servers.append(server)
+            return config
+
+        def read() -> Callable[[], Config]:
+            return build
+
+    return _start(args, read)
+
+
+def _start(args: argparse.Namespace, read: Callable[[], Callable[[], Config]]) -> int:
+    """Serve the configuration ``read`` gives, in one process or under a master
+    (``--workers``); the command line's settings override the configuration's."""
+
+    def read_with_options() -> Callable[[], Config]:
+        loader = read()
+
+        def load() -> Config:
+            config = loader()
+            if args.workers is not None:
+                config.workers = resolve_workers(args.workers)
+            if args.backend is not None:
+                config.backend = args.backend
+            if args.grace is not None:
+                config.grace = args.grace
+            if args.max_requests is not None:
+                config.max_requests = args.max_requests
+            if args.max_requests_jitter is not None:
+                config.max_requests_jitter = args.max_requests_jitter
+            return config
+
+        return load
+
+    load = read_with_options()
+    config = load()
     try:
-        check_backend(backend)
+        check_backend(config.backend)
     except ImportError as exc:
-        print(f"medusa: backend {backend}: {exc}", file=sys.stderr)
+        print(f"medusa: backend {config.backend}: {exc}", file=sys.stderr)
         return 2
-    grace = config.grace if args.grace is None else args.grace
-    run(config.servers, backend=backend, grace=grace, on_start=print_listening)
+    if config.workers > 1:
+        first = True
+
+        def generation() -> Callable[[], Config]:
+            nonlocal first
+            if first:  # the configuration just checked above
+                first = False
+                return load
+            return read_with_options()
+
+        return Supervisor(generation).run()
+    run(config.servers, backend=config.backend, grace=config.grace, on_start=print_listening)
     return 0
 
 
@@ -279,15 +367,51 @@ def _run_script(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.script):
         print(f"medusa: {args.script}: no such file", file=sys.stderr)
         return 2
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level or "info")
     sys.argv = [args.script, *args.args]
     script_dir = os.path.dirname(os.path.abspath(args.script))
     sys.path.insert(0, script_dir)
-    namespace = runpy.run_path(args.script, run_name="__main__")
-    servers = namespace.get("servers")
-    if isinstance(servers, list) and servers and all(isinstance(s, Server) for s in servers):
-        run(servers, on_start=print_listening)
-    return 0
+    path = args.script
+
+    def read() -> Callable[[], Config]:
+        with open(path, "rb") as f:
+            source = f.read()
+
+        def load() -> Config:
+            namespace = run_source(source, path)
+            servers = namespace.get("servers")
+            config = Config()
+            if isinstance(servers, list) and all(isinstance(s, Server) for s in servers):
+                config.servers = list(servers)
+            workers = namespace.get("workers")
+            if isinstance(workers, int | str):
+                config.workers = resolve_workers(workers)
+            return config
+
+        return load
+
+    if args.workers is None:  # the script may ask for workers itself
+        loader = read()
+        config = loader()
+        if config.workers <= 1:
+            if config.servers:
+                backend = args.backend or "auto"
+                grace = 10.0 if args.grace is None else args.grace
+                run(config.servers, backend=backend, grace=grace, on_start=print_listening)
+            return 0
+    return _start(args, read)
+
+
+def run_source(source: bytes, path: str) -> dict[str, object]:
+    """Run a startup script's ``source`` as ``__main__`` (as ``runpy.run_path`` runs a
+    file, from the text read before) and return its globals."""
+    namespace: dict[str, object] = {
+        "__name__": "__main__",
+        "__file__": path,
+        "__builtins__": __builtins__,
+    }
+    exec(compile(source, path, "exec"), namespace)  # noqa: S102 (the user's own script)
+    return namespace
 
 
 def _passwd(args: argparse.Namespace) -> int:

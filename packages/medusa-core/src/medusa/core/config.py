@@ -6,6 +6,9 @@ Example::
     backend = "auto"        # "auto", "uvloop" or "asyncio"
     grace = 10              # seconds for in-flight responses at shutdown
     log_level = "info"
+    workers = 1             # worker processes, or "auto" (one per CPU); see medusa.core.workers
+    max_requests = 0        # recycle a worker after about this many requests (0: never)
+    max_requests_jitter = 0 # plus a random 0 to this many, per worker
 
     [logger.syslog]         # optional: named loggers (medusa-logging), access_log = "syslog"
     type = "syslog"
@@ -33,16 +36,18 @@ Every key is checked before anything starts; a problem raises
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medusa.core.options import ConfigError, Option, validate_options
+from medusa.core.options import ConfigError, Option, non_negative, validate_options
 from medusa.core.server import Server
+from medusa.core.workers import check_workers_option, resolve_workers
 
-__all__ = ["LOG_LEVELS", "Config", "load_config", "peek_log_level"]
+__all__ = ["LOG_LEVELS", "Config", "config_loader", "load_config", "peek_log_level"]
 
 _BACKENDS = ("auto", "uvloop", "asyncio")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -69,6 +74,9 @@ _MEDUSA_OPTIONS = {
             "logging level",
             lambda v: None if v in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}",
         ),
+        Option("workers", (int, str), 'worker processes, or "auto"', check_workers_option),
+        Option("max_requests", (int,), "requests before a worker is recycled", non_negative),
+        Option("max_requests_jitter", (int,), "random extra max_requests", non_negative),
     )
 }
 
@@ -82,12 +90,19 @@ class Config:
         backend: ``"auto"``, ``"uvloop"`` or ``"asyncio"``.
         grace: shutdown grace period in seconds.
         log_level: a :mod:`logging` level name in lower case.
+        workers: worker processes (1: a single process, no master; see
+            :mod:`medusa.core.workers`).
+        max_requests: requests after which a worker is recycled (0: never).
+        max_requests_jitter: a random 0 to this many added to ``max_requests`` per worker.
     """
 
     servers: list[Server] = field(default_factory=list)
     backend: str = "auto"
     grace: float = 10.0
     log_level: str = "info"
+    workers: int = 1
+    max_requests: int = 0
+    max_requests_jitter: int = 0
 
 
 def peek_log_level(path: str) -> str | None:
@@ -120,6 +135,21 @@ def load_config(path: str, server_types: Mapping[str, type[Server]] | None = Non
         TypeError: when ``server_types`` is ``None`` and an entry point is not a
             :class:`~medusa.core.server.Server` subclass.
     """
+    return config_loader(path, server_types)()
+
+
+def config_loader(
+    path: str, server_types: Mapping[str, type[Server]] | None = None
+) -> Callable[[], Config]:
+    """Read and parse ``path`` now; return a function that builds a new :class:`Config`
+    (new servers) from what was read, each time it is called. The master of ``--workers``
+    checks a configuration with it, and each of its workers builds its servers from the
+    same reading, even if the file changed since.
+
+    Raises:
+        ConfigError: the file is missing or not TOML (the loader raises the other errors of
+            :func:`load_config`).
+    """
     try:
         with open(path, "rb") as f:
             document = tomllib.load(f)
@@ -130,7 +160,13 @@ def load_config(path: str, server_types: Mapping[str, type[Server]] | None = Non
     except UnicodeDecodeError as exc:  # tomllib decodes the whole file first
         raise ConfigError(path, "", f"not valid TOML: not UTF-8 text ({exc.reason})") from exc
     base_dir = os.path.dirname(os.path.abspath(path))
-    return build_config(document, source=path, base_dir=base_dir, server_types=server_types)
+
+    def load() -> Config:
+        return build_config(
+            copy.deepcopy(document), source=path, base_dir=base_dir, server_types=server_types
+        )
+
+    return load
 
 
 def _configure_resolver(table: object, source: str) -> None:
@@ -199,7 +235,11 @@ def build_config(
     for key, value in validate_options(
         settings, _MEDUSA_OPTIONS, source=source, prefix="medusa"
     ).items():
-        setattr(config, key, float(value) if key == "grace" else value)
+        if key == "grace":
+            value = float(value)
+        elif key == "workers":
+            value = resolve_workers(value)
+        setattr(config, key, value)
     if resolver_table is not None:
         _configure_resolver(resolver_table, source)
     if "logger" in document:

@@ -18,10 +18,12 @@ __all__ = [
     "check_logger_option",
     "close_named_loggers",
     "error_logger",
+    "forget_named_loggers",
     "named_logger",
     "peer_text",
     "printable",
     "register_logger",
+    "reopen_log_files",
     "resolve_logger",
 ]
 
@@ -176,3 +178,41 @@ def close_named_loggers(timeout: float = 5.0) -> None:
             close()
         except Exception:
             error_logger.exception("closing logger %r failed", logger)
+
+
+def reopen_log_files() -> None:
+    """Reopen every log file (SIGUSR1, after logrotate moved them): each registered logger
+    with a ``reopen()`` method (medusa-logging's file logger) reopens its file, and each
+    :class:`logging.FileHandler` of the :mod:`logging` module closes its file, which it
+    opens again at its next line."""
+    for logger in list(_named.values()):
+        reopen = getattr(logger, "reopen", None)
+        if reopen is not None:
+            try:
+                reopen()
+            except Exception:
+                error_logger.exception("reopening logger %r failed", logger)
+    for handler in [*logging.getLogger().handlers, *_logger_handlers()]:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                stream, handler.stream = handler.stream, None
+                if stream is not None:
+                    stream.close()
+            finally:
+                handler.release()
+
+
+def _logger_handlers() -> list[logging.Handler]:
+    handlers: list[logging.Handler] = []
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            handlers.extend(logger.handlers)
+    return handlers
+
+
+def forget_named_loggers() -> None:
+    """Drop the registered loggers without closing them: a worker process just forked
+    inherits the master's loggers, whose writer threads did not survive the fork; it
+    builds and registers its own."""
+    _named.clear()

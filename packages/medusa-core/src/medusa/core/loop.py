@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from medusa.core.descriptors import accept_error_handler, fit_connections
-from medusa.core.log import close_named_loggers, error_logger
+from medusa.core.log import close_named_loggers, error_logger, reopen_log_files
 from medusa.core.resolver import close_shared_resolver
-from medusa.core.server import Server
+from medusa.core.server import ListenError, Server
 
 __all__ = [
     "Backend",
@@ -85,18 +87,19 @@ def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop
     return asyncio.new_event_loop()
 
 
-def print_listening(servers: Sequence[Server]) -> None:
+def print_listening(servers: Sequence[Server], note: str = "") -> None:
     """Print one line per listening address (``medusa: http listening on
     http://127.0.0.1:8080/``) on standard output: the default ``on_start`` of :func:`run`.
     An address that already names its scheme (``http://127.0.0.1:8081/``, as a server with
-    listeners of several protocols gives them) is printed as it is."""
+    listeners of several protocols gives them) is printed as it is; ``note`` is added at the
+    end of each line (``(worker 1 only)``)."""
     for server in servers:
         for address in server.listening:
             if address.startswith("unix:") or "://" in address:
                 where = address
             else:
                 where = f"{server.url_scheme}://{address}/"
-            print(f"medusa: {server.name} listening on {where}", flush=True)
+            print(f"medusa: {server.name} listening on {where}{note}", flush=True)
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
@@ -111,15 +114,24 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_start: Callable[[Sequence[Server]], object] | None = None,
     handle_signals: bool = True,
+    late: Sequence[Server] = (),
+    late_wait: float = 30.0,
+    on_late_start: Callable[[Server], object] | None = None,
 ) -> None:
     """Start ``servers``, serve until ``stop`` is set (or SIGINT/SIGTERM), then shut down.
+    SIGUSR1 reopens the log files (:func:`~medusa.core.log.reopen_log_files`).
 
     Args:
         servers: the servers to run together on the current loop.
         grace: seconds that responses in flight get to finish after the stop.
         stop: an event that ends serving when set; one is made when ``None``.
         on_start: called once every server listens (for example to print addresses).
-        handle_signals: install SIGINT and SIGTERM handlers that set ``stop``.
+        handle_signals: install SIGINT and SIGTERM handlers that set ``stop``, and SIGUSR1.
+        late: servers started after ``on_start``, each retried while its address is in use
+            for up to ``late_wait`` seconds (a worker replacing another during a reload
+            waits for the old one to let go of a chat or monitor address); one that cannot
+            listen then is logged and left out.
+        on_late_start: called with each late server once it listens.
 
     Raises:
         OSError: when a server cannot listen; servers already started are closed first.
@@ -145,11 +157,24 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signum, stop.set)
                 installed.append(signum)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
+    started_late: list[Server] = []
+    late_task: asyncio.Task[None] | None = None
     try:
         if on_start is not None:
             on_start(servers)
+        if late:
+            late_task = asyncio.ensure_future(
+                _start_late(late, started_late, late_wait, on_late_start)
+            )
         await stop.wait()
     finally:
+        if late_task is not None:
+            late_task.cancel()
+            with contextlib.suppress(BaseException):
+                await late_task
+        servers = [*servers, *started_late]
         # A second SIGINT/SIGTERM during the grace period closes every connection at once
         # (the first one let responses in flight finish).
         hurry = asyncio.Event()
@@ -171,12 +196,40 @@ async def serve(
         hurried.cancel()
         for signum in installed:
             loop.remove_signal_handler(signum)
+        if handle_signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGUSR1)
         for result in results:
             if isinstance(result, BaseException):
                 error_logger.error("shutdown failed: %r", result)
         close_shared_resolver()  # lines waiting for a host name are written with the address
         close_named_loggers()  # queued lines of [logger.NAME] loggers are written
         loop.set_exception_handler(previous_handler)
+
+
+async def _start_late(
+    servers: Sequence[Server],
+    started: list[Server],
+    wait: float,
+    on_start: Callable[[Server], object] | None,
+) -> None:
+    """Start ``servers`` one by one, retrying an address in use for up to ``wait``
+    seconds; append each one that listens to ``started``."""
+    deadline = time.monotonic() + wait
+    for server in servers:
+        while True:
+            try:
+                await server.start()
+            except ListenError as exc:
+                if exc.errno == errno.EADDRINUSE and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+                    continue
+                error_logger.error("%s; serving without it", exc.strerror)
+                break
+            started.append(server)
+            if on_start is not None:
+                on_start(server)
+            break
 
 
 def run(

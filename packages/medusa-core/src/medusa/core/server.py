@@ -31,7 +31,7 @@ from medusa.core.stats import Counters
 from medusa.core.trusted import TrustedNetworks, check_proxy_settings
 from medusa.core.writelimits import check_water_marks
 
-__all__ = ["ListenError", "Server", "running_servers"]
+__all__ = ["ListenError", "Server", "forget_running_servers", "running_servers"]
 
 _RUNNING: dict[int, Server] = {}
 
@@ -40,6 +40,12 @@ def running_servers() -> list[Server]:
     """Return the servers of this process that are listening now, in start order (for
     status pages and the monitor)."""
     return list(_RUNNING.values())
+
+
+def forget_running_servers() -> None:
+    """Forget the servers :func:`running_servers` lists without closing them (a worker
+    just forked: those are the master's)."""
+    _RUNNING.clear()
 
 
 def _check_listen(value: Any) -> str | None:
@@ -105,6 +111,12 @@ class Server:
     """Descriptors one connection holds for its whole life, for the start-up check of
     ``max_connections`` against the process's descriptor limit
     (:func:`medusa.core.descriptors.fit_connections`)."""
+
+    workers_mode: ClassVar[str] = "shared"
+    """How this type runs under ``--workers`` (:mod:`medusa.core.workers`): ``"shared"``
+    (the master binds the address, every worker accepts from it), ``"one"`` (only worker 1
+    runs it: state that lives in one process) or ``"each"`` (the master and each worker run
+    their own, at :func:`~medusa.core.workers.worker_address`)."""
 
     start_by_default: ClassVar[bool] = True
     """Whether ``medusa serve`` without any ``--NAME`` option starts this type at its default
@@ -293,6 +305,32 @@ class Server:
         self.counters.started = time.time()
         _RUNNING[id(self)] = self
         self._schedule_sweep()
+
+    async def bind(self) -> None:
+        """Bind and listen on :attr:`address` without accepting (the master of
+        ``--workers``, whose workers adopt the sockets: :attr:`listening_fds`).
+
+        Raises:
+            ListenError: as :meth:`start`.
+        """
+        self._listeners = await open_listeners(
+            self.name,
+            self.address,
+            self.make_channel,
+            backlog=self.backlog,
+            reuse_port=self.reuse_port,
+            start_serving=False,
+        )
+        if self.address.path is not None:
+            with contextlib.suppress(OSError):
+                st = os.lstat(self.address.path)
+                self._socket_file = (st.st_dev, st.st_ino)
+
+    @property
+    def listening_fds(self) -> list[int]:
+        """The descriptors of the listening sockets (the master hands them to its workers,
+        which inherit them across ``fork``)."""
+        return [sock.fileno() for listener in self._listeners for sock in listener.sockets]
 
     @property
     def listening(self) -> list[str]:

@@ -1,0 +1,199 @@
+"""A worker process of ``--workers N``: what runs in the child after the master forks.
+
+The worker forgets what it inherited from the master (signal handlers, the master's event
+loop, its sockets other than the listening ones, its loggers and running servers), builds
+its own servers by calling the master's loader (the configuration as the master read it),
+adopts the listening sockets of ``"shared"`` servers, starts ``"one"`` servers (worker 1)
+and ``"each"`` servers (at :func:`~medusa.core.workers.worker_address`), tells the master it
+is ready, and serves until SIGTERM (graceful) or until the master goes away.
+
+It writes to the master on its control socket, one byte a message: ``R`` (ready: every
+shared listener accepts) and ``Q`` (``max_requests`` reached: please replace me).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import stat
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from medusa.core.log import error_logger, forget_named_loggers
+from medusa.core.loop import finish_loop, new_event_loop, print_listening, serve
+from medusa.core.server import Server, forget_running_servers
+from medusa.core.workers import become_worker, publish_counters, worker_address
+
+if TYPE_CHECKING:
+    from medusa.core.config import Config
+
+__all__ = ["PUBLISH_INTERVAL", "place_servers", "worker_main"]
+
+PUBLISH_INTERVAL = 1.0
+"""Seconds between two writes of a worker's counters to the worker table (and two checks
+of ``max_requests``)."""
+
+READY = b"R"
+RETIRE = b"Q"
+
+
+def place_servers(
+    servers: Sequence[Server], index: int, sockets: Mapping[str, Sequence[int]]
+) -> tuple[list[Server], list[Server]]:
+    """Split the servers worker ``index`` runs by :attr:`~Server.workers_mode`: the
+    ``"shared"`` ones, given the master's sockets of their address (``sockets`` maps
+    ``str(address)`` to descriptors), and the late ones (``"one"`` in worker 1, ``"each"``
+    at the worker's own address), bound by the worker itself with ``SO_REUSEPORT``.
+
+    Returns: (shared servers, late servers).
+
+    Raises:
+        KeyError: a shared server whose address the master did not bind.
+    """
+    shared: list[Server] = []
+    late: list[Server] = []
+    for server in servers:
+        mode = server.workers_mode
+        if mode == "shared":
+            fds = sockets[str(server.address)]
+            server.inherited_sockets = [socket.socket(fileno=fd) for fd in fds]
+            shared.append(server)
+        elif mode == "one":
+            if index == 1:
+                server.reuse_port = True
+                late.append(server)
+        else:
+            server.address = worker_address(server.address, index)
+            server.reuse_port = True
+            late.append(server)
+    return shared, late
+
+
+def worker_main(
+    loader: Callable[[], Config],
+    *,
+    index: int,
+    slot: int,
+    sockets: Mapping[str, Sequence[int]],
+    control_fd: int,
+    handled: Collection[signal.Signals],
+    mask: Collection[int],
+) -> int:
+    """Run worker ``index`` in a process just forked; returns its exit status (0 after a
+    graceful stop, 3 when the configuration cannot be loaded or a server cannot listen).
+
+    Args:
+        loader: builds the configuration (new servers) as the master read it.
+        index: the worker's number, 1 to N.
+        slot: its row in the worker table.
+        sockets: the master's listening sockets by ``str(address)``.
+        control_fd: its end of the control socket pair.
+        handled: the signals the master handles (reset here to their defaults).
+        mask: the signal mask to restore (the master blocked ``handled`` around the fork).
+    """
+    signal.set_wakeup_fd(-1)
+    for signum in handled:
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's signal (reload)
+    asyncio.set_event_loop(None)
+    asyncio._set_running_loop(None)  # the fork happened inside the master's running loop
+    keep = {control_fd, *(fd for fds in sockets.values() for fd in fds)}
+    _blank_foreign_sockets(keep)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    forget_named_loggers()
+    forget_running_servers()
+    become_worker(index, slot)
+    pid = os.getpid()
+    try:
+        config = loader()
+        shared, late = place_servers(config.servers, index, sockets)
+        loop = new_event_loop(config.backend)
+    except Exception as exc:
+        error_logger.error("worker %d (pid %d): cannot load the configuration: %s", index, pid, exc)
+        return 3
+    control = socket.socket(fileno=control_fd)
+    control.setblocking(False)
+    limit = 0
+    if config.max_requests:
+        limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+    stop = asyncio.Event()
+
+    def on_start(servers: Sequence[Server]) -> None:
+        with contextlib.suppress(OSError):
+            control.send(READY)
+        loop.add_reader(control_fd, _on_master, control, stop)
+        _publish(loop, control, limit, False)
+
+    def on_late_start(server: Server) -> None:
+        note = f" (worker {index} only)" if server.workers_mode == "one" else f" (worker {index})"
+        print_listening([server], note)
+
+    try:
+        loop.run_until_complete(
+            serve(
+                shared,
+                grace=config.grace,
+                stop=stop,
+                on_start=on_start,
+                late=late,
+                on_late_start=on_late_start,
+            )
+        )
+    except OSError as exc:
+        error_logger.error("worker %d (pid %d): %s", index, pid, exc)
+        return 3
+    finally:
+        finish_loop(loop)
+        loop.close()
+    return 0
+
+
+def _on_master(control: socket.socket, stop: asyncio.Event) -> None:
+    """The master wrote or went away: the end of file means it is gone (killed): stop."""
+    try:
+        data = control.recv(64)
+    except (BlockingIOError, InterruptedError):
+        return
+    except OSError:
+        data = b""
+    if not data:
+        asyncio.get_running_loop().remove_reader(control.fileno())
+        error_logger.warning("worker (pid %d): the master is gone; stopping", os.getpid())
+        stop.set()
+
+
+def _publish(
+    loop: asyncio.AbstractEventLoop, control: socket.socket, limit: int, asked: bool
+) -> None:
+    """Write the counters to the worker table; past ``limit`` requests ask once to be
+    replaced."""
+    requests = publish_counters()
+    if limit and requests >= limit and not asked:
+        asked = True
+        with contextlib.suppress(OSError):
+            control.send(RETIRE)
+    loop.call_later(PUBLISH_INTERVAL, _publish, loop, control, limit, asked)
+
+
+def _blank_foreign_sockets(keep: Collection[int]) -> None:
+    """Point every inherited socket descriptor not in ``keep`` (the master's event loop,
+    its monitor connections, other workers' control sockets) at ``/dev/null``: this process
+    must not hold them open, and the descriptor numbers stay taken so that a socket object
+    inherited from the master and closed later cannot close a descriptor reused here."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd in keep or fd == null or fd < 3:
+                continue
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+    except OSError:
+        pass  # no /proc: the descriptors stay (they are closed when the worker exits)
+    finally:
+        os.close(null)
