@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from medusa.core.server import Server, running_servers
+from medusa.core.workers import current_worker, worker_rows
 from medusa.http.request import Request
 
 __all__ = ["StatusHandler"]
@@ -31,7 +32,9 @@ def _describe_handler(handler: object) -> str:
 def _server_status(server: Server, now: float) -> dict[str, Any]:
     channels = []
     for channel in list(server.channels)[:MAX_CHANNELS]:
-        peer = channel.peer
+        # The client as trusted proxy headers gave it (HTTP's proxy_headers), else the
+        # peer (the PROXY protocol's client when the server reads that header).
+        peer = getattr(channel, "forwarded_peer", None) or channel.peer
         channels.append(
             {
                 "peer": f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "-"),
@@ -54,14 +57,53 @@ def _server_status(server: Server, now: float) -> dict[str, Any]:
     return entry
 
 
+_TOTALS = ("requests", "connections", "active", "bytes_in", "bytes_out", "restarts")
+
+
 def status_document() -> dict[str, Any]:
-    """Return the status of this process as plain data (what the JSON view sends)."""
+    """Return the status as plain data (what the JSON view sends): this process's servers,
+    and under ``--workers`` the whole server: ``worker`` (this process's number),
+    ``workers`` (one row per worker process: pid, index, state, generation, started,
+    requests, connections, active, bytes_in, bytes_out, restarts; the other workers' rows
+    are at most about a second old) and ``totals`` (their sums)."""
     now = time.monotonic()
-    return {
+    document: dict[str, Any] = {
         "pid": os.getpid(),
         "uptime": round(time.time() - _STARTED, 3),
         "servers": [_server_status(server, now) for server in running_servers()],
     }
+    rows = [row.as_dict() for row in worker_rows()]
+    if rows:
+        document["worker"] = current_worker()
+        document["workers"] = rows
+        document["totals"] = {key: sum(int(row[key]) for row in rows) for key in _TOTALS}
+    return document
+
+
+def _workers_html(document: dict[str, Any]) -> list[str]:
+    esc = html.escape
+    totals = document["totals"]
+    columns = ("index", "pid", "state", "generation", "started", *_TOTALS)
+    parts = [
+        f"<h2>Workers ({len(document['workers'])}; this page from worker "
+        f"{document['worker']})</h2><table><tr>",
+        "".join(f"<th>{esc(c)}</th>" for c in columns),
+        "</tr>",
+    ]
+    for row in document["workers"]:
+        cells = []
+        for column in columns:
+            value = row[column]
+            if column == "started":
+                value = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value)))
+            cells.append(f"<td>{esc(str(value))}</td>")
+        parts.append(f"<tr>{''.join(cells)}</tr>")
+    parts.append(
+        "<tr><th>total</th><td></td><td></td><td></td><td></td>"
+        + "".join(f"<th>{totals[key]}</th>" for key in _TOTALS)
+        + "</tr></table>"
+    )
+    return parts
 
 
 def _html(document: dict[str, Any]) -> str:
@@ -72,6 +114,8 @@ def _html(document: dict[str, Any]) -> str:
         "</style></head><body>",
         f"<h1>Medusa status</h1><p>pid {document['pid']}, up {document['uptime']:.0f} s</p>",
     ]
+    if "workers" in document:
+        parts.extend(_workers_html(document))
     for server in document["servers"]:
         where = ", ".join(server["listening"])
         parts.append(f"<h2>{esc(server['type'])} on {esc(where)}</h2>")

@@ -10,6 +10,10 @@ another's), holding the same live objects:
     API (an HTTP server's ``handlers``, ``install_handler``, ``remove_handler``).
 ``counters()``
     every running server's counters as plain dicts, by ``name@address``.
+``workers()``
+    under ``--workers``: one dict per worker process (pid, index, state, generation,
+    requests, connections, active, bytes, restarts; :func:`medusa.core.workers.worker_rows`);
+    empty in a single process. ``worker`` is this process's number (None in the master).
 ``loop``
     the event loop; ``asyncio`` is imported.
 ``reload(module)``
@@ -30,8 +34,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from medusa.core.server import Server, running_servers
+from medusa.core.workers import current_worker, worker_rows
 
-__all__ = ["RunningServers", "banner", "build_namespace", "counters", "reload_module"]
+__all__ = [
+    "RunningServers",
+    "banner",
+    "build_namespace",
+    "counters",
+    "reload_module",
+    "workers",
+]
 
 
 class RunningServers(Mapping[str, Server]):
@@ -72,6 +84,11 @@ def counters() -> dict[str, dict[str, float]]:
     return out
 
 
+def workers() -> list[dict[str, int | float | str]]:
+    """Return one dict per worker process under ``--workers`` (empty otherwise)."""
+    return [row.as_dict() for row in worker_rows()]
+
+
 def reload_module(module: types.ModuleType | str) -> types.ModuleType:
     """Reload a module (given as a module or a dotted name) and return it.
 
@@ -105,6 +122,8 @@ def build_namespace(
         "loop": asyncio.get_running_loop(),
         "servers": RunningServers(),
         "counters": counters,
+        "workers": workers,
+        "worker": current_worker(),
         "reload": reload_module,
         "monitor": monitor,
         "session": session,
@@ -116,15 +135,23 @@ def build_namespace(
 
 def banner(monitor: Server) -> str:
     """The text shown after login: the process, the servers and the names in scope."""
+    index = current_worker()
+    if index is not None:
+        role = f" (worker {index})"
+    elif worker_rows():
+        role = " (the master: its workers are listed by workers())"
+    else:
+        role = ""
     lines = [
-        f"Medusa monitor, Python {sys.version.split()[0]}, process {os.getpid()}.",
+        f"Medusa monitor, Python {sys.version.split()[0]}, process {os.getpid()}{role}.",
         "Servers:",
     ]
     for server in running_servers():
         where = ", ".join(server.listening) or str(server.address)
         lines.append(f"  {server.name:<8} {where}")
     lines += [
-        "Names: servers, counters(), loop, asyncio, reload(module), monitor, session.",
+        "Names: servers, counters(), workers(), worker, loop, asyncio, reload(module), "
+        "monitor, session.",
         "Code runs in the event loop: while it runs, every server waits.",
     ]
     return "\n".join(lines) + "\n"
