@@ -57,8 +57,11 @@ class DataOwner(Protocol):
         of the handshake runs before the channel's ``connection_made``."""
         ...
 
-    def data_refused(self, peer: str) -> None:
-        """A connection came from ``peer``, not the expected address, and was dropped."""
+    def data_refused(self, peer: str, reason: str = "port theft") -> None:
+        """A connection came from ``peer`` (text for the log: an address, or a client
+        address and the proxy it came through) and was dropped: ``reason`` is
+        ``"port theft"`` (not the expected address) or what was wrong with its PROXY
+        header."""
         ...
 
 

@@ -60,15 +60,24 @@ class ServerDTP:
         return not (self.data is None and self.passive is None and self.active_target is None)
 
     def open_passive(self) -> PassiveListener:
-        """Listen for a passive data connection from this client (``PASV``/``EPSV``).
+        """Listen for a passive data connection from this client (``PASV``/``EPSV``); with
+        ``proxy_protocol`` on, a connection from a trusted proxy must open with a PROXY
+        header naming this client.
 
         Raises:
             OSError: when no port could be bound.
         """
         self.close_data()
         session = self.session
+        ftp = self.ftp
+        trusted = ftp.proxy_trusted
         self.passive = PassiveListener(
-            self, session.local_host, session.peer_host, self.ftp.passive_ports
+            self,
+            session.local_host,
+            session.peer_host,
+            ftp.passive_ports,
+            trusted=trusted.__contains__ if trusted is not None else None,
+            header_timeout=ftp.proxy_timeout,
         )
         return self.passive
 
@@ -101,9 +110,11 @@ class ServerDTP:
         if transfer is not None and not transfer.connected:
             self._run_transfer()
 
-    def data_refused(self, peer: str) -> None:
-        """A data connection came from another address than the client's: dropped."""
-        self.session.log_session(f"data connection from {peer} refused (port theft)")
+    def data_refused(self, peer: str, reason: str = "port theft") -> None:
+        """A data connection from ``peer`` was dropped: it came from another address than
+        the client's (``reason`` ``"port theft"``), or from a trusted proxy without a
+        valid PROXY header."""
+        self.session.log_session(f"data connection from {peer} refused ({reason})")
         self.ftp.counters.errors += 1
 
     def data_tls(self) -> ssl.SSLContext | None:

@@ -2,6 +2,14 @@
 socket on a port from the configured range, which accepts one connection from the control
 connection's peer and drops connections from any other address before a transport is made
 for them (port theft, RFC 2577 §5).
+
+Behind a proxy that relays the passive ports (HAProxy in TCP mode), data connections come
+from the proxy's address: from a trusted proxy (the server's ``proxy_trusted``, with
+``proxy_protocol`` on) a PROXY protocol header is required first (read by
+:func:`medusa.ftp.proxyheader.read_proxy_header`), and the client it names is what the
+port-theft check compares with the session's client. The listener keeps listening while
+such headers are awaited (at most :data:`MAX_PENDING_HEADERS` at once), so a connection
+through the proxy from another client cannot take the port from the real one.
 """
 
 from __future__ import annotations
@@ -13,13 +21,19 @@ import itertools
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from medusa.core.log import error_logger
+from medusa.core.proxyprotocol import ProxyProtocolError
 from medusa.ftp.dataconn import DataChannel, DataOwner
 from medusa.ftp.hostport import canonical_host
+from medusa.ftp.proxyheader import read_proxy_header
 
-__all__ = ["PassiveListener", "PassivePortsExhaustedError"]
+__all__ = ["MAX_PENDING_HEADERS", "PassiveListener", "PassivePortsExhaustedError"]
+
+MAX_PENDING_HEADERS = 4
+"""Connections from trusted proxies whose PROXY header one passive listener awaits at once;
+more are closed at once (each holds a descriptor until its header or its timeout)."""
 
 
 # Created non-blocking (one system call less per listener) where the OS can.
@@ -98,6 +112,9 @@ class PassiveListener:
         host: the local address to listen on (the control connection's local address).
         expected_host: the only peer address accepted (the control connection's peer).
         ports: the configured passive port range, or ``None`` for any free port.
+        trusted: tells whether a peer address (canonical text) is a trusted proxy whose
+            connections must open with a PROXY protocol header; ``None``: no proxies.
+        header_timeout: seconds a trusted proxy's connection gets to send its header.
 
     Attributes:
         port: the port listened on.
@@ -109,10 +126,20 @@ class PassiveListener:
     """
 
     def __init__(
-        self, owner: DataOwner, host: str, expected_host: str, ports: range | None = None
+        self,
+        owner: DataOwner,
+        host: str,
+        expected_host: str,
+        ports: range | None = None,
+        *,
+        trusted: Callable[[str], bool] | None = None,
+        header_timeout: float = 10.0,
     ) -> None:
         self.owner = owner
         self.expected_host = expected_host
+        self.trusted = trusted
+        self.header_timeout = header_timeout
+        self._pending: set[asyncio.Task[None]] = set()
         self._sock: socket.socket | None
         self._sock, self.port = _bind(host, ports)
         self.opened = time.monotonic()
@@ -132,17 +159,61 @@ class PassiveListener:
             error_logger.warning("passive accept failed: %s", exc)
             return
         host = canonical_host(str(peer[0]))
+        if self.trusted is not None and self.trusted(host):
+            if len(self._pending) >= MAX_PENDING_HEADERS:
+                conn.close()
+                self.owner.data_refused(host, "too many PROXY headers awaited")
+                return
+            task = self._loop.create_task(self._accept_proxied(conn, host))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
         if host != self.expected_host:
             conn.close()
             self.owner.data_refused(host)
             return
+        self._take(conn, None)
+
+    async def _accept_proxied(self, conn: socket.socket, proxy: str) -> None:
+        """Read the PROXY header of a connection from the trusted proxy ``proxy``, then
+        take the connection when the client it names is the session's."""
+        try:
+            header = await read_proxy_header(conn, self.header_timeout)
+        except asyncio.CancelledError:
+            conn.close()
+            raise
+        except (ProxyProtocolError, TimeoutError, OSError) as exc:
+            conn.close()
+            reason = "no PROXY header in time" if isinstance(exc, TimeoutError) else exc
+            self.owner.data_refused(proxy, f"bad PROXY header: {reason}")
+            return
+        source = header.source
+        client = canonical_host(source[0]) if source is not None else proxy
+        if client != self.expected_host or self._sock is None:
+            conn.close()
+            self.owner.data_refused(f"{client} through {proxy}")
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._pending.discard(task)  # close() cancels the others, not this one
+        self._take(conn, source)
+
+    def _take(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
+        """Stop listening and make the data channel of ``conn``, whose client was checked
+        (``client``: its address from a PROXY header, else the socket's peer)."""
         self.close()
         # Both loops make the socket non-blocking when they take it.
-        channel = DataChannel(self.owner)  # its address was checked above
+        channel = DataChannel(self.owner)
+        if client is not None:
+            channel.peer = client
         self._task = self._loop.create_task(attach_socket(self.owner, channel, conn))
 
     def close(self) -> None:
-        """Stop listening (idempotent); a connection already accepted goes on."""
+        """Stop listening (idempotent); a connection already accepted goes on, those whose
+        PROXY header is awaited are closed."""
+        pending, self._pending = self._pending, set()
+        for task in pending:
+            task.cancel()
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(ValueError, OSError):

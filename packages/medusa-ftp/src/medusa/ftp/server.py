@@ -21,10 +21,10 @@ from medusa.core.passwords import hash_password, verify_password
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.core.throttle import LoginFailures
+from medusa.core.trusted import PROXY_OPTIONS
 from medusa.core.uploads import FTP_TEMPORARY, StaleUpload, remove_stale_uploads
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, Authorizer, VirtualUser, VirtualUsers
-from medusa.ftp.hostport import canonical_host
 from medusa.ftp.session import FTPChannel
 from medusa.ftp.tls import server_context
 from medusa.ftp.userconfig import FTP_OPTIONS, users_from_config
@@ -96,7 +96,13 @@ class FTPServer(Server):
         resolver: the :class:`~medusa.core.resolver.Resolver` for ``resolve_names``
             (default: the shared one).
         **kwargs: the options of :class:`~medusa.core.server.Server` (``idle_timeout``,
-            ``max_connections``, ...).
+            ``max_connections``, ...), the PROXY protocol's among them:
+            ``proxy_protocol``, ``proxy_trusted``, ``proxy_timeout``. Behind a trusted
+            proxy the control connection opens with a PROXY header (read by core's
+            channel), and so must every passive data connection that comes from a trusted
+            address (read by :mod:`medusa.ftp.proxyheader`, before a ``PROT P``
+            handshake): the client it names is checked against the session's (port
+            theft, RFC 2577 §5).
 
     Raises:
         NotADirectoryError: when ``anonymous_root`` is not a directory.
@@ -111,7 +117,7 @@ class FTPServer(Server):
     busy_reply: ClassVar[bytes] = _BUSY  # 421: too many sessions (or from one address)
     default_port: ClassVar[int] = 8021
     description: ClassVar[str] = "FTP server (RFC 959, FTPS)"
-    options: ClassVar[Mapping[str, Option]] = {**Server.options, **FTP_OPTIONS}
+    options: ClassVar[Mapping[str, Option]] = {**Server.options, **PROXY_OPTIONS, **FTP_OPTIONS}
 
     def __init__(
         self,
@@ -351,12 +357,16 @@ class FTPServer(Server):
         else:
             self.host_names.write(log, address, line)
 
-    def channel_opened(self, channel: Channel) -> bool:
-        """Register a session; over ``max_sessions_per_ip`` from one address, 421."""
-        if not super().channel_opened(channel):
-            return False
-        peer = channel.peer
-        host = canonical_host(str(peer[0])) if isinstance(peer, tuple) else ""
+    def session_opened(self, channel: FTPChannel) -> bool:
+        """Count a session for its client's address, once that address is known (after
+        the PROXY protocol header of a connection from a trusted proxy); over
+        ``max_sessions_per_ip`` from one address, 421 and close.
+
+        Returns:
+            False when the session was refused (its greeting must not be sent).
+        """
+        host = channel.peer_host
+        channel.counted_host = host
         count = self._per_host.get(host, 0) + 1
         self._per_host[host] = count
         if count > self.max_sessions_per_ip:
@@ -367,9 +377,8 @@ class FTPServer(Server):
 
     def channel_closed(self, channel: Channel) -> None:
         """Unregister a session."""
-        if channel in self.channels:
-            peer = channel.peer
-            host = canonical_host(str(peer[0])) if isinstance(peer, tuple) else ""
+        if isinstance(channel, FTPChannel) and channel.counted_host is not None:
+            host, channel.counted_host = channel.counted_host, None
             count = self._per_host.get(host, 0) - 1
             if count > 0:
                 self._per_host[host] = count

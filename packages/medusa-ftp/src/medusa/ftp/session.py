@@ -65,6 +65,8 @@ class FTPChannel(Channel):
         facts: the ``MLST`` facts selected with ``OPTS MLST``.
         listing_style: ``"unix"`` or ``"msdos"`` for ``LIST``.
         dtp: the data side: data ports, the data connection, the transfer in progress.
+        counted_host: the client address this session counts against
+            ``max_sessions_per_ip`` (set once the session is greeted), or None.
     """
 
     terminator = b"\n"
@@ -87,6 +89,7 @@ class FTPChannel(Channel):
         self.failed_logins = 0
         self.guest_id = ""
         self.dtp = ServerDTP(self)
+        self.counted_host: str | None = None
         self._line: list[bytes] = []
         self._line_size = 0
         self._overlong = False
@@ -118,6 +121,18 @@ class FTPChannel(Channel):
                 return "127.0.0.1"
             host = self._local_host = canonical_host(str(name[0]))
         return host
+
+    @property
+    def public_host(self) -> str:
+        """The address the client connected to, canonical: the destination of the PROXY
+        protocol header behind a trusted proxy (the proxy's own address, which ``PASV``
+        announces when no ``masquerade_address`` is set, and whose family ``EPSV``
+        answers for), else :attr:`local_host`. Passive sockets are always bound on
+        :attr:`local_host`."""
+        header = self.proxy_header
+        if header is not None and header.destination is not None:
+            return canonical_host(header.destination[0])
+        return self.local_host
 
     @property
     def peer_text(self) -> str:
@@ -154,7 +169,13 @@ class FTPChannel(Channel):
 
         Urgent data is read inline (``SO_OOBINLINE``): clients send ``ABOR`` with the Telnet
         Synch as TCP urgent data (RFC 959 §4.1.3), and Python's ftplib sends the whole
-        ``ABOR`` line that way, whose last byte would otherwise leave the stream."""
+        ``ABOR`` line that way, whose last byte would otherwise leave the stream.
+
+        The session counts against ``max_sessions_per_ip`` here, not when the connection
+        was accepted: behind a trusted proxy the client's address is known only now (the
+        PROXY protocol header came first), and a session over the limit gets 421."""
+        if not self.ftp.session_opened(self):
+            return
         transport = self.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:

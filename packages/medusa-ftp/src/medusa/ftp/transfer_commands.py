@@ -72,11 +72,13 @@ def _listen(ch: FTPChannel) -> int | None:
 
 
 def cmd_pasv(ch: FTPChannel, arg: str) -> None:
-    """``PASV``: 227 with the address to connect to (the masquerade address when set)."""
+    """``PASV``: 227 with the address to connect to: the masquerade address when set, else
+    the one the client connected to (behind a trusted proxy, the destination of its PROXY
+    header)."""
     if ch.epsv_all:
         ch.reply(501, "PASV not allowed after EPSV ALL.")
         return
-    host = ch.ftp.masquerade_address or ch.local_host
+    host = ch.ftp.masquerade_address or ch.public_host
     if ":" in host:
         ch.reply(425, "PASV is IPv4 only; use EPSV.")
         return
@@ -92,7 +94,7 @@ def cmd_epsv(ch: FTPChannel, arg: str) -> None:
         ch.epsv_all = True
         ch.reply(200, "EPSV ALL ok.")
         return
-    family = "2" if ":" in ch.local_host else "1"
+    family = "2" if ":" in ch.public_host else "1"
     if value and value != family:
         ch.reply(522, f"Network protocol not supported, use ({family})")
         return

@@ -1,0 +1,324 @@
+# ruff: noqa: S321  (ftplib is the client of the FTP server under test)
+"""FTP behind a real HAProxy in TCP mode (Debian's haproxy 2.6), with ``send-proxy`` and
+``send-proxy-v2``: HAProxy on 127.0.0.1 relays the control port and the passive port range
+to medusa on 127.0.0.2, which announces 127.0.0.1 in PASV (``masquerade_address``). The
+client connects from 127.0.0.5 (ftplib's and lftp's source address): transfers work both
+ways in passive mode (PASV and EPSV), the transfer and session logs name 127.0.0.5, PORT is
+checked against 127.0.0.5, and connections that skip HAProxy are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import Medusa, Runner, read_tree, wait_until, write_tree
+
+from medusa.core.passwords import hash_password
+from medusa.core.testing import require_tool
+
+pytestmark = pytest.mark.e2e
+
+CLIENT = "127.0.0.5"
+PROXY = "127.0.0.1"
+BACKEND = "127.0.0.2"
+IO_TIMEOUT = 15.0
+PAYLOAD = os.urandom(3 * 1024 * 1024 + 5)
+LFTP = shutil.which("lftp")
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` and on 127.0.0.1."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        try:
+            with socket.socket() as other:
+                other.bind((PROXY, port))
+        except OSError:
+            continue
+        return port
+    pytest.fail("no free port")
+
+
+def free_range(size: int) -> tuple[int, int]:
+    """``size`` consecutive ports free on 127.0.0.1 and 127.0.0.2 (a passive range)."""
+    for _ in range(200):
+        low = free_port(BACKEND)
+        high = low + size - 1
+        if high > 65535:
+            continue
+        try:
+            for port in range(low, high + 1):
+                for host in (PROXY, BACKEND):
+                    with socket.socket() as sock:
+                        sock.bind((host, port))
+        except OSError:
+            continue
+        return low, high
+    pytest.fail("no free port range")
+
+
+HAPROXY_CONFIG = """
+global
+    maxconn 200
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+
+frontend ftp_control
+    bind {proxy}:{port}
+    default_backend ftp_control
+
+backend ftp_control
+    server medusa {backend}:{port} {send_proxy}
+
+frontend ftp_passive
+    bind {proxy}:{low}-{high}
+    default_backend ftp_passive
+
+backend ftp_passive
+    # No port: the connection goes to the port the client connected to.
+    server medusa {backend} {send_proxy}
+"""
+
+
+class HAProxy:
+    """A running haproxy in the foreground (``-db``), stopped by :meth:`stop`."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        haproxy = require_tool("haproxy", "apt-get install haproxy")
+        self._log = open(log, "wb")  # noqa: SIM115
+        self.log_path = log
+        self.proc = subprocess.Popen(
+            [haproxy, "-db", "-f", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+        finally:
+            self._log.close()
+
+
+def accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["send-proxy", "send-proxy-v2"])
+def send_proxy(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Setup:
+    """medusa behind HAProxy: its process, HAProxy, the ports and the served tree."""
+
+    def __init__(self, medusa: Medusa, haproxy: HAProxy, port: int, site: Path, logs: Path):
+        self.medusa = medusa
+        self.haproxy = haproxy
+        self.port = port
+        self.site = site
+        self.logs = logs
+
+    def describe(self) -> str:
+        return f"{self.medusa.describe()}\n--- haproxy ---\n{self.haproxy.output()}"
+
+    def xferlog(self) -> str:
+        path = self.logs / "xfer.log"
+        return path.read_text() if path.exists() else ""
+
+    def session_log(self) -> str:
+        path = self.logs / "session.log"
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def behind_haproxy(runner: Runner, tmp_path: Path, send_proxy: str) -> Iterator[Setup]:
+    require_tool("haproxy", "apt-get install haproxy")
+    port = free_port(BACKEND)
+    low, high = free_range(8)
+    site = tmp_path / "site"
+    write_tree(site, {"payload.bin": PAYLOAD, "docs/a.txt": b"a\n" * 1000})
+    (site / "incoming").mkdir()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    config = tmp_path / "medusa.toml"
+    config.write_text(
+        f"""
+[medusa]
+grace = 2
+
+[logger.xfer]
+type = "file"
+path = "logs/xfer.log"
+
+[logger.sessions]
+type = "file"
+path = "logs/session.log"
+
+[[server]]
+type = "ftp"
+listen = "{BACKEND}:{port}"
+anonymous_root = "site"
+passive_ports = [{low}, {high}]
+masquerade_address = "{PROXY}"
+proxy_protocol = true
+proxy_trusted = ["{PROXY}/32"]
+xferlog = "xfer"
+session_log = "sessions"
+
+[[server.user]]
+name = "alice"
+password = "{hash_password("pw")}"
+root = "site"
+permissions = ["read", "write", "delete", "rename", "mkdir"]
+"""
+    )
+    medusa = runner.start("serve", "-c", str(config))
+    haproxy_config = tmp_path / "haproxy.cfg"
+    haproxy_config.write_text(
+        HAPROXY_CONFIG.format(
+            proxy=PROXY, backend=BACKEND, port=port, low=low, high=high, send_proxy=send_proxy
+        )
+    )
+    haproxy = HAProxy(haproxy_config, tmp_path / "haproxy.log")
+    try:
+        # Probe a passive port of the frontend (its connection to medusa fails, as no
+        # passive socket listens yet): a probe of the control port would make a session.
+        wait_until(
+            lambda: accepts(PROXY, low) or haproxy.proc.poll() is not None,
+            "haproxy listening",
+        )
+        assert haproxy.proc.poll() is None, haproxy.output()
+        yield Setup(medusa, haproxy, port, site, logs)
+    finally:
+        haproxy.stop()
+
+
+def client(setup: Setup, user: str = "alice", password: str = "pw") -> ftplib.FTP:  # noqa: S107
+    """An ftplib session from 127.0.0.5 through HAProxy (data connections too)."""
+    ftp = ftplib.FTP(source_address=(CLIENT, 0), timeout=IO_TIMEOUT)
+    ftp.connect(PROXY, setup.port)
+    ftp.login(user, password)
+    return ftp
+
+
+def test_passive_transfers_through_haproxy_log_the_client(behind_haproxy: Setup) -> None:
+    setup = behind_haproxy
+    ftp = client(setup)
+    try:
+        # PASV announces HAProxy's address (masquerade_address), not medusa's.
+        assert "(127,0,0,1," in ftp.sendcmd("PASV"), setup.describe()
+        ftp.trust_server_pasv_ipv4_address = True  # type: ignore[attr-defined]  # go where PASV says
+        got: list[bytes] = []
+        ftp.retrbinary("RETR payload.bin", got.append)
+        assert b"".join(got) == PAYLOAD, setup.describe()
+        ftp.storbinary("STOR incoming/up.bin", io.BytesIO(PAYLOAD))
+        assert (setup.site / "incoming" / "up.bin").read_bytes() == PAYLOAD
+        ftp.af = socket.AF_INET6  # ftplib sends EPSV for a non-IPv4 family
+        assert "docs" in ftp.nlst()
+        ftp.af = socket.AF_INET
+        # PORT is checked against the client's address, not HAProxy's.
+        assert ftp.sendcmd("PORT 127,0,0,5,200,10").startswith("200")
+        with pytest.raises(ftplib.error_perm, match=r"^501"):
+            ftp.sendcmd("PORT 127,0,0,1,200,10")
+        ftp.quit()
+    finally:
+        ftp.close()
+    wait_until(lambda: setup.xferlog().count(f" {CLIENT} ") == 2, "two xferlog lines")
+    text = setup.xferlog()
+    assert PROXY not in text
+    assert BACKEND not in text
+    assert setup.session_log().startswith(f"{CLIENT}:"), setup.session_log()
+    assert "data connection from" not in setup.session_log()  # no data connection refused
+
+
+def test_connections_that_skip_haproxy_are_refused(behind_haproxy: Setup) -> None:
+    """A data connection straight to medusa's passive port from another address is port
+    theft; one from HAProxy's address without a header (a trusted peer must send one) is
+    refused too; both are logged and the session goes on."""
+    setup = behind_haproxy
+    ftp = client(setup)
+    try:
+        ftp.voidcmd("TYPE I")
+        port = ftp.makepasv()[1]
+        for source in ("127.0.0.9", PROXY):
+            with socket.create_connection(
+                (BACKEND, port), timeout=IO_TIMEOUT, source_address=(source, 0)
+            ) as sock:
+                # The server may close first (at once for a foreign address), then with
+                # bytes unread: a reset is as good as an end of file.
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"hello\r\n")
+                    sock.shutdown(socket.SHUT_WR)
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(10) == b""
+        wait_until(
+            lambda: setup.session_log().count("refused") == 2,
+            f"two refusals in the session log\n{setup.session_log()}",
+        )
+        assert "data connection from 127.0.0.9 refused (port theft)" in setup.session_log()
+        assert "data connection from 127.0.0.1 refused (bad PROXY header" in setup.session_log()
+        got: list[bytes] = []
+        ftp.retrbinary("RETR docs/a.txt", got.append)
+        assert b"".join(got) == b"a\n" * 1000
+        ftp.quit()
+    finally:
+        ftp.close()
+
+
+@pytest.mark.skipif(LFTP is None, reason="lftp is not installed (apt-get install lftp)")
+def test_lftp_from_another_address_mirrors_both_ways(behind_haproxy: Setup, tmp_path: Path) -> None:
+    setup = behind_haproxy
+    upload = tmp_path / "upload"
+    write_tree(upload, {"x.bin": os.urandom(200_000), "sub/y.txt": b"y\n" * 500})
+    url = f"ftp://alice:pw@{PROXY}:{setup.port}"
+    settings = (
+        f"set net:socket-bind-ipv4 {CLIENT}; set ftp:ssl-allow no; set ftp:passive-mode yes; "
+        "set net:max-retries 1; set net:timeout 15; set cmd:fail-exit yes; "
+    )
+    for script in (
+        f"mirror -R {upload} /incoming/tree",
+        f"mirror /incoming/tree {tmp_path / 'copy'}",
+    ):
+        assert LFTP is not None
+        done = subprocess.run(
+            [LFTP, "-c", f"{settings} open {url}; {script}"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{done.stderr.decode(errors='replace')}\n{setup.describe()}"
+    assert read_tree(setup.site / "incoming" / "tree") == read_tree(upload)
+    assert read_tree(tmp_path / "copy") == read_tree(upload)
+    wait_until(lambda: setup.xferlog().count(f" {CLIENT} ") == 4, "four xferlog lines")
+    assert PROXY not in setup.xferlog()
