@@ -28,7 +28,6 @@ import contextlib
 import os
 import signal
 import socket
-import stat
 import time
 import traceback
 from collections.abc import Callable, Coroutine
@@ -190,6 +189,9 @@ class Supervisor:
         error_logger.info("%s: stopping %d workers gracefully", signum.name, len(self._workers))
         for worker in list(self._workers.values()):
             self._stop_worker(worker)
+        # New connections are refused from now on (the workers close their copies too; a
+        # Unix socket's file is removed).
+        self._close_sockets(set())
         self._task(self._finish())
 
     async def _finish(self) -> None:
@@ -209,9 +211,6 @@ class Supervisor:
             await asyncio.sleep(0.05)
             self._reap()
         await own
-        for server in list(self._bound.values()):
-            _unlink_socket_file(server)
-        self._close_sockets(set())
         assert self._done is not None
         self._done.set()
 
@@ -461,12 +460,3 @@ def _exit_text(status: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exit status {code}"
-
-
-def _unlink_socket_file(server: Server) -> None:
-    """Remove the Unix socket file the master made for ``server`` (at the master's end)."""
-    path = server.address.path
-    if path is not None:
-        with contextlib.suppress(OSError):
-            if stat.S_ISSOCK(os.lstat(path).st_mode):
-                os.unlink(path)
