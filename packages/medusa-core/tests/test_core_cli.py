@@ -130,6 +130,22 @@ def test_serve_config_errors(medusa: list[str], tmp_path: Path, text: str, messa
     assert message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "--workers: must be 1 or more"),
+        (["--workers", "many"], "--workers: 'many' is not a number or \"auto\""),
+        (["--max-requests", "-5"], "--max-requests: must be 0 or more"),
+    ],
+)
+def test_serve_workers_option_errors(
+    medusa: list[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run(medusa, "serve", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
 def test_serve_missing_config(medusa: list[str], tmp_path: Path) -> None:
     missing = tmp_path / "none.toml"
     result = run(medusa, "serve", "-c", str(missing))
