@@ -206,7 +206,11 @@ def test_not_utf8(tmp_path: Path) -> None:
         ('[medusa]\nthreads = 4\n[[server]]\ntype = "toy"\n', "medusa.threads", "unknown option"),
         ('[medusa]\nworkers = 0\n[[server]]\ntype = "toy"\n', "medusa.workers", "1 or more"),
         ('[medusa]\nworkers = "many"\n[[server]]\ntype = "toy"\n', "medusa.workers", "auto"),
-        ('[medusa]\nmax_requests = -1\n[[server]]\ntype = "toy"\n', "medusa.max_requests", "0 or more"),
+        (
+            '[medusa]\nmax_requests = -1\n[[server]]\ntype = "toy"\n',
+            "medusa.max_requests",
+            "0 or more",
+        ),
     ],
 )
 def test_errors_name_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
