@@ -8,16 +8,21 @@ whose session opened it (lftp mirrors both ways, ftplib sessions held in both wo
 from __future__ import annotations
 
 import ftplib
+import io
 import os
 import re
+import shutil
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from tests.conftest import Runner, write_tree
+from tests.conftest import Medusa, Runner, read_tree, wait_until, write_tree
 
 pytestmark = pytest.mark.e2e
+
+LFTP = shutil.which("lftp")
 
 IO_TIMEOUT = 15.0
 PAYLOAD = os.urandom(1024 * 1024 + 11)
@@ -148,3 +153,135 @@ def test_two_processes_share_a_passive_range(runner: Runner, tmp_path: Path) -> 
     for process in (first, second):
         assert process.stop() == 0, process.describe()
         assert "Traceback" not in process.stderr(), process.describe()
+
+
+# -- medusa serve --workers 2 -------------------------------------------------------------------
+
+
+def children(pid: int) -> set[int]:
+    """The pids of ``pid``'s child processes (Linux ``/proc``)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "children").read_text()
+        except OSError:
+            continue
+        found.update(int(word) for word in text.split())
+    return found
+
+
+def socket_owner(pids: set[int], local_port: int, remote_port: int) -> int | None:
+    """The pid among ``pids`` holding the TCP socket 127.0.0.1:``local_port`` connected to
+    port ``remote_port`` (from ``/proc/net/tcp`` and each process's descriptors)."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == (
+            remote_port
+        ):
+            inode = fields[9]
+            break
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            for fd in fd_dir.iterdir():
+                try:
+                    if os.readlink(fd) == target:
+                        return pid
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
+
+
+def start_workers(runner: Runner, tmp_path: Path, passive: tuple[int, int]) -> Medusa:
+    config = ftp_config(tmp_path, "workers", passive, extra="workers = 2")
+    process = runner.start("serve", "-c", str(config))
+    wait_until(lambda: len(children(process.pid)) >= 2, "two workers running")
+    return process
+
+
+def test_sessions_in_both_workers_transfer_in_passive_mode(runner: Runner, tmp_path: Path) -> None:
+    """With 2 workers, sessions held open until both workers own one; each of them then
+    downloads and uploads through PASV and EPSV: the data connection reaches the worker
+    whose session listens on that port (no other process listens there)."""
+    site = tmp_path / "site"
+    write_tree(site, {"payload.bin": PAYLOAD})
+    low = 61000 + os.getpid() % 2000 * 2
+    process = start_workers(runner, tmp_path, (low, low + 19))
+    workers = children(process.pid)
+    sessions: dict[int, ftplib.FTP] = {}
+    spare: list[ftplib.FTP] = []
+    try:
+
+        def one_more() -> bool:
+            ftp = login(process.endpoint.port, "alice", "pw")
+            sock = ftp.sock
+            assert sock is not None
+            owner = socket_owner(workers, process.endpoint.port, sock.getsockname()[1])
+            if owner is not None and owner not in sessions:
+                sessions[owner] = ftp
+            else:
+                spare.append(ftp)
+            return len(sessions) == 2
+
+        wait_until(one_more, "sessions in both workers", timeout=60)
+        for pid, ftp in sessions.items():
+            name = f"up-{pid}.bin"
+            ftp.storbinary(f"STOR {name}", io.BytesIO(PAYLOAD))
+            got: list[bytes] = []
+            ftp.retrbinary(f"RETR {name}", got.append)
+            assert b"".join(got) == PAYLOAD
+            ftp.set_pasv(True)
+            ftp.af = socket.AF_INET6  # ftplib sends EPSV for a non-IPv4 family
+            got = []
+            ftp.retrbinary("RETR payload.bin", got.append)
+            ftp.af = socket.AF_INET
+            assert b"".join(got) == PAYLOAD
+        for ftp in sessions.values():
+            ftp.quit()
+    finally:
+        for ftp in [*sessions.values(), *spare]:
+            ftp.close()
+    assert process.stop() == 0, process.describe()
+    assert "Traceback" not in process.stderr(), process.describe()
+
+
+@pytest.mark.skipif(LFTP is None, reason="lftp is not installed (apt-get install lftp)")
+def test_lftp_mirrors_both_ways_against_two_workers(runner: Runner, tmp_path: Path) -> None:
+    """lftp uploads a tree and downloads it again in passive mode, with 4 parallel
+    connections (spread over both workers), byte for byte."""
+    site = tmp_path / "site"
+    site.mkdir()
+    low = 63000 + os.getpid() % 1000 * 2
+    process = start_workers(runner, tmp_path, (low, low + 39))
+    upload = tmp_path / "upload"
+    write_tree(
+        upload,
+        {f"d{i}/f{j}.bin": os.urandom(40_000 + i * 1000 + j) for i in range(3) for j in range(6)},
+    )
+    url = f"ftp://alice:pw@127.0.0.1:{process.endpoint.port}"
+    settings = (
+        "set ftp:ssl-allow no; set ftp:passive-mode yes; set net:max-retries 1; "
+        "set net:timeout 15; set cmd:fail-exit yes; "
+    )
+    for script in (
+        f"mirror -R --parallel=4 {upload} /uploaded",
+        f"mirror --parallel=4 /uploaded {tmp_path / 'copy'}",
+    ):
+        assert LFTP is not None
+        done = subprocess.run(
+            [LFTP, "-c", f"{settings} open {url}; {script}"],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, f"{done.stderr.decode(errors='replace')}\n{process.describe()}"
+    assert read_tree(site / "uploaded") == read_tree(upload)
+    assert read_tree(tmp_path / "copy") == read_tree(upload)
+    assert process.stop() == 0, process.describe()

@@ -1,10 +1,11 @@
 # ruff: noqa: S321  (ftplib is the client of the FTP server under test)
 """FTP behind a real HAProxy in TCP mode (Debian's haproxy 2.6), with ``send-proxy`` and
 ``send-proxy-v2``: HAProxy on 127.0.0.1 relays the control port and the passive port range
-to medusa on 127.0.0.2, which announces 127.0.0.1 in PASV (``masquerade_address``). The
-client connects from 127.0.0.5 (ftplib's and lftp's source address): transfers work both
-ways in passive mode (PASV and EPSV), the transfer and session logs name 127.0.0.5, PORT is
-checked against 127.0.0.5, and connections that skip HAProxy are refused.
+to medusa (``workers = 2``) on 127.0.0.2, which announces 127.0.0.1 in PASV
+(``masquerade_address``). The client connects from 127.0.0.5 (ftplib's and lftp's source
+address): transfers work both ways in passive mode (PASV and EPSV), the transfer and
+session logs name 127.0.0.5, PORT is checked against 127.0.0.5, and connections that skip
+HAProxy are refused.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import Medusa, Runner, read_tree, wait_until, write_tree
+from tests.haproxy import HAProxy, haproxy, haproxy_config
 
 from medusa.core.passwords import hash_password
-from medusa.core.testing import require_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -68,70 +69,23 @@ def free_range(size: int) -> tuple[int, int]:
     pytest.fail("no free port range")
 
 
-HAPROXY_CONFIG = """
-global
-    maxconn 200
-
-defaults
+def ftp_sections(port: int, passive: tuple[int, int], send_proxy: str) -> tuple[str, str]:
+    """HAProxy sections for FTP in TCP mode: the control port and the passive range on
+    127.0.0.1, relayed to medusa on 127.0.0.2 with ``send_proxy``."""
+    control = f"""
+listen ftp_control
     mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-
-frontend ftp_control
-    bind {proxy}:{port}
-    default_backend ftp_control
-
-backend ftp_control
-    server medusa {backend}:{port} {send_proxy}
-
-frontend ftp_passive
-    bind {proxy}:{low}-{high}
-    default_backend ftp_passive
-
-backend ftp_passive
-    # No port: the connection goes to the port the client connected to.
-    server medusa {backend} {send_proxy}
+    bind {PROXY}:{port}
+    server medusa {BACKEND}:{port} {send_proxy}
 """
-
-
-class HAProxy:
-    """A running haproxy in the foreground (``-db``), stopped by :meth:`stop`."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        haproxy = require_tool("haproxy", "apt-get install haproxy")
-        self._log = open(log, "wb")  # noqa: SIM115
-        self.log_path = log
-        self.proc = subprocess.Popen(
-            [haproxy, "-db", "-f", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-        finally:
-            self._log.close()
-
-
-def accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
+    data = f"""
+listen ftp_passive
+    mode tcp
+    bind {PROXY}:{passive[0]}-{passive[1]}
+    # No port: each connection goes to the port the client connected to.
+    server medusa {BACKEND} {send_proxy}
+"""
+    return control, data
 
 
 @pytest.fixture(params=["send-proxy", "send-proxy-v2"])
@@ -142,15 +96,15 @@ def send_proxy(request: pytest.FixtureRequest) -> str:
 class Setup:
     """medusa behind HAProxy: its process, HAProxy, the ports and the served tree."""
 
-    def __init__(self, medusa: Medusa, haproxy: HAProxy, port: int, site: Path, logs: Path):
+    def __init__(self, medusa: Medusa, proxy: HAProxy, port: int, site: Path, logs: Path):
         self.medusa = medusa
-        self.haproxy = haproxy
+        self.haproxy = proxy
         self.port = port
         self.site = site
         self.logs = logs
 
     def describe(self) -> str:
-        return f"{self.medusa.describe()}\n--- haproxy ---\n{self.haproxy.output()}"
+        return f"{self.medusa.describe()}\n{self.haproxy.describe()}"
 
     def xferlog(self) -> str:
         path = self.logs / "xfer.log"
@@ -163,7 +117,6 @@ class Setup:
 
 @pytest.fixture
 def behind_haproxy(runner: Runner, tmp_path: Path, send_proxy: str) -> Iterator[Setup]:
-    require_tool("haproxy", "apt-get install haproxy")
     port = free_port(BACKEND)
     low, high = free_range(8)
     site = tmp_path / "site"
@@ -176,6 +129,7 @@ def behind_haproxy(runner: Runner, tmp_path: Path, send_proxy: str) -> Iterator[
         f"""
 [medusa]
 grace = 2
+workers = 2
 
 [logger.xfer]
 type = "file"
@@ -204,24 +158,9 @@ permissions = ["read", "write", "delete", "rename", "mkdir"]
 """
     )
     medusa = runner.start("serve", "-c", str(config))
-    haproxy_config = tmp_path / "haproxy.cfg"
-    haproxy_config.write_text(
-        HAPROXY_CONFIG.format(
-            proxy=PROXY, backend=BACKEND, port=port, low=low, high=high, send_proxy=send_proxy
-        )
-    )
-    haproxy = HAProxy(haproxy_config, tmp_path / "haproxy.log")
-    try:
-        # Probe a passive port of the frontend (its connection to medusa fails, as no
-        # passive socket listens yet): a probe of the control port would make a session.
-        wait_until(
-            lambda: accepts(PROXY, low) or haproxy.proc.poll() is not None,
-            "haproxy listening",
-        )
-        assert haproxy.proc.poll() is None, haproxy.output()
-        yield Setup(medusa, haproxy, port, site, logs)
-    finally:
-        haproxy.stop()
+    sections = ftp_sections(port, (low, high), send_proxy)
+    with haproxy(haproxy_config(*sections), tmp_path, [(PROXY, port), (PROXY, low)]) as proxy:
+        yield Setup(medusa, proxy, port, site, logs)
 
 
 def client(setup: Setup, user: str = "alice", password: str = "pw") -> ftplib.FTP:  # noqa: S107
@@ -307,8 +246,8 @@ def test_lftp_from_another_address_mirrors_both_ways(behind_haproxy: Setup, tmp_
         "set net:max-retries 1; set net:timeout 15; set cmd:fail-exit yes; "
     )
     for script in (
-        f"mirror -R {upload} /incoming/tree",
-        f"mirror /incoming/tree {tmp_path / 'copy'}",
+        f"mirror -R --parallel=3 {upload} /incoming/tree",
+        f"mirror --parallel=3 /incoming/tree {tmp_path / 'copy'}",
     ):
         assert LFTP is not None
         done = subprocess.run(
