@@ -26,7 +26,9 @@ import httptools
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger, peer_text, printable
+from medusa.core.trusted import TrustedNetworks
 from medusa.http.body import BodyReception
+from medusa.http.forwarded import forwarded_client
 from medusa.http.handler import Handler
 from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
 from medusa.http.linger import LingeringClose
@@ -61,6 +63,10 @@ class HTTPChannel(Channel):
     """
 
     terminator = None
+
+    forwarded_peer: tuple[str, int] | None = None
+    """The client of the connection's latest request as trusted proxy headers gave it
+    (``proxy_headers``; set on the instance only then), for the status page."""
 
     __slots__ = (
         "_discard",
@@ -259,7 +265,24 @@ class HTTPChannel(Channel):
             self._head_started,
         )
         self._headers = _NO_HEADERS
+        trusted = self.http.forwarded_from
+        if trusted is not None:
+            self._apply_forwarded(request, trusted)
         return request
+
+    def _apply_forwarded(self, request: Request, trusted: TrustedNetworks) -> None:
+        """``proxy_headers``: from a peer in ``proxy_trusted``, take the client and scheme
+        from ``Forwarded``/``X-Forwarded-*`` (:mod:`medusa.http.forwarded`); the status page
+        shows the latest client of the connection (:attr:`forwarded_peer`)."""
+        peer = self.peer
+        if type(peer) is not tuple or peer[0] not in trusted:
+            return
+        forwarded = forwarded_client(request.headers, trusted)
+        if forwarded is None:
+            return
+        request.forwarded = forwarded
+        if forwarded.peer is not None:
+            self.forwarded_peer = forwarded.peer
 
     def on_message_complete(self) -> None:
         """llhttp: the whole request arrived: build the :class:`Request` and dispatch it

@@ -24,6 +24,7 @@ from medusa.http.status import reason
 if TYPE_CHECKING:
     from medusa.http.body import BodySink
     from medusa.http.channel import HTTPChannel
+    from medusa.http.forwarded import ForwardedClient
 
 __all__ = ["Request"]
 
@@ -50,6 +51,10 @@ class Request:
         status: the response status code (default 200).
         user: the authenticated user name for the access log, or ``None``.
         handler: the handler that took the request, or ``None``.
+        forwarded: what trusted proxies said about the client in ``Forwarded`` or
+            ``X-Forwarded-For``/``X-Forwarded-Proto`` (a
+            :class:`~medusa.http.forwarded.ForwardedClient`; only with the server's
+            ``proxy_headers``, from a peer in ``proxy_trusted``), else ``None``.
     """
 
     __slots__ = (
@@ -65,6 +70,7 @@ class Request:
         "body_sink",
         "bytes_out",
         "channel",
+        "forwarded",
         "handler",
         "headers",
         "keep_alive",
@@ -105,6 +111,7 @@ class Request:
         self.user: str | None = None
         self.handler: Any = None
         self.bytes_out = 0
+        self.forwarded: ForwardedClient | None = None
         self._out_headers: list[tuple[str, str]] = []
         self._head_sent = False
         self._finished = False
@@ -123,8 +130,23 @@ class Request:
 
     @property
     def peer(self) -> Any:
-        """The client's address as the transport reports it (``(host, port)`` for TCP)."""
+        """The client's address: ``(host, port)`` for TCP, as the transport reports it, or
+        as a trusted proxy gave it (a PROXY protocol header, or :attr:`forwarded` headers;
+        port 0 when the headers gave none)."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.peer is not None:
+            return forwarded.peer
         return self.channel.peer
+
+    @property
+    def scheme(self) -> str:
+        """``"https"`` or ``"http"``: as the client used it according to trusted proxy
+        headers (``X-Forwarded-Proto``, ``Forwarded: proto=``), else ``https`` on a TLS
+        connection."""
+        forwarded = self.forwarded
+        if forwarded is not None and forwarded.scheme is not None:
+            return forwarded.scheme
+        return "https" if self.channel.http.ssl is not None else "http"
 
     @property
     def finished(self) -> bool:
@@ -304,8 +326,9 @@ class Request:
 
     def redirect(self, target: str, status: int = 301) -> None:
         """Answer ``status`` with ``Location`` pointing at ``target`` on this same server
-        (scheme from the connection, host and port from the ``Host`` field, RFC 9110
-        §10.2.2; a relative reference when there is no usable ``Host``), and finish.
+        (scheme from the connection or trusted proxy headers, :attr:`scheme`; host and port
+        from the ``Host`` field, RFC 9110 §10.2.2; a relative reference when there is no
+        usable ``Host``), and finish.
 
         Args:
             target: an absolute path, already percent-encoded, query included if any.
@@ -313,8 +336,7 @@ class Request:
         """
         host = self.headers.get("host")
         if host and "/" not in host and "\\" not in host:
-            scheme = "https" if self.channel.http.ssl is not None else "http"
-            target = f"{scheme}://{host}{target}"
+            target = f"{self.scheme}://{host}{target}"
         self.set_header("Location", target)
         self.error(status)
 

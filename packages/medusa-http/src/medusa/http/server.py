@@ -23,6 +23,7 @@ from medusa.core.log import (
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
+from medusa.core.trusted import PROXY_OPTIONS, TrustedNetworks
 from medusa.http.accesslog import client_host, common_log_line, time_stamp
 from medusa.http.channel import HTTPChannel
 from medusa.http.charset import DEFAULT_CHARSET
@@ -87,13 +88,19 @@ class HTTPServer(Server):
             looked up in the background (the access-log line waits, the response never).
         resolver: the :class:`~medusa.core.resolver.Resolver` for ``resolve_names``
             (default: the shared one, see :func:`medusa.core.resolver.shared_resolver`).
+        proxy_headers: from peers in ``proxy_trusted`` only, take each request's client
+            address and scheme from ``Forwarded`` (RFC 7239) or ``X-Forwarded-For`` and
+            ``X-Forwarded-Proto`` (:mod:`medusa.http.forwarded`): the access log, log lines,
+            authentication lockouts, the status page and redirects use them.
         **kwargs: the options of :class:`~medusa.core.server.Server` (``backlog``,
-            ``max_connections``, ``idle_timeout``, buffer sizes, ``ssl``...).
+            ``max_connections``, ``idle_timeout``, buffer sizes, ``ssl``, and the PROXY
+            protocol's ``proxy_protocol``, ``proxy_trusted``, ``proxy_timeout``...).
 
     Raises:
         FileNotFoundError, NotADirectoryError: when ``root`` is not a directory.
         ssl.SSLError, OSError: when the certificate or key cannot be loaded.
-        ValueError: ``resolve_names`` without any resolver installed, an
+        ValueError: ``proxy_headers`` or ``proxy_protocol`` without ``proxy_trusted``,
+            ``proxy_protocol`` with TLS, ``resolve_names`` without any resolver installed, an
             ``access_log`` name that no logger is registered under, or a negative (or NaN)
             ``body_min_rate``.
     """
@@ -105,6 +112,7 @@ class HTTPServer(Server):
     description: ClassVar[str] = "HTTP/1.1 server"
     options: ClassVar[Mapping[str, Option]] = {
         **Server.options,
+        **PROXY_OPTIONS,
         **{
             o.name: o
             for o in (
@@ -134,6 +142,11 @@ class HTTPServer(Server):
                 Option("server_header", (str,), "Server header value"),
                 Option("certfile", (str,), "PEM certificate chain for HTTPS"),
                 Option("keyfile", (str,), "PEM private key for HTTPS"),
+                Option(
+                    "proxy_headers",
+                    (bool,),
+                    "take client and scheme from Forwarded/X-Forwarded-* of proxy_trusted",
+                ),
             )
         },
     }
@@ -161,11 +174,17 @@ class HTTPServer(Server):
         keyfile: str | None = None,
         resolve_names: bool = False,
         resolver: Resolver | None = None,
+        proxy_headers: bool = False,
         **kwargs: Any,
     ) -> None:
         if certfile is not None and kwargs.get("ssl") is None:
             kwargs["ssl"] = tls_context(certfile, keyfile)
         super().__init__(address, **kwargs)
+        if proxy_headers and not self.trusted_proxies:
+            raise ValueError("proxy_headers needs proxy_trusted (the proxies' addresses)")
+        self.forwarded_from: TrustedNetworks | None = (
+            self.trusted_proxies if proxy_headers else None
+        )
         chain = list(handlers)
         if root is not None:
             chain.append(FileHandler(root, charset=charset_option(charset or False)))
@@ -349,9 +368,13 @@ class HTTPServer(Server):
                 self._log_second = second
                 self._log_stamp = time_stamp(second)
             channel = request.channel
-            host = channel.log_host
-            if not host:
-                host = channel.log_host = client_host(channel.peer)
+            forwarded = request.forwarded
+            if forwarded is not None and forwarded.peer is not None:
+                host = forwarded.peer[0]  # per request: a proxy's connection serves many
+            else:
+                host = channel.log_host
+                if not host:
+                    host = channel.log_host = client_host(channel.peer)
             line = common_log_line(request, host, self._log_stamp)
             if self.host_names is not None and host != "-":
                 # The line starts with the address: the host name takes its place.
