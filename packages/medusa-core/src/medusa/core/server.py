@@ -289,6 +289,7 @@ class Server:
             ListenError: when the address cannot be bound (in use, permission, bad host);
                 an :class:`OSError` whose message names the server and the address.
         """
+        self._stopping = False  # a start again after a failed one (a worker's late start)
         self._listeners = await open_listeners(
             self.name,
             self.address,
