@@ -66,8 +66,11 @@ class IRCConnection(Channel):
         self.session: Session | None = None
 
     def handle_connect(self) -> None:
-        """Join the network as an unregistered user."""
+        """Join the network as an unregistered user (unless the address has too many
+        connections already)."""
         server = self._chat
+        if not server.admit(self):
+            return
         self.session = Session(
             server.network,
             peer_host(self.peer),

@@ -21,6 +21,7 @@ from medusa.core.listener import close_listener
 from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.server import Server
+from medusa.core.trusted import PROXY_OPTIONS
 
 __all__ = ["ChatServer"]
 
@@ -64,7 +65,10 @@ class ChatServer(Server):
         simple_channel: the channel simple-mode users talk in.
         web: address of the HTTP page and WebSocket bridge (needs ``medusa-chat[web]``).
         kwargs: the options of :class:`~medusa.core.server.Server`; ``idle_timeout``
-            defaults to 0 here (PING decides when a client is gone).
+            defaults to 0 here (PING decides when a client is gone). With
+            ``proxy_protocol`` (and ``proxy_trusted``), every listener of the server (IRC,
+            ``simple``, ``web``) takes the PROXY header from trusted peers: the client's
+            address is then used for host masks, ``max_clients_per_address`` and logs.
 
     Raises:
         AddressError: for a malformed address.
@@ -81,6 +85,7 @@ class ChatServer(Server):
 
     options: ClassVar[Mapping[str, Option]] = {
         **Server.options,
+        **PROXY_OPTIONS,
         **{
             o.name: o
             for o in (
@@ -274,10 +279,15 @@ class ChatServer(Server):
 
     # -- connections -----------------------------------------------------------------------
 
-    def channel_opened(self, channel: Channel) -> bool:
-        """Register a connection, refusing it beyond ``max_clients_per_address``."""
-        if not super().channel_opened(channel):
-            return False
+    def admit(self, channel: Channel) -> bool:
+        """Count a connection against ``max_clients_per_address``, or refuse it (an
+        ``ERROR`` line, then close) beyond. Called by each connection's
+        ``handle_connect``: with ``proxy_protocol`` the address is the client's from the
+        PROXY header, known only then.
+
+        Returns:
+            False when the connection is refused.
+        """
         host = peer_host(channel.peer)
         count = self._per_address.get(host, 0)
         if count >= self.max_clients_per_address:

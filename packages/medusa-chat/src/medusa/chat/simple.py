@@ -120,7 +120,10 @@ class SimpleConnection(Channel):
         self._too_long = False
 
     def handle_connect(self) -> None:
-        """Greet and ask for a nickname."""
+        """Greet and ask for a nickname (unless the address has too many connections
+        already)."""
+        if not self._chat.admit(self):
+            return
         self.bucket.stamp = self.connected_at
         self.push(b"Welcome to Medusa chat (simple mode). Type /help for commands.\r\n")
         self.push(b"nickname: ")

@@ -111,6 +111,10 @@ class WebConnection(Channel):
         self._out: list[bytes] | None = None
         self.session: Session | None = None
 
+    def handle_connect(self) -> None:
+        """Count the connection against ``max_clients_per_address`` (refused beyond)."""
+        self._chat.admit(self)
+
     def collect_incoming_data(self, data: bytes) -> None:
         """The request head, then WebSocket frames."""
         if self._ws is not None:
