@@ -69,23 +69,82 @@ def free_range(size: int) -> tuple[int, int]:
     pytest.fail("no free port range")
 
 
-def ftp_sections(port: int, passive: tuple[int, int], send_proxy: str) -> tuple[str, str]:
+def ftp_sections(
+    port: int,
+    passive: tuple[int, int],
+    send_proxy: str,
+    backends: tuple[str, ...] = (BACKEND,),
+    affinity: str = "",
+) -> tuple[str, str, str, str]:
     """HAProxy sections for FTP in TCP mode: the control port and the passive range on
-    127.0.0.1, relayed to medusa on 127.0.0.2 with ``send_proxy``."""
-    control = f"""
-listen ftp_control
-    mode tcp
-    bind {PROXY}:{port}
-    server medusa {BACKEND}:{port} {send_proxy}
+    127.0.0.1, relayed to medusa on each of ``backends`` with ``send_proxy``. With several
+    backends, ``affinity`` keeps a client's data connections on the machine of its control
+    connection: ``"source"`` (``balance source`` in both backends) or ``"stick"`` (a stick
+    table on the control backend, matched by the passive one)."""
+    control_rules = passive_rules = ""
+    if affinity == "source":
+        control_rules = passive_rules = "    balance source\n"
+    elif affinity == "stick":
+        control_rules = "    stick-table type ip size 100k expire 1h\n    stick on src\n"
+        passive_rules = "    stick match src table ftp_control\n"
+    control_servers = "".join(
+        f"    server m{i} {host}:{port} {send_proxy} check check-send-proxy inter 200ms\n"
+        for i, host in enumerate(backends)
+    )
+    # No port: each passive connection goes to the port the client connected to.
+    passive_servers = "".join(
+        f"    server m{i} {host} {send_proxy}\n" for i, host in enumerate(backends)
+    )
+    return (
+        f"frontend ftp_control\n    mode tcp\n    bind {PROXY}:{port}\n"
+        "    default_backend ftp_control\n",
+        f"backend ftp_control\n    mode tcp\n    timeout tunnel 1h\n{control_rules}"
+        f"{control_servers}",
+        f"frontend ftp_passive\n    mode tcp\n    bind {PROXY}:{passive[0]}-{passive[1]}\n"
+        "    default_backend ftp_passive\n",
+        f"backend ftp_passive\n    mode tcp\n{passive_rules}{passive_servers}",
+    )
+
+
+def medusa_config(
+    tmp_path: Path, name: str, host: str, port: int, passive: tuple[int, int], workers: int
+) -> Path:
+    """A medusa.toml serving ``site`` on ``host:port`` behind HAProxy (trusted 127.0.0.1,
+    masquerade 127.0.0.1), with its transfer and session logs in ``logs/NAME-*.log``."""
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
+        f"""
+[medusa]
+grace = 2
+workers = {workers}
+
+[logger.xfer]
+type = "file"
+path = "logs/{name}-xfer.log"
+
+[logger.sessions]
+type = "file"
+path = "logs/{name}-session.log"
+
+[[server]]
+type = "ftp"
+listen = "{host}:{port}"
+anonymous_root = "site"
+passive_ports = [{passive[0]}, {passive[1]}]
+masquerade_address = "{PROXY}"
+proxy_protocol = true
+proxy_trusted = ["{PROXY}/32"]
+xferlog = "xfer"
+session_log = "sessions"
+
+[[server.user]]
+name = "alice"
+password = "{hash_password("pw")}"
+root = "site"
+permissions = ["read", "write", "delete", "rename", "mkdir"]
 """
-    data = f"""
-listen ftp_passive
-    mode tcp
-    bind {PROXY}:{passive[0]}-{passive[1]}
-    # No port: each connection goes to the port the client connected to.
-    server medusa {BACKEND} {send_proxy}
-"""
-    return control, data
+    )
+    return config
 
 
 @pytest.fixture(params=["send-proxy", "send-proxy-v2"])
@@ -107,11 +166,11 @@ class Setup:
         return f"{self.medusa.describe()}\n{self.haproxy.describe()}"
 
     def xferlog(self) -> str:
-        path = self.logs / "xfer.log"
+        path = self.logs / "medusa-xfer.log"
         return path.read_text() if path.exists() else ""
 
     def session_log(self) -> str:
-        path = self.logs / "session.log"
+        path = self.logs / "medusa-session.log"
         return path.read_text() if path.exists() else ""
 
 
@@ -124,39 +183,7 @@ def behind_haproxy(runner: Runner, tmp_path: Path, send_proxy: str) -> Iterator[
     (site / "incoming").mkdir()
     logs = tmp_path / "logs"
     logs.mkdir()
-    config = tmp_path / "medusa.toml"
-    config.write_text(
-        f"""
-[medusa]
-grace = 2
-workers = 2
-
-[logger.xfer]
-type = "file"
-path = "logs/xfer.log"
-
-[logger.sessions]
-type = "file"
-path = "logs/session.log"
-
-[[server]]
-type = "ftp"
-listen = "{BACKEND}:{port}"
-anonymous_root = "site"
-passive_ports = [{low}, {high}]
-masquerade_address = "{PROXY}"
-proxy_protocol = true
-proxy_trusted = ["{PROXY}/32"]
-xferlog = "xfer"
-session_log = "sessions"
-
-[[server.user]]
-name = "alice"
-password = "{hash_password("pw")}"
-root = "site"
-permissions = ["read", "write", "delete", "rename", "mkdir"]
-"""
-    )
+    config = medusa_config(tmp_path, "medusa", BACKEND, port, (low, high), workers=2)
     medusa = runner.start("serve", "-c", str(config))
     sections = ftp_sections(port, (low, high), send_proxy)
     with haproxy(haproxy_config(*sections), tmp_path, [(PROXY, port), (PROXY, low)]) as proxy:
@@ -197,7 +224,10 @@ def test_passive_transfers_through_haproxy_log_the_client(behind_haproxy: Setup)
     text = setup.xferlog()
     assert PROXY not in text
     assert BACKEND not in text
-    assert setup.session_log().startswith(f"{CLIENT}:"), setup.session_log()
+    # (HAProxy's health checks make sessions of their own, from its address.)
+    lines = [line for line in setup.session_log().splitlines() if "[alice]" in line]
+    assert lines, setup.session_log()
+    assert all(line.startswith(f"{CLIENT}:") for line in lines), setup.session_log()
     assert "data connection from" not in setup.session_log()  # no data connection refused
 
 
@@ -261,3 +291,57 @@ def test_lftp_from_another_address_mirrors_both_ways(behind_haproxy: Setup, tmp_
     assert read_tree(tmp_path / "copy") == read_tree(upload)
     wait_until(lambda: setup.xferlog().count(f" {CLIENT} ") == 4, "four xferlog lines")
     assert PROXY not in setup.xferlog()
+
+
+@pytest.mark.parametrize("affinity", ["source", "stick"])
+def test_two_machines_keep_each_clients_data_on_its_machine(
+    runner: Runner, tmp_path: Path, affinity: str
+) -> None:
+    """Two medusa "machines" (127.0.0.2 and 127.0.0.3, the same passive range each) behind
+    one HAProxy whose backends keep a client on one machine (``balance source``, or a stick
+    table shared by the control and passive backends): clients from four addresses all
+    transfer in passive mode, each client's transfers are logged by one machine only, and
+    HAProxy's health checks (``check-send-proxy``) are not refused."""
+    hosts = (BACKEND, "127.0.0.3")
+    port = free_port(BACKEND)
+    low, high = free_range(8)
+    site = tmp_path / "site"
+    write_tree(site, {"payload.bin": PAYLOAD})
+    (site / "incoming").mkdir()
+    (tmp_path / "logs").mkdir()
+    machines = [
+        runner.start(
+            "serve", "-c", str(medusa_config(tmp_path, f"m{i}", host, port, (low, high), 1))
+        )
+        for i, host in enumerate(hosts)
+    ]
+    sections = ftp_sections(port, (low, high), "send-proxy-v2", hosts, affinity)
+    clients = ["127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8"]
+    with haproxy(haproxy_config(*sections), tmp_path, [(PROXY, port), (PROXY, low)]) as proxy:
+        for address in clients:
+            for _ in range(2):  # two sessions each: the second must find the same machine
+                ftp = ftplib.FTP(source_address=(address, 0), timeout=IO_TIMEOUT)
+                try:
+                    ftp.connect(PROXY, port)
+                    ftp.login("alice", "pw")
+                    got: list[bytes] = []
+                    ftp.retrbinary("RETR payload.bin", got.append)
+                    assert b"".join(got) == PAYLOAD, proxy.describe()
+                    ftp.storbinary(f"STOR incoming/{address}.bin", io.BytesIO(b"x" * 1000))
+                    ftp.quit()
+                finally:
+                    ftp.close()
+        logs = [tmp_path / "logs" / f"m{i}-xfer.log" for i in range(len(hosts))]
+
+        def logged() -> int:
+            return sum(p.read_text().count("\n") for p in logs if p.exists())
+
+        wait_until(lambda: logged() == 4 * len(clients), "every transfer logged")
+        texts = [p.read_text() if p.exists() else "" for p in logs]
+        for address in clients:
+            counts = [text.count(f" {address} ") for text in texts]
+            assert sorted(counts) == [0, 4], (address, counts)
+        for machine in machines:
+            assert "refused" not in machine.stderr(), machine.describe()
+            sessions = tmp_path / "logs" / f"m{machines.index(machine)}-session.log"
+            assert "data connection from" not in sessions.read_text()
