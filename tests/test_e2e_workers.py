@@ -26,6 +26,7 @@ from tests.conftest import (
     BACKENDS,
     Endpoint,
     Medusa,
+    RawClient,
     Runner,
     refuses_connections,
     wait_until,
@@ -199,19 +200,32 @@ def test_killed_worker_is_replaced_and_only_its_connections_lost(
     assert process.stop() == 0, process.describe()
 
 
-def test_sigterm_lets_a_download_in_flight_finish(runner: Runner, tmp_path: Path) -> None:
-    process = _serve(runner, tmp_path, "--grace", "60")
-    root = tmp_path / "site"
+def _big_download(process: Medusa, tmp_path: Path) -> tuple[RawClient, str]:
+    """Start a 32 MiB download that the client reads slowly: the server is mid-response."""
     block = os.urandom(1024 * 1024)
-    with open(root / "big.bin", "wb") as f:
+    with open(tmp_path / "site" / "big.bin", "wb") as f:
         for _ in range(32):
             f.write(block)
-    digest = hashlib.sha256(block * 32).hexdigest()
+    client = process.endpoint.client(rcvbuf=65536)
+    client.get("/big.bin")
+    assert client.closed_or_data(15), "no response to the download request"
+    return client, hashlib.sha256(block * 32).hexdigest()
+
+
+@pytest.mark.parametrize("who", ["master", "every process (systemd)", "Ctrl-C (SIGINT to all)"])
+def test_a_stop_signal_lets_a_download_in_flight_finish(
+    runner: Runner, tmp_path: Path, who: str
+) -> None:
+    process = _serve(runner, tmp_path, "--grace", "60")
     endpoint = process.endpoint
-    with endpoint.client(rcvbuf=65536) as client:
-        client.get("/big.bin")
-        assert client.closed_or_data(15), "no response to the download request"
-        process.send_signal(signal.SIGTERM)
+    workers = list(_ready_pids(endpoint).values())
+    client, digest = _big_download(process, tmp_path)
+    with client:
+        signum = signal.SIGINT if who.startswith("Ctrl-C") else signal.SIGTERM
+        process.send_signal(signum)
+        if who != "master":  # workers get the signal too; once only, from the master, counts
+            for pid in workers:
+                os.kill(pid, signum)
         wait_until(lambda: refuses_connections(endpoint), "new connections refused")
         assert process.running()
         response = client.read_response(timeout=60)
@@ -219,6 +233,20 @@ def test_sigterm_lets_a_download_in_flight_finish(runner: Runner, tmp_path: Path
         assert hashlib.sha256(response.body).hexdigest() == digest
     assert process.wait(30) == 0, process.describe()
     assert "Traceback" not in process.stderr()
+
+
+def test_a_second_signal_to_the_master_cuts_the_grace_period(
+    runner: Runner, tmp_path: Path
+) -> None:
+    process = _serve(runner, tmp_path, "--grace", "600")
+    client, _ = _big_download(process, tmp_path)
+    with client:
+        process.send_signal(signal.SIGTERM)
+        wait_until(lambda: refuses_connections(process.endpoint), "new connections refused")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, process.describe()  # not 600 s
+        assert client.wait_closed(30) is not None
+    assert "second signal: the workers close every connection now" in process.stderr()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

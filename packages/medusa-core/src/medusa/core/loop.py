@@ -117,6 +117,7 @@ async def serve(
     late: Sequence[Server] = (),
     late_wait: float = 30.0,
     on_late_start: Callable[[Server], object] | None = None,
+    hurry: asyncio.Event | None = None,
 ) -> None:
     """Start ``servers``, serve until ``stop`` is set (or SIGINT/SIGTERM), then shut down.
     SIGUSR1 reopens the log files (:func:`~medusa.core.log.reopen_log_files`).
@@ -132,6 +133,8 @@ async def serve(
             waits for the old one to let go of a chat or monitor address); one that cannot
             listen then is logged and left out.
         on_late_start: called with each late server once it listens.
+        hurry: an event that, set during the grace period, closes every connection at
+            once (as a second SIGINT/SIGTERM does); one is made when ``None``.
 
     Raises:
         OSError: when a server cannot listen; servers already started are closed first.
@@ -177,7 +180,7 @@ async def serve(
         servers = [*servers, *started_late]
         # A second SIGINT/SIGTERM during the grace period closes every connection at once
         # (the first one let responses in flight finish).
-        hurry = asyncio.Event()
+        hurry = hurry or asyncio.Event()
         for signum in installed:
             loop.add_signal_handler(signum, hurry.set)
         for server in servers:

@@ -38,7 +38,7 @@ from medusa.core.listener import ListenError
 from medusa.core.log import error_logger, reopen_log_files
 from medusa.core.loop import finish_loop, print_listening
 from medusa.core.server import Server
-from medusa.core.workerprocess import READY, RETIRE, worker_main
+from medusa.core.workerprocess import HURRY, READY, RETIRE, worker_main
 from medusa.core.workers import attach_table
 from medusa.core.workertable import WorkerTable
 
@@ -182,8 +182,8 @@ class Supervisor:
         if self._stopping:
             error_logger.warning("second signal: the workers close every connection now")
             for worker in self._workers.values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(worker.pid, signal.SIGTERM)
+                with contextlib.suppress(OSError):
+                    worker.control.send(HURRY)
             return
         self._stopping = True
         error_logger.info("%s: stopping %d workers gracefully", signum.name, len(self._workers))

@@ -8,7 +8,11 @@ and ``"each"`` servers (at :func:`~medusa.core.workers.worker_address`), tells t
 is ready, and serves until SIGTERM (graceful) or until the master goes away.
 
 It writes to the master on its control socket, one byte a message: ``R`` (ready: every
-shared listener accepts) and ``Q`` (``max_requests`` reached: please replace me).
+shared listener accepts) and ``Q`` (``max_requests`` reached: please replace me); the master
+writes ``H`` (close every connection now: a second stop signal). SIGTERM stops a worker
+gracefully however many times it comes (systemd's default stop sends it to every process of
+the service, and the master sends it too); SIGINT (a terminal's Ctrl-C reaches the whole
+process group) and SIGHUP are the master's and ignored; SIGUSR1 reopens the log files.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from medusa.core.log import error_logger, forget_named_loggers
+from medusa.core.log import error_logger, forget_named_loggers, reopen_log_files
 from medusa.core.loop import finish_loop, new_event_loop, print_listening, serve
 from medusa.core.server import Server, forget_running_servers
 from medusa.core.workers import become_worker, publish_counters, worker_address
@@ -31,7 +35,7 @@ from medusa.core.workers import become_worker, publish_counters, worker_address
 if TYPE_CHECKING:
     from medusa.core.config import Config
 
-__all__ = ["PUBLISH_INTERVAL", "place_servers", "worker_main"]
+__all__ = ["HURRY", "PUBLISH_INTERVAL", "READY", "RETIRE", "place_servers", "worker_main"]
 
 PUBLISH_INTERVAL = 1.0
 """Seconds between two writes of a worker's counters to the worker table (and two checks
@@ -39,6 +43,7 @@ of ``max_requests``)."""
 
 READY = b"R"
 RETIRE = b"Q"
+HURRY = b"H"
 
 
 def place_servers(
@@ -98,7 +103,10 @@ def worker_main(
     signal.set_wakeup_fd(-1)
     for signum in handled:
         signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's signal (reload)
+    # The master's signals: SIGHUP (reload), and SIGINT, which a terminal's Ctrl-C sends to
+    # the whole process group: the master stops the workers itself.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.set_event_loop(None)
     asyncio._set_running_loop(None)  # the fork happened inside the master's running loop
     keep = {control_fd, *(fd for fds in sockets.values() for fd in fds)}
@@ -121,11 +129,17 @@ def worker_main(
     if config.max_requests:
         limit = config.max_requests + random.randint(0, config.max_requests_jitter)
     stop = asyncio.Event()
+    hurry = asyncio.Event()
+    # SIGTERM, from the master or from anyone (systemd's control-group stop sends it to
+    # every process), is a graceful stop however often it comes; only the master hurries a
+    # worker, by a message.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
 
     def on_start(servers: Sequence[Server]) -> None:
         with contextlib.suppress(OSError):
             control.send(READY)
-        loop.add_reader(control_fd, _on_master, control, stop)
+        loop.add_reader(control_fd, _on_master, control, stop, hurry)
         _publish(loop, control, limit, False)
 
     def on_late_start(server: Server) -> None:
@@ -141,6 +155,8 @@ def worker_main(
                 on_start=on_start,
                 late=late,
                 on_late_start=on_late_start,
+                handle_signals=False,
+                hurry=hurry,
             )
         )
     except OSError as exc:
@@ -152,8 +168,9 @@ def worker_main(
     return 0
 
 
-def _on_master(control: socket.socket, stop: asyncio.Event) -> None:
-    """The master wrote or went away: the end of file means it is gone (killed): stop."""
+def _on_master(control: socket.socket, stop: asyncio.Event, hurry: asyncio.Event) -> None:
+    """The master wrote (``H``: close every connection now, the stop's second signal) or
+    went away (the end of file: it was killed): stop."""
     try:
         data = control.recv(64)
     except (BlockingIOError, InterruptedError):
@@ -164,6 +181,9 @@ def _on_master(control: socket.socket, stop: asyncio.Event) -> None:
         asyncio.get_running_loop().remove_reader(control.fileno())
         error_logger.warning("worker (pid %d): the master is gone; stopping", os.getpid())
         stop.set()
+    elif HURRY in data:
+        stop.set()
+        hurry.set()
 
 
 def _publish(

@@ -23,6 +23,9 @@ STATES = ("free", "starting", "ready", "stopping")
 _ROW = struct.Struct("<qqqqqqqqqqdd")
 """pid, index, state, generation, restarts, requests, connections, active, bytes_in,
 bytes_out, started, updated (the last two in seconds since the epoch)."""
+_STATE, _STATE_OFFSET = struct.Struct("<q"), 16
+_COUNTERS, _COUNTERS_OFFSET = struct.Struct("<qqqqq"), 40
+_UPDATED, _UPDATED_OFFSET = struct.Struct("<d"), 88
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,8 @@ class WorkerTable:
 
     def set_state(self, slot: int, state: str) -> None:
         """Set the row's state (one of :data:`STATES`; ``free`` releases the row)."""
-        values = list(self._read(slot))
-        values[2] = STATES.index(state)
-        _ROW.pack_into(self._memory, slot * _ROW.size, *values)
+        self._read(slot)  # checks the slot number
+        _STATE.pack_into(self._memory, slot * _ROW.size + _STATE_OFFSET, STATES.index(state))
 
     def publish(
         self,
@@ -122,11 +124,20 @@ class WorkerTable:
         bytes_out: int,
         now: float,
     ) -> None:
-        """Write a worker's counters into its row (the worker itself)."""
-        values = list(self._read(slot))
-        values[5:10] = [requests, connections, active, bytes_in, bytes_out]
-        values[11] = now
-        _ROW.pack_into(self._memory, slot * _ROW.size, *values)
+        """Write a worker's counters into its row (the worker itself). Only those fields
+        are written: the master may be setting the row's state at the same moment."""
+        self._read(slot)  # checks the slot number
+        base = slot * _ROW.size
+        _COUNTERS.pack_into(
+            self._memory,
+            base + _COUNTERS_OFFSET,
+            requests,
+            connections,
+            active,
+            bytes_in,
+            bytes_out,
+        )
+        _UPDATED.pack_into(self._memory, base + _UPDATED_OFFSET, now)
 
     def rows(self) -> list[WorkerRow]:
         """The rows in use, by worker number then start time."""
