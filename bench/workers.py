@@ -138,13 +138,43 @@ class ServerLog:
         return cls(statuses, examples, problems[:10])
 
 
-def wrk_argv(url: str, args: argparse.Namespace, duration: int) -> list[str]:
+# A wrk script that writes each answer other than 2xx/3xx to stderr (status, headers, body),
+# so that the report can say what the failed requests were.
+WRK_FAILURES_SCRIPT = """\
+response = function(status, headers, body)
+  if status >= 400 then
+    local text = ""
+    for name, value in pairs(headers) do text = text .. name .. ": " .. value .. "; " end
+    io.stderr:write("FAILED " .. status .. " | " .. text .. "| " .. string.sub(body, 1, 80)
+      .. "\\n")
+  end
+end
+"""
+_WRK_FAILED = re.compile(r"^FAILED (\d+) \| (.*)$", re.MULTILINE)
+
+
+def wrk_argv(
+    url: str, args: argparse.Namespace, duration: int, script: Path | None = None
+) -> list[str]:
     """wrk on the client CPUs: one thread per client CPU, ``--connections``, ``--latency``."""
+    lua = ["-s", str(script)] if script is not None else []
     return [
         "taskset", "-c", args.client_cpus,
         "wrk", f"-t{args.client_threads}", f"-c{args.connections}", f"-d{duration}s",
-        "--latency", url,
+        "--latency", *lua, url,
     ]  # fmt: skip
+
+
+def failed_answers(wrk_stderr: str) -> tuple[dict[str, int], list[str]]:
+    """The answers :data:`WRK_FAILURES_SCRIPT` reported: count by status, a few examples."""
+    counts: dict[str, int] = {}
+    examples: list[str] = []
+    for match in _WRK_FAILED.finditer(wrk_stderr):
+        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+        text = f"{match.group(1)} {match.group(2).strip()}"
+        if text not in examples and len(examples) < 3:
+            examples.append(text)
+    return counts, examples
 
 
 def run_wrk(url: str, args: argparse.Namespace, duration: int) -> tuple[WrkRun, str]:
@@ -168,22 +198,29 @@ class BackgroundWrk:
     """wrk running while something else happens; :meth:`finish` stops it (SIGINT makes wrk
     print its report) and parses the report."""
 
-    def __init__(self, url: str, args: argparse.Namespace, limit: int = 600) -> None:
+    def __init__(
+        self, url: str, args: argparse.Namespace, script: Path | None = None, limit: int = 600
+    ) -> None:
         self.proc = subprocess.Popen(
-            wrk_argv(url, args, limit), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            wrk_argv(url, args, limit, script),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+        self.stderr = ""
 
     def finish(self) -> tuple[WrkRun, str]:
+        """Stop wrk; its parsed report and its output (its stderr in :attr:`stderr`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
-            out, err = self.proc.communicate(timeout=30)
+            out, self.stderr = self.proc.communicate(timeout=30)
         except subprocess.TimeoutExpired as exc:
             self.proc.kill()
             self.proc.communicate()
             raise MeasureError("wrk did not stop within 30 s of SIGINT") from exc
         if self.proc.returncode != 0:
-            raise MeasureError(f"wrk exited with {self.proc.returncode}: {err.strip()[-300:]}")
+            raise MeasureError(f"wrk exited with {self.proc.returncode}: {self.stderr[-300:]}")
         return parse_wrk(out), out
 
 
@@ -482,6 +519,8 @@ class ReloadResult:
     workers_after: list[int]
     load_average: float
     server_log: ServerLog
+    failed_statuses: dict[str, int]  # wrk's non-2xx answers by status
+    failed_examples: list[str]  # status, headers and body of a few
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -504,7 +543,9 @@ def bench_reload(tmp: Path, docroot: Path, args: argparse.Namespace) -> ReloadRe
     try:
         before = sorted(row["pid"] for row in deployment.rows())
         url = f"http://127.0.0.1:{deployment.port}{PATH}"
-        wrk = BackgroundWrk(url, args)
+        script = tmp / "failures.lua"
+        script.write_text(WRK_FAILURES_SCRIPT)
+        wrk = BackgroundWrk(url, args, script)
         try:
             time.sleep(1.0)  # load first: every wrk connection open and busy
             seconds = []
@@ -522,6 +563,7 @@ def bench_reload(tmp: Path, docroot: Path, args: argparse.Namespace) -> ReloadRe
     finally:
         deployment.stop()
     errors = socket_errors(output)
+    statuses, examples = failed_answers(wrk.stderr)
     log(f"  wrk: {run.requests} requests, socket errors {errors}, non-2xx {run.non_2xx}")
     return ReloadResult(
         reloads=args.reloads,
@@ -534,6 +576,8 @@ def bench_reload(tmp: Path, docroot: Path, args: argparse.Namespace) -> ReloadRe
         workers_after=after,
         load_average=load_average(),
         server_log=server_log,
+        failed_statuses=statuses,
+        failed_examples=examples,
     )
 
 
@@ -549,6 +593,12 @@ def reload_report(result: ReloadResult, args: argparse.Namespace) -> str:
             f"  SIGHUP to 'reload done': median {statistics.median(result.seconds):.2f} s, "
             f"max {max(result.seconds):.2f} s",
             f"  worker pids before {result.workers_before}, after {result.workers_after}",
+            *(
+                [f"  non-2xx answers by status: {result.failed_statuses}"]
+                if result.failed_statuses
+                else []
+            ),
+            *(f"    {example}" for example in result.failed_examples),
             *log_lines(result.server_log),
         ]
     )
