@@ -357,3 +357,16 @@ def test_workers_auto_is_one_per_usable_cpu(runner: Runner, tmp_path: Path) -> N
     )
     wait_until(lambda: len(_ready_pids(process.endpoint)) == cpus, f"{cpus} ready workers")
     assert process.stop() == 0, process.describe()
+
+
+def test_a_single_process_logs_sighup_and_goes_on(runner: Runner, tmp_path: Path) -> None:
+    root = _site(tmp_path)
+    process = runner.start("serve", str(root), "--http", "127.0.0.1:0")
+    process.send_signal(signal.SIGHUP)
+    _wait_log(process, "SIGHUP: a single process does not reload its configuration")
+    process.send_signal(signal.SIGUSR1)  # reopens the log files: nothing to see, no exit
+    conn = http.client.HTTPConnection(process.endpoint.host, process.endpoint.port, timeout=15)
+    conn.request("GET", "/index.txt")
+    assert conn.getresponse().read() == b"hello\n"
+    conn.close()
+    assert process.stop() == 0, process.describe()

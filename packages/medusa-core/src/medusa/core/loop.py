@@ -120,7 +120,8 @@ async def serve(
     hurry: asyncio.Event | None = None,
 ) -> None:
     """Start ``servers``, serve until ``stop`` is set (or SIGINT/SIGTERM), then shut down.
-    SIGUSR1 reopens the log files (:func:`~medusa.core.log.reopen_log_files`).
+    SIGUSR1 reopens the log files (:func:`~medusa.core.log.reopen_log_files`); SIGHUP is
+    logged and ignored (a reload needs the master of ``--workers``).
 
     Args:
         servers: the servers to run together on the current loop.
@@ -162,6 +163,8 @@ async def serve(
                 installed.append(signum)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
+            if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not a logger's own
+                loop.add_signal_handler(signal.SIGHUP, _no_reload)
     started_late: list[Server] = []
     late_task: asyncio.Task[None] | None = None
     try:
@@ -202,12 +205,20 @@ async def serve(
         if handle_signals:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGUSR1)
+                loop.remove_signal_handler(signal.SIGHUP)
         for result in results:
             if isinstance(result, BaseException):
                 error_logger.error("shutdown failed: %r", result)
         close_shared_resolver()  # lines waiting for a host name are written with the address
         close_named_loggers()  # queued lines of [logger.NAME] loggers are written
         loop.set_exception_handler(previous_handler)
+
+
+def _no_reload() -> None:
+    error_logger.warning(
+        "SIGHUP: a single process does not reload its configuration (run with --workers 2 "
+        "or more for reloads without downtime); SIGUSR1 reopens the log files"
+    )
 
 
 async def _start_late(
