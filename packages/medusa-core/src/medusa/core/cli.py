@@ -189,22 +189,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def _workers(text: str) -> int | str:
     if text == "auto":
         return text
+    return _count(text, minimum=1, what='a number or "auto"')
+
+
+def _count(text: str, minimum: int = 0, what: str = "a whole number") -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a number or "auto"') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum} or more")
     return value
 
 
