@@ -17,7 +17,7 @@ from medusa.chat.network import Network, NetworkConfig
 from medusa.chat.session import LinkPolicy
 from medusa.core.address import Address
 from medusa.core.channel import Channel
-from medusa.core.listener import close_listener
+from medusa.core.listener import close_listener, open_listeners
 from medusa.core.log import error_logger
 from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.server import Server
@@ -216,22 +216,16 @@ class ChatServer(Server):
             extras.append(("simple", self.simple_address, self.make_simple_channel))
         if self.web_address is not None:
             extras.append(("web", self.web_address, self.make_web_channel))
-        loop = asyncio.get_running_loop()
         try:
             for role, address, factory in extras:
-                if address.path is not None:
-                    listener = await loop.create_unix_server(
-                        factory, address.path, backlog=self.backlog
-                    )
-                else:
-                    listener = await loop.create_server(
-                        factory,
-                        address.host,
-                        address.port,
-                        backlog=self.backlog,
-                        reuse_address=True,
-                    )
-                self._extra.append((role, listener))
+                listeners = await open_listeners(
+                    f"{self.name} {role}",
+                    address,
+                    factory,
+                    backlog=self.backlog,
+                    reuse_port=self.reuse_port,
+                )
+                self._extra.extend((role, listener) for listener in listeners)
         except BaseException:
             self.close()
             raise
