@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import http.client
 import json
 import os
@@ -239,6 +240,25 @@ def get_json(port: int, path: str, timeout: float = 5.0) -> dict[str, Any]:
         conn.close()
 
 
+def answers(port: int) -> bool:
+    """Does the status page on 127.0.0.1:``port`` answer?"""
+    try:
+        get_json(port, "/status?format=json", timeout=1.0)
+    except (OSError, http.client.HTTPException, MeasureError):
+        return False
+    return True
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` every 20 ms until it is true; MeasureError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise MeasureError(f"{what} did not happen within {timeout:.0f} s")
+
+
 # --------------------------------------------------------------------------- the servers
 
 
@@ -296,6 +316,8 @@ class Deployment:
                 server = RunningServer(spec, self.port, pinned, log_path)
                 self.processes.append(server)
                 server.wait_ready(20.0)
+            for status_port in self.status_ports:  # each SO_REUSEPORT process listening
+                wait_for(functools.partial(answers, status_port), 20.0, f"port {status_port}")
             if setup.kind == "shared" and setup.workers > 1:
                 self.wait_workers_ready()
         except (StartError, MeasureError):
@@ -397,6 +419,13 @@ class BalanceRun:
             return None
         return max(self.per_worker) / max(1, min(self.per_worker))
 
+    @property
+    def connection_spread(self) -> float | None:
+        """The same for the connections each worker accepted."""
+        if len(self.per_worker_connections) < 2:
+            return None
+        return max(self.per_worker_connections) / max(1, min(self.per_worker_connections))
+
 
 def balance_run(setup: Setup, tmp: Path, docroot: Path, args: argparse.Namespace) -> BalanceRun:
     deployment = Deployment(setup, tmp, docroot, args.server_cpus)
@@ -446,8 +475,8 @@ def bench_balance(
         for setup, runs in results.items():
             try:
                 run = balance_run(setup, tmp, docroot, args)
-            except (StartError, MeasureError) as exc:
-                log(f"  round {round_no} {setup.label}: {exc}")
+            except (StartError, MeasureError, OSError, http.client.HTTPException) as exc:
+                log(f"  round {round_no} {setup.label}: {type(exc).__name__}: {exc}")
                 continue
             runs.append(run)
             spread = f"{run.spread:.3f}" if run.spread is not None else "-"
@@ -466,11 +495,14 @@ def median_of(runs: list[BalanceRun], metric: Callable[[BalanceRun], float | Non
 
 
 def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namespace) -> str:
-    headers = ["setup", "runs", "req/s", "CPU us/req", "vs 1 worker", "busiest/quietest", "max"]
+    headers = [
+        "setup", "runs", "req/s", "CPU us/req", "vs 1 worker", "busiest/quietest", "max",
+        "connections",
+    ]  # fmt: skip
     rows = []
     for setup, runs in results.items():
         if not runs:
-            rows.append([setup.label, "0", "failed", "-", "-", "-", "-"])
+            rows.append([setup.label, "0", "failed", "-", "-", "-", "-", "-"])
             continue
         rps = median_of(runs, lambda r: r.requests_per_s)
         cpu = median_of(runs, lambda r: r.cpu_us_per_request)
@@ -478,6 +510,7 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
         base_cpu = median_of(base, lambda r: r.cpu_us_per_request) if base else None
         spread = median_of(runs, lambda r: r.spread)
         worst = max((r.spread for r in runs if r.spread is not None), default=None)
+        connections = median_of(runs, lambda r: r.connection_spread)
         errors = sum(r.socket_errors + r.non_2xx for r in runs)
         rows.append(
             [
@@ -488,6 +521,7 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
                 f"{cpu / base_cpu - 1:+.1%}" if cpu is not None and base_cpu else "-",
                 f"{spread:.3f}" if spread is not None else "-",
                 f"{worst:.3f}" if worst is not None else "-",
+                f"{connections:.2f}" if connections is not None else "-",
             ]
         )
     lines = [
@@ -497,7 +531,8 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
         render_table(headers, rows),
         "CPU us/req: CPU time of every server process (master, workers) per request;",
         "vs 1 worker: against --workers 1 with the same logs; busiest/quietest: requests of",
-        "the busiest worker over the quietest's in one run (median; max: the worst run).",
+        "the busiest worker over the quietest's in one run (median; max: the worst run);",
+        "connections: the same ratio for the connections each worker accepted (median).",
     ]
     if any(r.socket_errors or r.non_2xx for runs in results.values() for r in runs):
         lines.append("!: some run had socket errors or non-2xx answers (see the JSON file)")
@@ -521,15 +556,6 @@ class ReloadResult:
     server_log: ServerLog
     failed_statuses: dict[str, int]  # wrk's non-2xx answers by status
     failed_examples: list[str]  # status, headers and body of a few
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise MeasureError(f"{what} did not happen within {timeout:.0f} s")
 
 
 def reloads_done(deployment: Deployment, count: int) -> Callable[[], bool]:
