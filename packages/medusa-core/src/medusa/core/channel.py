@@ -662,6 +662,7 @@ class ProxyHeaderReader(asyncio.Protocol):
             if looks_like_proxy_header(buffer):
                 needed = len(V2_SIGNATURE) if buffer[:1] == b"\r" else 6
                 if len(buffer) >= needed:
+                    self._buffer = buffer
                     self._refuse("PROXY header from a peer not in proxy_trusted")
                 else:
                     self._buffer = buffer
@@ -672,6 +673,7 @@ class ProxyHeaderReader(asyncio.Protocol):
         try:
             parsed = parse_proxy_header(buffer)
         except ProxyProtocolError as exc:
+            self._buffer = buffer
             self._refuse(f"bad PROXY header ({exc})")
             return
         if parsed is None:
