@@ -55,6 +55,9 @@ class Deployment:
 
 
 def _config(tmp_path: Path, workers: int, headers: bool) -> Path:
+    # Under --workers the master binds each address once, keyed by the address: two
+    # servers on "127.0.0.1:0" would share one socket there, so they get distinct ports.
+    ports = (free_port(), free_port()) if workers > 1 else (0, 0)
     site = tmp_path / "site"
     (site / "dir").mkdir(parents=True)
     (site / "dir" / "index.html").write_bytes(b"index\n")
@@ -64,7 +67,8 @@ def _config(tmp_path: Path, workers: int, headers: bool) -> Path:
         f"[medusa]\nworkers = {workers}\ngrace = 2\n\n"
         '[logger.disk]\ntype = "file"\npath = "access.log"\n\n'
         # The PROXY protocol listener (haproxy mode tcp).
-        '[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\nroot = "site"\n'
+        '[[server]]\ntype = "http"\n'
+        f'listen = "127.0.0.1:{ports[0]}"\nroot = "site"\n'
         'access_log = "disk"\nproxy_protocol = true\nproxy_trusted = ["127.0.0.1/32"]\n'
         "proxy_timeout = 1\n"
         '[[server.handler]]\ntype = "status"\npath = "/status"\n\n'
@@ -72,7 +76,8 @@ def _config(tmp_path: Path, workers: int, headers: bool) -> Path:
     if headers:  # the forwarded-headers listener (haproxy mode http)
         with config.open("a") as f:
             f.write(
-                '[[server]]\ntype = "http"\nlisten = "127.0.0.1:0"\nroot = "site"\n'
+                '[[server]]\ntype = "http"\n'
+                f'listen = "127.0.0.1:{ports[1]}"\nroot = "site"\n'
                 'access_log = "disk"\nproxy_headers = true\nproxy_trusted = ["127.0.0.1/32"]\n'
             )
     return config
@@ -218,9 +223,7 @@ def test_bad_input_straight_to_medusa(deployed: Deployment) -> None:
 
 
 def test_in_front_of_two_workers(runner: Runner, tmp_path: Path, send_proxy: str) -> None:
-    # One server: two http servers under --workers fail to start in the workers (uvloop
-    # "TCPServer closed", reported to the lead), so the headers path is not repeated here.
-    with _deploy(runner, tmp_path, send_proxy, 2, headers=False) as each:
+    with _deploy(runner, tmp_path, send_proxy, 2) as each:
 
         def two_ready() -> bool:
             rows = _status(each.tcp_port).get("workers", [])
@@ -236,7 +239,9 @@ def test_in_front_of_two_workers(runner: Runner, tmp_path: Path, send_proxy: str
             assert document["pid"] in workers  # a worker answered, through haproxy
             peers = _peers(document)
             assert any(peer.startswith(f"{CLIENT}:") for peer in peers), peers
-        lines = each.wait_access(11)
+        answer = curl("--interface", CLIENT, f"http://127.0.0.1:{each.http_port}/dir")
+        assert answer.header("Location") == f"https://127.0.0.1:{each.http_port}/dir/"
+        lines = each.wait_access(12)
         assert all(line.startswith(f"{CLIENT} - - [") for line in lines), lines
         assert "Traceback" not in each.medusa.stderr()
         assert each.medusa.stop() == 0
