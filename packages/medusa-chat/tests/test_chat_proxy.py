@@ -75,6 +75,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[ChatServer]:
         proxy_protocol=True,
         proxy_trusted=["127.0.0.1/32"],
         simple="127.0.0.1:0",
+        web="127.0.0.1:0",
     )
     with ServerThread([chat], backend=request.param):
         yield chat
@@ -140,3 +141,23 @@ def test_configuration(tmp_path: object) -> None:
         ChatServer.from_config(
             {"proxy_protocol": True}, source="medusa.toml", prefix="server[0]", base_dir="/"
         )
+
+
+def test_web_listener_takes_the_header_and_counts_the_client(served: ChatServer) -> None:
+    port = served.extra_port("web")
+    page = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with connect(port, v1("127.0.0.5") + page) as sock:
+        assert read_to_eof(sock).startswith(b"HTTP/1.1 200 ")
+    # Two IRC connections of 127.0.0.5 fill its quota; its web page request is refused,
+    # another client's is served.
+    first, second = connect(served.port, v1("127.0.0.5")), connect(served.port, v2("127.0.0.5"))
+    try:
+        register(first, "w1")
+        register(second, "w2")
+        with connect(port, v1("127.0.0.5") + page) as sock:
+            assert b"too many connections from your address" in read_to_eof(sock)
+        with connect(port, v1("127.0.0.6") + page) as sock:
+            assert read_to_eof(sock).startswith(b"HTTP/1.1 200 ")
+    finally:
+        first.close()
+        second.close()
