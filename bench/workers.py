@@ -288,7 +288,9 @@ class Deployment:
     """The server processes of one :class:`Setup`, started pinned to the server CPUs, all
     answering on one port; stopped by :meth:`stop`."""
 
-    def __init__(self, setup: Setup, tmp: Path, docroot: Path, server_cpus: str) -> None:
+    def __init__(
+        self, setup: Setup, tmp: Path, docroot: Path, server_cpus: str, backend: str = "auto"
+    ) -> None:
         self.setup = setup
         self.port = free_port()
         self.status_ports: list[int] = []
@@ -297,6 +299,7 @@ class Deployment:
         self.event_lines: list[str] = []
         medusa = str(Path(sys.executable).with_name("medusa"))
         level = ["--log-level", "warning"] if setup.logs == "off" else []
+        level += ["--backend", backend]
         argvs: list[list[str]] = []
         if setup.kind == "shared":
             http = f"127.0.0.1:{self.port}"
@@ -428,7 +431,7 @@ class BalanceRun:
 
 
 def balance_run(setup: Setup, tmp: Path, docroot: Path, args: argparse.Namespace) -> BalanceRun:
-    deployment = Deployment(setup, tmp, docroot, args.server_cpus)
+    deployment = Deployment(setup, tmp, docroot, args.server_cpus, args.backend)
     try:
         url = f"http://127.0.0.1:{deployment.port}{PATH}"
         run_wrk(url, args, 1)  # warm-up
@@ -457,7 +460,7 @@ def balance_run(setup: Setup, tmp: Path, docroot: Path, args: argparse.Namespace
 
 def setups(args: argparse.Namespace) -> list[Setup]:
     chosen = []
-    for logs in LOG_MODES:
+    for logs in args.logs:
         for workers in args.worker_counts:
             chosen.append(Setup("shared", workers, logs))
         for workers in args.worker_counts:
@@ -494,6 +497,12 @@ def median_of(runs: list[BalanceRun], metric: Callable[[BalanceRun], float | Non
     return statistics.median(values) if values else None
 
 
+def format_spread(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 100 else ">100"
+
+
 def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namespace) -> str:
     headers = [
         "setup", "runs", "req/s", "CPU us/req", "vs 1 worker", "busiest/quietest", "max",
@@ -519,15 +528,15 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
                 f"{rps:,.0f}" + (" !" if errors else ""),
                 f"{cpu:.1f}" if cpu is not None else "-",
                 f"{cpu / base_cpu - 1:+.1%}" if cpu is not None and base_cpu else "-",
-                f"{spread:.3f}" if spread is not None else "-",
-                f"{worst:.3f}" if worst is not None else "-",
+                format_spread(spread),
+                format_spread(worst),
                 f"{connections:.2f}" if connections is not None else "-",
             ]
         )
     lines = [
         f"balance and CPU: GET {PATH}, wrk -t{args.client_threads} -c{args.connections} "
         f"-d{args.duration}s, median of {args.runs} rounds; servers on CPUs {args.server_cpus} "
-        f"(master and workers together), wrk on {args.client_cpus}",
+        f"(master and workers together), wrk on {args.client_cpus}; backend {args.backend}",
         render_table(headers, rows),
         "CPU us/req: CPU time of every server process (master, workers) per request;",
         "vs 1 worker: against --workers 1 with the same logs; busiest/quietest: requests of",
@@ -565,7 +574,7 @@ def reloads_done(deployment: Deployment, count: int) -> Callable[[], bool]:
 
 def bench_reload(tmp: Path, docroot: Path, args: argparse.Namespace) -> ReloadResult:
     setup = Setup("shared", args.reload_workers, "default")
-    deployment = Deployment(setup, tmp, docroot, args.server_cpus)
+    deployment = Deployment(setup, tmp, docroot, args.server_cpus, args.backend)
     try:
         before = sorted(row["pid"] for row in deployment.rows())
         url = f"http://127.0.0.1:{deployment.port}{PATH}"
@@ -613,7 +622,7 @@ def reload_report(result: ReloadResult, args: argparse.Namespace) -> str:
     return "\n".join(
         [
             f"reload: {result.reloads} SIGHUPs to the master of --workers {args.reload_workers}"
-            f" (logs default) under wrk -c{args.connections} on GET {PATH}",
+            f" (logs default, backend {args.backend}) under wrk -c{args.connections} on GET {PATH}",
             f"  requests {result.requests:,} ({result.requests_per_s:,.0f} req/s); "
             f"failed {failed}: socket errors {kinds}; non-2xx {result.non_2xx}",
             f"  SIGHUP to 'reload done': median {statistics.median(result.seconds):.2f} s, "
@@ -705,7 +714,7 @@ class ReplaceResult:
 def bench_replace(tmp: Path, docroot: Path, args: argparse.Namespace) -> ReplaceResult:
     setup = Setup("shared", args.reload_workers, "default")
     result = ReplaceResult()
-    deployment = Deployment(setup, tmp, docroot, args.server_cpus)
+    deployment = Deployment(setup, tmp, docroot, args.server_cpus, args.backend)
     try:
         for loaded in (False, True):
             wrk = None
@@ -728,7 +737,8 @@ def bench_replace(tmp: Path, docroot: Path, args: argparse.Namespace) -> Replace
                     result.loaded_requests = run.requests
                     result.loaded_socket_errors = socket_errors(output)
                     result.loaded_non_2xx = run.non_2xx
-        result.server_log = ServerLog.read(deployment.stderr())
+        expected = ("max_connections lowered", "died (killed by SIGKILL)")
+        result.server_log = ServerLog.read(deployment.stderr(), skip_problems=expected)
     finally:
         deployment.stop()
     result.load_average = load_average()
@@ -780,11 +790,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--runs", type=int, default=3, metavar="N", help="rounds of the balance part (medians)")
     add("--parts", default=",".join(PARTS), metavar="LIST", help=", ".join(PARTS))
     add("--workers", default="1,2", metavar="LIST", help="worker counts of the balance part")
+    add("--logs", default=",".join(LOG_MODES), metavar="LIST", help="balance part: off, default")
     add("--no-reuseport", dest="reuseport", action="store_false", help="skip SO_REUSEPORT")
     add("--connections", type=int, default=50, metavar="N", help="wrk connections")
     add("--reloads", type=int, default=10, metavar="N", help="SIGHUPs in the reload part")
     add("--kills", type=int, default=5, metavar="N", help="kill -9 idle, then as many loaded")
     add("--reload-workers", type=int, default=2, metavar="N", help="workers (reload, replace)")
+    add(
+        "--backend",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="medusa's event loop (default: auto, uvloop when installed)",
+    )
     add("--server-cpus", default="0", metavar="CPUS", help="taskset list for the servers")
     add("--client-cpus", default="1", metavar="CPUS", help="taskset list for wrk")
     add("--output", type=Path, default=RESULTS_FILE, metavar="PATH", help="JSON results file")
@@ -800,6 +817,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--workers must be at least 1 and --reload-workers at least 2")
     if args.duration < 1 or args.runs < 1 or args.connections < 1:
         parser.error("--duration, --runs and --connections must be at least 1")
+    args.logs = [mode.strip() for mode in args.logs.split(",") if mode.strip()]
+    if not args.logs or set(args.logs) - set(LOG_MODES):
+        parser.error(f"--logs: choose from {', '.join(LOG_MODES)}")
     args.client_threads = len(cpu_list(args.client_cpus))
     return args
 
