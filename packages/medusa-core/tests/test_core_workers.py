@@ -16,7 +16,7 @@ from medusa.core.channel import Channel
 from medusa.core.log import reopen_log_files
 from medusa.core.server import Server
 from medusa.core.workerprocess import place_servers
-from medusa.core.workers import resolve_workers, usable_cpus, worker_address
+from medusa.core.workers import resolve_workers, shared_keys, usable_cpus, worker_address
 from medusa.core.workertable import WorkerTable
 
 
@@ -113,6 +113,20 @@ def test_place_servers_by_workers_mode() -> None:
         with pytest.raises(KeyError):
             place_servers(servers, 1, {})
         assert place_servers(servers[1:], 1, {})[1] == servers[1:]
+
+
+def test_two_servers_on_any_free_port_get_two_sockets() -> None:
+    servers: list[Server] = [
+        Shared("127.0.0.1:0"),
+        One("127.0.0.1:0"),
+        Shared("127.0.0.1:0"),
+        Shared("127.0.0.1:8080"),
+    ]
+    assert [key for key, _ in shared_keys(servers)] == [
+        "127.0.0.1:0#1",
+        "127.0.0.1:0#2",
+        "127.0.0.1:8080",
+    ]
 
 
 def test_reopen_log_files_reopens_a_file_handler(tmp_path: Path) -> None:

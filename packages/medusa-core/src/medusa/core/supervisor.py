@@ -39,7 +39,7 @@ from medusa.core.log import error_logger, reopen_log_files
 from medusa.core.loop import finish_loop, print_listening
 from medusa.core.server import Server
 from medusa.core.workerprocess import HURRY, READY, RETIRE, worker_main
-from medusa.core.workers import attach_table
+from medusa.core.workers import attach_table, shared_keys
 from medusa.core.workertable import WorkerTable
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Supervisor:
         self._config: Config | None = None
         self._generation = 0
         self._table: WorkerTable | None = None
-        self._bound: dict[str, Server] = {}  # str(address) -> the server whose sockets
+        self._bound: dict[str, Server] = {}  # shared_keys() key -> the server whose sockets
         self._own: list[Server] = []  # the master's "each" servers
         self._workers: dict[int, _Worker] = {}  # by pid
         self._failures: dict[int, int] = {}  # by index: deaths before ready, in a row
@@ -141,9 +141,8 @@ class Supervisor:
 
     async def _bind(self, config: Config) -> None:
         """Bind the shared addresses not bound yet (their servers keep the sockets)."""
-        for server in config.servers:
-            key = str(server.address)
-            if server.workers_mode == "shared" and key not in self._bound:
+        for key, server in shared_keys(config.servers):
+            if key not in self._bound:
                 await server.bind()
                 self._bound[key] = server
 
@@ -442,7 +441,7 @@ class Supervisor:
         for worker in old:
             if worker.index > config.workers:
                 self._stop_worker(worker)
-        self._close_sockets({str(s.address) for s in config.servers})
+        self._close_sockets({key for key, _ in shared_keys(config.servers)})
         previous, self._own = self._own, []
         for server in previous:
             self._task(server.shutdown(config.grace))

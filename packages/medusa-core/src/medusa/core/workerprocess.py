@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from medusa.core.log import error_logger, forget_named_loggers, reopen_log_files
 from medusa.core.loop import finish_loop, new_event_loop, print_listening, serve
 from medusa.core.server import Server, forget_running_servers
-from medusa.core.workers import become_worker, publish_counters, worker_address
+from medusa.core.workers import become_worker, publish_counters, shared_keys, worker_address
 
 if TYPE_CHECKING:
     from medusa.core.config import Config
@@ -51,8 +51,9 @@ def place_servers(
 ) -> tuple[list[Server], list[Server]]:
     """Split the servers worker ``index`` runs by :attr:`~Server.workers_mode`: the
     ``"shared"`` ones, given the master's sockets of their address (``sockets`` maps
-    ``str(address)`` to descriptors), and the late ones (``"one"`` in worker 1, ``"each"``
-    at the worker's own address), bound by the worker itself with ``SO_REUSEPORT``.
+    each key of :func:`~medusa.core.workers.shared_keys` to descriptors), and the late
+    ones (``"one"`` in worker 1, ``"each"`` at the worker's own address), bound by the
+    worker itself with ``SO_REUSEPORT``.
 
     Returns: (shared servers, late servers).
 
@@ -61,13 +62,14 @@ def place_servers(
     """
     shared: list[Server] = []
     late: list[Server] = []
+    for key, server in shared_keys(servers):
+        server.inherited_sockets = [socket.socket(fileno=fd) for fd in sockets[key]]
+        shared.append(server)
     for server in servers:
         mode = server.workers_mode
         if mode == "shared":
-            fds = sockets[str(server.address)]
-            server.inherited_sockets = [socket.socket(fileno=fd) for fd in fds]
-            shared.append(server)
-        elif mode == "one":
+            continue
+        if mode == "one":
             if index == 1:
                 server.reuse_port = True
                 late.append(server)
@@ -95,7 +97,7 @@ def worker_main(
         loader: builds the configuration (new servers) as the master read it.
         index: the worker's number, 1 to N.
         slot: its row in the worker table.
-        sockets: the master's listening sockets by ``str(address)``.
+        sockets: the master's listening sockets by :func:`~medusa.core.workers.shared_keys`.
         control_fd: its end of the control socket pair.
         handled: the signals the master handles (reset here to their defaults).
         mask: the signal mask to restore (the master blocked ``handled`` around the fork).

@@ -39,6 +39,7 @@ __all__ = [
     "publish_counters",
     "resolve_workers",
     "run_workers",
+    "shared_keys",
     "usable_cpus",
     "worker_address",
     "worker_rows",
@@ -91,6 +92,24 @@ def worker_address(address: Address, index: int) -> Address:
     if address.path is not None:
         return Address(None, 0, f"{address.path}.{index}")
     return Address(address.host, address.port + index if address.port else 0)
+
+
+def shared_keys(servers: Sequence[Server]) -> list[tuple[str, Server]]:
+    """The ``"shared"`` servers of a configuration with the key of the socket the master
+    binds for each: ``str(address)``, and for port 0 (any free port) also its rank among
+    the servers on that same address (``127.0.0.1:0#2``), so that two of them get two
+    sockets. A reload that keeps an address keeps its socket."""
+    out: list[tuple[str, Server]] = []
+    seen: dict[str, int] = {}
+    for server in servers:
+        if server.workers_mode != "shared":
+            continue
+        key = str(server.address)
+        if server.address.path is None and server.address.port == 0:
+            seen[key] = seen.get(key, 0) + 1
+            key = f"{key}#{seen[key]}"
+        out.append((key, server))
+    return out
 
 
 def attach_table(table: WorkerTable) -> None:
