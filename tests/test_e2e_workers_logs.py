@@ -282,6 +282,42 @@ def test_a_reload_loses_no_access_line(runner: Runner, tmp_path: Path) -> None:
     assert sorted(logged(log)) == sorted(requests.numbers())
 
 
+def test_workers_rotating_one_file_by_size(runner: Runner, tmp_path: Path) -> None:
+    """Both workers append to one access.log that the file logger rotates by size: the
+    size counted is the file's, one worker rotates and the other follows, so each backup
+    stays under rotate_bytes and the kept files hold an unbroken tail of the requests
+    (each worker used to count its own lines only: files of twice the size, and lines
+    lost in a file the other worker had deleted as the oldest backup)."""
+    log = tmp_path / "logs" / "access.log"
+    config = write_config(tmp_path, logger_extra="rotate_bytes = 1500\nbackups = 3")
+    process, requests, pids = start_workers(runner, config)
+    workers = [pids[1], pids[2]]
+    files = [log.with_name(f"access.log.{k}") for k in (3, 2, 1)] + [log]
+
+    def kept() -> list[int]:
+        return [n for path in files for n in logged(path)]
+
+    # The requests so far (the status page's, to find the workers) are logged first.
+    wait_until(lambda: len(kept()) == len(requests.served), "the first lines")
+    for turn in range(12):
+        pid = workers[turn % 2]
+        with stopped(workers[(turn + 1) % 2]):
+            for _ in range(5):
+                requests.make()
+                assert requests.served[len(requests.served) - 1] == pid
+                last = len(requests.served) - 1
+                # One line at a time: the file order is the request order.
+                wait_until(lambda last=last: last in kept(), f"the line of request {last}")
+    assert process.stop() == 0
+    numbers = kept()
+    total = len(requests.served)
+    assert numbers == list(range(total - len(numbers), total)), [logged(p) for p in files]
+    assert log.with_name("access.log.3").exists()  # it did rotate past the backups
+    assert not log.with_name("access.log.4").exists()
+    for path in files[:-1]:
+        assert path.stat().st_size <= 1500
+
+
 def thread_count(pid: int) -> int:
     """The threads of process ``pid`` (from /proc)."""
     return len(os.listdir(f"/proc/{pid}/task"))

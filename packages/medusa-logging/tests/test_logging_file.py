@@ -160,6 +160,62 @@ def test_rotation_by_time(tmp_path: Path) -> None:
     assert _lines(path) == ["at 11:10"]
 
 
+def test_two_processes_rotating_one_file_by_size(tmp_path: Path) -> None:
+    """Two loggers appending to one file, as the workers of ``medusa serve --workers 2``
+    do: the size counted is the file's (both writers' lines), the one that rotates moves
+    the file and the other follows it instead of rotating again, so every backup stays
+    under ``rotate_bytes`` and the kept files hold an unbroken tail of the lines. (Each
+    used to count its own lines only: files of twice the size, and lines written into a
+    file the other had already deleted as the oldest backup were lost.)"""
+    path = tmp_path / "shared.log"
+    first = FileLogger(path, rotate_bytes=100, backups=3)
+    second = FileLogger(path, rotate_bytes=100, backups=3)
+    try:
+        for n in range(60):
+            logger = first if n % 2 == 0 else second
+            logger.log(f"record {n:03d}")  # 11 bytes with the newline: 9 per file
+            assert logger.flush()
+    finally:
+        first.close()
+        second.close()
+    files = [Path(f"{path}.{k}") for k in (3, 2, 1)] + [path]
+    kept = [line for p in files for line in _lines(p)]
+    assert kept == [f"record {n:03d}" for n in range(60 - len(kept), 60)]
+    assert len(kept) == 3 * 9 + 6  # three full backups and the current file
+    for p in files:
+        assert p.stat().st_size <= 100
+    assert not Path(f"{path}.4").exists()
+    assert first.rotations + second.rotations == 6
+
+
+def test_two_processes_rotating_one_file_by_time(tmp_path: Path) -> None:
+    """At the hour, the first of two loggers of one file to write rotates it; the other
+    follows into the new file and does not rotate that one away to ``PATH.1``."""
+    start = time.mktime((2026, 3, 1, 10, 30, 0, 0, 0, -1))
+    now = [start]
+    path = tmp_path / "hourly.log"
+    first = FileLogger(path, rotate_when="hourly", clock=lambda: now[0])
+    second = FileLogger(path, rotate_when="hourly", clock=lambda: now[0])
+    try:
+        for logger, text in ((first, "first 10:30"), (second, "second 10:30")):
+            logger.log(text)
+            assert logger.flush()
+        now[0] = start + 40 * 60  # 11:10
+        for logger, text in ((first, "first 11:10"), (second, "second 11:10")):
+            logger.log(text)
+            assert logger.flush()
+        now[0] = start + 50 * 60  # 11:20
+        second.log("second 11:20")
+        assert second.flush()
+    finally:
+        first.close()
+        second.close()
+    assert _lines(Path(f"{path}.1")) == ["first 10:30", "second 10:30"]
+    assert _lines(path) == ["first 11:10", "second 11:10", "second 11:20"]
+    assert not Path(f"{path}.2").exists()
+    assert (first.rotations, second.rotations) == (1, 0)
+
+
 def test_next_rollover() -> None:
     t = time.mktime((2026, 3, 1, 10, 30, 5, 0, 0, -1))
     assert next_rollover(t, "hourly") == time.mktime((2026, 3, 1, 11, 0, 0, 0, 0, -1))

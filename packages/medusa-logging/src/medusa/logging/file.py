@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import threading
@@ -185,14 +186,45 @@ class FileLogger(QueuedLogger):
                 os.close(self._fd)
             self._fd = -1
 
-    def _rotate(self) -> None:
+    def _moved(self) -> bool:
+        """True when ``path`` no longer names the file this logger has open: another
+        process writing the same file (a worker of ``medusa serve --workers N``) rotated
+        it, or it was moved away."""
+        try:
+            here = os.stat(self.path)
+        except FileNotFoundError:
+            return True
+        mine = os.fstat(self._fd)
+        return (here.st_dev, here.st_ino) != (mine.st_dev, mine.st_ino)
+
+    def _follow(self) -> None:
+        """Close the moved file and open ``path`` (the file the other process started)."""
         self._close_sink()
+        self._open()
+
+    def _rotate(self) -> None:
+        """Rotate the files, or only follow when another process did it a moment ago.
+
+        Several processes may append to one file (each worker of ``--workers N`` has its
+        own logger): the rotation holds an exclusive ``flock`` on the file being rotated,
+        so of two processes that decide to rotate at once, one renames the files and the
+        other, once it gets the lock, sees that ``path`` names a new file and opens it
+        instead of rotating again (which would push a fresh file to ``PATH.1`` and lose
+        the backups' count; a file still written by one process could be deleted as the
+        oldest backup by the other)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):  # no flock on this file system: rotate
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if self._moved():
+                self._follow()  # closing the descriptor releases the lock
+                return
         for n in range(self.backups - 1, 0, -1):
             older = f"{self.path}.{n}"
             if os.path.exists(older):
                 os.replace(older, f"{self.path}.{n + 1}")
         if os.path.exists(self.path):
             os.replace(self.path, f"{self.path}.1")
+        self._close_sink()  # after the renames: releases the lock
         self.rotations += 1
         self._open()
 
@@ -207,6 +239,18 @@ class FileLogger(QueuedLogger):
         return self.formatter.timed
 
     def _write(self, records: list[Record]) -> None:
+        if (self.rotate_bytes or self.rotate_when) and self._fd >= 0:
+            # Another process appending to the same file may have rotated it, and it grows
+            # with that process's lines too: follow the file, and count its real size.
+            try:
+                if self._moved():
+                    self._follow()
+                    now = self.clock()
+                    if now >= self._rollover:  # that was this period's rotation
+                        self._rollover = next_rollover(now, self.rotate_when)
+                self._size = os.fstat(self._fd).st_size
+            except OSError as exc:
+                raise PartialWriteError(0, exc) from exc
         if self.rotate_when:
             now = self.clock()
             if now >= self._rollover:
