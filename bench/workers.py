@@ -406,6 +406,7 @@ class Deployment:
 class BalanceRun:
     """One loaded run of one setup."""
 
+    round_no: int
     requests_per_s: float
     requests: int
     cpu_us_per_request: float
@@ -430,7 +431,9 @@ class BalanceRun:
         return max(self.per_worker_connections) / max(1, min(self.per_worker_connections))
 
 
-def balance_run(setup: Setup, tmp: Path, docroot: Path, args: argparse.Namespace) -> BalanceRun:
+def balance_run(
+    setup: Setup, round_no: int, tmp: Path, docroot: Path, args: argparse.Namespace
+) -> BalanceRun:
     deployment = Deployment(setup, tmp, docroot, args.server_cpus, args.backend)
     try:
         url = f"http://127.0.0.1:{deployment.port}{PATH}"
@@ -447,6 +450,7 @@ def balance_run(setup: Setup, tmp: Path, docroot: Path, args: argparse.Namespace
         deployment.stop()
     pids = sorted(after.requests)
     return BalanceRun(
+        round_no=round_no,
         requests_per_s=run.requests_per_s,
         requests=run.requests,
         cpu_us_per_request=cpu * 1e6 / max(1, run.requests),
@@ -477,7 +481,7 @@ def bench_balance(
     for round_no in range(1, args.runs + 1):
         for setup, runs in results.items():
             try:
-                run = balance_run(setup, tmp, docroot, args)
+                run = balance_run(setup, round_no, tmp, docroot, args)
             except (StartError, MeasureError, OSError, http.client.HTTPException) as exc:
                 log(f"  round {round_no} {setup.label}: {type(exc).__name__}: {exc}")
                 continue
@@ -497,6 +501,18 @@ def median_of(runs: list[BalanceRun], metric: Callable[[BalanceRun], float | Non
     return statistics.median(values) if values else None
 
 
+def paired_change(runs: list[BalanceRun], base: list[BalanceRun]) -> float | None:
+    """Median over rounds of a run's CPU per request against the base run of the same
+    round, minus 1 (the rounds' conditions differ more than two runs of one round)."""
+    base_by_round = {run.round_no: run.cpu_us_per_request for run in base}
+    changes = [
+        run.cpu_us_per_request / base_by_round[run.round_no] - 1
+        for run in runs
+        if run.round_no in base_by_round
+    ]
+    return statistics.median(changes) if changes else None
+
+
 def format_spread(value: float | None) -> str:
     if value is None:
         return "-"
@@ -505,13 +521,13 @@ def format_spread(value: float | None) -> str:
 
 def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namespace) -> str:
     headers = [
-        "setup", "runs", "req/s", "CPU us/req", "vs 1 worker", "busiest/quietest", "max",
-        "connections",
+        "setup", "runs", "req/s", "CPU us/req", "vs 1 worker", "paired",
+        "busiest/quietest", "max", "connections",
     ]  # fmt: skip
     rows = []
     for setup, runs in results.items():
         if not runs:
-            rows.append([setup.label, "0", "failed", "-", "-", "-", "-", "-"])
+            rows.append([setup.label, "0", "failed", "-", "-", "-", "-", "-", "-"])
             continue
         rps = median_of(runs, lambda r: r.requests_per_s)
         cpu = median_of(runs, lambda r: r.cpu_us_per_request)
@@ -520,6 +536,7 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
         spread = median_of(runs, lambda r: r.spread)
         worst = max((r.spread for r in runs if r.spread is not None), default=None)
         connections = median_of(runs, lambda r: r.connection_spread)
+        paired = paired_change(runs, base) if base else None
         errors = sum(r.socket_errors + r.non_2xx for r in runs)
         rows.append(
             [
@@ -528,6 +545,7 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
                 f"{rps:,.0f}" + (" !" if errors else ""),
                 f"{cpu:.1f}" if cpu is not None else "-",
                 f"{cpu / base_cpu - 1:+.1%}" if cpu is not None and base_cpu else "-",
+                f"{paired:+.1%}" if paired is not None else "-",
                 format_spread(spread),
                 format_spread(worst),
                 f"{connections:.2f}" if connections is not None else "-",
@@ -539,7 +557,9 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
         f"(master and workers together), wrk on {args.client_cpus}; backend {args.backend}",
         render_table(headers, rows),
         "CPU us/req: CPU time of every server process (master, workers) per request;",
-        "vs 1 worker: against --workers 1 with the same logs; busiest/quietest: requests of",
+        "vs 1 worker: the median against --workers 1's median with the same logs; paired:",
+        "the median of each round's run against --workers 1's run in that round;",
+        "busiest/quietest: requests of",
         "the busiest worker over the quietest's in one run (median; max: the worst run);",
         "connections: the same ratio for the connections each worker accepted (median).",
     ]
