@@ -318,6 +318,29 @@ def test_workers_rotating_one_file_by_size(runner: Runner, tmp_path: Path) -> No
         assert path.stat().st_size <= 1500
 
 
+def test_sigusr1_during_a_reload_kills_no_worker(runner: Runner, tmp_path: Path) -> None:
+    """logrotate may send SIGUSR1 while the master starts new workers (a reload, a
+    replacement, ``max_requests``): the master passes it to every worker, also to one that
+    has not installed its handler yet, whose default action for SIGUSR1 is to die. A
+    starting worker must ignore it (it opens its files afterwards anyway): the reload
+    completes. (It used to be "worker 1 (pid P) killed by SIGUSR1", then "reload failed".)
+    The signal is sent every few milliseconds through the reload, so one arrives while a
+    new worker starts."""
+    process, _, _ = start_workers(runner, write_config(tmp_path))
+    process.send_signal(signal.SIGHUP)
+
+    def reload_over() -> bool:
+        process.send_signal(signal.SIGUSR1)
+        text = process.stderr()
+        return "reload done" in text or "reload failed" in text
+
+    wait_until(reload_over, f"the end of the reload\n{process.describe()}", interval=0.002)
+    text = process.stderr()
+    assert "killed by SIGUSR1" not in text, process.describe()
+    assert "reload done: configuration 2 served by 2 workers" in text, process.describe()
+    assert process.stop() == 0
+
+
 def thread_count(pid: int) -> int:
     """The threads of process ``pid`` (from /proc)."""
     return len(os.listdir(f"/proc/{pid}/task"))
