@@ -291,3 +291,42 @@ def test_listening_lines_are_written_whole(site: Path, tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(STOP_TIMEOUT)
+
+
+def test_monitor_follows_a_change_of_the_worker_count(
+    runner: Runner, site: Path, tmp_path: Path
+) -> None:
+    """A reload to 3 workers opens a prompt into worker 3 at ``mon.sock.3``; a reload back
+    to 2 stops worker 3, whose socket file goes with it."""
+    sock = tmp_path / "run" / "mon.sock"
+    config = write_config(tmp_path, site, unix_monitor(sock))
+    process = runner.start("serve", "-c", str(config), listening=1)
+    monitor_lines(process, 3)
+    master = f"unix:{sock}"
+    wait_settled(process, master, None, 1)
+
+    config.write_text(config.read_text().replace("workers = 2", "workers = 3"))
+    process.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: "reload done: configuration 2 served by 3 workers" in process.stderr(),
+        f"the reload to 3 workers\n{process.describe()}",
+    )
+    monitor_lines(process, 3 + 3)
+    ready3 = [(1, "ready"), (2, "ready"), (3, "ready")]
+    wait_until(
+        lambda: [(r[0], r[2]) for r in ask(master)[3]] == ready3,
+        f"three ready workers\n{process.describe()}",
+    )
+    rows = ask(master)[3]
+    three = ask(f"unix:{sock}.3")
+    assert (three[0], three[2]) == (rows[2][1], 3)
+
+    config.write_text(config.read_text().replace("workers = 3", "workers = 2"))
+    process.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: "reload done: configuration 3 served by 2 workers" in process.stderr(),
+        f"the reload back to 2 workers\n{process.describe()}",
+    )
+    wait_settled(process, master, None, 3)
+    wait_until(lambda: not Path(f"{sock}.3").exists(), "worker 3's socket file removed")
+    assert process.stop() == 0
