@@ -31,7 +31,7 @@ from tests.conftest import (
 )
 
 from medusa.core.testing import require_tool
-from medusa.monitor import MonitorConnection
+from medusa.monitor import LoginRefusedError, MonitorConnection
 
 pytestmark = pytest.mark.e2e
 
@@ -329,4 +329,20 @@ def test_monitor_follows_a_change_of_the_worker_count(
     )
     wait_settled(process, master, None, 3)
     wait_until(lambda: not Path(f"{sock}.3").exists(), "worker 3's socket file removed")
+    assert process.stop() == 0
+
+
+def test_login_failures_count_per_process(runner: Runner, site: Path, tmp_path: Path) -> None:
+    """As the README says: each process's monitor keeps its own failed-login count, so a
+    lockout at the master's address leaves the workers' prompts open to the secret."""
+    port = free_port_run(3)
+    monitors = tcp_monitor(port) + "max_failures = 1\nlockout = 600\nfailure_delay = 0.1\n"
+    process = runner.start("serve", "-c", str(write_config(tmp_path, site, monitors)))
+    monitor_lines(process, 3)
+    master, one = f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"
+    with pytest.raises(LoginRefusedError, match="secret"):
+        ask(master, "1", b"not the secret at all, 0123456789")
+    with pytest.raises(LoginRefusedError, match="locked"):
+        ask(master, "1", SECRET)
+    assert ask(one, "worker", SECRET) == 1
     assert process.stop() == 0
