@@ -20,7 +20,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,8 +82,8 @@ class Requests:
         finally:
             conn.close()
         assert response.status == 200, body[:300]
-        page = json.loads(body)
-        self.served[number] = int(page["pid"])
+        page: dict[str, object] = json.loads(body)
+        self.served[number] = int(str(page["pid"]))
         return page
 
     def numbers(self, pid: int | None = None) -> set[int]:
@@ -297,6 +297,9 @@ def test_workers_rotating_one_file_by_size(runner: Runner, tmp_path: Path) -> No
     def kept() -> list[int]:
         return [n for path in files for n in logged(path)]
 
+    def written(number: int) -> Callable[[], bool]:
+        return lambda: number in kept()
+
     # The requests so far (the status page's, to find the workers) are logged first.
     wait_until(lambda: len(kept()) == len(requests.served), "the first lines")
     for turn in range(12):
@@ -305,9 +308,8 @@ def test_workers_rotating_one_file_by_size(runner: Runner, tmp_path: Path) -> No
             for _ in range(5):
                 requests.make()
                 assert requests.served[len(requests.served) - 1] == pid
-                last = len(requests.served) - 1
                 # One line at a time: the file order is the request order.
-                wait_until(lambda last=last: last in kept(), f"the line of request {last}")
+                wait_until(written(len(requests.served) - 1), "the line of the last request")
     assert process.stop() == 0
     numbers = kept()
     total = len(requests.served)
@@ -341,6 +343,11 @@ def test_sigusr1_during_a_reload_kills_no_worker(runner: Runner, tmp_path: Path)
     assert process.stop() == 0
 
 
+def in_stderr(process: Medusa, text: str) -> Callable[[], bool]:
+    """A condition: ``text`` is in the process's standard error."""
+    return lambda: text in process.stderr()
+
+
 def thread_count(pid: int) -> int:
     """The threads of process ``pid`` (from /proc)."""
     return len(os.listdir(f"/proc/{pid}/task"))
@@ -354,12 +361,8 @@ def test_reloads_leave_no_logger_threads_in_the_master(runner: Runner, tmp_path:
     before = thread_count(process.pid)
     for generation in range(2, 5):
         process.send_signal(signal.SIGHUP)
-        wait_until(
-            lambda generation=generation: (
-                f"reload done: configuration {generation} served by 2 workers" in process.stderr()
-            ),
-            f"reload {generation}\n{process.describe()}",
-        )
+        done = f"reload done: configuration {generation} served by 2 workers"
+        wait_until(in_stderr(process, done), f"{done!r}\n{process.describe()}")
     assert thread_count(process.pid) <= before, process.describe()
     assert process.stop() == 0
 
