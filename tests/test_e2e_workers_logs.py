@@ -343,6 +343,31 @@ def test_sigusr1_during_a_reload_kills_no_worker(runner: Runner, tmp_path: Path)
     assert process.stop() == 0
 
 
+def test_the_masters_captured_lines_are_written_once(runner: Runner, tmp_path: Path) -> None:
+    """A file logger that captures the ``medusa`` logging logger gets each of the master's
+    lines once, also after reloads. (The master builds the loggers at each reading of the
+    configuration, twice at start, and kept every one attached: each line was written
+    once per reading, 2 times after the start, 4 times after two reloads.)"""
+    log = tmp_path / "logs" / "medusa.log"
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text()
+        + '\n[logger.events]\ntype = "file"\npath = "logs/medusa.log"\ncapture = ["medusa"]\n'
+    )
+    process, _, _ = start_workers(runner, config)
+    for generation in (2, 3):
+        process.send_signal(signal.SIGHUP)
+        done = f"reload done: configuration {generation} served by 2 workers"
+        wait_until(in_stderr(process, done), f"{done!r}\n{process.describe()}")
+    process.send_signal(signal.SIGUSR1)
+    reopening = "SIGUSR1: reopening the log files (master and workers)"
+    wait_until(in_stderr(process, reopening), f"the SIGUSR1 line\n{process.describe()}")
+    assert process.stop() == 0
+    text = log.read_text()
+    assert text.count(reopening) == 1, text
+    assert text.count("reload done: configuration 3 served by 2 workers") == 1, text
+
+
 def in_stderr(process: Medusa, text: str) -> Callable[[], bool]:
     """A condition: ``text`` is in the process's standard error."""
     return lambda: text in process.stderr()
