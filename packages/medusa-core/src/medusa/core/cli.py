@@ -316,14 +316,25 @@ def _start(args: argparse.Namespace, read: Callable[[], Callable[[], Config]]) -
         print(f"medusa: backend {config.backend}: {exc}", file=sys.stderr)
         return 2
     if config.workers > 1:
-        first = True
+        checked: Config | None = config
 
         def generation() -> Callable[[], Config]:
-            nonlocal first
-            if first:  # the configuration just checked above
-                first = False
-                return load
-            return read_with_options()
+            nonlocal checked
+            if checked is None:
+                return read_with_options()
+            # The first reading: the master takes the configuration just checked (its
+            # loggers made once), and each worker, forked after, builds its own with `load`.
+            first, checked = checked, None
+            taken = False
+
+            def load_first() -> Config:
+                nonlocal taken
+                if taken:
+                    return load()
+                taken = True
+                return first
+
+            return load_first
 
         return Supervisor(generation).run()
     run(config.servers, backend=config.backend, grace=config.grace, on_start=print_listening)

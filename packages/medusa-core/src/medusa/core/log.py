@@ -8,7 +8,10 @@ socket, multi). medusa-logging provides non-blocking implementations under the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
+from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -16,9 +19,12 @@ __all__ = [
     "StdlibLogger",
     "access_logger",
     "check_logger_option",
+    "close_loggers",
     "close_named_loggers",
+    "detach_named_loggers",
     "error_logger",
     "forget_named_loggers",
+    "given_loggers",
     "named_logger",
     "peer_text",
     "printable",
@@ -160,14 +166,40 @@ def resolve_logger(value: Logger | bool | str | None, default: str) -> Logger | 
         return None
     if isinstance(value, str):
         return named_logger(value)
+    if callable(getattr(value, "close", None)):
+        with contextlib.suppress(TypeError):  # not weakly referable: not tracked
+            _given.add(value)
     return value
+
+
+_given: weakref.WeakSet[Logger] = weakref.WeakSet()
+
+
+def given_loggers() -> list[Logger]:
+    """The closable logger objects given to servers directly (a startup script's own, not
+    ``[logger.NAME]`` tables) and still alive: a worker of ``--workers`` closes them before
+    it exits, so that their queued lines are written (a single process does it at exit)."""
+    return list(_given)
 
 
 def close_named_loggers(timeout: float = 5.0) -> None:
     """Close the registered loggers that can be closed (their queued lines are written
     first, for up to ``timeout`` seconds each), and forget them."""
-    loggers = list(_named.values())
+    close_loggers(detach_named_loggers().values(), timeout)
+
+
+def detach_named_loggers() -> dict[str, Logger]:
+    """Forget the registered loggers and return them by name, open (the master of
+    ``--workers`` reading its configuration again: it closes them once the new one is in
+    use, or registers them again with :func:`register_logger` when it is refused)."""
+    loggers = dict(_named)
     _named.clear()
+    return loggers
+
+
+def close_loggers(loggers: Iterable[Logger], timeout: float = 5.0) -> None:
+    """Close the ``loggers`` that can be closed (``close(timeout)`` or ``close()``), their
+    queued lines written first for up to ``timeout`` seconds each; errors are logged."""
     for logger in loggers:
         close = getattr(logger, "close", None)
         if close is None:

@@ -35,7 +35,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.listener import ListenError
-from medusa.core.log import error_logger, reopen_log_files
+from medusa.core.log import (
+    Logger,
+    close_loggers,
+    detach_named_loggers,
+    error_logger,
+    register_logger,
+    reopen_log_files,
+)
 from medusa.core.loop import finish_loop, print_listening
 from medusa.core.server import Server
 from medusa.core.workerprocess import HURRY, READY, RETIRE, worker_main
@@ -157,6 +164,13 @@ class Supervisor:
         """Close the master's sockets of every address not in ``keep``."""
         for key in [k for k in self._bound if k not in keep]:
             self._bound.pop(key).close()
+
+    def _keep_loggers(self, loggers: dict[str, Logger]) -> None:
+        """A reload refused: close the loggers its reading made, register ``loggers``
+        (those of the configuration in use) again."""
+        close_loggers(detach_named_loggers().values(), timeout=1.0)
+        for name, logger in loggers.items():
+            register_logger(name, logger)
 
     def _on_signal(self, signum: signal.Signals) -> None:
         if signum == signal.SIGCHLD:
@@ -407,11 +421,14 @@ class Supervisor:
 
     async def _reload_once(self) -> None:
         error_logger.info("SIGHUP: reading the configuration again")
+        # The loggers of a reading stay in use until the next reading is: then they close.
+        previous_loggers = detach_named_loggers()
         try:
             loader = self._load_generation()
             config = loader()
             await self._bind(config)
         except (Exception, SystemExit) as exc:
+            self._keep_loggers(previous_loggers)
             error_logger.error(
                 "reload refused: %s; the workers go on with the previous configuration", exc
             )
@@ -421,6 +438,8 @@ class Supervisor:
         for index in range(1, config.workers + 1):
             new = self._spawn(index, loader)
             if new is None or not await self._wait_ready(new):
+                if not committed:
+                    self._keep_loggers(previous_loggers)
                 error_logger.error(
                     "reload failed: worker %d of the new configuration did not start%s",
                     index,
@@ -433,6 +452,7 @@ class Supervisor:
                 committed = True
                 self._loader, self._config = loader, config
                 self._generation += 1
+                close_loggers(previous_loggers.values(), timeout=1.0)
             for worker in old:
                 if worker.index == index:
                     self._stop_worker(worker)

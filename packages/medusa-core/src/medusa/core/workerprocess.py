@@ -27,7 +27,13 @@ import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from medusa.core.log import error_logger, forget_named_loggers, reopen_log_files
+from medusa.core.log import (
+    close_loggers,
+    error_logger,
+    forget_named_loggers,
+    given_loggers,
+    reopen_log_files,
+)
 from medusa.core.loop import finish_loop, new_event_loop, print_listening, serve
 from medusa.core.server import Server, forget_running_servers
 from medusa.core.workers import become_worker, publish_counters, shared_keys, worker_address
@@ -109,6 +115,9 @@ def worker_main(
     # the whole process group: the master stops the workers itself.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGUSR1 (logrotate) may come while the worker is starting: its log files are opened
+    # after it anyway; the event loop's handler takes over once it runs.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     asyncio.set_event_loop(None)
     asyncio._set_running_loop(None)  # the fork happened inside the master's running loop
     keep = {control_fd, *(fd for fds in sockets.values() for fd in fds)}
@@ -167,6 +176,9 @@ def worker_main(
     finally:
         finish_loop(loop)
         loop.close()
+        # The worker ends with os._exit (no atexit): loggers a script gave its servers
+        # write their queued lines now (named ones were closed by serve()).
+        close_loggers(given_loggers())
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -497,6 +498,28 @@ class QueuedLogger:
                 self.counters.dropped,
                 left,
             )
+
+
+def _after_fork_in_child() -> None:
+    """A process forked from one with loggers (a worker of ``medusa serve --workers``)
+    inherits them but not their writer threads: in the child each one is closed at once
+    (records refused and counted as dropped, captured :mod:`logging` loggers detached, its
+    locks new), so nothing piles up for a thread that does not exist; the child builds its
+    own loggers."""
+    for logger in list(_OPEN):
+        logger._lock = threading.Lock()
+        logger._cond = threading.Condition(logger._lock)
+        logger._waiting = False
+        logger._closed = True
+        logger._queue.clear()
+        for target, handler, propagate in logger._captured:
+            target.removeHandler(handler)
+            target.propagate = propagate
+        logger._captured.clear()
+    _OPEN.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def close_all(timeout: float = 5.0) -> None:
