@@ -231,6 +231,29 @@ def test_sigusr1_reopens_the_log_of_one_process(runner: Runner, tmp_path: Path) 
     assert sorted(logged(rotated) + logged(log)) == sorted(requests.numbers())
 
 
+def test_sighup_still_reopens_the_log_of_one_process(runner: Runner, tmp_path: Path) -> None:
+    """Without workers SIGHUP keeps its old meaning for a file logger with
+    ``reopen_on_sighup`` (the default): it reopens the file (the process does not take
+    SIGHUP over for its "no reload here" warning when a logger handles it)."""
+    log, rotated = tmp_path / "logs" / "access.log", tmp_path / "logs" / "access.log.1"
+    process = runner.start("serve", "-c", str(write_config(tmp_path, workers=None)))
+    requests = Requests(process)
+    requests.make()
+    wait_logged([log], requests.numbers(), process)
+    log.rename(rotated)
+    process.send_signal(signal.SIGHUP)
+
+    def in_new_file() -> bool:
+        requests.make()
+        wait_logged([log, rotated], requests.numbers(), process)
+        return bool(logged(log))
+
+    wait_until(in_new_file, f"a line in the new access.log\n{process.describe()}")
+    assert process.running()
+    assert process.stop() == 0
+    assert sorted(logged(rotated) + logged(log)) == sorted(requests.numbers())
+
+
 def test_a_worker_ignores_sighup_even_with_reopen_on_sighup(runner: Runner, tmp_path: Path) -> None:
     """SIGHUP sent to one worker (``kill -HUP`` of its pid, or an old logrotate
     ``postrotate`` that signals every medusa process) neither stops it (SIGHUP's default
