@@ -557,11 +557,11 @@ def balance_report(results: dict[Setup, list[BalanceRun]], args: argparse.Namesp
         f"(master and workers together), wrk on {args.client_cpus}; backend {args.backend}",
         render_table(headers, rows),
         "CPU us/req: CPU time of every server process (master, workers) per request;",
-        "vs 1 worker: the median against --workers 1's median with the same logs; paired:",
-        "the median of each round's run against --workers 1's run in that round;",
-        "busiest/quietest: requests of",
-        "the busiest worker over the quietest's in one run (median; max: the worst run);",
-        "connections: the same ratio for the connections each worker accepted (median).",
+        "vs 1 worker: the median against --workers 1's median with the same logs;",
+        "paired: the median of each round's run against --workers 1's run in that round;",
+        "busiest/quietest: requests of the busiest worker over the quietest's in one run",
+        "(median; max: the worst run); connections: the same ratio for the connections",
+        "each worker accepted (median).",
     ]
     if any(r.socket_errors or r.non_2xx for runs in results.values() for r in runs):
         lines.append("!: some run had socket errors or non-2xx answers (see the JSON file)")
@@ -798,6 +798,70 @@ def replace_report(result: ReplaceResult, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- targets
+
+BALANCE_BOUND = 1.25  # busiest/quietest worker, requests
+CPU_BOUND = 0.05  # CPU per request of N workers over one process, paired
+REPLACE_BOUND = 1.0  # seconds to replace a killed worker
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def targets_report(
+    balance: dict[Setup, list[BalanceRun]] | None,
+    reload: ReloadResult | None,
+    replace: ReplaceResult | None,
+) -> str:
+    """The issue's targets, each PASS, FAIL or n/a (part not run), from this run."""
+    rows = []
+    for setup, runs in (balance or {}).items():
+        if setup.workers < 2 or not runs:
+            continue
+        spread = median_of(runs, lambda r: r.spread)
+        over = sum(1 for r in runs if (r.spread or 0) > BALANCE_BOUND)
+        rows.append(
+            [
+                f"busiest/quietest <= {BALANCE_BOUND} ({setup.label})",
+                f"median {format_spread(spread)}, {over} of {len(runs)} runs above",
+                verdict(spread is not None and spread <= BALANCE_BOUND),
+            ]
+        )
+    for setup, runs in (balance or {}).items():
+        base = (balance or {}).get(Setup("shared", 1, setup.logs), [])
+        if setup.workers < 2 or not runs or not base:
+            continue
+        paired = paired_change(runs, base)
+        rows.append(
+            [
+                f"CPU/request <= +{CPU_BOUND:.0%} vs 1 worker ({setup.label})",
+                f"{paired:+.1%} (paired median)" if paired is not None else "-",
+                verdict(None if paired is None else paired <= CPU_BOUND),
+            ]
+        )
+    if reload is not None:
+        failed = sum(reload.socket_errors.values()) + reload.non_2xx
+        rows.append(
+            [
+                f"0 failed requests in {reload.reloads} reloads",
+                f"{failed} failed of {reload.requests:,}",
+                verdict(failed == 0),
+            ]
+        )
+    if replace is not None and replace.replacements:
+        worst = max(r.seconds for r in replace.replacements)
+        median = statistics.median(r.seconds for r in replace.replacements)
+        rows.append(
+            [
+                f"killed worker replaced in < {REPLACE_BOUND:.0f} s",
+                f"median {median * 1e3:.0f} ms, worst {worst * 1e3:.0f} ms",
+                verdict(worst < REPLACE_BOUND),
+            ]
+        )
+    return "targets\n" + render_table(["target", "measured", "verdict"], rows)
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -903,6 +967,7 @@ def main(argv: Sequence[str]) -> int:
         for name, content in STATIC_FILES.items():
             (docroot / name).write_bytes(content)
         (docroot / "hello").write_bytes(HELLO_BODY)  # what RunningServer.wait_ready asks for
+        balance, reload, replace = None, None, None
         if "balance" in args.parts:
             log("[balance]")
             balance = bench_balance(tmp, docroot, args)
@@ -921,6 +986,7 @@ def main(argv: Sequence[str]) -> int:
             replace = bench_replace(tmp, docroot, args)
             print(replace_report(replace, args) + "\n", flush=True)
             report["replace"] = asdict(replace)
+    print(targets_report(balance, reload, replace) + "\n")
     end_load = os.getloadavg()
     print(f"load average at the end {end_load[0]:.2f} {end_load[1]:.2f} {end_load[2]:.2f}")
     report["load_average_end"] = end_load
