@@ -249,12 +249,19 @@ def test_a_second_signal_to_the_master_cuts_the_grace_period(
     assert "second signal: the workers close every connection now" in process.stderr()
 
 
+@pytest.mark.parametrize("keep_alive", [True, False], ids=["keep-alive", "new connections"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_reloads_under_load_fail_no_request(runner: Runner, tmp_path: Path, backend: str) -> None:
+def test_reloads_under_load_fail_no_request(
+    runner: Runner, tmp_path: Path, backend: str, keep_alive: bool
+) -> None:
+    """Keep-alive clients meet the stop of their worker's connections (one more request,
+    answered with ``Connection: close``); clients opening a connection per request meet the
+    connections a stopping worker accepted just before it closed its listener (on uvloop
+    they used to get a 503)."""
     process = _serve(runner, tmp_path, "--backend", backend)
     endpoint = process.endpoint
     first = set(_ready_pids(endpoint).values())
-    load = Load(endpoint, clients=4, keep_alive=True)
+    load = Load(endpoint, clients=8, keep_alive=keep_alive)
     with load.running():
         load.wait_progress()
         for reload in range(RELOADS):

@@ -19,6 +19,7 @@ import argparse
 import getpass
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -308,6 +309,11 @@ def _start(args: argparse.Namespace, read: Callable[[], Callable[[], Config]]) -
 
         return load
 
+    # Until the servers or the master handle them, a reload or logrotate signal sent right
+    # after the start (systemctl reload) must not kill the process (their default action).
+    for signum in (signal.SIGHUP, signal.SIGUSR1):
+        if signal.getsignal(signum) == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_IGN)
     load = read_with_options()
     config = load()
     try:

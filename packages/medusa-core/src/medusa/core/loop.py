@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import errno
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -99,7 +100,10 @@ def print_listening(servers: Sequence[Server], note: str = "") -> None:
                 where = address
             else:
                 where = f"{server.url_scheme}://{address}/"
-            print(f"medusa: {server.name} listening on {where}{note}", flush=True)
+            # One write per line: several workers print at once, and print() writes the
+            # newline separately when stdout is unbuffered (PYTHONUNBUFFERED).
+            sys.stdout.write(f"medusa: {server.name} listening on {where}{note}\n")
+            sys.stdout.flush()
 
 
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
@@ -163,7 +167,7 @@ async def serve(
                 installed.append(signum)
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGUSR1, reopen_log_files)
-            if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:  # not a logger's own
+            if signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, signal.SIG_IGN):
                 loop.add_signal_handler(signal.SIGHUP, _no_reload)
     started_late: list[Server] = []
     late_task: asyncio.Task[None] | None = None

@@ -35,6 +35,10 @@ __all__ = ["ListenError", "Server", "forget_running_servers", "running_servers"]
 
 _RUNNING: dict[int, Server] = {}
 
+LATE_ITERATIONS = 3
+"""Loop iterations a stopping server waits for the channels of connections accepted before
+it closed its listener (uvloop makes a channel one iteration after the accept)."""
+
 
 def running_servers() -> list[Server]:
     """Return the servers of this process that are listening now, in start order (for
@@ -190,6 +194,7 @@ class Server:
         self._sweeper: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
         self._stopping = False
+        self._channels_stopped = False  # shutdown() has asked every channel to finish
         self._refusals = 0  # refusals not logged yet (one line a second at most)
         self._refusal_logged = 0.0
 
@@ -290,6 +295,7 @@ class Server:
                 an :class:`OSError` whose message names the server and the address.
         """
         self._stopping = False  # a start again after a failed one (a worker's late start)
+        self._channels_stopped = False
         self._listeners = await open_listeners(
             self.name,
             self.address,
@@ -380,8 +386,13 @@ class Server:
             grace: seconds to let responses in flight finish.
         """
         self.close()
+        # Connections accepted before the close get their channels on the next iterations
+        # (see channel_opened): let them join before waiting for the channels to finish.
+        for _ in range(LATE_ITERATIONS):
+            await asyncio.sleep(0)
         for channel in list(self.channels):
             self.stop_channel(channel)
+        self._channels_stopped = True
         await self._wait_idle(grace)
         if self.channels or self._refused:
             self.abort_channels()
@@ -416,21 +427,27 @@ class Server:
 
     def channel_opened(self, channel: Channel) -> bool:
         """Register a new channel; return False (after :meth:`refuse`) when the server is
-        full (``max_connections``), stopping, or the process is nearly out of descriptors
-        (:func:`~medusa.core.descriptors.short_of_descriptors`); refusals other than while
-        stopping are logged, one line a second at most."""
+        full (``max_connections``) or the process is nearly out of descriptors
+        (:func:`~medusa.core.descriptors.short_of_descriptors`); refusals are logged, one
+        line a second at most.
+
+        A connection accepted just before the server stopped accepting (its channel made
+        an iteration later: uvloop makes every one so, and the standard loop those of the
+        closing iteration) is not refused: it is registered and then asked to finish like
+        the others (:meth:`stop_channel`: an HTTP client's request is answered with
+        ``Connection: close``), so a worker handing over to another in a reload fails no
+        request."""
         counters = self.counters
         counters.connections += 1
         full = counters.active >= self.max_connections
         short = None if full else _short_of_descriptors(channel)
-        if full or short is not None or self._stopping:
+        if full or short is not None:
             counters.refused += 1
-            if not self._stopping:
-                if full:
-                    why = f"{self.max_connections} connections open (max_connections)"
-                else:
-                    why = f"out of descriptors (the process may open {short})"
-                self._log_refusal(channel, why)
+            if full:
+                why = f"{self.max_connections} connections open (max_connections)"
+            else:
+                why = f"out of descriptors (the process may open {short})"
+            self._log_refusal(channel, why)
             self._refused.add(channel)
             try:
                 self.refuse(channel)
@@ -440,7 +457,13 @@ class Server:
             return False
         counters.active += 1
         self.channels.add(channel)
+        if self._stopping:  # after handle_connect (a greeting) has run
+            asyncio.get_running_loop().call_soon(self._stop_late, channel)
         return True
+
+    def _stop_late(self, channel: Channel) -> None:
+        if self._channels_stopped and channel in self.channels:
+            self.stop_channel(channel)
 
     def _log_refusal(self, channel: Channel, why: str) -> None:
         self._refusals += 1
