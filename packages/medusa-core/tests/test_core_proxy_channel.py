@@ -1,4 +1,4 @@
-"""The PROXY protocol at the start of a channel (:class:`medusa.core.channel.ProxyHeaderReader`)
+"""The PROXY protocol at the start of a channel (:class:`medusa.core.proxyreader.ProxyHeaderReader`)
 on real sockets, on both loops: the peer becomes the header's source before
 ``handle_connect``; untrusted peers are served but refused when they send a header; a
 malformed, truncated (at every byte, then EOF) or late header closes the connection with

@@ -79,7 +79,7 @@ class Server:
         reuse_port: set ``SO_REUSEPORT`` (for several processes on one port).
         proxy_protocol: require a PROXY protocol header (v1 or v2) from the peers in
             ``proxy_trusted`` and take the client's address from it; refuse one from anyone
-            else (:class:`~medusa.core.channel.ProxyHeaderReader`). Only server types whose
+            else (:class:`~medusa.core.proxyreader.ProxyHeaderReader`). Only server types whose
             :attr:`options` include :data:`~medusa.core.trusted.PROXY_OPTIONS` offer it.
         proxy_trusted: CIDR blocks or addresses of the trusted proxies (``["127.0.0.1/32",
             "10.0.0.0/8"]``); required with ``proxy_protocol``.
