@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.e2e
 
 RELOADS = 5
+BURST = 200
 
 
 def _status(endpoint: Endpoint) -> dict[str, Any]:
@@ -377,4 +379,47 @@ def test_a_single_process_logs_sighup_and_goes_on(runner: Runner, tmp_path: Path
     conn.request("GET", "/index.txt")
     assert conn.getresponse().read() == b"hello\n"
     conn.close()
+    assert process.stop() == 0, process.describe()
+
+
+def test_a_burst_of_connections_is_shared_by_the_workers(runner: Runner, tmp_path: Path) -> None:
+    """BURST connections waiting at once in the queue, every medusa process on one CPU (the
+    worst case: the worker that runs first could accept the whole queue before the other
+    runs): each worker takes a fair part."""
+    process = _serve(runner, tmp_path)
+    endpoint = process.endpoint
+    pids = [process.pid, *_ready_pids(endpoint).values()]
+    cpu = min(os.sched_getaffinity(0))
+    for pid in pids:
+        os.sched_setaffinity(pid, {cpu})
+    before = {row["pid"]: row["connections"] for row in _status(endpoint)["workers"]}
+    workers = pids[1:]
+    # The burst waits in the kernel's queue while both workers are stopped.
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: all(_stopped(pid) for pid in workers), "the workers stopped")
+        connections = [
+            socket.create_connection((endpoint.host, endpoint.port)) for _ in range(BURST)
+        ]
+    finally:
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        for conn in connections:
+            conn.sendall(b"GET /index.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        for conn in connections:
+            conn.settimeout(15)
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for conn in connections:
+            conn.close()
+
+    def counts() -> list[int]:
+        rows = _status(endpoint)["workers"]
+        return [row["connections"] - before[row["pid"]] for row in rows]
+
+    # The rows are published once a second: wait until they count every connection.
+    wait_until(lambda: sum(counts()) >= BURST, "the connections counted in the worker rows")
+    assert min(counts()) >= BURST // 4, counts()
     assert process.stop() == 0, process.describe()

@@ -75,6 +75,14 @@ async def open_listeners(
     # batch: give it a small batch, then set the kernel's queue to `backlog`.
     selector = isinstance(loop, asyncio.SelectorEventLoop)
     batch = min(backlog, ACCEPT_BATCH) if selector else backlog
+    if sockets:
+        # Sockets shared with other workers: take one connection at a time and let the
+        # others run between two (sched_yield), instead of draining the whole queue when
+        # many connections arrive at once (wrk opens its 50 together): otherwise the first
+        # worker to wake may take them all.
+        factory = _yielding(factory)
+        if selector:
+            batch = 1
     listeners: list[asyncio.Server] = []
     try:
         if sockets:
@@ -121,6 +129,16 @@ async def open_listeners(
             message = f"{message} ({hint.format(name=name)})"
         raise ListenError(exc.errno or 0, message) from exc
     return listeners
+
+
+def _yielding(factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+    """``factory``, giving the CPU to other runnable processes before each connection."""
+
+    def make() -> asyncio.Protocol:
+        os.sched_yield()
+        return factory()
+
+    return make
 
 
 def listener_addresses(listeners: Sequence[asyncio.Server]) -> list[str]:
