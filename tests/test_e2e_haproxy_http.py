@@ -245,3 +245,31 @@ def test_in_front_of_two_workers(runner: Runner, tmp_path: Path, send_proxy: str
         assert all(line.startswith(f"{CLIENT} - - [") for line in lines), lines
         assert "Traceback" not in each.medusa.stderr()
         assert each.medusa.stop() == 0
+
+
+def test_health_checks_are_served_quietly(runner: Runner, tmp_path: Path) -> None:
+    """HAProxy's health checks with ``check-send-proxy`` (a LOCAL header, then a reset at
+    once) leave no log line: on uvloop such a connection is reset before its channel asks
+    for the peer address, and it used to be logged, every check, as a PROXY header from a
+    peer not in proxy_trusted."""
+    config = _config(tmp_path, 1, headers=False)
+    medusa = runner.start("serve", "-c", str(config), listening=1, cwd=tmp_path)
+    port = free_port()
+    relay = tcp_relay(
+        "checked",
+        ("127.0.0.1", port),
+        [("127.0.0.1", medusa.endpoints[0].port)],
+        "send-proxy-v2",
+        "check check-send-proxy inter 50ms",
+    )
+    with haproxy(haproxy_config(relay), tmp_path, [("127.0.0.1", port)]):
+
+        def checks() -> int:
+            document = _status(port)
+            servers = document["servers"]
+            assert isinstance(servers, list)
+            return int(servers[0]["counters"]["connections"])
+
+        wait_until(lambda: checks() >= 40, "40 connections (health checks) seen")
+    assert "proxy_trusted" not in medusa.stderr(), medusa.describe()
+    assert "Traceback" not in medusa.stderr()

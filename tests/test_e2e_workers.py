@@ -423,3 +423,25 @@ def test_a_burst_of_connections_is_shared_by_the_workers(runner: Runner, tmp_pat
     wait_until(lambda: sum(counts()) >= BURST, "the connections counted in the worker rows")
     assert min(counts()) >= BURST // 4, counts()
     assert process.stop() == 0, process.describe()
+
+
+def test_medusa_run_workers_with_a_script_that_calls_run(runner: Runner, tmp_path: Path) -> None:
+    """The README's startup script ends with ``run([...])``: under ``medusa run --workers``
+    the servers it gives are served by the workers (the script used to serve them in the
+    master itself)."""
+    root = _site(tmp_path)
+    script = tmp_path / "start.py"
+    script.write_text(
+        "from medusa.core import run\n"
+        "from medusa.http.handlers import StatusHandler\n"
+        "from medusa.http.server import HTTPServer\n"
+        f"run([HTTPServer('127.0.0.1:0', root={str(root)!r}, handlers=[StatusHandler()])])\n"
+    )
+    process = runner.start("run", "--workers", "2", str(script))
+    endpoint = process.endpoint
+    wait_until(lambda: len(_ready_pids(endpoint)) == 2, "two ready workers")
+    assert _status(endpoint)["pid"] != process.pid
+    process.send_signal(signal.SIGHUP)
+    _wait_log(process, "reload done: configuration 2 served by 2 workers")
+    assert process.stop() == 0, process.describe()
+    assert "cannot load the configuration" not in process.stderr()

@@ -267,3 +267,26 @@ def test_shutdown_while_waiting_for_a_header(backend: str) -> None:
         )
     with sock:
         assert read_to_eof(sock) == b""
+
+
+def test_reset_in_the_middle_of_a_header_logs_one_line(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trusted peer that resets its connection after part of a header: one warning line
+    (it used to leave none), no traceback."""
+    with serving(backend) as (st, server):
+        with connect(server) as sock:
+            sock.sendall(V1[:20])
+            wait_until(lambda: st.call(lambda: len(server.channels)) == 1, TIMEOUT, "accepted")
+            channel = st.call(lambda: next(iter(server.channels)))
+            wait_until(
+                lambda: st.call(lambda: channel.last_activity > channel.connected_at),
+                TIMEOUT,
+                "the bytes read",
+            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        wait_until(lambda: st.call(lambda: server.counters.errors) == 1, TIMEOUT, "the line")
+    lines = [r.getMessage() for r in warnings(caplog)]
+    assert len(lines) == 1
+    assert "connection lost after 20 bytes of a PROXY header" in lines[0]
+    assert not any(r.exc_info for r in caplog.records)

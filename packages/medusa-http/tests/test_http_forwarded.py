@@ -45,6 +45,8 @@ def test_parse_forwarded_grammar() -> None:
         ("unknown", None),
         ("_hidden", None),
         ("192.0.2.43:_port", None),
+        ("::ffff:198.51.100.17", ("198.51.100.17", 0)),
+        ("[::ffff:198.51.100.17]:80", ("198.51.100.17", 80)),
     ],
 )
 def test_parse_node(node: str, expected: tuple[str, int] | None) -> None:
@@ -52,10 +54,20 @@ def test_parse_node(node: str, expected: tuple[str, int] | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "node", ["example.com", "192.0.2.256", "[2001:db8::17", "[::1]x", "1.2.3.4:99999", "1.2.3.4:x"]
+    "node",
+    [
+        "example.com",
+        "192.0.2.256",
+        "[2001:db8::17",
+        "[::1]x",
+        "1.2.3.4:99999",
+        "1.2.3.4:x",
+        'fe80::1%" 200 99 "forged',  # a zone identifier is any text: a forged log line
+        "[fe80::1%eth0]:80",
+    ],
 )
 def test_parse_node_refuses(node: str) -> None:
-    with pytest.raises(ValueError, match=r"address|bad|does not appear"):
+    with pytest.raises(ValueError, match=r"address|bad|does not appear|zone"):
         parse_node(node)
 
 

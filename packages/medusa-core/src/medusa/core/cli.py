@@ -28,7 +28,13 @@ from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
 from medusa.core.config import LOG_LEVELS, Config, config_loader, peek_log_level
-from medusa.core.loop import check_backend, print_listening, run
+from medusa.core.loop import (
+    ServersCollected,
+    check_backend,
+    collect_servers,
+    print_listening,
+    run,
+)
 from medusa.core.options import ConfigError
 from medusa.core.passwords import set_password, valid_user_name
 from medusa.core.plugins import (
@@ -389,21 +395,21 @@ def _run_script(args: argparse.Namespace) -> int:
             source = f.read()
 
         def load() -> Config:
-            namespace = run_source(source, path)
-            servers = namespace.get("servers")
-            config = Config()
-            if isinstance(servers, list) and all(isinstance(s, Server) for s in servers):
-                config.servers = list(servers)
-            workers = namespace.get("workers")
-            if isinstance(workers, int | str):
-                config.workers = resolve_workers(workers)
-            return config
+            # A script that ends with run([...]) gives its servers to run(), which here
+            # collects them instead of serving (the workers serve them).
+            with collect_servers() as given:
+                try:
+                    return _script_config(run_source(source, path))
+                except ServersCollected:
+                    return Config(servers=list(given))
 
         return load
 
-    if args.workers is None:  # the script may ask for workers itself
-        loader = read()
-        config = loader()
+    if args.workers is None:
+        # As without workers: the script runs here, and a run([...]) in it serves here.
+        # A script that leaves `servers` (and perhaps `workers = N`) is served after.
+        with open(path, "rb") as f:
+            config = _script_config(run_source(f.read(), path))
         if config.workers <= 1:
             if config.servers:
                 backend = args.backend or "auto"
@@ -411,6 +417,19 @@ def _run_script(args: argparse.Namespace) -> int:
                 run(config.servers, backend=backend, grace=grace, on_start=print_listening)
             return 0
     return _start(args, read)
+
+
+def _script_config(namespace: dict[str, object]) -> Config:
+    """The configuration a startup script's globals give: ``servers`` (a list of servers)
+    and ``workers`` (a number or ``"auto"``)."""
+    config = Config()
+    servers = namespace.get("servers")
+    if isinstance(servers, list) and all(isinstance(s, Server) for s in servers):
+        config.servers = list(servers)
+    workers = namespace.get("workers")
+    if isinstance(workers, int | str):
+        config.workers = resolve_workers(workers)
+    return config
 
 
 def run_source(source: bytes, path: str) -> dict[str, object]:

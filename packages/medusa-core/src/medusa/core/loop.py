@@ -13,7 +13,7 @@ import errno
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from medusa.core.descriptors import accept_error_handler, fit_connections
@@ -23,7 +23,9 @@ from medusa.core.server import ListenError, Server
 
 __all__ = [
     "Backend",
+    "ServersCollected",
     "check_backend",
+    "collect_servers",
     "finish_loop",
     "loop_name",
     "new_event_loop",
@@ -270,12 +272,38 @@ def run(
         OSError: when a server cannot listen.
         ImportError: when ``backend="uvloop"`` and uvloop is missing.
     """
+    if _collecting is not None:  # a startup script read by `medusa run --workers`
+        _collecting.extend(servers)
+        raise ServersCollected
     loop = new_event_loop(backend)
     try:
         loop.run_until_complete(serve(servers, grace=grace, on_start=on_start))
     finally:
         finish_loop(loop)
         loop.close()
+
+
+class ServersCollected(BaseException):
+    """Raised by :func:`run` inside :func:`collect_servers`: the script's servers were
+    taken instead of served (a ``BaseException``, so that a script's ``except Exception``
+    does not swallow it)."""
+
+
+_collecting: list[Server] | None = None
+
+
+@contextlib.contextmanager
+def collect_servers() -> Iterator[list[Server]]:
+    """Within the block, :func:`run` does not serve: it puts its servers in the yielded
+    list and raises :class:`ServersCollected` (catch it). ``medusa run --workers`` reads a
+    startup script that ends with ``run([...])`` this way, in the master and in each
+    worker."""
+    global _collecting
+    previous, _collecting = _collecting, []
+    try:
+        yield _collecting
+    finally:
+        _collecting = previous
 
 
 def finish_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -69,14 +69,20 @@ class ProxyHeaderReader(asyncio.Protocol):
         """Put a reader in front of ``channel`` (its server has ``proxy_protocol`` on).
 
         Returns:
-            True when the peer is trusted and ``handle_connect`` must wait for the header;
-            False when the channel is to be served now (a peer that is not trusted, whose
-            first bytes are still checked).
+            True when the peer is trusted and ``handle_connect`` must wait for the header
+            (or the connection is already gone: the transport reports no peer address, and
+            the channel is closed without a log line); False when the channel is to be
+            served now (a peer that is not trusted, whose first bytes are still checked).
         """
         server = channel.server
         assert server is not None
         assert server.proxy_trusted is not None
         peer = channel.peer
+        if peer is None:
+            # No address: the connection is already gone (a health check that resets at
+            # once; uvloop then reports no peer). Nothing to serve, nothing to log.
+            channel.close()
+            return True
         trusted = type(peer) is tuple and peer[0] in server.proxy_trusted
         reader = cls(channel, transport, trusted=trusted)
         transport.set_protocol(reader)
@@ -144,8 +150,12 @@ class ProxyHeaderReader(asyncio.Protocol):
         return channel.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """The connection ended while waiting: the channel is told as usual."""
+        """The connection ended while waiting (a reset: an end of file is
+        :meth:`eof_received`'s): a trusted peer's part of a header is logged, one line;
+        the channel is told as usual."""
         self._cancel_timer()
+        if not self._done and self._trusted and self._buffer:
+            self._log(f"connection lost after {len(self._buffer)} bytes of a PROXY header")
         self._done = True
         self._channel.connection_lost(exc)
 
@@ -187,6 +197,11 @@ class ProxyHeaderReader(asyncio.Protocol):
         self._done = True
         self._buffer = b""
         self._cancel_timer()
+        self._log(reason)
+        self._channel.close()
+
+    def _log(self, reason: str) -> None:
+        """One warning line about this connection (no traceback), counted as an error."""
         channel = self._channel
         server = channel.server
         if server is not None:
@@ -198,4 +213,3 @@ class ProxyHeaderReader(asyncio.Protocol):
                 reason,
                 peer_text(channel.peer),
             )
-        channel.close()

@@ -103,11 +103,14 @@ def parse_node(node: str) -> tuple[str, int] | None:
         None for ``unknown``, an obfuscated identifier (``_hidden``), or an obfuscated port.
 
     Raises:
-        ValueError: for anything else that is not an address (a host name, a bad port).
+        ValueError: for anything else that is not an address (a host name, a bad port, an
+            IPv6 zone identifier such as ``fe80::1%eth0``, whose text could be anything).
     """
     node = node.strip()
     if node.lower() == "unknown" or node.startswith("_"):
         return None
+    if "%" in node:  # ipaddress accepts any text after a zone "%": never a client's
+        raise ValueError(f"zone identifier in node {node[:60]!r}")
     port_text = ""
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
     if node.startswith("["):
@@ -130,6 +133,8 @@ def parse_node(node: str) -> tuple[str, int] | None:
         port = int(port_text)
         if port > 65535:
             raise ValueError(f"bad port in node {node[:60]!r}")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:192.0.2.1 is the IPv4 client 192.0.2.1
     return str(address), port
 
 
