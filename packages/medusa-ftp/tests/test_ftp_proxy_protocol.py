@@ -348,3 +348,32 @@ def test_prot_p_data_connection_after_a_header(
         ftp.quit()
     finally:
         thread.stop()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_control_connection_without_its_header_leaves_no_session(
+    tmp_path: Path, backend: str
+) -> None:
+    """A trusted peer's control connection that ends before its PROXY header is complete
+    never had a session: it logs no ``disconnected`` line (it used to, under the proxy's
+    address, with no ``connected`` line before), and at a stop one still waiting is closed
+    without a 421 (there was no 220)."""
+    session_log = ListLogger()
+    thread = start(tmp_path, backend, session_log=session_log, proxy_timeout=30)
+    port = thread.servers[0].port
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"PROXY TCP4 192.0.2")
+    waiting = socket.create_connection(("127.0.0.1", port), timeout=10)
+    _OPEN.append(waiting)
+    waiting.sendall(b"PROXY TCP4 ")
+    wait_until(lambda: thread.call(lambda: thread.servers[0].counters.active) == 1)
+    ftp = proxied(thread)
+    ftp.login()
+    ftp.quit()
+    thread.stop()
+    assert waiting.recv(1024) == b""  # closed, no "421 Server shutting down."
+    lines = session_log.lines
+    # Only the proxied session's lines: none under the proxy's own address.
+    assert all(line.startswith(f"{CLIENT}:") for line in lines), lines
+    assert sum("disconnected" in line for line in lines) == 1, lines

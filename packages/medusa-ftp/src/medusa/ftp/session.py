@@ -98,6 +98,7 @@ class FTPChannel(Channel):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._stop_after_transfer = False
+        self._greeted = False  # 220 sent (behind a proxy, only after its PROXY header)
         self._local_host: str | None = None
         self._write: str | None = None  # the write command running, for its refusal
 
@@ -182,6 +183,7 @@ class FTPChannel(Channel):
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
         self.reply(220, self.ftp.banner)
+        self._greeted = True
         self.log_session("connected")
 
     def collect_incoming_data(self, data: bytes) -> None:
@@ -524,7 +526,11 @@ class FTPChannel(Channel):
             self.release()
 
     def shutdown(self) -> None:
-        """The server is stopping: 421 and close, after the transfer in progress."""
+        """The server is stopping: 421 and close, after the transfer in progress (a
+        connection still waiting for its PROXY header, never greeted, just closes)."""
+        if not self._greeted:
+            self.close()
+            return
         if self.dtp.transfer is not None:
             self._stop_after_transfer = True
             return
@@ -539,7 +545,8 @@ class FTPChannel(Channel):
         for task in list(self._tasks):
             task.cancel()
         self.dtp.session_closed()
-        self.log_session("disconnected")
+        if self._greeted:  # a connection that never had a session logs nothing here
+            self.log_session("disconnected")
 
 
 def _verb(line: bytes) -> str:
