@@ -69,6 +69,10 @@ VALID: list[tuple[bytes, ProxyHeader]] = [
         b"PROXY TCP6 2001:db8::5 ::1 65535 0\r\n",
         ProxyHeader(1, "PROXY", ("2001:db8::5", 65535), ("::1", 0)),
     ),
+    (  # a dual-stack proxy's IPv4 client: the IPv4 address, as logs and limits want it
+        b"PROXY TCP6 ::ffff:198.51.100.17 ::ffff:127.0.0.1 40000 80\r\n",
+        ProxyHeader(1, "PROXY", ("198.51.100.17", 40000), ("127.0.0.1", 80)),
+    ),
     (b"PROXY UNKNOWN\r\n", ProxyHeader(1, "PROXY", None, None)),
     (b"PROXY UNKNOWN ffff:: 1.2.3.4 1 2\r\n", ProxyHeader(1, "PROXY", None, None)),
     (v2(), ProxyHeader(2, "PROXY", ("127.0.0.5", 54321), ("127.0.0.1", 8080))),

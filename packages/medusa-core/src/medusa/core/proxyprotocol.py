@@ -180,6 +180,15 @@ def _v1_host(text: str, version: int) -> str:
         raise ProxyProtocolError(f"bad version 1 address {text[:40]!r}") from None
     if address.version != version or "%" in text:
         raise ProxyProtocolError(f"bad version 1 address {text[:40]!r}")
+    return _host_text(address)
+
+
+def _host_text(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address as logs and per-address limits see it: an IPv4-mapped IPv6 address
+    (``::ffff:192.0.2.1``, what a dual-stack proxy reports for an IPv4 client) is the IPv4
+    client ``192.0.2.1``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
     return str(address)
 
 
@@ -235,8 +244,8 @@ def _parse_v2(data: bytes) -> tuple[ProxyHeader, int] | None:
             src, dst, sport, dport = struct.unpack_from("!4s4sHH", block)
         else:
             src, dst, sport, dport = struct.unpack_from("!16s16sHH", block)
-        source = (str(ipaddress.ip_address(src)), sport)
-        destination = (str(ipaddress.ip_address(dst)), dport)
+        source = (_host_text(ipaddress.ip_address(src)), sport)
+        destination = (_host_text(ipaddress.ip_address(dst)), dport)
     return ProxyHeader(2, command, source, destination, tlvs), total
 
 
