@@ -32,7 +32,7 @@ from medusa.core.proxyprotocol import ProxyHeader
 from medusa.core.proxyreader import ProxyHeaderReader
 from medusa.core.terminator import find_prefix_at_end
 from medusa.core.writelimits import REFILL_BYTES, REFILL_CALLS, REFILL_SECONDS, check_water_marks
-from medusa.core.zerocopy import HAVE_SENDFILE, send_file, set_cork
+from medusa.core.zerocopy import HAVE_SENDFILE, send_file, set_cork, stop_waiting
 
 if TYPE_CHECKING:
     from medusa.core.server import Server
@@ -279,6 +279,8 @@ class Channel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Release queued producers (closing open files), unregister, call
         :meth:`handle_close`."""
+        if self._sockfd >= 0:
+            stop_waiting(self)  # a file waiting for room in the socket
         self._release_fifo()
         self._closing = True
         if self.server is not None:

@@ -4,14 +4,17 @@ Unix transport, on the standard loop and on uvloop (which has no ``loop.sendfile
 ``tcp_nopush``).
 
 Bytes stay in order because ``sendfile`` runs only while the transport's own buffer is
-empty. When the socket is full, a small piece goes through the transport with its write
-limits at zero, so the transport calls ``resume_writing`` once the socket has room and
-sending goes on from :meth:`Channel._refill`.
+empty. When the socket is full, the channel waits for it to become writable without copying
+anything: a duplicate of the socket's descriptor is watched with ``loop.add_writer`` (both
+loops refuse a writer on a transport's own descriptor, not on a duplicate), and sending goes
+on from :meth:`Channel._refill` when the socket has room. Where that watch cannot be set,
+the rest of the file goes through the transport (``more()``), as without ``sendfile``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -24,7 +27,7 @@ from medusa.core.producers import FileProducer
 if TYPE_CHECKING:
     from medusa.core.channel import Channel
 
-__all__ = ["HAVE_SENDFILE", "send_file", "set_cork"]
+__all__ = ["HAVE_SENDFILE", "send_file", "set_cork", "stop_waiting"]
 
 HAVE_SENDFILE = hasattr(os, "sendfile")
 """Whether this platform has ``os.sendfile``."""
@@ -35,10 +38,6 @@ SENDFILE_MAX = 1 << 30
 SENDFILE_SLICE = 8 << 20
 """Bytes one :func:`send_file` call may send before it lets the loop run other callbacks
 (a fast reader must not monopolize the loop)."""
-
-BRIDGE_SIZE = 16384
-"""Bytes copied through the transport when ``os.sendfile`` would block: the transport's
-buffered write tells the channel (``resume_writing``) when the socket has room again."""
 
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
@@ -76,6 +75,8 @@ def send_file(
     if producer.remaining <= 0:
         producer.close()
         return True
+    if channel in _WAITING:
+        return False  # the socket is full: _writable continues
     try:
         infd = producer.file.fileno()
     except (AttributeError, OSError, ValueError):
@@ -99,20 +100,11 @@ def send_file(
         try:
             sent = os.sendfile(fd, infd, producer.offset, min(producer.remaining, SENDFILE_MAX))
         except BlockingIOError:
-            # The socket is full: copy a small piece through the transport, which buffers
-            # it and tells the channel (resume_writing) when the socket has room.
-            sent = 0
-            data = os.pread(infd, min(BRIDGE_SIZE, producer.remaining), producer.offset)
-            if data:
-                producer.advance(len(data))
-                channel.bytes_out += len(data)
-                if counters is not None:
-                    counters.bytes_out += len(data)
-                transport.write(data)
-                if transport.get_write_buffer_size():
-                    channel._wait_for_drain(transport)
-                    return False
-                continue
+            # The socket is full: wait until it has room, copying nothing.
+            if _wait_writable(channel, fd):
+                return False
+            channel._sockfd = -1  # no watch possible: the buffered path from here on
+            return None
         except OSError as exc:
             if exc.errno in _NO_SENDFILE:
                 channel._sockfd = -1  # not for this socket or file: buffered from now on
@@ -140,6 +132,43 @@ def send_file(
     if channel._corked:
         set_cork(channel, False)
     return True
+
+
+_WAITING: dict[Channel, int] = {}
+"""Channels waiting for their socket to take more of a file: the duplicate descriptor
+watched for each."""
+
+
+def _wait_writable(channel: Channel, fd: int) -> bool:
+    """Watch a duplicate of the socket descriptor ``fd`` until it is writable, then go on
+    with the channel's output; False when the loop cannot watch it."""
+    loop = asyncio.get_running_loop()
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return False
+    try:
+        loop.add_writer(dup, _writable, channel)
+    except (OSError, RuntimeError, NotImplementedError, ValueError):
+        os.close(dup)
+        return False
+    _WAITING[channel] = dup
+    return True
+
+
+def _writable(channel: Channel) -> None:
+    stop_waiting(channel)
+    channel._refill()
+
+
+def stop_waiting(channel: Channel) -> None:
+    """Stop watching the channel's socket for room (it has room, or the connection is
+    gone): the duplicate descriptor is closed. Nothing happens to a channel not waiting."""
+    dup = _WAITING.pop(channel, None)
+    if dup is not None:
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_writer(dup)
+        os.close(dup)
 
 
 def set_cork(channel: Channel, on: bool) -> None:
