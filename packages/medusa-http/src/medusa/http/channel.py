@@ -18,7 +18,6 @@ to requests, handlers and the response queue.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from medusa.core.channel import Channel
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.trusted import TrustedNetworks
 from medusa.http.body import BodyReception
+from medusa.http.dispatch import choose_handler, handler_failed, run_handler
 from medusa.http.forwarded import forwarded_client
 from medusa.http.handler import Handler
 from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
@@ -230,7 +230,7 @@ class HTTPChannel(Channel):
         upload = self._upload = BodyReception(
             self, request, size, expect and request.version == "1.1"
         )
-        upload.handler = self._choose_handler(request)
+        upload.handler = choose_handler(self, self.http.handlers, request)
         if request.answered:
             return
         if len(self._requests) > 1 and self._unsafe_ahead():
@@ -374,69 +374,23 @@ class HTTPChannel(Channel):
 
     def _dispatch(self, request: Request) -> None:
         self.http.counters.requests += 1
-        handler = self._choose_handler(request)
+        handler = choose_handler(self, self.http.handlers, request)
         if handler is not None:
-            self.run_handler(request, handler)
+            run_handler(self, request, handler)
         elif not request.answered:
             request.error(404)
 
-    def _choose_handler(self, request: Request) -> Handler | None:
-        """Return the first handler of the chain that matches ``request``, or ``None``;
-        a ``match`` that raises answers 500 (then ``request.answered`` is true)."""
-        for handler in self.http.handlers:
-            try:
-                if handler.match(request):
-                    return handler
-            except Exception:
-                self.handler_failed(request, handler)
-                return None
-        return None
-
     def run_handler(self, request: Request, handler: Handler) -> None:
-        """Let ``handler`` answer ``request``: call it, run a coroutine result as a task
-        (finishing the request when it returns), and turn an exception into a 500. Handlers
-        that wrap others and decide later (after a check in a thread) call this."""
-        request.handler = handler
-        try:
-            result = handler.handle_request(request)
-        except Exception:
-            self.handler_failed(request, handler)
-            return
-        if result is not None and inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            task.add_done_callback(lambda t: self._handler_done(request, handler, t))
-
-    def _handler_done(self, request: Request, handler: Any, task: asyncio.Future[Any]) -> None:
-        if task.cancelled():
-            if not request.finished:
-                request.error(503)
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.handler_failed(request, handler, exc)
-        elif not request.finished:
-            request.done()
+        """Let ``handler`` answer ``request`` (:func:`medusa.http.dispatch.run_handler`):
+        handlers that wrap others and decide later (after a check in a thread) call this."""
+        run_handler(self, request, handler)
 
     def handler_failed(
         self, request: Request, handler: Any, exc: BaseException | None = None
     ) -> None:
-        """Log a handler's exception with its traceback and answer 500; the connection's
-        other requests and the server carry on."""
-        self.http.counters.errors += 1
-        error_logger.error(
-            "handler %r failed on %s %s from %s",
-            handler,
-            printable(request.method),
-            printable(request.target),
-            peer_text(self.peer),
-            exc_info=exc if exc is not None else True,
-        )
-        if request.finished:
-            return
-        if request.headers_sent:
-            self.abort()  # the body is cut: the client must see an incomplete response
-            return
-        request.error(500)
+        """Log a handler's exception and answer 500
+        (:func:`medusa.http.dispatch.handler_failed`)."""
+        handler_failed(self, request, handler, exc)
 
     def response_finished(self, request: Request) -> None:
         """Called by :meth:`Request.done` when the head-of-line response is complete:
