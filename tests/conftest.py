@@ -472,6 +472,30 @@ def file_server(backend: str, site: Path, module_runner: Runner) -> Medusa:
     return server
 
 
+def free_port_range(count: int = 1, hosts: Sequence[str] = ("127.0.0.1",)) -> int:
+    """The first of ``count`` consecutive TCP ports free now on every one of ``hosts``
+    (a port for HAProxy, a passive range, a monitor's PORT+N), chosen below the kernel's
+    range of ephemeral ports (``ip_local_port_range``): a port the kernel picks for port 0
+    could be taken by an outgoing connection (a client's, a health check's) before the
+    server binds it. Fails the test when none is found."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(1000):
+        low = random.randrange(20000, max(20001, ephemeral - count))
+        try:
+            for port in range(low, low + count):
+                for host in hosts:
+                    with socket.socket() as probe:
+                        probe.bind((host, port))
+        except OSError:
+            continue
+        return low
+    pytest.fail(f"no {count} free consecutive ports on {', '.join(hosts)}")
+
+
 def free_port(host: str = "127.0.0.1") -> int | None:
     """Return a port that can be bound on ``host`` now, or None."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -12,7 +12,6 @@ skips with ``apt-get install haproxy`` when haproxy is missing.
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
 import struct
 import subprocess
@@ -21,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from tests.conftest import free_port_range
 
 from medusa.core.testing import require_tool
 
@@ -39,26 +39,8 @@ START_TIMEOUT = 15.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing uses at ``host`` now, below the kernel's range of ephemeral ports
-    (``ip_local_port_range``), with room for a passive range of 64 after it: a port the
-    kernel picks could be taken by an outgoing connection (a client's, a health check's)
-    before HAProxy or medusa binds it."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            ephemeral = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral = 32768
-    for _ in range(1000):
-        port = random.randrange(20000, max(20001, ephemeral - 64))
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as probe:  # the kernel's choice, as a last resort
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+    """A TCP port nothing uses at ``host`` now (:func:`tests.conftest.free_port_range`)."""
+    return free_port_range(1, (host,))
 
 
 def haproxy_config(*sections: str, timeout: str = "30s") -> str:

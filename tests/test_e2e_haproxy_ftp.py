@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import Medusa, Runner, read_tree, wait_until, write_tree
+from tests.conftest import Medusa, Runner, free_port_range, read_tree, wait_until, write_tree
 from tests.haproxy import HAProxy, haproxy, haproxy_config
 
 from medusa.core.passwords import hash_password
@@ -38,35 +38,13 @@ LFTP = shutil.which("lftp")
 
 def free_port(host: str) -> int:
     """A TCP port free on ``host`` and on 127.0.0.1."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            port = int(probe.getsockname()[1])
-        try:
-            with socket.socket() as other:
-                other.bind((PROXY, port))
-        except OSError:
-            continue
-        return port
-    pytest.fail("no free port")
+    return free_port_range(1, (host, PROXY))
 
 
 def free_range(size: int) -> tuple[int, int]:
     """``size`` consecutive ports free on 127.0.0.1 and 127.0.0.2 (a passive range)."""
-    for _ in range(200):
-        low = free_port(BACKEND)
-        high = low + size - 1
-        if high > 65535:
-            continue
-        try:
-            for port in range(low, high + 1):
-                for host in (PROXY, BACKEND):
-                    with socket.socket() as sock:
-                        sock.bind((host, port))
-        except OSError:
-            continue
-        return low, high
-    pytest.fail("no free port range")
+    low = free_port_range(size, (PROXY, BACKEND))
+    return low, low + size - 1
 
 
 def ftp_sections(

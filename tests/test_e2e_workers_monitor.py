@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.conftest import (
     STOP_TIMEOUT,
     Medusa,
     Runner,
+    free_port_range,
     medusa_command,
     wait_until,
 )
@@ -63,29 +63,6 @@ def rows_or_none(address: str, secret: bytes | None = None) -> Any:
         return ask(address, secret=secret)[3]
     except (OSError, EOFError):
         return None
-
-
-def free_port_run(count: int) -> int:
-    """A TCP port P on 127.0.0.1 such that P to P + count - 1 are free now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        held: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                held.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in held:
-                sock.close()
-        return base
-    pytest.fail(f"no run of {count} free ports found")
 
 
 def write_config(tmp_path: Path, site: Path, monitors: str) -> Path:
@@ -212,7 +189,7 @@ def test_unix_monitor_in_master_and_each_worker(runner: Runner, site: Path, tmp_
 
 
 def test_tcp_monitor_ports_per_worker(runner: Runner, site: Path, tmp_path: Path) -> None:
-    port = free_port_run(3)
+    port = free_port_range(3)
     config = write_config(tmp_path, site, tcp_monitor(port))
     process = runner.start("serve", "-c", str(config), listening=1)
     assert monitor_lines(process, 3) == {
@@ -345,7 +322,7 @@ def test_monitor_follows_a_change_of_the_worker_count(
 def test_login_failures_count_per_process(runner: Runner, site: Path, tmp_path: Path) -> None:
     """As the README says: each process's monitor keeps its own failed-login count, so a
     lockout at the master's address leaves the workers' prompts open to the secret."""
-    port = free_port_run(3)
+    port = free_port_range(3)
     monitors = tcp_monitor(port) + "max_failures = 1\nlockout = 600\nfailure_delay = 0.1\n"
     process = runner.start("serve", "-c", str(write_config(tmp_path, site, monitors)))
     monitor_lines(process, 3)

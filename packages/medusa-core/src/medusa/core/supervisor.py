@@ -31,7 +31,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.listener import ListenError
@@ -73,7 +73,6 @@ class _Worker:
     ready: asyncio.Future[bool]
     stopping: bool = False
     retiring: bool = False
-    started: float = field(default_factory=time.monotonic)
 
 
 class Supervisor:
@@ -426,6 +425,13 @@ class Supervisor:
         try:
             loader = self._load_generation()
             config = loader()
+            assert self._table is not None
+            if 2 * config.workers > self._table.size:
+                # A reload runs old and new workers side by side: two rows per worker.
+                raise ValueError(
+                    f"workers = {config.workers} needs a restart (this master has rows "
+                    f"for {self._table.size // 2})"
+                )
             await self._bind(config)
         except (Exception, SystemExit) as exc:
             self._keep_loggers(previous_loggers)
