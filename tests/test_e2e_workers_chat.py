@@ -22,7 +22,7 @@ from typing import Any
 
 import irc.client  # type: ignore[import-untyped]
 import pytest
-from tests.conftest import IO_TIMEOUT, Medusa, Runner, wait_until
+from tests.conftest import IO_TIMEOUT, Medusa, Runner, free_port_range, wait_until
 
 from medusa.monitor import MonitorConnection
 
@@ -35,14 +35,28 @@ together may be written into one another)."""
 
 def free_ports(count: int) -> list[int]:
     """``count`` different TCP ports on 127.0.0.1 that are free now."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [int(probe.getsockname()[1]) for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
+    low = free_port_range(count)
+    return list(range(low, low + count))
+
+
+def start_chat(runner: Runner, tmp_path: Path) -> tuple[Medusa, int, Path]:
+    """``medusa serve --workers 2`` with chat on a fixed port and a monitor on a Unix socket
+    (grace 2 s); returns the process, the chat port and the monitor's socket path."""
+    [port] = free_ports(1)
+    sock = tmp_path / "run" / "mon.sock"
+    process = runner.start(
+        "serve",
+        "--workers",
+        "2",
+        "--chat",
+        f"127.0.0.1:{port}",
+        "--monitor",
+        f"unix:{sock}",
+        "--grace",
+        "2",
+        listening=0,
+    )
+    return process, port, sock
 
 
 def pump(reactor: Any, predicate: Any, what: str) -> None:
@@ -101,20 +115,7 @@ class Clients:
 
 
 def test_chat_runs_in_worker_one_and_after_reload(runner: Runner, tmp_path: Path) -> None:
-    [port] = free_ports(1)
-    sock = tmp_path / "run" / "mon.sock"
-    process = runner.start(
-        "serve",
-        "--workers",
-        "2",
-        "--chat",
-        f"127.0.0.1:{port}",
-        "--monitor",
-        f"unix:{sock}",
-        "--grace",
-        "2",
-        listening=0,
-    )
+    process, port, sock = start_chat(runner, tmp_path)
     assert chat_lines(process, 1) == [f"irc://127.0.0.1:{port}/"]
     # The master and worker 2 print no chat line: one "worker 1 only" line in all.
     assert process.stdout().count("chat listening") == 1
@@ -220,20 +221,7 @@ def check_simple_and_web(simple_port: int, web_port: int) -> None:
 def test_chat_back_after_worker_one_is_killed(runner: Runner, tmp_path: Path) -> None:
     """``kill -9`` of worker 1 loses its chat clients (their state was in it); the worker
     that replaces it serves the chat at the same port."""
-    [port] = free_ports(1)
-    sock = tmp_path / "run" / "mon.sock"
-    process = runner.start(
-        "serve",
-        "--workers",
-        "2",
-        "--chat",
-        f"127.0.0.1:{port}",
-        "--monitor",
-        f"unix:{sock}",
-        "--grace",
-        "2",
-        listening=0,
-    )
+    process, port, sock = start_chat(runner, tmp_path)
     chat_lines(process, 1)
     wait_until(lambda: Path(f"{sock}.1").exists(), "worker 1's monitor")
     old_pid = ask(f"unix:{sock}.1", "import os\nos.getpid()")
