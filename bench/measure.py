@@ -148,8 +148,10 @@ def measure_idle(
     client_cpu: int,
     deadline: float = 120.0,
     settle: float = 1.0,
+    path: str = "/hello",
 ) -> IdleResult:
-    """Open ``connections`` keep-alive connections from a client process, one request each.
+    """Open ``connections`` keep-alive connections from a client process, one ``GET path``
+    each.
 
     RSS is read after ``settle`` seconds of quiet before and after; the client holds the
     connections until the "after" reading is taken.
@@ -159,7 +161,7 @@ def measure_idle(
     argv = [
         "taskset", "-c", str(client_cpu),
         sys.executable, str(BENCH_DIR / "idle_clients.py"),
-        "--port", str(server.port), "--connections", str(connections),
+        "--port", str(server.port), "--path", path, "--connections", str(connections),
         "--deadline", str(deadline), "--hold", str(deadline),
     ]  # fmt: skip
     client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -2,16 +2,24 @@
 
 Every server is a separate process pinned to the server CPU with ``taskset``, listening on
 its own free port on 127.0.0.1. A server that cannot start is reported, never fatal.
+
+Each server has up to two rows: its access log off, and its own default logging. A row
+with default logging has its standard output and error on one pipe drained by
+:class:`PipeReader` (a thread of the benchmark, which runs on the client CPU), as a
+service manager such as systemd collects a service's output; a row with logs off writes
+its (start-up) output to a file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import http.client
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +61,21 @@ class Workspace:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One row of the tables."""
+    """One row of the tables: a server with its access log off or its default logging."""
 
-    key: str  # the name used by --only
+    group: str  # the server's name, used by --only (both rows of a server share it)
     label: str  # the name shown in the tables
     serves_static: bool
     command: Callable[[Workspace, int], list[str]]  # argv for (workspace, port), unpinned
+    default_logs: bool = False  # the server's own default logging (output to a pipe)
+    hello_path: str = "/hello"  # where it answers the 13-byte hello
+    # A log file the server writes itself (nginx's access log), for (workspace, port).
+    log_file: Callable[[Workspace, int], Path] | None = None
+
+    @property
+    def key(self) -> str:
+        """The row's name in the JSON results: the group, ``+logs`` for default logging."""
+        return f"{self.group}+logs" if self.default_logs else self.group
 
 
 class StartError(Exception):
@@ -76,25 +93,47 @@ def _medusa(backend: str) -> Callable[[Workspace, int], list[str]]:
     return command
 
 
-def _uvicorn(ws: Workspace, port: int) -> list[str]:
-    return [
-        ws.python, "-m", "uvicorn", "uvicorn_hello:app",
-        "--app-dir", str(SERVERS_DIR),
-        "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "warning", "--no-access-log",
-        "--loop", "uvloop", "--http", "httptools",
-        # uvicorn closes idle keep-alive connections after 5 s by default; the idle
-        # scenario holds them longer than that (nginx and aiohttp keep them 75 s).
-        "--timeout-keep-alive", "300",
-    ]  # fmt: skip
+def _medusa_serve(default_logs: bool) -> Callable[[Workspace, int], list[str]]:
+    """``medusa serve ROOT``, the command as installed (its access log on stderr by
+    default; ``--log-level warning`` silences it)."""
+
+    def command(ws: Workspace, port: int) -> list[str]:
+        medusa = str(Path(ws.python).with_name("medusa"))
+        argv = [medusa, "serve", str(ws.docroot), "--http", f"127.0.0.1:{port}"]
+        return argv if default_logs else [*argv, "--log-level", "warning"]
+
+    return command
 
 
-def _aiohttp(ws: Workspace, port: int) -> list[str]:
-    return [ws.python, str(SERVERS_DIR / "aiohttp_app.py"), str(port), str(ws.docroot)]
+def _bare_httptools(ws: Workspace, port: int) -> list[str]:
+    return [ws.python, str(SERVERS_DIR / "bare_httptools.py"), "--port", str(port)]
 
 
-def _twisted(ws: Workspace, port: int) -> list[str]:
-    return [ws.python, str(SERVERS_DIR / "twisted_app.py"), str(port), str(ws.docroot)]
+def _uvicorn(default_logs: bool) -> Callable[[Workspace, int], list[str]]:
+    def command(ws: Workspace, port: int) -> list[str]:
+        argv = [
+            ws.python, "-m", "uvicorn", "uvicorn_hello:app",
+            "--app-dir", str(SERVERS_DIR),
+            "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools",
+            # uvicorn closes idle keep-alive connections after 5 s by default; the idle
+            # scenario holds them longer than that (nginx and aiohttp keep them 75 s).
+            "--timeout-keep-alive", "300",
+        ]  # fmt: skip
+        # By default uvicorn logs at level info, one access line per response on stdout.
+        return argv if default_logs else [*argv, "--log-level", "warning", "--no-access-log"]
+
+    return command
+
+
+def _script(name: str, default_logs: bool) -> Callable[[Workspace, int], list[str]]:
+    """A server script of ``bench/servers`` taking ``PORT ROOT [--default-logs]``."""
+
+    def command(ws: Workspace, port: int) -> list[str]:
+        argv = [ws.python, str(SERVERS_DIR / name), str(port), str(ws.docroot)]
+        return [*argv, "--default-logs"] if default_logs else argv
+
+    return command
 
 
 NGINX_CONF = """\
@@ -102,7 +141,7 @@ NGINX_CONF = """\
 {user}worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
+error_log {dir}/error.log {error_level};
 worker_rlimit_nofile {nofile};
 
 events {{
@@ -116,7 +155,7 @@ http {{
         application/octet-stream bin;
     }}
     default_type application/octet-stream;
-    access_log off;
+    access_log {access_log};
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 75s;
@@ -151,7 +190,21 @@ def _nginx_build_options() -> str:
     return result.stdout + result.stderr
 
 
-def _nginx(ws: Workspace, port: int) -> list[str]:
+def _nginx_access_log(ws: Workspace, port: int) -> Path:
+    return ws.tmp / f"nginx-{port}" / "access.log"
+
+
+def _nginx(default_logs: bool) -> Callable[[Workspace, int], list[str]]:
+    """nginx with ``access_log off`` or with its defaults: the access log in the combined
+    format to a file, written as each request ends, and the error log at level error."""
+
+    def command(ws: Workspace, port: int) -> list[str]:
+        return _nginx_command(ws, port, default_logs)
+
+    return command
+
+
+def _nginx_command(ws: Workspace, port: int, default_logs: bool) -> list[str]:
     directory = ws.tmp / f"nginx-{port}"
     directory.mkdir()
     build = _nginx_build_options()
@@ -167,6 +220,8 @@ def _nginx(ws: Workspace, port: int) -> list[str]:
         NGINX_CONF.format(
             user=user,
             dir=directory,
+            error_level="error" if default_logs else "warn",
+            access_log=f"{_nginx_access_log(ws, port)} combined" if default_logs else "off",
             # nginx starts closing idle keep-alive connections once fewer than 1/16 of
             # worker_connections are free: leave plenty of room.
             nofile=2 * ws.max_connections + 2048,
@@ -182,12 +237,24 @@ def _nginx(ws: Workspace, port: int) -> list[str]:
 SERVERS: tuple[ServerSpec, ...] = (
     ServerSpec("medusa", "medusa", True, _medusa("uvloop")),
     ServerSpec("medusa-asyncio", "medusa (asyncio loop)", True, _medusa("asyncio")),
-    ServerSpec("nginx", "nginx", True, _nginx),
-    ServerSpec("uvicorn", "uvicorn", False, _uvicorn),
-    ServerSpec("aiohttp", "aiohttp", True, _aiohttp),
-    ServerSpec("twisted", "twisted", True, _twisted),
+    ServerSpec("medusa-serve", "medusa serve", True, _medusa_serve(False), False, "/hello.txt"),
+    ServerSpec(
+        "medusa-serve", "medusa serve (default logs)", True, _medusa_serve(True), True, "/hello.txt"
+    ),
+    ServerSpec("bare-httptools", "bare httptools", False, _bare_httptools),
+    ServerSpec("nginx", "nginx", True, _nginx(False)),
+    ServerSpec(
+        "nginx", "nginx (default logs)", True, _nginx(True), True, log_file=_nginx_access_log
+    ),
+    ServerSpec("uvicorn", "uvicorn", False, _uvicorn(False)),
+    ServerSpec("uvicorn", "uvicorn (default logs)", False, _uvicorn(True), True),
+    ServerSpec("aiohttp", "aiohttp", True, _script("aiohttp_app.py", False)),
+    ServerSpec("aiohttp", "aiohttp (default logs)", True, _script("aiohttp_app.py", True), True),
+    ServerSpec("twisted", "twisted", True, _script("twisted_app.py", False)),
+    ServerSpec("twisted", "twisted (default logs)", True, _script("twisted_app.py", True), True),
 )
-REFERENCE = "medusa"  # the row every ratio is taken against
+REFERENCE = "medusa"  # the row the medusa/peer column is taken against
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(spec.group for spec in SERVERS))
 
 
 # --------------------------------------------------------------------------- processes
@@ -253,19 +320,115 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process, all its threads, in seconds (``utime`` and
+    ``stime`` of ``/proc/PID/stat``, in clock ticks); 0.0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PIPE_SIZE = 1 << 20  # bytes: the pipe's capacity, as large as Linux allows by default
+
+
+class PipeReader:
+    """Drains a server's output pipe from a thread, as a service manager would.
+
+    It reads whatever the pipe holds (up to 1 MiB) every ``interval`` seconds, so that it
+    wakes at most 1/interval times a second however many lines the server writes, and
+    counts the bytes and lines (newlines) read. It keeps the first and last 8 KiB for
+    messages. The thread ends at end of file, when every process holding the pipe's write
+    end has exited.
+    """
+
+    KEEP = 8192  # bytes of the start and of the end kept
+
+    def __init__(self, fd: int, name: str, interval: float = 0.01) -> None:
+        self.fd = fd
+        self.interval = interval
+        self.bytes = 0
+        self.lines = 0
+        self.head = b""
+        self.tail = b""
+        self.thread = threading.Thread(target=self._drain, name=f"drain {name}", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(self.fd, _PIPE_SIZE)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self.bytes += len(data)
+                self.lines += data.count(b"\n")
+                if len(self.head) < self.KEEP:
+                    self.head += data[: self.KEEP - len(self.head)]
+                self.tail = (self.tail + data)[-self.KEEP :]
+                time.sleep(self.interval)
+        finally:
+            os.close(self.fd)
+
+    def text(self) -> str:
+        """What the server wrote: all of it if short, else its start and its end."""
+        if self.bytes <= self.KEEP:
+            data = self.head
+        elif self.bytes <= 2 * self.KEEP:
+            data = self.head + self.tail[self.KEEP - self.bytes :]
+        else:
+            data = self.head + b"\n[...]\n" + self.tail
+        return data.decode(errors="replace")
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+
+
+def _output_pipe() -> tuple[int, int]:
+    """A pipe (read end, write end) with a 1 MiB buffer where the system allows it."""
+    read_end, write_end = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    return read_end, write_end
+
+
 class RunningServer:
     """A started server process (``taskset`` execs it, so the PID is the server's)."""
 
-    def __init__(self, spec: ServerSpec, port: int, argv: list[str], log_path: Path) -> None:
+    def __init__(
+        self, spec: ServerSpec, port: int, argv: list[str], log_path: Path, log_file: Path | None
+    ) -> None:
         self.spec = spec
         self.port = port
         self.argv = argv
-        self.log_path = log_path
+        self.log_path = log_path  # its output, for a row with logs off
+        self.log_file = log_file  # a log it writes itself (nginx's access log)
+        self._log_file_offset = 0
+        self._log_file_lines = 0
+        self.reader: PipeReader | None = None
         env = {k: v for k, v in os.environ.items() if k not in _DEBUG_VARIABLES}
-        with log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+        if spec.default_logs:
+            read_end, write_end = _output_pipe()
+            try:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, env=env
+                )
+            except OSError:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
+            self.reader = PipeReader(read_end, spec.label)
+        else:
+            with log_path.open("wb") as log:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
 
     @property
     def pid(self) -> int:
@@ -278,15 +441,46 @@ class RunningServer:
         """Resident memory of the server and its children (nginx: master + worker)."""
         return sum(rss_kb(pid) for pid in process_tree(self.pid))
 
-    def log_tail(self, lines: int = 1) -> str:
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the server and its children alive now (nginx:
+        master + worker), every thread included."""
+        return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
+
+    def logged_lines(self) -> int:
+        """Lines the server has logged so far: on its output (pipe or file) and in its own
+        log file."""
+        if self.reader is not None:
+            lines = self.reader.lines
+        else:
+            try:
+                lines = self.log_path.read_bytes().count(b"\n")
+            except OSError:
+                lines = 0
+        if self.log_file is not None:
+            with contextlib.suppress(OSError), self.log_file.open("rb") as log:
+                log.seek(self._log_file_offset)
+                while chunk := log.read(1 << 20):
+                    self._log_file_offset += len(chunk)
+                    self._log_file_lines += chunk.count(b"\n")
+            lines += self._log_file_lines
+        return lines
+
+    def output(self) -> str:
+        """What the server wrote on its standard output and error."""
+        if self.reader is not None:
+            return self.reader.text()
         try:
-            text = self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines: int = 1) -> str:
+        text = self.output()
         return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
     def wait_ready(self, timeout: float) -> None:
-        """Wait until ``GET /hello`` answers the expected body, or raise StartError."""
+        """Wait until its hello path answers the expected body, or raise StartError."""
+        path = self.spec.hello_path
         deadline = time.monotonic() + timeout
         last_error = "no answer"
         while time.monotonic() < deadline:
@@ -295,14 +489,14 @@ class RunningServer:
                 reason = f"exited with status {self.proc.returncode}"
                 raise StartError(f"{reason}: {tail}" if tail else reason)
             try:
-                status, body = http_get(self.port, "/hello", timeout=1.0)
+                status, body = http_get(self.port, path, timeout=1.0)
             except (OSError, http.client.HTTPException) as exc:
                 last_error = f"{type(exc).__name__}: {exc}"
                 time.sleep(0.1)
                 continue
             if status == 200 and body == HELLO_BODY:
                 return
-            raise StartError(f"GET /hello answered {status} with {body[:40]!r}")
+            raise StartError(f"GET {path} answered {status} with {body[:40]!r}")
         raise StartError(f"no answer within {timeout:.0f} s ({last_error})")
 
     def stop(self, grace: float = 5.0) -> None:
@@ -317,15 +511,18 @@ class RunningServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=grace)
+        if self.reader is not None:
+            self.reader.join(timeout=grace)
 
 
 def start_server(spec: ServerSpec, ws: Workspace, timeout: float = 20.0) -> RunningServer:
-    """Start ``spec`` pinned to the server CPU and wait until it answers ``/hello``."""
+    """Start ``spec`` pinned to the server CPU and wait until it answers its hello path."""
     port = free_port()
     argv = ["taskset", "-c", str(ws.server_cpu), *spec.command(ws, port)]
     log_path = ws.tmp / f"{spec.key}-{port}.log"
+    log_file = spec.log_file(ws, port) if spec.log_file else None
     try:
-        server = RunningServer(spec, port, argv, log_path)
+        server = RunningServer(spec, port, argv, log_path, log_file)
     except OSError as exc:
         raise StartError(f"cannot run {argv[3]}: {exc}") from exc
     try:

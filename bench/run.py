@@ -1,6 +1,7 @@
-"""HTTP benchmark of medusa against nginx, uvicorn, aiohttp and Twisted web.
+"""HTTP benchmark of medusa against nginx, uvicorn, aiohttp, Twisted web and a bare
+asyncio + httptools server, each with its access log off and with its default logging.
 
-Run from the repository root: ``hatch run bench:run [--duration 10] [--runs 1] [--only ...]``.
+Run from the repository root: ``hatch run bench:run [--duration 3] [--runs 3] [--only ...]``.
 See bench/README.md for what it measures and how to read the tables.
 """
 
@@ -32,6 +33,7 @@ if __package__ in (None, ""):
 from bench.measure import IdleResult, MeasureError, WrkRun, measure_idle, run_wrk
 from bench.peers import (
     BENCH_DIR,
+    GROUPS,
     REFERENCE,
     SERVERS,
     STATIC_FILES,
@@ -63,12 +65,21 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Target:
-    """A goal for medusa: ``medusa / peer >= ratio`` or, with no peer, ``KB/conn <= limit``."""
+    """A goal for medusa, from one run: ``row / peer`` (or ``row`` alone when ``peer`` is
+    None) of ``metric`` compared with ``bound``.
+
+    ``metric`` is ``rps`` (req/s), ``cpu`` (server CPU per response) or ``kb`` (KB per idle
+    connection); ``at_least`` says whether the figure must be >= or <= ``bound``.
+    """
 
     scenario: str
-    text: str
+    figure: str  # what is compared, as printed
+    row: str  # ServerSpec.key
     peer: str | None
+    metric: str
+    at_least: bool
     bound: float
+    as_change: bool = False  # print the ratio as a change (+12%) rather than 1.12x
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -78,11 +89,51 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("idle", "idle keep-alive connections: server RSS", "/hello", 10_000, False, 13),
 )
 TARGETS: tuple[Target, ...] = (
-    Target("hello", "hello >= 2x uvicorn (req/s)", "uvicorn", 2.0),
-    Target("static1k", "static 1 KiB >= 0.5x nginx (req/s)", "nginx", 0.5),
-    Target("static1m", "static 1 MiB >= 0.9x nginx (req/s)", "nginx", 0.9),
-    Target("idle", "<= 2 KB RSS per idle keep-alive connection", None, 2.0),
-)
+    Target(
+        "hello", "hello req/s: medusa serve (13-byte file) / uvicorn", "medusa-serve",
+        "uvicorn", "rps", True, 2.0,
+    ),
+    Target(
+        "hello", "hello req/s: medusa (fixed-body handler) / bare httptools", "medusa",
+        "bare-httptools", "rps", True, 0.6,
+    ),
+    Target(
+        "hello", "hello CPU/resp: medusa serve, default logs / logs off", "medusa-serve+logs",
+        "medusa-serve", "cpu", False, 1.15, as_change=True,
+    ),
+    Target(
+        "static1m", "static 1 MiB CPU/resp: medusa serve / nginx", "medusa-serve", "nginx",
+        "cpu", False, 1.5,
+    ),
+    Target("idle", "idle KB per connection: medusa", "medusa", None, "kb", False, 2.0),
+    Target(
+        "static1k", "static 1 KiB req/s: medusa serve / nginx", "medusa-serve", "nginx", "rps",
+        True, 0.5,
+    ),
+    Target(
+        "static1m", "static 1 MiB req/s: medusa serve / nginx", "medusa-serve", "nginx", "rps",
+        True, 0.9,
+    ),
+)  # fmt: skip
+
+
+@dataclass
+class LoadRun:
+    """One measured wrk run with what the server spent on it: CPU seconds (user + system,
+    its whole process tree) and lines logged, both between just before wrk started and
+    just after it ended."""
+
+    wrk: WrkRun
+    server_cpu_s: float
+    log_lines: int
+
+    @property
+    def cpu_per_response_s(self) -> float | None:
+        return self.server_cpu_s / self.wrk.requests if self.wrk.requests else None
+
+    @property
+    def lines_per_response(self) -> float | None:
+        return self.log_lines / self.wrk.requests if self.wrk.requests else None
 
 
 @dataclass
@@ -91,21 +142,34 @@ class Cell:
 
     status: str  # ok | n/a | failed to start | error
     detail: str = ""
-    runs: list[WrkRun] = field(default_factory=list)
+    runs: list[LoadRun] = field(default_factory=list)
     idle: IdleResult | None = None
 
-    def median(self, metric: Callable[[WrkRun], float]) -> float | None:
+    def median(self, metric: Callable[[LoadRun], float | None]) -> float | None:
         if self.status != "ok" or not self.runs:
             return None
-        return statistics.median(metric(run) for run in self.runs)
+        values = [value for value in map(metric, self.runs) if value is not None]
+        return statistics.median(values) if values else None
 
     @property
     def rps(self) -> float | None:
-        return self.median(lambda run: run.requests_per_s)
+        return self.median(lambda run: run.wrk.requests_per_s)
+
+    @property
+    def cpu_per_response_s(self) -> float | None:
+        return self.median(lambda run: run.cpu_per_response_s)
 
     @property
     def per_connection_kb(self) -> float | None:
         return self.idle.per_connection_kb if self.status == "ok" and self.idle else None
+
+    def figure(self, metric: str) -> float | None:
+        """The median of ``metric``: ``rps``, ``cpu`` (seconds per response) or ``kb``."""
+        return {
+            "rps": lambda: self.rps,
+            "cpu": lambda: self.cpu_per_response_s,
+            "kb": lambda: self.per_connection_kb,
+        }[metric]()
 
 
 Results = dict[str, dict[str, Cell]]  # scenario key -> server key -> cell
@@ -115,15 +179,20 @@ Results = dict[str, dict[str, Cell]]  # scenario key -> server key -> cell
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    server_keys = [spec.key for spec in SERVERS]
     scenario_keys = [sc.key for sc in SCENARIOS]
     parser = argparse.ArgumentParser(
         prog="bench/run.py", description=__doc__.splitlines()[0] if __doc__ else None
     )
     add = parser.add_argument
-    add("--duration", type=int, default=10, metavar="SECONDS", help="length of each wrk run")
-    add("--runs", type=int, default=1, metavar="N", help="wrk runs per figure; the median is kept")
-    add("--only", default=",".join(server_keys), metavar="LIST", help=", ".join(server_keys))
+    add("--duration", type=int, default=3, metavar="SECONDS", help="length of each wrk run")
+    add("--runs", type=int, default=3, metavar="N", help="wrk runs per figure; the median is kept")
+    add("--only", default=",".join(GROUPS), metavar="LIST", help=", ".join(GROUPS))
+    add(
+        "--logs",
+        choices=("both", "off", "default"),
+        default="both",
+        help="rows with access logs off, with each server's default logging, or both",
+    )
     add(
         "--scenarios",
         default=",".join(scenario_keys),
@@ -135,7 +204,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     add("--client-cpu", type=int, default=1, metavar="CPU", help="CPU wrk and clients run on")
     add("--output", type=Path, default=RESULTS_FILE, metavar="PATH", help="JSON results file")
     args = parser.parse_args(argv)
-    args.servers = _pick(parser, "--only", args.only, server_keys)
+    groups = _pick(parser, "--only", args.only, list(GROUPS))
+    args.servers = [
+        spec.key
+        for spec in SERVERS
+        if spec.group in groups and args.logs in ("both", "default" if spec.default_logs else "off")
+    ]
+    if not args.servers:
+        parser.error(f"--only {args.only} --logs {args.logs}: no server left to run")
+    args.groups = groups
     args.scenario_keys = _pick(parser, "--scenarios", args.scenarios, scenario_keys)
     if args.duration < 1 or args.runs < 1 or args.idle_connections < 1:
         parser.error("--duration, --runs and --idle-connections must be at least 1")
@@ -153,7 +230,7 @@ def _pick(parser: argparse.ArgumentParser, flag: str, value: str, known: list[st
 def check_environment(args: argparse.Namespace) -> list[str]:
     """Problems that prevent any benchmark (missing tools, too few CPUs)."""
     problems = []
-    needed = ["wrk", "taskset"] + (["nginx"] if "nginx" in args.servers else [])
+    needed = ["wrk", "taskset"] + (["nginx"] if "nginx" in args.groups else [])
     for tool in needed:
         if shutil.which(tool) is None:
             problems.append(
@@ -190,37 +267,73 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- benchmarking
 
 
+def scenario_path(spec: ServerSpec, scenario: Scenario) -> str:
+    """The URL path ``spec`` is asked in ``scenario`` (``medusa serve`` has no code path:
+    its hello is the 13-byte file ``/hello.txt``)."""
+    return spec.hello_path if scenario.path == "/hello" else scenario.path
+
+
 def check_answer(server: RunningServer, scenario: Scenario) -> str | None:
     """Why the server's answer to the scenario's URL is wrong, or None if it is right."""
+    path = scenario_path(server.spec, scenario)
     try:
-        status, body = http_get(server.port, scenario.path, timeout=5.0)
+        status, body = http_get(server.port, path, timeout=5.0)
     except (OSError, http.client.HTTPException) as exc:
-        return f"GET {scenario.path}: {exc}"
+        return f"GET {path}: {exc}"
     if status != 200 or len(body) != scenario.expected_size:
-        return f"GET {scenario.path} answered {status} with {len(body)} bytes"
+        return f"GET {path} answered {status} with {len(body)} bytes"
     return None
+
+
+def measured_run(
+    server: RunningServer, url: str, scenario: Scenario, args: argparse.Namespace
+) -> LoadRun:
+    """One wrk run with the server's CPU time and log lines read just before and after
+    (after: once the log lines stop growing)."""
+    cpu_before, lines_before = server.cpu_seconds(), server.logged_lines()
+    run = run_wrk(url, scenario.connections, args.duration, args.client_cpu)
+    # A server that writes its log off the loop may still be writing: count that too.
+    lines = wait_lines_settled(server)
+    cpu_after = server.cpu_seconds()
+    return LoadRun(run, cpu_after - cpu_before, lines - lines_before)
+
+
+def wait_lines_settled(server: RunningServer, timeout: float = 5.0) -> int:
+    """The server's log line count once it stops growing: a reader that drains a pipe
+    every few milliseconds, or a server that writes its log from a queue, may lag."""
+    deadline = time.monotonic() + timeout
+    last = server.logged_lines()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = server.logged_lines()
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def run_throughput(server: RunningServer, scenario: Scenario, args: argparse.Namespace) -> Cell:
     wrong = check_answer(server, scenario)
     if wrong:
         return Cell("error", wrong)
-    url = f"http://127.0.0.1:{server.port}{scenario.path}"
+    url = f"http://127.0.0.1:{server.port}{scenario_path(server.spec, scenario)}"
     try:
         run_wrk(url, scenario.connections, 1, args.client_cpu)  # warm-up
         runs = []
         for _ in range(args.runs):
-            run = run_wrk(url, scenario.connections, args.duration, args.client_cpu)
+            load = measured_run(server, url, scenario, args)
+            cpu = load.cpu_per_response_s
             log(
-                f"  {server.spec.label:22} {scenario.key:9} {run.requests_per_s:>12,.0f} req/s"
-                f"  p99 {format_latency(run.latency_p99_s)}"
+                f"  {server.spec.label:28} {scenario.key:9} {load.wrk.requests_per_s:>10,.0f} req/s"
+                f"  p99 {format_latency(load.wrk.latency_p99_s):>8}"
+                f"  CPU {format_cpu(cpu):>8}/resp  {load.log_lines:,} log lines"
             )
-            runs.append(run)
+            runs.append(load)
     except MeasureError as exc:
         return Cell("error", str(exc))
     cell = Cell("ok", runs=runs)
-    errors = sum(run.socket_errors for run in runs)
-    non_2xx = sum(run.non_2xx for run in runs)
+    errors = sum(run.wrk.socket_errors for run in runs)
+    non_2xx = sum(run.wrk.non_2xx for run in runs)
     if errors or non_2xx:
         cell.detail = f"{errors} socket errors, {non_2xx} non-2xx responses"
     if not server.alive():
@@ -264,9 +377,10 @@ def bench_idle(
     except StartError as exc:
         log(f"[{spec.label}] failed to start: {exc}")
         return Cell("failed to start", str(exc))
+    path = scenario_path(spec, scenario)
     try:
-        run_wrk(f"http://127.0.0.1:{server.port}/hello", 50, 1, args.client_cpu)
-        idle = measure_idle(server, scenario.connections, args.client_cpu)
+        run_wrk(f"http://127.0.0.1:{server.port}{path}", 50, 1, args.client_cpu)
+        idle = measure_idle(server, scenario.connections, args.client_cpu, path=path)
     except MeasureError as exc:
         return Cell("error", str(exc))
     finally:
@@ -280,7 +394,7 @@ def bench_idle(
     cell.detail = "; ".join(notes)
     per_conn = idle.per_connection_kb
     log(
-        f"  {spec.label:22} idle      {idle.established} connections in "
+        f"  {spec.label:28} idle      {idle.established} connections in "
         f"{idle.connect_seconds:.1f} s, "
         + (f"{per_conn:.2f} KB/conn" if per_conn is not None else "none connected")
     )
@@ -305,6 +419,8 @@ def bench_all(args: argparse.Namespace, ws: Workspace) -> Results:
                 results[key][spec.key] = cell
                 if cell.status == "failed to start":
                     start_failure = cell
+        if spec.default_logs:
+            continue  # idle memory is measured with logs off only, to keep the run short
         for scenario in idle:
             # A server that could not start once is not tried again.
             results[scenario.key][spec.key] = start_failure or bench_idle(spec, scenario, ws, args)
@@ -320,6 +436,13 @@ def format_latency(seconds: float) -> str:
     if seconds < 1.0:
         return f"{seconds * 1e3:.2f} ms"
     return f"{seconds:.2f} s"
+
+
+def format_cpu(seconds: float | None) -> str:
+    """Server CPU per response, in microseconds."""
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e6:,.1f} us" if seconds < 1e-3 else f"{seconds * 1e6:,.0f} us"
 
 
 def format_ratio(value: float | None) -> str:
@@ -352,7 +475,7 @@ def status_row(label: str, cell: Cell, columns: int) -> list[str]:
 def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
     reference = cells.get(REFERENCE)
     ref_rps = reference.rps if reference else None
-    headers = ["server", "req/s", "MB/s", "p99", "medusa/peer"]
+    headers = ["server", "req/s", "MB/s", "p99", "CPU/resp", "log lines/resp", "medusa/peer"]
     rows = []
     for spec in SERVERS:
         cell = cells.get(spec.key)
@@ -362,8 +485,9 @@ def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
             rows.append(status_row(spec.label, cell, len(headers)))
             continue
         rps = cell.rps
-        mbps = cell.median(lambda run: run.bytes_per_s / 1024**2)
-        p99 = cell.median(lambda run: run.latency_p99_s)
+        mbps = cell.median(lambda run: run.wrk.bytes_per_s / 1024**2)
+        p99 = cell.median(lambda run: run.wrk.latency_p99_s)
+        lines = cell.median(lambda run: run.lines_per_response)
         flag = " !" if cell.detail else ""
         rows.append(
             [
@@ -371,6 +495,8 @@ def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
                 f"{rps:,.0f}{flag}" if rps is not None else "-",
                 f"{mbps:,.1f}" if mbps is not None else "-",
                 format_latency(p99) if p99 is not None else "-",
+                format_cpu(cell.cpu_per_response_s),
+                f"{lines:.2f}" if lines is not None else "-",
                 "(ref)" if spec.key == REFERENCE else format_ratio(ratio(ref_rps, rps)),
             ]
         )
@@ -408,7 +534,7 @@ def scenario_report(scenario: Scenario, cells: dict[str, Cell], args: argparse.N
     if scenario.key == "idle":
         heading = (
             f"{scenario.title}: {args.idle_connections:,} connections, "
-            "one GET /hello each, (RSS after - before) / connections"
+            "one GET each, (RSS after - before) / connections"
         )
         body = idle_table(scenario, cells)
     else:
@@ -418,6 +544,8 @@ def scenario_report(scenario: Scenario, cells: dict[str, Cell], args: argparse.N
         )
         body = throughput_table(scenario, cells)
     notes = []
+    if scenario.path == "/hello" and any(key.startswith("medusa-serve") for key in cells):
+        notes.append("  medusa serve has no code path: its hello is GET /hello.txt (13-byte file)")
     for spec in SERVERS:
         cell = cells.get(spec.key)
         if cell is None or not cell.detail:
@@ -434,36 +562,63 @@ class Verdict:
     target: Target
     value: float | None
     passed: bool | None
-    reason: str
+    reason: str  # the measured figure, or why there is none
+
+
+def _figure(cells: dict[str, Cell], key: str, metric: str) -> tuple[float | None, str]:
+    """A row's median ``metric`` in one scenario, or None and why."""
+    cell = cells.get(key)
+    if cell is None:
+        return None, f"{key}: not run"
+    if cell.status != "ok":
+        return None, f"{key}: {cell.status}"
+    value = cell.figure(metric)
+    return value, "" if value is not None else f"{key}: no figure"
 
 
 def evaluate(target: Target, results: Results) -> Verdict:
     cells = results.get(target.scenario)
     if cells is None:
         return Verdict(target, None, None, "scenario not run")
-    medusa = cells.get(REFERENCE)
-    if medusa is None or medusa.status != "ok":
-        return Verdict(target, None, None, f"medusa: {medusa.status if medusa else 'not run'}")
-    if target.peer is None:
-        value = medusa.per_connection_kb
-        if value is None:
-            return Verdict(target, None, None, "no connection was established")
-        return Verdict(target, value, value <= target.bound, f"{value:.2f} KB/conn")
-    peer = cells.get(target.peer)
-    if peer is None or peer.status != "ok":
-        return Verdict(target, None, None, f"{target.peer}: {peer.status if peer else 'not run'}")
-    value = ratio(medusa.rps, peer.rps)
+    value, why = _figure(cells, target.row, target.metric)
+    if value is not None and target.peer is not None:
+        peer, why = _figure(cells, target.peer, target.metric)
+        value = ratio(value, peer) if peer is not None else None
     if value is None:
-        return Verdict(target, None, None, "no figure")
-    return Verdict(target, value, value >= target.bound, f"{value:.2f}x {target.peer}")
+        return Verdict(target, None, None, why or "no figure")
+    passed = value >= target.bound if target.at_least else value <= target.bound
+    return Verdict(target, value, passed, format_target_value(target, value))
+
+
+def format_target_value(target: Target, value: float) -> str:
+    if target.peer is None:
+        return f"{value:.2f}"
+    if target.as_change:
+        return f"{value - 1:+.0%}"
+    return f"{value:.2f}x"
+
+
+def format_bound(target: Target) -> str:
+    sign = ">=" if target.at_least else "<="
+    if target.peer is None:
+        return f"{sign} {target.bound:g}"
+    if target.as_change:
+        return f"{sign} {target.bound - 1:+.0%}"
+    return f"{sign} {target.bound:g}x"
 
 
 def summary(verdicts: list[Verdict]) -> str:
-    lines = ["targets (medusa, uvloop loop)"]
-    for verdict in verdicts:
-        mark = {True: "PASS", False: "FAIL", None: "n/a "}[verdict.passed]
-        lines.append(f"  {mark}  {verdict.target.text:45} {verdict.reason}")
-    return "\n".join(lines)
+    headers = ["figure (same run)", "measured", "target", "verdict"]
+    rows = [
+        [
+            verdict.target.figure,
+            verdict.reason,
+            format_bound(verdict.target),
+            {True: "met", False: "missed", None: "n/a"}[verdict.passed],
+        ]
+        for verdict in verdicts
+    ]
+    return "targets (medusa on uvloop)\n" + render_table(headers, rows)
 
 
 # --------------------------------------------------------------------------- JSON
@@ -518,11 +673,21 @@ def results_json(
     def cell_json(cell: Cell) -> dict[str, Any]:
         data: dict[str, Any] = {"status": cell.status, "detail": cell.detail}
         if cell.runs:
-            data["runs"] = [asdict(run) for run in cell.runs]
+            data["runs"] = [
+                {
+                    **asdict(run.wrk),
+                    "server_cpu_s": run.server_cpu_s,
+                    "cpu_per_response_s": run.cpu_per_response_s,
+                    "log_lines": run.log_lines,
+                }
+                for run in cell.runs
+            ]
             data["median"] = {
                 "requests_per_s": cell.rps,
-                "bytes_per_s": cell.median(lambda run: run.bytes_per_s),
-                "latency_p99_s": cell.median(lambda run: run.latency_p99_s),
+                "bytes_per_s": cell.median(lambda run: run.wrk.bytes_per_s),
+                "latency_p99_s": cell.median(lambda run: run.wrk.latency_p99_s),
+                "cpu_per_response_s": cell.cpu_per_response_s,
+                "log_lines_per_response": cell.median(lambda run: run.lines_per_response),
             }
         if cell.idle:
             data["idle"] = asdict(cell.idle)
@@ -537,6 +702,7 @@ def results_json(
             "duration_s": args.duration,
             "runs": args.runs,
             "servers": args.servers,
+            "logs": args.logs,
             "scenarios": args.scenario_keys,
             "idle_connections": args.idle_connections,
             "server_cpu": args.server_cpu,
@@ -552,9 +718,12 @@ def results_json(
         },
         "targets": [
             {
-                "target": verdict.target.text,
+                "figure": verdict.target.figure,
                 "scenario": verdict.target.scenario,
+                "row": verdict.target.row,
                 "peer": verdict.target.peer,
+                "metric": verdict.target.metric,
+                "at_least": verdict.target.at_least,
                 "bound": verdict.target.bound,
                 "value": verdict.value,
                 "passed": verdict.passed,
@@ -578,6 +747,8 @@ def main(argv: Sequence[str]) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    # The script (with the threads that drain the servers' log pipes) runs beside wrk.
+    os.sched_setaffinity(0, {args.client_cpu})
     limit = raise_nofile_limit(args.idle_connections + 1024)
     if "idle" in args.scenario_keys and limit < args.idle_connections + 64:
         log(f"warning: open-file limit {limit} is too low for {args.idle_connections} connections")
