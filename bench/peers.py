@@ -4,22 +4,19 @@ Every server is a separate process pinned to the server CPU with ``taskset``, li
 its own free port on 127.0.0.1. A server that cannot start is reported, never fatal.
 
 Each server has up to two rows: its access log off, and its own default logging. A row
-with default logging has its standard output and error on one pipe drained by
-:class:`PipeReader` (a thread of the benchmark, which runs on the client CPU), as a
-service manager such as systemd collects a service's output; a row with logs off writes
-its (start-up) output to a file.
+with default logging has its standard output and error on one pipe, drained into a file
+by ``cat`` pinned to the client CPU, as a service manager (systemd's journal) collects a
+service's output; a row with logs off writes its (start-up) output to the file directly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import http.client
 import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,15 +45,18 @@ class Workspace:
     docroot: Path
     python: str
     server_cpu: int
+    client_cpu: int  # where the readers of the servers' output pipes run
     max_connections: int
 
     @classmethod
-    def create(cls, tmp: Path, python: str, server_cpu: int, max_connections: int) -> Workspace:
+    def create(
+        cls, tmp: Path, python: str, server_cpu: int, client_cpu: int, max_connections: int
+    ) -> Workspace:
         docroot = tmp / "docroot"
         docroot.mkdir()
         for name, content in STATIC_FILES.items():
             (docroot / name).write_bytes(content)
-        return cls(tmp, docroot, python, server_cpu, max_connections)
+        return cls(tmp, docroot, python, server_cpu, client_cpu, max_connections)
 
 
 @dataclass(frozen=True)
@@ -332,103 +332,71 @@ def cpu_seconds(pid: int) -> float:
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-_PIPE_SIZE = 1 << 20  # bytes: the pipe's capacity, as large as Linux allows by default
 
 
-class PipeReader:
-    """Drains a server's output pipe from a thread, as a service manager would.
+class LineCounter:
+    """Counts the lines (newlines) of a file that only grows, reading each byte once."""
 
-    It reads whatever the pipe holds (up to 1 MiB) every ``interval`` seconds, so that it
-    wakes at most 1/interval times a second however many lines the server writes, and
-    counts the bytes and lines (newlines) read. It keeps the first and last 8 KiB for
-    messages. The thread ends at end of file, when every process holding the pipe's write
-    end has exited.
-    """
-
-    KEEP = 8192  # bytes of the start and of the end kept
-
-    def __init__(self, fd: int, name: str, interval: float = 0.01) -> None:
-        self.fd = fd
-        self.interval = interval
-        self.bytes = 0
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
         self.lines = 0
-        self.head = b""
-        self.tail = b""
-        self.thread = threading.Thread(target=self._drain, name=f"drain {name}", daemon=True)
-        self.thread.start()
 
-    def _drain(self) -> None:
-        try:
-            while True:
-                try:
-                    data = os.read(self.fd, _PIPE_SIZE)
-                except OSError:
-                    break
-                if not data:
-                    break
-                self.bytes += len(data)
-                self.lines += data.count(b"\n")
-                if len(self.head) < self.KEEP:
-                    self.head += data[: self.KEEP - len(self.head)]
-                self.tail = (self.tail + data)[-self.KEEP :]
-                time.sleep(self.interval)
-        finally:
-            os.close(self.fd)
-
-    def text(self) -> str:
-        """What the server wrote: all of it if short, else its start and its end."""
-        if self.bytes <= self.KEEP:
-            data = self.head
-        elif self.bytes <= 2 * self.KEEP:
-            data = self.head + self.tail[self.KEEP - self.bytes :]
-        else:
-            data = self.head + b"\n[...]\n" + self.tail
-        return data.decode(errors="replace")
-
-    def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
-
-
-def _output_pipe() -> tuple[int, int]:
-    """A pipe (read end, write end) with a 1 MiB buffer where the system allows it."""
-    read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-    return read_end, write_end
+    def count(self) -> int:
+        """Lines in the file now (0 while it does not exist)."""
+        with contextlib.suppress(OSError), self.path.open("rb") as file:
+            file.seek(self.offset)
+            while chunk := file.read(1 << 20):
+                self.offset += len(chunk)
+                self.lines += chunk.count(b"\n")
+        return self.lines
 
 
 class RunningServer:
-    """A started server process (``taskset`` execs it, so the PID is the server's)."""
+    """A started server process (``taskset`` execs it, so the PID is the server's).
+
+    Its standard output and error go to ``log_path``: directly, or, with ``pipe_reader``
+    (an argv such as ``["taskset", "-c", "1", "cat"]``), through a pipe that this reader
+    process drains into the file, as a service manager collects a service's output.
+    ``log_file`` is a log the server writes itself (nginx's access log).
+    """
 
     def __init__(
-        self, spec: ServerSpec, port: int, argv: list[str], log_path: Path, log_file: Path | None
+        self,
+        spec: ServerSpec,
+        port: int,
+        argv: list[str],
+        log_path: Path,
+        log_file: Path | None = None,
+        pipe_reader: list[str] | None = None,
     ) -> None:
         self.spec = spec
         self.port = port
         self.argv = argv
-        self.log_path = log_path  # its output, for a row with logs off
-        self.log_file = log_file  # a log it writes itself (nginx's access log)
-        self._log_file_offset = 0
-        self._log_file_lines = 0
-        self.reader: PipeReader | None = None
+        self.log_path = log_path
+        self.counters = [LineCounter(path) for path in (log_path, log_file) if path is not None]
+        self.reader: subprocess.Popen[bytes] | None = None
         env = {k: v for k, v in os.environ.items() if k not in _DEBUG_VARIABLES}
-        if spec.default_logs:
-            read_end, write_end = _output_pipe()
+        with log_path.open("wb") as log:
+            if pipe_reader is None:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+                return
+            read_end, write_end = os.pipe()
             try:
+                self.reader = subprocess.Popen(pipe_reader, stdin=read_end, stdout=log)
                 self.proc = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end, env=env
                 )
             except OSError:
-                os.close(read_end)
+                if self.reader is not None:
+                    self.reader.kill()
+                    self.reader.wait()
                 raise
             finally:
+                os.close(read_end)
                 os.close(write_end)
-            self.reader = PipeReader(read_end, spec.label)
-        else:
-            with log_path.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-                )
 
     @property
     def pid(self) -> int:
@@ -443,39 +411,20 @@ class RunningServer:
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the server and its children alive now (nginx:
-        master + worker), every thread included."""
+        master + worker), every thread included; not the pipe's reader."""
         return sum(cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def logged_lines(self) -> int:
-        """Lines the server has logged so far: on its output (pipe or file) and in its own
-        log file."""
-        if self.reader is not None:
-            lines = self.reader.lines
-        else:
-            try:
-                lines = self.log_path.read_bytes().count(b"\n")
-            except OSError:
-                lines = 0
-        if self.log_file is not None:
-            with contextlib.suppress(OSError), self.log_file.open("rb") as log:
-                log.seek(self._log_file_offset)
-                while chunk := log.read(1 << 20):
-                    self._log_file_offset += len(chunk)
-                    self._log_file_lines += chunk.count(b"\n")
-            lines += self._log_file_lines
-        return lines
-
-    def output(self) -> str:
-        """What the server wrote on its standard output and error."""
-        if self.reader is not None:
-            return self.reader.text()
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        """Lines the server has written so far: its output and its own log file."""
+        return sum(counter.count() for counter in self.counters)
 
     def log_tail(self, lines: int = 1) -> str:
-        text = self.output()
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 8192))
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return ""
         return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
     def wait_ready(self, timeout: float) -> None:
@@ -485,6 +434,7 @@ class RunningServer:
         last_error = "no answer"
         while time.monotonic() < deadline:
             if not self.alive():
+                self._wait_reader(2.0)  # the reader copies what the server wrote last
                 tail = self.log_tail()
                 reason = f"exited with status {self.proc.returncode}"
                 raise StartError(f"{reason}: {tail}" if tail else reason)
@@ -500,7 +450,8 @@ class RunningServer:
         raise StartError(f"no answer within {timeout:.0f} s ({last_error})")
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the server, then SIGKILL whatever of its process tree is left."""
+        """SIGTERM the server, then SIGKILL whatever of its process tree is left; the
+        pipe's reader ends when every writer has gone."""
         tree = {pid: _proc_start_time(pid) for pid in process_tree(self.pid)}
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
@@ -511,8 +462,16 @@ class RunningServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=grace)
-        if self.reader is not None:
-            self.reader.join(timeout=grace)
+        self._wait_reader(grace)
+
+    def _wait_reader(self, timeout: float) -> None:
+        if self.reader is None:
+            return
+        try:
+            self.reader.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.reader.kill()
+            self.reader.wait()
 
 
 def start_server(spec: ServerSpec, ws: Workspace, timeout: float = 20.0) -> RunningServer:
@@ -521,8 +480,9 @@ def start_server(spec: ServerSpec, ws: Workspace, timeout: float = 20.0) -> Runn
     argv = ["taskset", "-c", str(ws.server_cpu), *spec.command(ws, port)]
     log_path = ws.tmp / f"{spec.key}-{port}.log"
     log_file = spec.log_file(ws, port) if spec.log_file else None
+    reader = ["taskset", "-c", str(ws.client_cpu), "cat"] if spec.default_logs else None
     try:
-        server = RunningServer(spec, port, argv, log_path, log_file)
+        server = RunningServer(spec, port, argv, log_path, log_file, reader)
     except OSError as exc:
         raise StartError(f"cannot run {argv[3]}: {exc}") from exc
     try:

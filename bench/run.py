@@ -299,8 +299,8 @@ def measured_run(
 
 
 def wait_lines_settled(server: RunningServer, timeout: float = 5.0) -> int:
-    """The server's log line count once it stops growing: a reader that drains a pipe
-    every few milliseconds, or a server that writes its log from a queue, may lag."""
+    """The server's log line count once it stops growing: the pipe's reader, or a server
+    that writes its log from a queue, may lag behind the last response."""
     deadline = time.monotonic() + timeout
     last = server.logged_lines()
     while time.monotonic() < deadline:
@@ -568,12 +568,13 @@ class Verdict:
 def _figure(cells: dict[str, Cell], key: str, metric: str) -> tuple[float | None, str]:
     """A row's median ``metric`` in one scenario, or None and why."""
     cell = cells.get(key)
+    label = next((spec.label for spec in SERVERS if spec.key == key), key)
     if cell is None:
-        return None, f"{key}: not run"
+        return None, f"{label}: not run"
     if cell.status != "ok":
-        return None, f"{key}: {cell.status}"
+        return None, f"{label}: {cell.status}"
     value = cell.figure(metric)
-    return value, "" if value is not None else f"{key}: no figure"
+    return value, "" if value is not None else f"{label}: no figure"
 
 
 def evaluate(target: Target, results: Results) -> Verdict:
@@ -747,7 +748,7 @@ def main(argv: Sequence[str]) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    # The script (with the threads that drain the servers' log pipes) runs beside wrk.
+    # The script runs beside wrk, off the servers' CPU.
     os.sched_setaffinity(0, {args.client_cpu})
     limit = raise_nofile_limit(args.idle_connections + 1024)
     if "idle" in args.scenario_keys and limit < args.idle_connections + 64:
@@ -757,7 +758,9 @@ def main(argv: Sequence[str]) -> int:
         log(f"warning: load average is {load:.2f}; other work on this machine skews the figures")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="medusa-bench-") as tmp:
-        ws = Workspace.create(Path(tmp), sys.executable, args.server_cpu, args.idle_connections)
+        ws = Workspace.create(
+            Path(tmp), sys.executable, args.server_cpu, args.client_cpu, args.idle_connections
+        )
         log(f"document root {ws.docroot}: {', '.join(STATIC_FILES)}")
         results = bench_all(args, ws)
     verdicts = [evaluate(target, results) for target in TARGETS if target.scenario in results]
