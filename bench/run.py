@@ -312,58 +312,95 @@ def wait_lines_settled(server: RunningServer, timeout: float = 5.0) -> int:
     return last
 
 
-def run_throughput(server: RunningServer, scenario: Scenario, args: argparse.Namespace) -> Cell:
-    wrong = check_answer(server, scenario)
-    if wrong:
-        return Cell("error", wrong)
-    url = f"http://127.0.0.1:{server.port}{scenario_path(server.spec, scenario)}"
-    try:
-        run_wrk(url, scenario.connections, 1, args.client_cpu)  # warm-up
-        runs = []
-        for _ in range(args.runs):
-            load = measured_run(server, url, scenario, args)
-            cpu = load.cpu_per_response_s
-            log(
-                f"  {server.spec.label:28} {scenario.key:9} {load.wrk.requests_per_s:>10,.0f} req/s"
-                f"  p99 {format_latency(load.wrk.latency_p99_s):>8}"
-                f"  CPU {format_cpu(cpu):>8}/resp  {load.log_lines:,} log lines"
-            )
-            runs.append(load)
-    except MeasureError as exc:
-        return Cell("error", str(exc))
-    cell = Cell("ok", runs=runs)
-    errors = sum(run.wrk.socket_errors for run in runs)
-    non_2xx = sum(run.wrk.non_2xx for run in runs)
-    if errors or non_2xx:
-        cell.detail = f"{errors} socket errors, {non_2xx} non-2xx responses"
-    if not server.alive():
-        cell.status, cell.detail = "error", "the server exited during the run"
-    return cell
+def scenario_url(server: RunningServer, scenario: Scenario) -> str:
+    return f"http://127.0.0.1:{server.port}{scenario_path(server.spec, scenario)}"
 
 
 def bench_throughput(
-    spec: ServerSpec, scenarios: list[Scenario], ws: Workspace, args: argparse.Namespace
-) -> dict[str, Cell]:
-    """All throughput scenarios on one server process."""
-    cells = {sc.key: Cell("n/a") for sc in scenarios if sc.static and not spec.serves_static}
-    todo = [sc for sc in scenarios if sc.key not in cells]
-    if not todo:
-        return cells
-    log(f"[{spec.label}] starting")
+    specs: list[ServerSpec], scenarios: list[Scenario], ws: Workspace, args: argparse.Namespace
+) -> Results:
+    """Every throughput scenario on every server, the servers' runs interleaved.
+
+    Each server is started once and kept running (idle while the others are measured).
+    In each scenario every server is checked and warmed up, then the runs go in rounds,
+    each round running every server once, the order rotated from round to round: the
+    machine's drift over minutes falls on all rows alike, and the rows of one round,
+    measured within a minute of each other, can be compared pairwise.
+    """
+    results: Results = {sc.key: {} for sc in scenarios}
+    servers: dict[str, RunningServer] = {}
     try:
-        server = start_server(spec, ws)
-    except StartError as exc:
-        log(f"[{spec.label}] failed to start: {exc}")
-        cells.update({sc.key: Cell("failed to start", str(exc)) for sc in todo})
-        return cells
-    try:
-        for scenario in todo:
-            if not server.alive():
-                cells[scenario.key] = Cell("error", "the server had exited")
-                continue
-            cells[scenario.key] = run_throughput(server, scenario, args)
+        for spec in specs:
+            log(f"[{spec.label}] starting")
+            try:
+                servers[spec.key] = start_server(spec, ws)
+            except StartError as exc:
+                log(f"[{spec.label}] failed to start: {exc}")
+                for sc in scenarios:
+                    served = spec.serves_static or not sc.static
+                    cell = Cell("failed to start", str(exc)) if served else Cell("n/a")
+                    results[sc.key][spec.key] = cell
+        for scenario in scenarios:
+            results[scenario.key].update(run_scenario(scenario, specs, servers, args))
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
+    return results
+
+
+def run_scenario(
+    scenario: Scenario,
+    specs: list[ServerSpec],
+    servers: dict[str, RunningServer],
+    args: argparse.Namespace,
+) -> dict[str, Cell]:
+    """One scenario on the running servers: a check and a warm-up each, then the rounds."""
+    cells: dict[str, Cell] = {}
+    active: list[ServerSpec] = []
+    for spec in specs:
+        server = servers.get(spec.key)
+        if scenario.static and not spec.serves_static:
+            cells[spec.key] = Cell("n/a")
+        elif server is None:
+            continue  # failed to start: already in the results
+        elif not server.alive():
+            cells[spec.key] = Cell("error", "the server had exited")
+        elif wrong := check_answer(server, scenario):
+            cells[spec.key] = Cell("error", wrong)
+        else:
+            try:
+                run_wrk(scenario_url(server, scenario), scenario.connections, 1, args.client_cpu)
+            except MeasureError as exc:
+                cells[spec.key] = Cell("error", f"warm-up: {exc}")
+                continue
+            cells[spec.key] = Cell("ok")
+            active.append(spec)
+    for round_no in range(args.runs):
+        log(f"[{scenario.key}] round {round_no + 1} of {args.runs}")
+        shift = round_no % len(active) if active else 0
+        for spec in active[shift:] + active[:shift]:
+            server, cell = servers[spec.key], cells[spec.key]
+            if cell.status != "ok":
+                continue
+            try:
+                load = measured_run(server, scenario_url(server, scenario), scenario, args)
+            except MeasureError as exc:
+                cells[spec.key] = Cell("error", str(exc))
+                continue
+            log(
+                f"  {spec.label:28} {scenario.key:9} {load.wrk.requests_per_s:>10,.0f} req/s"
+                f"  p99 {format_latency(load.wrk.latency_p99_s):>8}"
+                f"  CPU {format_cpu(load.cpu_per_response_s):>8}/resp"
+                f"  {load.log_lines:,} log lines"
+            )
+            cell.runs.append(load)
+            if not server.alive():
+                cells[spec.key] = Cell("error", "the server exited during the run")
+    for cell in cells.values():
+        errors = sum(run.wrk.socket_errors for run in cell.runs)
+        non_2xx = sum(run.wrk.non_2xx for run in cell.runs)
+        if cell.status == "ok" and (errors or non_2xx):
+            cell.detail = f"{errors} socket errors, {non_2xx} non-2xx responses"
     return cells
 
 
@@ -404,26 +441,26 @@ def bench_idle(
 def bench_all(args: argparse.Namespace, ws: Workspace) -> Results:
     chosen = [sc for sc in SCENARIOS if sc.key in args.scenario_keys]
     throughput = [sc for sc in chosen if sc.key != "idle"]
-    idle = [
-        Scenario(sc.key, sc.title, sc.path, args.idle_connections, False, sc.expected_size)
-        for sc in chosen
-        if sc.key == "idle"
-    ]
+    specs = [spec for spec in SERVERS if spec.key in args.servers]
     results: Results = {sc.key: {} for sc in chosen}
-    for spec in SERVERS:
-        if spec.key not in args.servers:
+    if throughput:
+        results.update(bench_throughput(specs, throughput, ws, args))
+    for sc in chosen:
+        if sc.key != "idle":
             continue
-        start_failure = None
-        if throughput:
-            for key, cell in bench_throughput(spec, throughput, ws, args).items():
-                results[key][spec.key] = cell
-                if cell.status == "failed to start":
-                    start_failure = cell
-        if spec.default_logs:
-            continue  # idle memory is measured with logs off only, to keep the run short
-        for scenario in idle:
-            # A server that could not start once is not tried again.
-            results[scenario.key][spec.key] = start_failure or bench_idle(spec, scenario, ws, args)
+        scenario = Scenario(sc.key, sc.title, sc.path, args.idle_connections, False, 13)
+        for spec in specs:
+            if spec.default_logs:
+                continue  # idle memory is measured with logs off only, to keep the run short
+            # A server that could not start for the other scenarios is not tried again.
+            failed = [
+                cells[spec.key]
+                for cells in results.values()
+                if spec.key in cells and cells[spec.key].status == "failed to start"
+            ]
+            results[sc.key][spec.key] = (
+                failed[0] if failed else bench_idle(spec, scenario, ws, args)
+            )
     return results
 
 
@@ -455,6 +492,26 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+RUN_METRICS: dict[str, Callable[[LoadRun], float | None]] = {
+    "rps": lambda run: run.wrk.requests_per_s,
+    "cpu": lambda run: run.cpu_per_response_s,
+}
+
+
+def paired_ratio(row: Cell | None, peer: Cell | None, metric: str) -> float | None:
+    """The median over rounds of ``row``'s ``metric`` over ``peer``'s in the same round
+    (``rps`` or ``cpu``); None unless both ran."""
+    if row is None or peer is None or row.status != "ok" or peer.status != "ok":
+        return None
+    figure = RUN_METRICS[metric]
+    ratios = [
+        value
+        for mine, theirs in zip(row.runs, peer.runs, strict=False)
+        if (value := ratio(figure(mine), figure(theirs))) is not None
+    ]
+    return statistics.median(ratios) if ratios else None
+
+
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
 
@@ -474,7 +531,6 @@ def status_row(label: str, cell: Cell, columns: int) -> list[str]:
 
 def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
     reference = cells.get(REFERENCE)
-    ref_rps = reference.rps if reference else None
     headers = ["server", "req/s", "MB/s", "p99", "CPU/resp", "log lines/resp", "medusa/peer"]
     rows = []
     for spec in SERVERS:
@@ -497,7 +553,9 @@ def throughput_table(scenario: Scenario, cells: dict[str, Cell]) -> list[str]:
                 format_latency(p99) if p99 is not None else "-",
                 format_cpu(cell.cpu_per_response_s),
                 f"{lines:.2f}" if lines is not None else "-",
-                "(ref)" if spec.key == REFERENCE else format_ratio(ratio(ref_rps, rps)),
+                "(ref)"
+                if spec.key == REFERENCE
+                else format_ratio(paired_ratio(reference, cell, "rps")),
             ]
         )
     return [render_table(headers, rows)]
@@ -578,13 +636,19 @@ def _figure(cells: dict[str, Cell], key: str, metric: str) -> tuple[float | None
 
 
 def evaluate(target: Target, results: Results) -> Verdict:
+    """The target's figure from one run: a row's median, or the median of the per-round
+    ratios of a row to its peer."""
     cells = results.get(target.scenario)
     if cells is None:
         return Verdict(target, None, None, "scenario not run")
     value, why = _figure(cells, target.row, target.metric)
     if value is not None and target.peer is not None:
         peer, why = _figure(cells, target.peer, target.metric)
-        value = ratio(value, peer) if peer is not None else None
+        if peer is not None:
+            value = paired_ratio(cells[target.row], cells[target.peer], target.metric)
+            why = "no round with both"
+        else:
+            value = None
     if value is None:
         return Verdict(target, None, None, why or "no figure")
     passed = value >= target.bound if target.at_least else value <= target.bound
