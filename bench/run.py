@@ -298,17 +298,19 @@ def measured_run(
     return LoadRun(run, cpu_after - cpu_before, lines - lines_before)
 
 
-def wait_lines_settled(server: RunningServer, timeout: float = 5.0) -> int:
-    """The server's log line count once it stops growing: the pipe's reader, or a server
-    that writes its log from a queue, may lag behind the last response."""
+def wait_lines_settled(server: RunningServer, quiet: float = 0.1, timeout: float = 5.0) -> int:
+    """The server's log line count once it has not grown for ``quiet`` seconds (at most
+    ``timeout``): the pipe's reader, or a server that writes its log from a queue in
+    batches a few milliseconds apart, may lag behind the last response."""
     deadline = time.monotonic() + timeout
-    last = server.logged_lines()
+    last, since = server.logged_lines(), time.monotonic()
     while time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
         now = server.logged_lines()
-        if now == last:
-            return now
-        last = now
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
     return last
 
 
