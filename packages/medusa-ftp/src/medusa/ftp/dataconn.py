@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from medusa.core.channel import Channel
 from medusa.core.log import error_logger
@@ -38,6 +39,13 @@ class Sink(Protocol):
 
 class DataOwner(Protocol):
     """What a data connection reports to (the control session)."""
+
+    def data_accepted(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
+        """A passive listener accepted ``conn`` (a blocking socket, from the right
+        client: ``client`` is its address from a PROXY header, else None); the owner
+        makes its :class:`DataChannel` (see :func:`medusa.ftp.passive.attach_socket`)
+        or keeps the socket for a transfer that needs none."""
+        ...
 
     def data_connected(self, channel: DataChannel) -> None:
         """The connection is established (and came from the right address)."""
@@ -284,12 +292,14 @@ class DataChannel(Channel):
         if self.finished:
             return
         if self.sending:
-            self._finish(None if self.sent_all and exc is None else _lost(exc))
+            self._finish(None if self.sent_all and exc is None else lost_reason(exc))
         elif self.sink is not None:
-            self._finish(None if exc is None else _lost(exc))
+            self._finish(None if exc is None else lost_reason(exc))
         else:
             self._finish("data connection closed before the transfer")
 
 
-def _lost(exc: Any) -> str:
+def lost_reason(exc: BaseException | None) -> str:
+    """The reason a transfer failed when its connection was lost with ``exc`` (None: the
+    client closed it early), for the 426 reply and the session log."""
     return f"connection lost ({exc})" if exc is not None else "connection closed early"

@@ -17,7 +17,9 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-from medusa.ftp.dataconn import DataChannel
+from medusa.core.producers import SimpleProducer
+from medusa.ftp.dataconn import DataChannel, lost_reason
+from medusa.ftp.listings import ListingProducer
 from medusa.ftp.passive import PassiveListener, attach_socket
 from medusa.ftp.throttle import Throttle
 from medusa.ftp.transfers import Transfer
@@ -38,7 +40,11 @@ class ServerDTP:
     Attributes:
         passive: the listener of ``PASV``/``EPSV``, until a connection came.
         active_target: ``(host, port)`` of ``PORT``/``EPRT``, until the next transfer.
-        data: the data connection, once up.
+        accepted: a passive connection accepted before its transfer command, kept as a
+            plain socket with its client's address from a PROXY header (or None), until
+            that command: a listing is then written to it at once (see
+            :meth:`start_transfer`), other transfers get a :class:`DataChannel`.
+        data: the data connection's channel, once up.
         transfer: the transfer in progress (from its command to its reply), or ``None``.
     """
 
@@ -47,22 +53,30 @@ class ServerDTP:
         self.ftp = session.ftp
         self.passive: PassiveListener | None = None
         self.active_target: tuple[str, int] | None = None
+        self.accepted: tuple[socket.socket, tuple[str, int] | None] | None = None
         self.data: DataChannel | None = None
         self.transfer: Transfer | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._storing: set[asyncio.Future[Any]] = set()  # not cancelled with the session
+        self._attaching: set[asyncio.Future[Any]] = set()  # they close their socket
 
     # -- data ports ------------------------------------------------------------------------
 
     @property
     def has_port(self) -> bool:
         """True when a data connection is up or one was prepared (passive or active)."""
-        return not (self.data is None and self.passive is None and self.active_target is None)
+        return not (
+            self.data is None
+            and self.passive is None
+            and self.active_target is None
+            and self.accepted is None
+        )
 
     def open_passive(self) -> PassiveListener:
         """Listen for a passive data connection from this client (``PASV``/``EPSV``); with
         ``proxy_protocol`` on, a connection from a trusted proxy must open with a PROXY
-        header naming this client.
+        header naming this client. The caller announces the port, then calls the
+        listener's :meth:`~medusa.ftp.passive.PassiveListener.start`.
 
         Raises:
             OSError: when no port could be bound.
@@ -92,11 +106,112 @@ class ServerDTP:
             self.passive.close()
             self.passive = None
         self.active_target = None
+        if self.accepted is not None:
+            self.accepted[0].close()
+            self.accepted = None
         if self.data is not None and self.transfer is None:
             self.data.cancel()
             self.data = None
 
     # -- what data connections report (DataOwner) ------------------------------------------
+
+    def data_accepted(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
+        """A passive connection came from the client: a listing waiting for it is written
+        to it at once; another waiting transfer, or a ``PROT P`` connection, gets its
+        :class:`DataChannel`; without a transfer, the socket is kept for the next one."""
+        if self.data is not None or self.accepted is not None or self.session.closing:
+            conn.close()  # a second connection for one transfer
+            return
+        transfer = self.transfer
+        if transfer is None and self.data_tls() is None:
+            self.accepted = (conn, client)
+            return
+        if (
+            transfer is not None
+            and not transfer.connected
+            and self._send_at_once(transfer, conn, client, None)
+        ):
+            return
+        self._attach(conn, client, DataChannel(self))
+
+    def _attach(
+        self, conn: socket.socket, client: tuple[str, int] | None, channel: DataChannel
+    ) -> None:
+        """Make ``channel`` the protocol of the connected socket ``conn`` (on the loop's
+        next iterations; it reports to :meth:`data_connected`)."""
+        if client is not None:
+            channel.peer = client
+        task = asyncio.get_running_loop().create_task(attach_socket(self, channel, conn))
+        self._attaching.add(task)
+        task.add_done_callback(self._attaching.discard)
+
+    def _send_at_once(
+        self,
+        transfer: Transfer,
+        conn: socket.socket,
+        client: tuple[str, int] | None,
+        preliminary: tuple[int, str] | None,
+    ) -> bool:
+        """Write a listing (the whole output of a :class:`ListingProducer`) to the plain
+        socket ``conn`` and close it, without making a channel, then reply: ``226``, after
+        ``preliminary`` (the ``125`` not yet sent) in the same write, so that the client
+        finds the listing, its end and both replies in one wake-up. Only without
+        ``PROT P`` and ``max_download_rate``. What the socket cannot take at once goes
+        through a :class:`DataChannel` as usual (``226`` at its end). Returns False
+        (nothing done) for other transfers.
+        """
+        producer = transfer.producer
+        if (
+            type(producer) is not ListingProducer
+            or self.ftp.max_download_rate
+            or self.data_tls() is not None
+        ):
+            return False
+        session = self.session
+        transfer.connected = True
+        try:
+            if conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                conn.close()  # the client closed it (as a channel would have seen)
+                self._failed_at_once(transfer, preliminary, "closed before the transfer")
+                return True
+        except (BlockingIOError, InterruptedError):
+            pass  # open, and nothing sent by the client: as it should be
+        except OSError as exc:
+            conn.close()
+            self._failed_at_once(transfer, preliminary, lost_reason(exc))
+            return True
+        data = producer.more()
+        try:
+            sent = conn.send(data, socket.MSG_DONTWAIT) if data else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            conn.close()
+            self._failed_at_once(transfer, preliminary, lost_reason(exc))
+            return True
+        if sent == len(data):
+            conn.close()  # a graceful close: the kernel still delivers what it holds
+            transfer.bytes = sent
+            self.end_transfer(226, "Transfer complete.", preliminary=preliminary)
+            return True
+        if preliminary is not None:
+            session.reply(*preliminary)
+        transfer.connected = False
+        transfer.producer = SimpleProducer(data[sent:])
+        channel = DataChannel(self)
+        channel.bytes_out = sent
+        self._attach(conn, client, channel)
+        return True
+
+    def _failed_at_once(
+        self, transfer: Transfer, preliminary: tuple[int, str] | None, reason: str
+    ) -> None:
+        """The client's side of a kept data connection was gone (``reason``): 426, as for
+        a data channel that lost its connection."""
+        if preliminary is not None:
+            self.session.reply(*preliminary)
+        self.session.log_session(f"{transfer.verb} {transfer.path} failed: {reason}")
+        self.end_transfer(426, f"Connection closed; transfer aborted ({reason}).")
 
     def data_connected(self, channel: DataChannel) -> None:
         """A data connection came up: start the waiting transfer, if any."""
@@ -183,6 +298,9 @@ class ServerDTP:
         text of the 125/150 reply (``STOU``'s ``FILE: name``, RFC 1123 §4.1.2.9). The
         session's commands wait until the transfer ends."""
         session = self.session
+        passive = self.passive
+        if self.data is None and self.accepted is None and passive is not None:
+            passive.poll()  # a connection already in the backlog is taken now
         if not self.has_port:
             transfer.release()
             session.reply(425, "Use PORT, PASV, EPRT or EPSV first.")
@@ -190,6 +308,15 @@ class ServerDTP:
         self.transfer = transfer
         session.hold("transfer")
         mode = "BINARY" if session.binary else "ASCII"
+        accepted = self.accepted
+        if accepted is not None:
+            self.accepted = None
+            conn, client = accepted
+            opened = (125, preliminary or "Data connection already open; transfer starting.")
+            if not self._send_at_once(transfer, conn, client, opened):
+                session.reply(*opened)
+                self._attach(conn, client, DataChannel(self))
+            return
         if self.data is not None:
             session.reply(125, preliminary or "Data connection already open; transfer starting.")
             self._run_transfer()
@@ -235,9 +362,17 @@ class ServerDTP:
             channel.send(transfer.producer, Throttle(rate) if rate else None)
             transfer.producer = None  # the channel owns it now
 
-    def end_transfer(self, code: int, text: str, *, resume: bool = True) -> None:
+    def end_transfer(
+        self,
+        code: int,
+        text: str,
+        *,
+        resume: bool = True,
+        preliminary: tuple[int, str] | None = None,
+    ) -> None:
         """Finish the current transfer with a reply and log it; then (``resume``) let the
-        session run the commands that waited."""
+        session run the commands that waited. ``preliminary``: a ``125``/``150`` reply
+        not sent yet, sent first in the same write."""
         transfer, self.transfer = self.transfer, None
         if transfer is None:
             return
@@ -249,7 +384,10 @@ class ServerDTP:
                 self.data.cancel()
                 self.data = None
         self.close_data()
-        self.session.reply(code, text)
+        if preliminary is None:
+            self.session.reply(code, text)
+        else:
+            self.session.replies(preliminary, (code, text))
         self._log_transfer(transfer, complete)
         self.session.transfer_ended(resume=resume)
 

@@ -29,10 +29,14 @@ from medusa.ftp.facts import mlsx_line
 from medusa.ftp.replies import encode_text
 
 __all__ = [
+    "Listing",
+    "ListingProducer",
     "check_not_hidden",
     "directory_lines",
+    "directory_listing",
     "encode_lines",
     "list_lines",
+    "list_listing",
     "mlsd_lines",
     "mlst_line",
     "nlst_lines",
@@ -84,9 +88,85 @@ def check_not_hidden(fs: Filesystem, path: str) -> None:
         raise FileNotFoundError(2, "No such file or directory", vpath)
 
 
+class Listing:
+    """The lines of a ``LIST``, possibly not yet formatted: a directory's entries are
+    examined when the listing is made (each ``lstat``, so that its errors come before any
+    reply), and formatted as ``ls -l`` (or MS-DOS) lines when :meth:`lines` is first
+    called, which ``LIST`` does after its ``125``/``150`` reply has gone out, so that the
+    client reads that reply while the lines are made.
+
+    Args:
+        entries: ``(shown name, stat_result)`` of each entry, in order (the shown name of
+            a link in the Unix style is ``name -> target``; in the MS-DOS style a link's
+            status is its target's); or ``None`` when ``made`` holds the lines already.
+        style: ``"unix"`` or ``"msdos"``.
+        now: the time the entries were examined, seconds since the epoch (the Unix
+            date column shows ``HH:MM`` within six months of it).
+        made: lines already made (a file's line, a wildcard's selection).
+    """
+
+    __slots__ = ("_entries", "_lines", "now", "style")
+
+    def __init__(
+        self,
+        entries: list[tuple[str, os.stat_result]] | None,
+        style: Literal["unix", "msdos"] = "unix",
+        now: float = 0.0,
+        made: list[str] | None = None,
+    ) -> None:
+        self._entries = entries
+        self._lines = made
+        self.style: Literal["unix", "msdos"] = style
+        self.now = now
+
+    def lines(self) -> list[str]:
+        """Return the lines (without line ends), made on the first call; lines whose
+        name holds CR or LF are left out (they would break the one-entry-per-line
+        framing of a data connection)."""
+        lines = self._lines
+        if lines is None:
+            entries, self._entries = self._entries or [], None
+            if self.style == "unix":
+                now = self.now
+                lines = [unix_line(shown, st, now=now) for shown, st in entries]
+            else:
+                lines = [msdos_line(name, st) for name, st in entries]
+            self._lines = lines
+        text = "".join(lines)  # one search for the rare CR or LF, instead of one per line
+        if "\r" in text or "\n" in text:
+            lines = self._lines = [line for line in lines if _framed(line)]
+        return lines
+
+
+class ListingProducer:
+    """A producer (see :mod:`medusa.core.producers`) of a :class:`Listing`'s bytes: the
+    lines, each followed by CRLF (:func:`encode_lines`), made when first pulled."""
+
+    __slots__ = ("_listing",)
+
+    def __init__(self, listing: Listing) -> None:
+        self._listing: Listing | None = listing
+
+    def more(self) -> bytes:
+        """Return the whole listing on the first call, ``b""`` afterwards."""
+        listing, self._listing = self._listing, None
+        return encode_lines(listing.lines()) if listing is not None else b""
+
+
 def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix") -> list[str]:
     """Return the lines of ``LIST arg``: ``ls -l`` (or MS-DOS) lines of a directory's
-    entries, or the one line of a file.
+    entries, or the one line of a file (see :func:`list_listing`).
+
+    Raises:
+        OSError: for a path that does not exist or cannot be read (virtual names only).
+    """
+    return list_listing(fs, arg, style).lines()
+
+
+def list_listing(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix") -> Listing:
+    """Return the :class:`Listing` of ``LIST arg``: a directory's entries, examined and
+    not yet formatted, or the one line of a file; a last component with wildcards selects
+    entries of its directory.
 
     Raises:
         OSError: for a path that does not exist or cannot be read (virtual names only).
@@ -94,27 +174,38 @@ def list_lines(fs: Filesystem, arg: str, style: Literal["unix", "msdos"] = "unix
     path, pattern = _pattern(fs, split_list_arg(arg) or ".")
     check_not_hidden(fs, path)
     try:
-        lines = directory_lines(fs, path, style)
+        listing = directory_listing(fs, path, style)
     except NotADirectoryError:
         if pattern is not None:
             raise
         name = posixpath.basename(fs.normalize(path))
         st = fs.lstat(path)
         line = unix_line(name, st, now=time.time()) if style == "unix" else msdos_line(name, st)
-        return [line]
+        return Listing(None, style, made=[line])
     if pattern is not None:
         names = {n for n in fs.listdir(path) if fnmatch.fnmatchcase(n, pattern)}
-        lines = [line for line in lines if _line_name(line, style) in names]
-    text = "".join(lines)  # one search for the rare CR or LF, instead of one per line
-    if "\r" in text or "\n" in text:
-        lines = [line for line in lines if _framed(line)]
-    return lines
+        lines = [line for line in listing.lines() if _line_name(line, style) in names]
+        return Listing(None, style, made=lines)
+    return listing
 
 
 def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) -> list[str]:
     """Return the listing lines of directory ``path``, as core's
-    :func:`~medusa.core.listing.list_directory` makes them (sorted names, ``lstat`` of each
-    entry, links shown as ``name -> target`` inside the root).
+    :func:`~medusa.core.listing.list_directory` makes them (see
+    :func:`directory_listing`).
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, PermissionError: with the virtual path.
+        PathEscapeError: when ``path`` resolves outside the root.
+    """
+    return directory_listing(fs, path, style).lines()
+
+
+def directory_listing(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) -> Listing:
+    """Return the :class:`Listing` of directory ``path``, whose lines are what core's
+    :func:`~medusa.core.listing.list_directory` makes (sorted names, ``lstat`` of each
+    entry, links shown as ``name -> target`` inside the root); every entry is examined
+    here, the lines are formatted when asked for.
 
     On an :class:`~medusa.core.filesys.OSFilesystem` the directory is resolved and opened
     once and its entries are examined relative to that descriptor (``fstatat``), instead of
@@ -130,19 +221,20 @@ def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) 
         hidden = {n for n in fs.listdir(path) if is_upload_temporary(n)}
         if hidden:
             listed = [line for line in listed if _line_name(line, style) not in hidden]
-        return listed
+        return Listing(None, style, made=listed)
     base = fs.normalize(path)
     fd = _open_directory(fs, base)
     try:
         # Through /proc, the listing costs one open instead of a dup, fcntl and lseek.
         names = sorted(os.listdir(f"/proc/self/fd/{fd}" if _PROC_FD else fd))
-        names = [n for n in names if not is_upload_temporary(n)]
         prefix = base.rstrip("/") + "/"
         now = time.time()
         unix = style == "unix"
         lstat_at = functools.partial(os.stat, dir_fd=fd, follow_symlinks=False)
-        lines: list[str] = []
+        entries: list[tuple[str, os.stat_result]] = []
         for name in names:
+            if is_upload_temporary(name):
+                continue
             try:
                 st = lstat_at(name)
             except FileNotFoundError:
@@ -156,8 +248,8 @@ def directory_lines(fs: Filesystem, path: str, style: Literal["unix", "msdos"]) 
                         shown = f"{name} -> {fs.readlink(prefix + name)}"
                     else:
                         st = fs.stat(prefix + name)
-            lines.append(unix_line(shown, st, now=now) if unix else msdos_line(name, st))
-        return lines
+            entries.append((shown, st))
+        return Listing(entries, style, now)
     finally:
         os.close(fd)
 

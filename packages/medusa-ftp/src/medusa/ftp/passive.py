@@ -144,8 +144,16 @@ class PassiveListener:
         self._sock, self.port = _bind(host, ports)
         self.opened = time.monotonic()
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._sock.fileno(), self._accept)
-        self._task: asyncio.Task[object] | None = None
+        self._watched = False
+
+    def start(self) -> None:
+        """Start accepting (idempotent; nothing after :meth:`close`). The socket listens
+        from its creation: a client that connects before this call waits in its backlog,
+        so the session announces the port first and starts accepting after."""
+        sock = self._sock
+        if sock is not None and not self._watched:
+            self._watched = True
+            self._loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
         sock = self._sock
@@ -199,14 +207,17 @@ class PassiveListener:
         self._take(conn, source)
 
     def _take(self, conn: socket.socket, client: tuple[str, int] | None) -> None:
-        """Stop listening and make the data channel of ``conn``, whose client was checked
-        (``client``: its address from a PROXY header, else the socket's peer)."""
+        """Stop listening and hand ``conn``, whose client was checked (``client``: its
+        address from a PROXY header, else None), to the owner."""
         self.close()
-        # Both loops make the socket non-blocking when they take it.
-        channel = DataChannel(self.owner)
-        if client is not None:
-            channel.peer = client
-        self._task = self._loop.create_task(attach_socket(self.owner, channel, conn))
+        self.owner.data_accepted(conn, client)
+
+    def poll(self) -> None:
+        """Accept a connection already waiting in the backlog now, without waiting for
+        the loop to report it (the owner hears of it before this returns; nothing
+        happens when none waits or the listener was closed)."""
+        if self._sock is not None:
+            self._accept()
 
     def close(self) -> None:
         """Stop listening (idempotent); a connection already accepted goes on, those whose
@@ -216,8 +227,9 @@ class PassiveListener:
             task.cancel()
         sock, self._sock = self._sock, None
         if sock is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self._loop.remove_reader(sock.fileno())
+            if self._watched:
+                with contextlib.suppress(ValueError, OSError):
+                    self._loop.remove_reader(sock.fileno())
             sock.close()
 
     @property

@@ -156,6 +156,15 @@ class FTPChannel(Channel):
             self.log_session(f"{what} refused: {code} {reason}")
         self.push(format_reply(code, text))
 
+    def replies(self, *replies: tuple[int, str]) -> None:
+        """Send several single-line replies ``(code, text)`` in one write (a transfer's
+        ``125`` and its ``226`` when it ended at once)."""
+        for code, text in replies:
+            if code >= 400 and self._write is not None:
+                what, self._write = self._write, None
+                self.log_session(f"{what} refused: {code} {text}")
+        self.push(b"".join(format_reply(code, text) for code, text in replies))
+
     def log_session(self, event: str) -> None:
         """Write a line to the server's session log."""
         log = self.ftp.session_log
@@ -177,13 +186,13 @@ class FTPChannel(Channel):
         PROXY protocol header came first), and a session over the limit gets 421."""
         if not self.ftp.session_opened(self):
             return
+        self.reply(220, self.ftp.banner)  # first: the client reads it meanwhile
+        self._greeted = True
         transport = self.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
-        self.reply(220, self.ftp.banner)
-        self._greeted = True
         self.log_session("connected")
 
     def collect_incoming_data(self, data: bytes) -> None:

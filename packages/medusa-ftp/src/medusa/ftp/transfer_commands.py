@@ -14,10 +14,17 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING
 
-from medusa.core.producers import FileProducer, SimpleProducer
+from medusa.core.producers import FileProducer
 from medusa.ftp.arguments import MAX_OFFSET, parse_decimal
 from medusa.ftp.hostport import AddressSyntaxError, epsv_reply, parse_eprt, parse_port, pasv_reply
-from medusa.ftp.listings import encode_lines, list_lines, mlsd_lines, nlst_lines
+from medusa.ftp.listings import (
+    Listing,
+    ListingProducer,
+    list_listing,
+    mlsd_lines,
+    nlst_lines,
+)
+from medusa.ftp.passive import PassiveListener
 from medusa.ftp.transfers import AsciiProducer, Transfer, UploadFile
 
 if TYPE_CHECKING:
@@ -62,9 +69,10 @@ def cmd_eprt(ch: FTPChannel, arg: str) -> None:
     _active(ch, "EPRT", host, port)
 
 
-def _listen(ch: FTPChannel) -> int | None:
+def _listen(ch: FTPChannel) -> PassiveListener | None:
+    """A listening socket for the next data connection, or None after a 425."""
     try:
-        return ch.dtp.open_passive().port
+        return ch.dtp.open_passive()
     except OSError as exc:
         ch.log_session(f"passive listen failed: {exc}")
         ch.reply(425, "Cannot open a passive data connection.")
@@ -82,9 +90,10 @@ def cmd_pasv(ch: FTPChannel, arg: str) -> None:
     if ":" in host:
         ch.reply(425, "PASV is IPv4 only; use EPSV.")
         return
-    port = _listen(ch)
-    if port is not None:
-        ch.reply(227, pasv_reply(host, port))
+    listener = _listen(ch)
+    if listener is not None:
+        ch.reply(227, pasv_reply(host, listener.port))
+        listener.start()  # after the reply: the client connects meanwhile
 
 
 def cmd_epsv(ch: FTPChannel, arg: str) -> None:
@@ -98,9 +107,10 @@ def cmd_epsv(ch: FTPChannel, arg: str) -> None:
     if value and value != family:
         ch.reply(522, f"Network protocol not supported, use ({family})")
         return
-    port = _listen(ch)
-    if port is not None:
-        ch.reply(229, epsv_reply(port))
+    listener = _listen(ch)
+    if listener is not None:
+        ch.reply(229, epsv_reply(listener.port))
+        listener.start()
 
 
 # -- transfers -------------------------------------------------------------------------------
@@ -247,21 +257,23 @@ def cmd_abor(ch: FTPChannel, arg: str) -> None:
 
 
 def _send_listing(ch: FTPChannel, verb: str, path: str, lines: list[str]) -> None:
-    producer = SimpleProducer(encode_lines(lines))
+    producer = ListingProducer(Listing(None, made=lines))
     ch.dtp.start_transfer(Transfer(verb, path, producer=producer))
 
 
 def cmd_list(ch: FTPChannel, arg: str) -> None:
-    """``LIST [path]``: ``ls -l`` lines (or MS-DOS lines) on the data connection."""
+    """``LIST [path]``: ``ls -l`` lines (or MS-DOS lines) on the data connection. Every
+    entry is examined before the reply (an error gets its 450/550 instead of 150); the
+    lines are formatted after it, when the data connection takes them."""
     assert ch.fs is not None
     if not ch.allowed("l") or not _has_data_port(ch) or not _data_policy_ok(ch):
         return
     try:
-        lines = list_lines(ch.fs, arg, ch.listing_style)
+        listing = list_listing(ch.fs, arg, ch.listing_style)
     except OSError as exc:
         ch.fail(exc, 450 if isinstance(exc, PermissionError) else 550)
         return
-    _send_listing(ch, "LIST", arg, lines)
+    ch.dtp.start_transfer(Transfer("LIST", arg, producer=ListingProducer(listing)))
 
 
 def cmd_nlst(ch: FTPChannel, arg: str) -> None:
