@@ -300,7 +300,7 @@ class ServerDTP:
         session = self.session
         passive = self.passive
         if self.data is None and self.accepted is None and passive is not None:
-            passive.poll()  # a connection already in the backlog is taken now
+            passive.poll()  # a connection the loop has not reported yet
         if not self.has_port:
             transfer.release()
             session.reply(425, "Use PORT, PASV, EPRT or EPSV first.")

@@ -146,41 +146,53 @@ class PassiveListener:
         self._loop = asyncio.get_running_loop()
         self._watched = False
 
+    def poll(self) -> None:
+        """Take the connections waiting in the backlog now (a transfer command came before
+        the loop reported them): those from other addresses are dropped, until the
+        client's is handed to the owner (before this returns) or none is left. Nothing
+        after :meth:`close`."""
+        while self._sock is not None and self._accept():
+            pass
+
     def start(self) -> None:
-        """Start accepting (idempotent; nothing after :meth:`close`). The socket listens
-        from its creation: a client that connects before this call waits in its backlog,
-        so the session announces the port first and starts accepting after."""
+        """Accept from the loop (idempotent; nothing after :meth:`close`). The socket
+        listens from its creation: a client that connects before this call waits in its
+        backlog, so the session announces the port first and starts accepting after."""
         sock = self._sock
         if sock is not None and not self._watched:
             self._watched = True
             self._loop.add_reader(sock.fileno(), self._accept)
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
+        """Take one connection off the backlog: the client's is handed to the owner, one
+        from a trusted proxy waits for its PROXY header, others are dropped. Returns False
+        when none was waiting."""
         sock = self._sock
         if sock is None:
-            return
+            return False
         try:
             conn, peer = sock.accept()
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:
             error_logger.warning("passive accept failed: %s", exc)
-            return
+            return False
         host = canonical_host(str(peer[0]))
         if self.trusted is not None and self.trusted(host):
             if len(self._pending) >= MAX_PENDING_HEADERS:
                 conn.close()
                 self.owner.data_refused(host, "too many PROXY headers awaited")
-                return
+                return True
             task = self._loop.create_task(self._accept_proxied(conn, host))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
-            return
+            return True
         if host != self.expected_host:
             conn.close()
             self.owner.data_refused(host)
-            return
+            return True
         self._take(conn, None)
+        return True
 
     async def _accept_proxied(self, conn: socket.socket, proxy: str) -> None:
         """Read the PROXY header of a connection from the trusted proxy ``proxy``, then
@@ -211,13 +223,6 @@ class PassiveListener:
         address from a PROXY header, else None), to the owner."""
         self.close()
         self.owner.data_accepted(conn, client)
-
-    def poll(self) -> None:
-        """Accept a connection already waiting in the backlog now, without waiting for
-        the loop to report it (the owner hears of it before this returns; nothing
-        happens when none waits or the listener was closed)."""
-        if self._sock is not None:
-            self._accept()
 
     def close(self) -> None:
         """Stop listening (idempotent); a connection already accepted goes on, those whose
