@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
 from medusa.core.log import error_logger
@@ -428,10 +429,12 @@ class Channel(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         transport.write(data)
-        self.last_activity = time.monotonic()
-        self.bytes_out += len(data)
-        if self.server is not None:
-            self.server.counters.bytes_out += len(data)
+        self.last_activity = monotonic()
+        size = len(data)
+        self.bytes_out += size
+        server = self.server
+        if server is not None:
+            server.counters.bytes_out += size
 
     def push_with_producer(self, producer: Producer) -> None:
         """Queue a producer; it is pulled only while the transport can take more."""

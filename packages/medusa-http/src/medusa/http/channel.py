@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import httptools
@@ -27,13 +28,14 @@ from medusa.core.channel import Channel
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.trusted import TrustedNetworks
 from medusa.http.body import BodyReception
-from medusa.http.dispatch import choose_handler, handler_failed, run_handler
+from medusa.http.dispatch import choose_handler, dispatch, handler_failed, run_handler
 from medusa.http.forwarded import forwarded_client
 from medusa.http.handler import Handler
 from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
 from medusa.http.linger import LingeringClose
 from medusa.http.request import Request
-from medusa.http.requestline import split_request_line
+from medusa.http.requestline import METHOD_NAMES, split_request_line
+from medusa.http.target import KNOWN_HOSTS
 
 if TYPE_CHECKING:
     from medusa.http.server import HTTPServer
@@ -41,6 +43,21 @@ if TYPE_CHECKING:
 __all__ = ["HTTPChannel"]
 
 _NO_HEADERS: dict[str, str] = {}
+
+_FIELD_NAMES: dict[bytes, str] = {
+    spelling: name.lower()
+    for name in (
+        "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
+        "Content-Length", "Content-Type", "Cookie", "Referer", "Cache-Control", "Pragma",
+        "If-Modified-Since", "If-None-Match", "Range", "Authorization", "Origin",
+        "Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
+        "Sec-Fetch-User", "DNT", "TE", "Transfer-Encoding", "X-Forwarded-For",
+        "X-Forwarded-Proto", "X-Real-IP", "Forwarded", "Priority", "Keep-Alive",
+    )
+    for spelling in (name.encode(), name.lower().encode())
+}  # fmt: skip
+"""Common field names as clients spell them, lower-cased once (every request has a few)."""
+
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 STOP_IDLE_WINDOW = 1.0
@@ -116,17 +133,19 @@ class HTTPChannel(Channel):
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes to the parser; turn parse errors into 400 (or the limit's status)."""
-        self.last_activity = time.monotonic()
-        self.bytes_in += len(data)
-        self.http.counters.bytes_in += len(data)
+        self.last_activity = monotonic()
+        size = len(data)
+        self.bytes_in += size
+        http = self.http
+        http.counters.bytes_in += size
         if self._discard:
             return
         if self._in_head:
             # Bytes of a line that the parser is still accumulating (a request line or a
             # header field not complete yet) are counted here; complete ones exactly in
             # on_url/on_header. This bounds what a client can make the parser hold.
-            self._pending_head += len(data)
-            if self._head_size + self._pending_head > self.http.max_head_bytes:
+            self._pending_head += size
+            if self._head_size + self._pending_head > http.max_head_bytes:
                 if self._field_count:
                     self._reject(431, "request header block too large")
                 else:
@@ -137,7 +156,7 @@ class HTTPChannel(Channel):
             parser = self._parser = httptools.HttpRequestParser(self)
         try:
             parser.feed_data(data)
-            if not self._in_message and self.http.counters.active > self.http.parser_keep_limit:
+            if not self._in_message and http.counters.active > http.parser_keep_limit:
                 # Many connections: an idle one keeps no parser (about 0.9 KB each), at
                 # the price of making one (about 0.7 us) for its next request.
                 self._parser = None
@@ -171,15 +190,14 @@ class HTTPChannel(Channel):
         last one, in the same read, is not parsed)."""
         if self._discard:
             raise _StopParsingError
+        # _url is empty and _upload None here: the previous request's end reset them.
         self._in_head = True
         self._in_message = True
         self._head_started = self.last_activity  # set by data_received, which calls us
         self._head_size = 0
         self._pending_head = 0
         self._field_count = 0
-        self._url = b""
         self._headers = {}
-        self._upload = None
 
     def on_url(self, url: bytes) -> None:
         """llhttp: (part of) the request-target."""
@@ -190,16 +208,17 @@ class HTTPChannel(Channel):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """llhttp: one complete header field."""
-        headers = self._headers
         self._pending_head = 0
-        self._field_count += 1
-        if self._field_count > self.http.max_header_fields:
+        count = self._field_count = self._field_count + 1
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
+        http = self.http
+        if count > http.max_header_fields:
             raise RequestRejectedError(431, "too many header fields")
-        self._head_size += len(name) + len(value) + 4
-        if self._head_size > self.http.max_header_size:
+        if size > http.max_header_size:
             raise RequestRejectedError(431, "request header block too large")
-        key = name.decode("latin-1").lower()
+        key = _FIELD_NAMES.get(name) or name.decode("latin-1").lower()
         text = value.decode("latin-1")
+        headers = self._headers
         if key in headers:
             if key == "host":
                 raise RequestRejectedError(400, "more than one Host field")  # RFC 9112 §3.2
@@ -213,10 +232,18 @@ class HTTPChannel(Channel):
         before it is read (:mod:`medusa.http.body`); ``Expect: 100-continue`` (RFC 9110
         §10.1.1) is answered then."""
         self._in_head = False
+        headers = self._headers
+        if (
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and "expect" not in headers
+            and headers.get("host") in KNOWN_HOSTS
+        ):
+            return  # no body, a Host seen valid before: both checks below would pass it
         parser = self._parser
         assert parser is not None
-        size = body_length(self._headers)
-        expect = check_fields(self._headers, parser.get_http_version)
+        size = body_length(headers)
+        expect = check_fields(headers, parser.get_http_version)
         if size == 0:
             return
         request = self._make_request(parser)
@@ -250,9 +277,21 @@ class HTTPChannel(Channel):
         version = parser.get_http_version()
         url = self._url.decode("latin-1")
         self._url = b""
-        name, path, query, authority = split_request_line(parser.get_method(), url, version)
-        if authority is not None:
-            self._headers["host"] = authority  # RFC 9112 §3.2.2
+        name = METHOD_NAMES.get(parser.get_method())
+        if (
+            name is not None
+            and version == "1.1"
+            and url[:1] == "/"
+            and "?" not in url
+            and "%" not in url
+        ):
+            # The usual origin-form target: split_request_line would return it as it is.
+            path = url
+            query = ""
+        else:
+            name, path, query, authority = split_request_line(parser.get_method(), url, version)
+            if authority is not None:
+                self._headers["host"] = authority  # RFC 9112 §3.2.2
         request = Request(
             self,
             name,
@@ -307,7 +346,9 @@ class HTTPChannel(Channel):
             elif self._unsafe_ahead():
                 request._deferred = lambda: self._dispatch(request)
                 return
-            self._dispatch(request)
+            http = self.http
+            http.counters.requests += 1
+            dispatch(self, http.handlers, request)
         if len(self._requests) >= self.http.max_pipeline and not self._pipeline_paused:
             self._pipeline_paused = True
             self.pause_reading("pipeline")
@@ -373,12 +414,9 @@ class HTTPChannel(Channel):
             request._become_head()
 
     def _dispatch(self, request: Request) -> None:
-        self.http.counters.requests += 1
-        handler = choose_handler(self, self.http.handlers, request)
-        if handler is not None:
-            run_handler(self, request, handler)
-        elif not request.answered:
-            request.error(404)
+        http = self.http
+        http.counters.requests += 1
+        dispatch(self, http.handlers, request)
 
     def run_handler(self, request: Request, handler: Handler) -> None:
         """Let ``handler`` answer ``request`` (:func:`medusa.http.dispatch.run_handler`):

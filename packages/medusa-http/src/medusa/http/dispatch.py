@@ -20,7 +20,33 @@ if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel
     from medusa.http.request import Request
 
-__all__ = ["choose_handler", "handler_failed", "run_handler"]
+__all__ = ["choose_handler", "dispatch", "handler_failed", "run_handler"]
+
+
+def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request) -> None:
+    """Answer ``request`` with the first of ``handlers`` whose ``match`` takes it, or 404
+    when none does: :func:`choose_handler` then :func:`run_handler`, in one call (this runs
+    for every request)."""
+    for handler in handlers:
+        try:
+            if handler.match(request):
+                break
+        except Exception:
+            handler_failed(channel, request, handler)
+            return
+    else:
+        if not request.answered:
+            request.error(404)
+        return
+    request.handler = handler
+    try:
+        result = handler.handle_request(request)
+    except Exception:
+        handler_failed(channel, request, handler)
+        return
+    if result is not None and inspect.isawaitable(result):
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(lambda t: _handler_done(channel, request, handler, t))
 
 
 def choose_handler(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Callable
+from time import time
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from medusa.core.producers import ChunkedProducer, FileProducer, Producer
@@ -57,20 +58,16 @@ class Request:
             ``proxy_headers``, from a peer in ``proxy_trusted``), else ``None``.
     """
 
+    # The attributes every request sets are slots; those most requests never change are
+    # class-level defaults, stored on the instance (its __dict__) only when set: a request
+    # is made for every one received, and each attribute set in __init__ costs.
     __slots__ = (
-        "_chunked",
-        "_deferred",
+        "__dict__",
         "_finished",
         "_head_sent",
         "_is_head",
-        "_length",
-        "_out_headers",
-        "_pending",
-        "body",
-        "body_sink",
         "bytes_out",
         "channel",
-        "forwarded",
         "handler",
         "headers",
         "keep_alive",
@@ -80,9 +77,19 @@ class Request:
         "started",
         "status",
         "target",
-        "user",
         "version",
     )
+
+    body: bytes = b""
+    body_sink: BodySink | None = None
+    user: str | None = None
+    forwarded: ForwardedClient | None = None
+    _out_headers: list[tuple[str, str]] | None = None
+    _chunked: bool = False
+    _length: int | None = None
+    _pending: list[bytes | Producer] | None = None
+    _deferred: Callable[[], None] | None = None
+    """Set by the channel when this request waits for an unsafe one before it."""
 
     def __init__(
         self,
@@ -105,22 +112,12 @@ class Request:
         self.headers = headers
         self.keep_alive = keep_alive
         self.started = started
-        self.body = b""
-        self.body_sink: BodySink | None = None
         self.status = 200
-        self.user: str | None = None
         self.handler: Any = None
         self.bytes_out = 0
-        self.forwarded: ForwardedClient | None = None
-        self._out_headers: list[tuple[str, str]] = []
         self._head_sent = False
         self._finished = False
-        self._chunked = False
-        self._length: int | None = None
         self._is_head = False
-        self._pending: list[bytes | Producer] | None = None
-        # Set by the channel when this request waits for an unsafe one before it.
-        self._deferred: Callable[[], None] | None = None
 
     # -- request side ----------------------------------------------------------------------
 
@@ -183,8 +180,9 @@ class Request:
         """
         self._check_header(name, value)
         lower = name.lower()
-        self._out_headers = [(n, v) for n, v in self._out_headers if n.lower() != lower]
-        self._out_headers.append((name, value))
+        fields = [(n, v) for n, v in self._out_headers or () if n.lower() != lower]
+        fields.append((name, value))
+        self._out_headers = fields
 
     def add_header(self, name: str, value: str) -> None:
         """Add a response header field (``Set-Cookie`` may repeat), keeping others.
@@ -193,7 +191,7 @@ class Request:
             RuntimeError, ValueError: as :meth:`set_header`.
         """
         self._check_header(name, value)
-        self._out_headers.append((name, value))
+        self._own_fields().append((name, value))
 
     def __setitem__(self, name: str, value: str) -> None:
         """``request["Content-Type"] = "text/html"``: the original's spelling of
@@ -203,10 +201,17 @@ class Request:
     def get_response_header(self, name: str) -> str | None:
         """Return a response header already set, by case-insensitive name, or None."""
         lower = name.lower()
-        for n, v in self._out_headers:
+        for n, v in self._out_headers or ():
             if n.lower() == lower:
                 return v
         return None
+
+    def _own_fields(self) -> list[tuple[str, str]]:
+        """The response header fields set so far, a list of this request's own."""
+        fields = self._out_headers
+        if fields is None:
+            fields = self._out_headers = []
+        return fields
 
     def _check_header(self, name: str, value: str) -> None:
         if self._head_sent:
@@ -237,46 +242,14 @@ class Request:
         """
         if self._head_sent or self._finished:
             raise RuntimeError("response already started")
-        self.status = status
         fields = b""
         if content_type is not None:
-            if "\r" in content_type or "\n" in content_type:
-                raise ValueError(f"invalid Content-Type {content_type!r}")
-            fields = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
+            fields = _TYPE_FIELDS.get(content_type) or _type_field(content_type)
         if headers:
             for name, value in headers:
                 self._check_header(name, value)
-                self._out_headers.append((name, value))
-        elif (
-            self._is_head
-            and self.keep_alive
-            and not self._out_headers
-            and self.version == "1.1"
-            and self.method != "HEAD"
-            and status >= 200
-            and status not in _NO_BODY_STATUSES
-        ):
-            # The common case, with fewer calls: a persistent HTTP/1.1 response, first in
-            # line, with a known length.
-            self._head_sent = True
-            channel = self.channel
-            channel.push(
-                channel.http.head_prefix(status)
-                + fields
-                + b"Content-Length: %d\r\n\r\n" % len(body)
-                + body
-            )
-            self.bytes_out += len(body)
-            self._finished = True
-            channel.response_finished(self)
-            return
-        head = self._build_head(len(body), fields)
-        if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
-            self._write(head)
-        else:
-            self._write(head + body)
-            self.bytes_out += len(body)
-        self._finish()
+                self._own_fields().append((name, value))
+        self.respond_prepared(status, fields, body, len(body))
 
     def respond_prepared(self, status: int, fields: bytes, body: bytes, length: int) -> None:
         """Send a whole response whose header fields are already encoded, and finish.
@@ -297,6 +270,40 @@ class Request:
         if self._head_sent or self._finished:
             raise RuntimeError("response already started")
         self.status = status
+        if (
+            self._is_head
+            and self.keep_alive
+            and self._out_headers is None
+            and self.version == "1.1"
+            and status >= 200
+            and status != 204
+            and status != 304
+            and self.method != "HEAD"
+        ):
+            # The common case, in one write and with fewer calls: a persistent HTTP/1.1
+            # response with a body, first in line, no header fields set one by one.
+            self._head_sent = True
+            channel = self.channel
+            http = channel.http
+            now = time()
+            if http.head_prefixes_since <= now < http.head_prefixes_until:
+                prefix = http.head_prefixes.get(status)
+            else:
+                prefix = None  # the second changed: head_prefix makes them anew
+            channel.push(
+                b"".join(
+                    (
+                        prefix or http.head_prefix(status),
+                        fields,
+                        _LENGTH_FIELDS.get(length) or _length_field(length),
+                        body,
+                    )
+                )
+            )
+            self.bytes_out += len(body)
+            self._finished = True
+            channel.response_finished(self)
+            return
         head = self._build_head(length, fields)
         if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
             self._write(head)
@@ -321,7 +328,9 @@ class Request:
         if self._head_sent:
             self.channel.abort()
             return
-        self._out_headers = [(n, v) for n, v in self._out_headers if n.lower() in _KEEP_ON_ERROR]
+        self._out_headers = [
+            (n, v) for n, v in self._out_headers or () if n.lower() in _KEEP_ON_ERROR
+        ]
         self.respond(status, body, content_type="text/html; charset=utf-8")
 
     def redirect(self, target: str, status: int = 301) -> None:
@@ -463,6 +472,38 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} HTTP/{self.version}>"
+
+
+_TYPE_FIELDS: dict[str, bytes] = {}
+"""``Content-Type`` header lines by media type, for :meth:`Request.respond`."""
+
+_LENGTH_FIELDS: dict[int, bytes] = {}
+"""The ``Content-Length`` line and the blank line ending a head, by length."""
+
+_FIELD_CACHE_MAX = 1024
+"""Entries each of the two caches above holds at most (past it, lines are made anew)."""
+
+
+def _type_field(content_type: str) -> bytes:
+    """The ``Content-Type`` header line of ``content_type``, cached.
+
+    Raises:
+        ValueError: for a value with CR or LF (header injection).
+    """
+    if "\r" in content_type or "\n" in content_type:
+        raise ValueError(f"invalid Content-Type {content_type!r}")
+    line = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
+    if len(_TYPE_FIELDS) < _FIELD_CACHE_MAX:
+        _TYPE_FIELDS[content_type] = line
+    return line
+
+
+def _length_field(length: int) -> bytes:
+    """``Content-Length: <length>`` and the blank line that ends the head, cached."""
+    line = b"Content-Length: %d\r\n\r\n" % length
+    if len(_LENGTH_FIELDS) < _FIELD_CACHE_MAX:
+        _LENGTH_FIELDS[length] = line
+    return line
 
 
 _KEEP_ON_ERROR = frozenset(

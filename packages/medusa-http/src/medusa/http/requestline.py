@@ -13,10 +13,12 @@ from urllib.parse import unquote
 from medusa.http.headcheck import RequestRejectedError
 from medusa.http.target import TargetError, split_target
 
-__all__ = ["split_request_line"]
+__all__ = ["METHOD_NAMES", "split_request_line"]
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-"""The common methods' names, made once (the parser gives bytes)."""
+METHOD_NAMES: dict[bytes, str] = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
+"""The common methods' names by the bytes the parser gives, made once."""
 
 
 def split_request_line(
@@ -38,7 +40,7 @@ def split_request_line(
     """
     if version != "1.1" and version != "1.0":
         raise RequestRejectedError(505, f"HTTP version {version} is not supported")
-    name = _METHODS.get(method) or method.decode("ascii")
+    name = METHOD_NAMES.get(method) or method.decode("ascii")
     authority = None
     if target.startswith("/"):
         raw_path, _, query = target.partition("?")

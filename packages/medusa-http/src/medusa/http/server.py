@@ -206,7 +206,13 @@ class HTTPServer(Server):
         )
         self.server_header = server_header.encode("latin-1")
         self._prefix_second = -1
-        self._prefixes: dict[int, bytes] = {}
+        self.head_prefixes: dict[int, bytes] = {}
+        """Status line, ``Server`` and ``Date`` by status, for the second of
+        :attr:`head_prefixes_until` (see :meth:`head_prefix`)."""
+        self.head_prefixes_since = 0.0
+        self.head_prefixes_until = 0.0
+        """The :func:`time.time` interval, seconds, in which :attr:`head_prefixes` hold:
+        ``head_prefixes_since <= time.time() < head_prefixes_until``."""
         self._log_enabled = self.access_log is not None
         self._log_second = -1
         self._log_stamp = ""
@@ -328,19 +334,23 @@ class HTTPServer(Server):
     def head_prefix(self, status: int) -> bytes:
         """Return the status line, ``Server`` and ``Date`` fields of a response with
         ``status``, formatted once per second (RFC 9110 §6.6.1: the Date of a response is
-        its generation time, to the second)."""
+        its generation time, to the second). While the time is in
+        [:attr:`head_prefixes_since`, :attr:`head_prefixes_until`), :attr:`head_prefixes`
+        holds those made this second (callers on the hot path read it first)."""
         second = int(time.time())
         if second != self._prefix_second:
             self._prefix_second = second
-            self._prefixes = {}
+            self.head_prefixes = {}
+            self.head_prefixes_since = float(second)
+            self.head_prefixes_until = second + 1.0
             log = self.access_log
             # Whether the access log records anything is also re-read once a second.
             self._log_enabled = log is not None and (
                 not isinstance(log, StdlibLogger) or log.enabled
             )
-        prefix = self._prefixes.get(status)
+        prefix = self.head_prefixes.get(status)
         if prefix is None:
-            prefix = self._prefixes[status] = (
+            prefix = self.head_prefixes[status] = (
                 status_line(status)
                 + b"Server: "
                 + self.server_header

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["TargetError", "split_target", "valid_host"]
+__all__ = ["KNOWN_HOSTS", "TargetError", "split_target", "valid_host"]
 
 
 class TargetError(ValueError):
@@ -35,7 +35,9 @@ _HOST = re.compile(
 
 _SCHEME = re.compile(r"[A-Za-z][-A-Za-z0-9+.]*")
 
-_known_hosts: set[str] = set()
+KNOWN_HOSTS: set[str] = set()
+"""``Host`` values :func:`valid_host` found valid (up to 1,024): the usual few are then
+checked with a set lookup."""
 _KNOWN_HOSTS_MAX = 1024
 
 
@@ -46,7 +48,7 @@ def valid_host(value: str) -> bool:
     Values found valid are remembered (up to 1,024 of them), so the usual few cost a set
     lookup.
     """
-    if value in _known_hosts:
+    if value in KNOWN_HOSTS:
         return True
     match = _HOST.fullmatch(value)
     if match is None:
@@ -57,9 +59,9 @@ def valid_host(value: str) -> bool:
             ipaddress.IPv6Address(literal)
         except ValueError:
             return False
-    if len(_known_hosts) >= _KNOWN_HOSTS_MAX:
-        _known_hosts.clear()
-    _known_hosts.add(value)
+    if len(KNOWN_HOSTS) >= _KNOWN_HOSTS_MAX:
+        KNOWN_HOSTS.clear()
+    KNOWN_HOSTS.add(value)
     return True
 
 
