@@ -2,8 +2,11 @@
 
     hatch run bench:python bench/ftp_bench.py [--runs 3] [--size-mib 512] [--sessions 200]
         [--concurrent 100] [--concurrent-mib 4] [--servers medusa,pyftpdlib,vsftpd]
+        [--logs both|off|default] [--metrics retr,stor,sessions,concurrent]
 
-Every server serves the same temporary tree and is measured in the same run:
+Every server serves the same temporary tree and is measured in the same run, once with its
+logs off and once with its default logging (``--logs both``, the default: two rows per
+server, see bench/ftp_servers.py for what each server's default is):
 
 * ``RETR``: one download of a ``--size-mib`` file in ``TYPE I`` (MB/s, 1 MB = 10**6 bytes),
   timed from the ``RETR`` command to its ``226``.
@@ -16,19 +19,25 @@ Every server serves the same temporary tree and is measured in the same run:
 * concurrent: ``--concurrent`` anonymous ftplib sessions log in one after the other, then
   each downloads a ``--concurrent-mib`` file in its own thread, all at once; the
   aggregate MB/s, from the start of all to the end of the last.
-* the server's CPU time during each (``/proc/PID/stat``; not for vsftpd, whose sessions
-  are processes of their own).
+* the server's CPU time during each: user + system time of its process and of the
+  session processes it reaped (``/proc/PID/stat``; vsftpd runs a process per session,
+  waited for before each reading), shown per GB moved and per session; and the lines it
+  logged, per session.
 
 Servers (started by bench/ftp_servers.py): medusa as ``medusa serve -c medusa.toml``
 (uvloop; ``medusa-asyncio`` adds the standard loop), pyftpdlib's default ``FTPServer`` in
 its own process (sendfile as it chooses by default), and vsftpd from Debian
-(``apt-get install vsftpd``) in the foreground with a configuration of our own. None
-writes a transfer or session log. With two CPUs or more, the servers run on CPU 0 and this
-client on CPU 1 (``--no-pin`` to leave them free).
+(``apt-get install vsftpd``) in the foreground with a configuration of our own. With two
+CPUs or more, the servers run on CPU 0 and this client (and the ``cat`` that drains the
+servers' output) on CPU 1 (``--no-pin`` to leave them free).
 
-Each figure is the median over ``--runs`` runs; the runs interleave the servers. The report
-ends with medusa's ratios against the issue's targets: RETR >= vsftpd, STOR >= 0.9 x vsftpd,
-sessions/s >= 1.5 x pyftpdlib (PASS or MISS).
+The runs are ``--runs`` rounds (at least 3 for a median); each round measures every server
+once for each metric, the servers' order rotated from round to round. Each figure is the
+median over the rounds; each ratio (medusa over a peer with the same logs setting) is the
+median of the ratios within each round, so that the machine's drift between rounds
+cancels. The report ends with medusa's ratios against the issue's targets, logs off:
+RETR >= vsftpd, STOR >= 0.9 x vsftpd, sessions/s >= 1.5 x pyftpdlib (PASS or MISS), and
+the same ratios with every server's default logging.
 """
 
 # ruff: noqa: S321  (FTP is the protocol measured, on the loopback interface)
@@ -57,6 +66,7 @@ from bench.ftp_servers import (
     LIST_ENTRIES,
     MIB,
     Peer,
+    display_name,
     make_tree,
     medusa_peer,
     pyftpdlib_peer,
@@ -275,122 +285,191 @@ METRICS: list[tuple[str, str]] = [
     ("concurrent", "concurrent MB/s"),
 ]
 
+TARGETS: list[tuple[str, str, str, float]] = [
+    ("retr", "vsftpd", "RETR >= vsftpd", 1.0),
+    ("stor", "vsftpd", "STOR >= 0.9 x vsftpd", 0.9),
+    ("sessions", "pyftpdlib", "sessions/s >= 1.5 x pyftpdlib", 1.5),
+]
 
-def median(peer: Peer, metric: str) -> float | None:
-    values = peer.figures.get(metric)
+
+def median(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
+def paired_ratio(ours: Peer, theirs: Peer, metric: str) -> tuple[float, list[float]] | None:
+    """The median over rounds of ``ours / theirs`` for ``metric``, each ratio taken within
+    one round (both measured minutes apart at most), and the ratios."""
+    a, b = ours.figures.get(metric, []), theirs.figures.get(metric, [])
+    ratios = [x / y for x, y in zip(a, b, strict=False) if y]
+    return (statistics.median(ratios), ratios) if ratios else None
+
+
+def cpu_units(args: argparse.Namespace) -> dict[str, tuple[str, float]]:
+    """Server CPU seconds of each measurement, scaled: per GB (10**9 bytes) moved, per
+    session in ms."""
+    gb = args.size_mib * MIB / 1e9
+    return {
+        "retr": ("RETR s/GB", 1 / gb),
+        "stor": ("STOR s/GB", 1 / gb),
+        "sessions": ("ms/session", 1000 / args.sessions),
+        "concurrent": ("concurrent s/GB", 1 / (args.concurrent * args.concurrent_mib * MIB / 1e9)),
+    }
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    print(
+        "  ".join(
+            cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+            for i, cell in enumerate(header)
+        )
+    )
+    print("  ".join("-" * width for width in widths))
+    for row in rows:
+        print(
+            "  ".join(
+                cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i])
+                for i, cell in enumerate(row)
+            )
+        )
+
+
 def report(peers: list[Peer], args: argparse.Namespace) -> None:
+    metrics = [(key, title) for key, title in METRICS if key in args.metrics]
     print()
     print(
         f"FTP on {HOST}: RETR/STOR of {args.size_mib} MiB, {args.sessions} sequential "
         f"login+LIST+QUIT sessions, {args.concurrent} concurrent downloads of "
-        f"{args.concurrent_mib} MiB; median of {args.runs} run(s)"
+        f"{args.concurrent_mib} MiB; medians of {args.runs} rounds"
     )
-    header = f"{'server':<16}" + "".join(f"{title:>17}" for _, title in METRICS)
-    print(header)
+    rows = []
     for peer in peers:
-        cells = []
-        for metric, _ in METRICS:
-            value = median(peer, metric)
-            cells.append("-" if value is None else f"{value:.1f}")
-        print(f"{peer.name:<16}" + "".join(f"{cell:>17}" for cell in cells))
+        cells = [peer.name]
+        for metric, _ in metrics:
+            value = median(peer.figures.get(metric))
+            cells.append("-" if value is None else f"{value:,.0f}")
+        rows.append(cells)
+    table(["server", *[title for _, title in metrics]], rows)
     print()
-    print("server CPU time (median; single-process servers only, in 10 ms clock ticks):")
-    units = {
-        "retr": ("RETR s", 1.0),
-        "stor": ("STOR s", 1.0),
-        "sessions": ("ms/session", 1000 / args.sessions),
-        "concurrent": ("concurrent s", 1.0),
-    }
-    print(f"{'server':<16}" + "".join(f"{title:>17}" for title, _ in units.values()))
+    print("server CPU (user + system, sessions' processes included; 10 ms clock ticks):")
+    units = cpu_units(args)
+    rows = []
     for peer in peers:
-        cells = []
-        for metric, (_, scale) in units.items():
-            value = median(peer, f"{metric}_cpu")
-            cells.append("-" if value is None else f"{value * scale:.2f}")
-        print(f"{peer.name:<16}" + "".join(f"{cell:>17}" for cell in cells))
+        cells = [peer.name]
+        for metric, _ in metrics:
+            value = median(peer.figures.get(f"{metric}_cpu"))
+            cells.append("-" if value is None else f"{value * units[metric][1]:.2f}")
+        rows.append(cells)
+    table(["server", *[units[metric][0] for metric, _ in metrics]], rows)
+    if "sessions" in args.metrics and any(peer.logs == "default" for peer in peers):
+        print()
+        print("log lines per session (default logs):")
+        for peer in peers:
+            value = median(peer.figures.get("sessions_lines"))
+            if peer.logs == "default" and value is not None:
+                print(f"  {peer.name}: {value / args.sessions:.1f}")
     print()
-    print("every run:")
+    print("every round:")
     for peer in peers:
-        for metric, title in METRICS:
+        for metric, title in metrics:
             runs = peer.figures.get(metric, [])
             if runs:
-                print(f"  {peer.name} {title}: " + ", ".join(f"{v:.1f}" for v in runs))
+                print(f"  {peer.name} {title}: " + ", ".join(f"{v:,.1f}" for v in runs))
     by_name = {peer.name: peer for peer in peers}
-    medusa = by_name.get("medusa")
-    if medusa is None:
-        return
     print()
-    targets: list[tuple[str, str, str, float]] = [
-        ("retr", "vsftpd", "RETR >= vsftpd", 1.0),
-        ("stor", "vsftpd", "STOR >= 0.9 x vsftpd", 0.9),
-        ("sessions", "pyftpdlib", "sessions/s >= 1.5 x pyftpdlib", 1.5),
-    ]
-    for metric, other_name, title, wanted in targets:
-        other = by_name.get(other_name)
-        ours = median(medusa, metric)
-        theirs = median(other, metric) if other is not None else None
-        if ours is None or theirs is None:
-            print(f"{title:<32} not measured")
+    print("medusa / peer, the median of the ratios of each round (same logs setting):")
+    for logs in ("off", "default"):
+        medusa = by_name.get(display_name("medusa", logs))
+        if medusa is None:
             continue
-        ratio = ours / theirs
-        verdict = "PASS" if ratio >= wanted else "MISS"
-        print(f"{title:<32} medusa/{other_name} = {ratio:.2f} (target {wanted}) {verdict}")
-    for other in peers:
-        if other is medusa:
+        for other in peers:
+            if other.logs != logs or other.server == "medusa":
+                continue
+            cells = []
+            for metric, title in metrics:
+                paired = paired_ratio(medusa, other, metric)
+                if paired is not None:
+                    cells.append(f"{title} {paired[0]:.2f}")
+            print(f"  {medusa.name} / {other.name}: " + ", ".join(cells))
+    print()
+    for logs in ("off", "default"):
+        medusa = by_name.get(display_name("medusa", logs))
+        if medusa is None:
             continue
-        ratios = []
-        for metric, title in METRICS:
-            ours, theirs = median(medusa, metric), median(other, metric)
-            if ours is not None and theirs:
-                ratios.append(f"{title} {ours / theirs:.2f}")
-        print(f"medusa / {other.name}: " + ", ".join(ratios))
+        suffix = "" if logs == "off" else " (default logs)"
+        for metric, other_server, title, wanted in TARGETS:
+            compared = by_name.get(display_name(other_server, logs))
+            paired = paired_ratio(medusa, compared, metric) if compared is not None else None
+            if paired is None:
+                print(f"{title + suffix:<48} not measured")
+                continue
+            ratio, ratios = paired
+            verdict = "PASS" if ratio >= wanted else "MISS"
+            if logs != "off":
+                verdict = "(no target)"
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"{title + suffix:<48} medusa/{other_server} = {ratio:.2f} "
+                f"(rounds: {each}) {verdict}"
+            )
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (``utime`` + ``stime`` of ``/proc/PID/stat``) of process ``pid``, seconds,
-    in clock ticks (usually 10 ms)."""
-    with open(f"/proc/{pid}/stat") as file:
-        fields = file.read().rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def measure(peer: Peer, root: Path, args: argparse.Namespace) -> None:
-    """One run of every measurement against ``peer``; the figures go to ``peer.figures``,
-    with the server's CPU time of each (``METRIC_cpu``, seconds)."""
+def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> None:
+    """One measurement of ``metric`` against ``peer``: the figure goes to
+    ``peer.figures[metric]``, with the server's CPU time (``METRIC_cpu``, seconds) and
+    the lines it logged meanwhile (``METRIC_lines``)."""
     size, small = args.size_mib * MIB, args.concurrent_mib * MIB
-    assert peer.proc is not None
-    for metric in ("retr", "stor", "sessions", "concurrent"):
-        os.sync()  # no write-back of an earlier file during this measurement
-        cpu = cpu_seconds(peer.proc.pid)
-        if metric == "retr":
-            value = measure_retr(peer, size)
-        elif metric == "stor":
-            value = measure_stor(peer, root, size)
-        elif metric == "sessions":
-            value = measure_sessions(peer, args.sessions)
-        else:
-            value = measure_concurrent(peer, args.concurrent, small)
-        cpu = cpu_seconds(peer.proc.pid) - cpu
-        peer.figures.setdefault(metric, []).append(value)
-        if peer.single_process:
-            peer.figures.setdefault(f"{metric}_cpu", []).append(cpu)
-        print(f"  {metric}: {value:.1f} (server process CPU {cpu:.2f} s)", file=sys.stderr)
+    os.sync()  # no write-back of an earlier file during this measurement
+    peer.settle()
+    cpu, lines = peer.cpu_seconds(), peer.log_lines()
+    if metric == "retr":
+        value = measure_retr(peer, size)
+    elif metric == "stor":
+        value = measure_stor(peer, root, size)
+    elif metric == "sessions":
+        value = measure_sessions(peer, args.sessions)
+    else:
+        value = measure_concurrent(peer, args.concurrent, small)
+    peer.settle()
+    cpu = peer.cpu_seconds() - cpu
+    lines = peer.log_lines() - lines
+    peer.figures.setdefault(metric, []).append(value)
+    peer.figures.setdefault(f"{metric}_cpu", []).append(cpu)
+    peer.figures.setdefault(f"{metric}_lines", []).append(lines)
+    print(
+        f"  {peer.name} {metric}: {value:,.1f} (server CPU {cpu:.2f} s, {lines} log lines)",
+        file=sys.stderr,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="rounds (at least 3 for medians)")
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--concurrent-mib", type=int, default=4)
     parser.add_argument("--servers", default="medusa,pyftpdlib,vsftpd")
+    parser.add_argument(
+        "--logs",
+        choices=["off", "default", "both"],
+        default="both",
+        help="each server with its logs off, with its default logging, or both (two rows)",
+    )
+    parser.add_argument(
+        "--metrics",
+        default="retr,stor,sessions,concurrent",
+        help="a comma-separated subset of retr,stor,sessions,concurrent",
+    )
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
+    args.metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
+    known = [key for key, _ in METRICS]
+    for metric in args.metrics:
+        if metric not in known:
+            parser.error(f"unknown metric {metric!r} (one of {', '.join(known)})")
     wanted = [name.strip() for name in args.servers.split(",") if name.strip()]
+    modes = ["off", "default"] if args.logs == "both" else [args.logs]
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     if pin:
         os.sched_setaffinity(0, {1})
@@ -402,27 +481,31 @@ def main() -> int:
         root = work / "root"
         print(f"making the tree in {root} ...", file=sys.stderr)
         make_tree(root, size, small)
-        # Passive ranges below Linux's ephemeral ports (32768 up), 5,000 ports each, so
+        # Passive ranges below Linux's ephemeral ports (32768 up), 2,500 ports each, so
         # that 100 passive listeners at once seldom pick the same port.
-        ranges = iter(range(12000 + 5000 * n, 17000 + 5000 * n) for n in range(4))
-        makers: dict[str, Callable[[], Peer]] = {
-            "medusa": lambda: medusa_peer(work, root, next(ranges), "uvloop", "medusa"),
-            "medusa-asyncio": lambda: medusa_peer(
-                work, root, next(ranges), "asyncio", "medusa-asyncio"
+        ranges = iter(range(12000 + 2500 * n, 14500 + 2500 * n) for n in range(8))
+        makers: dict[str, Callable[[str], Peer]] = {
+            "medusa": lambda logs: medusa_peer(work, root, next(ranges), "uvloop", "medusa", logs),
+            "medusa-asyncio": lambda logs: medusa_peer(
+                work, root, next(ranges), "asyncio", "medusa-asyncio", logs
             ),
-            "pyftpdlib": lambda: pyftpdlib_peer(root, next(ranges)),
-            "vsftpd": lambda: vsftpd_peer(work, root, next(ranges)),
+            "pyftpdlib": lambda logs: pyftpdlib_peer(root, next(ranges), logs),
+            "vsftpd": lambda logs: vsftpd_peer(work, root, next(ranges), logs),
         }
         for name in wanted:
             if name not in makers:
                 parser.error(f"unknown server {name!r} (one of {', '.join(makers)})")
-            peer = makers[name]()
-            peer.start(work, 0 if pin else None)
-            peers.append(peer)
-        for run in range(1, args.runs + 1):
-            for peer in peers:
-                print(f"run {run}: {peer.name} ...", file=sys.stderr)
-                measure(peer, root, args)
+        for logs in modes:
+            for name in wanted:
+                peer = makers[name](logs)
+                peer.start(work, 0 if pin else None, 1 if pin else None)
+                peers.append(peer)
+        for run in range(args.runs):
+            order = peers[run % len(peers) :] + peers[: run % len(peers)]
+            print(f"round {run + 1} of {args.runs} ...", file=sys.stderr)
+            for metric in args.metrics:
+                for peer in order:
+                    measure(peer, root, args, metric)
     finally:
         for peer in peers:
             peer.stop()

@@ -2,10 +2,20 @@
 pyftpdlib (its default ``FTPServer`` in a process of its own) and vsftpd (Debian's, in the
 foreground with a configuration of our own), each started on a free port of 127.0.0.1 with
 a passive port range, and stopped by PID.
+
+Each runs with its logs off (``logs="off"``) or with its default logging
+(``logs="default"``): medusa's session log and transfer log (``xferlog``, both on by
+default) at its default level ``info`` on standard error; pyftpdlib's ``config_logging()``
+defaults (level INFO: a line per command and per transfer, on standard error); vsftpd's
+transfer log as Debian's ``/etc/vsftpd.conf`` enables it (``xferlog_enable=YES``, its own
+format), into a file. A server's standard output and error go through a pipe that ``cat``,
+pinned to the client's CPU, drains into a file, as a service manager collects a service's
+output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -32,8 +42,11 @@ from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.log import config_logging
 from pyftpdlib.servers import FTPServer
 
-root, port, low, high, user, password = sys.argv[1:7]
-config_logging(level=logging.WARNING)
+root, port, low, high, user, password, logs = sys.argv[1:8]
+if logs == "off":
+    config_logging(level=logging.WARNING)
+else:
+    config_logging()  # pyftpdlib's defaults: INFO, a line per command and transfer
 authorizer = DummyAuthorizer()
 authorizer.add_anonymous(root)
 authorizer.add_user(user, password, root, perm="elradfmw")
@@ -89,38 +102,79 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of process ``pid`` and of its children that ended and were waited for
+    (``utime + stime + cutime + cstime`` of ``/proc/PID/stat``), seconds, in clock ticks
+    (usually 10 ms): vsftpd's sessions are processes of their own, reaped by it."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()  # fields from the 3rd (state) on
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The PIDs of the children of process ``pid`` (every thread's)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as file:
+                found.extend(int(word) for word in file.read().split())
+        except OSError:
+            continue
+    return found
+
+
 @dataclass
 class Peer:
     """A server under test.
 
     Attributes:
-        name: its row in the report.
+        name: its row in the report (``vsftpd`` or ``vsftpd (default logs)``...).
+        server: which server (``medusa``, ``pyftpdlib``, ``vsftpd``).
+        logs: ``"off"`` or ``"default"`` (see the module documentation).
         argv: the command that runs it in the foreground.
         port: its control port.
         stor_user: ``(user, password)`` for uploads (into ``/upload``).
-        single_process: its work is done in the process started (its CPU time is read);
-            vsftpd's is done in a process per session.
+        log_file: a log the server writes itself (vsftpd's transfer log), or None.
+        output: the file its standard output and error end in.
     """
 
     name: str
+    server: str
+    logs: str
     argv: list[str]
     port: int
     stor_user: tuple[str, str]
-    single_process: bool = True
+    log_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
-    log: Path | None = None
+    reader: subprocess.Popen[bytes] | None = None
+    output: Path | None = None
     figures: dict[str, list[float]] = field(default_factory=dict)
 
-    def start(self, work: Path, cpu: int | None) -> None:
-        """Run the server (pinned to ``cpu``) and wait until it greets (at most 15 s).
+    def start(self, work: Path, cpu: int | None, client_cpu: int | None) -> None:
+        """Run the server (pinned to ``cpu``; its output through a pipe that ``cat``, on
+        ``client_cpu``, drains into a file) and wait until it greets (at most 15 s).
 
         Raises:
-            RuntimeError: when it exits or does not greet in time (with its stderr).
+            RuntimeError: when it exits or does not greet in time (with its output).
         """
-        self.log = work / f"{self.name}.stderr"
+        slug = self.name.replace(" ", "-").replace("(", "").replace(")", "")
+        self.output = work / f"{slug}.output"
         argv = self.argv if cpu is None else ["taskset", "-c", str(cpu), *self.argv]
-        with open(self.log, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        reader = ["cat"] if client_cpu is None else ["taskset", "-c", str(client_cpu), "cat"]
+        read_end, write_end = os.pipe()
+        try:
+            with open(self.output, "wb") as out:
+                self.reader = subprocess.Popen(reader, stdin=read_end, stdout=out)
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end
+            )
+        finally:
+            os.close(read_end)
+            os.close(write_end)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -128,27 +182,71 @@ class Peer:
             try:
                 with socket.create_connection((HOST, self.port), timeout=2) as sock:
                     if sock.recv(1024).startswith(b"220"):
+                        self.settle()
                         return
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text(errors='replace')}")
+        raise RuntimeError(f"{self.name} did not start:\n{self.output_text()}")
+
+    def output_text(self) -> str:
+        """What the server wrote so far (its output, then its own log file)."""
+        texts = [path.read_text(errors="replace") for path in self.log_paths() if path.exists()]
+        return "".join(texts)
+
+    def log_paths(self) -> list[Path]:
+        """The files the server's log lines end in."""
+        return [path for path in (self.output, self.log_file) if path is not None]
+
+    def log_lines(self) -> int:
+        """Lines logged so far (output and own log file)."""
+        total = 0
+        for path in self.log_paths():
+            with contextlib.suppress(OSError), open(path, "rb") as file:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+        return total
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the server and of its session processes that ended."""
+        assert self.proc is not None
+        return cpu_seconds(self.proc.pid)
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the server has no child process left (vsftpd's sessions end after
+        their QUIT; their CPU time counts once they are reaped), at most ``timeout`` s."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while children(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def stop(self) -> None:
-        """SIGTERM to the server's PID, SIGKILL after 5 s."""
+        """SIGTERM to the server's PID, SIGKILL after 5 s; then the pipe's reader."""
         if self.proc is not None:
             stop_process(self.proc)
+        if self.reader is not None:
+            stop_process(self.reader)
 
 
-def medusa_peer(work: Path, root: Path, ports: range, backend: str, name: str) -> Peer:
+def display_name(server: str, logs: str) -> str:
+    """A peer's row name: ``medusa``, ``medusa (default logs)``..."""
+    return server if logs == "off" else f"{server} (default logs)"
+
+
+def medusa_peer(
+    work: Path, root: Path, ports: range, backend: str, name: str, logs: str = "off"
+) -> Peer:
+    """medusa as ``medusa serve -c`` on ``backend``; ``logs="default"``: its session log
+    and xferlog on (their defaults) at its default level."""
     port = free_port()
-    config = work / f"{name}.toml"
+    slug = f"{name}-{logs}"
+    config = work / f"{slug}.toml"
+    quiet = 'log_level = "warning"\n' if logs == "off" else ""
+    logs_off = "xferlog = false\nsession_log = false\n" if logs == "off" else ""
     config.write_text(
         f"""
 [medusa]
 backend = "{backend}"
-log_level = "warning"
-grace = 1
+{quiet}grace = 1
 
 [[server]]
 type = "ftp"
@@ -156,9 +254,7 @@ listen = "{HOST}:{port}"
 anonymous_root = "{root}"
 passive_ports = [{ports.start}, {ports.stop - 1}]
 max_sessions_per_ip = 1000
-xferlog = false
-session_log = false
-
+{logs_off}
 [[server.user]]
 name = "{USER}"
 password = "{hash_password(PASSWORD)}"
@@ -168,24 +264,35 @@ permissions = ["read", "write", "delete"]
     )
     script = Path(sys.executable).with_name("medusa")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "medusa.core.cli"]
-    return Peer(name, [*command, "serve", "-c", str(config)], port, (USER, PASSWORD))
+    return Peer(
+        display_name(name, logs),
+        name,
+        logs,
+        [*command, "serve", "-c", str(config)],
+        port,
+        (USER, PASSWORD),
+    )
 
 
-def pyftpdlib_peer(root: Path, ports: range) -> Peer:
+def pyftpdlib_peer(root: Path, ports: range, logs: str = "off") -> Peer:
+    """pyftpdlib's default ``FTPServer``; ``logs="default"``: ``config_logging()``."""
     port = free_port()
     argv = [sys.executable, "-c", PYFTPDLIB_SERVER, str(root), str(port)]
-    argv += [str(ports.start), str(ports.stop - 1), USER, PASSWORD]
-    return Peer("pyftpdlib", argv, port, (USER, PASSWORD))
+    argv += [str(ports.start), str(ports.stop - 1), USER, PASSWORD, logs]
+    return Peer(display_name("pyftpdlib", logs), "pyftpdlib", logs, argv, port, (USER, PASSWORD))
 
 
-def vsftpd_peer(work: Path, root: Path, ports: range) -> Peer:
+def vsftpd_peer(work: Path, root: Path, ports: range, logs: str = "off") -> Peer:
+    """vsftpd in the foreground; ``logs="default"``: its transfer log on, as Debian's
+    configuration has it, into a file of ``work``."""
     binary = shutil.which("vsftpd") or "/usr/sbin/vsftpd"
     if not os.path.exists(binary):
         raise RuntimeError("vsftpd is not installed (apt-get install vsftpd)")
     port = free_port()
-    empty = work / "vsftpd-empty"
+    empty = work / f"vsftpd-empty-{logs}"
     empty.mkdir(mode=0o755)
-    config = work / "vsftpd.conf"
+    config = work / f"vsftpd-{logs}.conf"
+    log_file = work / "vsftpd-xfer.log" if logs == "default" else None
     settings = {
         "listen": "YES",
         "listen_ipv6": "NO",
@@ -206,7 +313,8 @@ def vsftpd_peer(work: Path, root: Path, ports: range) -> Peer:
         "seccomp_sandbox": "NO",
         "isolate": "NO",
         "isolate_network": "NO",
-        "xferlog_enable": "NO",
+        "xferlog_enable": "NO" if log_file is None else "YES",
+        "vsftpd_log_file": str(log_file or work / "vsftpd-unused.log"),
         "dirmessage_enable": "NO",
         "max_clients": "0",
         "max_per_ip": "0",
@@ -217,4 +325,12 @@ def vsftpd_peer(work: Path, root: Path, ports: range) -> Peer:
     }
     config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     config.chmod(0o600)
-    return Peer("vsftpd", [binary, str(config)], port, ANONYMOUS, single_process=False)
+    return Peer(
+        display_name("vsftpd", logs),
+        "vsftpd",
+        logs,
+        [binary, str(config)],
+        port,
+        ANONYMOUS,
+        log_file=log_file,
+    )
