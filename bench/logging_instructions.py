@@ -34,7 +34,7 @@ if __package__ in (None, ""):
 from bench.logging_server import HelloHandler, NullLogger
 from bench.measure import callgrind_total
 
-KINDS = ("none", "null", "file")
+KINDS = ("none", "null", "console", "stdlib", "file")
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n"
 WARMUP = 2000
 
@@ -63,7 +63,21 @@ def serve(kind: str, requests: int, tmp: Path) -> None:
     from medusa.http import HTTPServer
 
     logger: Any = None
-    if kind == "null":
+    if kind in ("console", "stdlib"):
+        import logging
+        import os
+
+        from medusa.core.console import install_console
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if kind == "console":  # what `medusa serve` does: the default access log to stderr
+            install_console(logging.INFO, fd=devnull)
+        else:  # the standard library's synchronous console (the command before issue 15)
+            stream = os.fdopen(devnull, "w")
+            fmt = "%(asctime)s %(name)s %(levelname)s %(message)s"
+            logging.basicConfig(level=logging.INFO, format=fmt, stream=stream)
+        logger = True
+    elif kind == "null":
         logger = NullLogger()
     elif kind == "file":
         from medusa.logging import FileLogger
@@ -81,6 +95,9 @@ def serve(kind: str, requests: int, tmp: Path) -> None:
     asyncio.run(feed())
     if logger is not None and hasattr(logger, "close"):
         logger.close(60.0)
+    from medusa.core.logqueue import close_log_queues
+
+    close_log_queues(60.0)
 
 
 def total(kind: str, requests: int, tmp: Path) -> int:

@@ -82,10 +82,10 @@ def serve(argv: list[str]) -> None:
     logger = make_logger(kind, tmp, [int(p) for p in argv[3:]])
     server = HTTPServer(("127.0.0.1", port), handlers=[HelloHandler()], access_log=logger)
     run([server], backend="uvloop", on_start=lambda _: print("ready", flush=True))
-    from medusa.logging.queued import _OPEN
+    from medusa.core.logqueue import open_log_queues
 
     stats: dict[str, Any] = {"requests": server.counters.requests, "loggers": {}}
-    for queued in list(_OPEN):
+    for queued in open_log_queues():
         queued.close(timeout=60)
         stats["loggers"][queued.describe()] = queued.stats()
     print(json.dumps(stats), flush=True)

@@ -127,6 +127,7 @@ def test_low_descriptor_limit_at_start(runner: Runner, tmp_path: Path, backend: 
     )
     runner.processes.append(process)
     process.wait_listening()
+    wait_until(lambda: "ulimit -n" in process.stderr(), "the warning")  # written by a thread
     match = re.search(r"max_connections lowered from 10000 to (\d+)", process.stderr())
     assert match, process.describe()
     assert "ulimit -n" in process.stderr()
@@ -180,7 +181,7 @@ def test_out_of_descriptors_while_serving(runner: Runner, tmp_path: Path, backen
         response = kept.read_response()
         assert response.status == 503, response
         assert response.header("Retry-After") == "1"
-        assert "cannot open '/big.bin'" in process.stderr()
+        wait_until(lambda: "cannot open '/big.bin'" in process.stderr(), "the log line")
         waiting = process.endpoint.client()
         waiting.get("/other.bin")
         if backend == "asyncio":

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from tests.conftest import BACKENDS, CURL, Endpoint, Medusa, Runner, curl
+from tests.conftest import BACKENDS, CURL, Endpoint, Medusa, Runner, curl, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -143,6 +143,7 @@ def test_install_and_remove_a_handler(
     assert monitor_client(address, "-c", "raise SystemExit", env=login).returncode == 0
     assert curl(f"{http.url}/hello.txt").body == b"Hello, Medusa!\n"
     assert process.running()
+    wait_until(lambda: "Greeting())" in process.stderr(), "the audit lines")
     log = process.stderr()
     assert "medusa.monitor.audit" in log
     assert "... servers['http'].install_handler(Greeting())" in log
@@ -189,6 +190,9 @@ output_limit = 4096
     done = monitor_client(address, "-c", "1", "--secret-file", str(secret))
     assert done.returncode == 3
     assert "login refused: locked" in done.stderr
+    wait_until(
+        lambda: process.stderr().count("login failed; refused after") >= 3, "the failed logins"
+    )
     log = process.stderr()
     assert log.count("login failed; refused after") == 3
     assert "127.0.0.1:" in log

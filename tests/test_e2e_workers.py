@@ -198,7 +198,7 @@ def test_killed_worker_is_replaced_and_only_its_connections_lost(
     assert rows[1]["restarts"] == 1
     assert rows[2]["pid"] == before[2]
     died = f"worker 1 (pid {before[1]}) died (killed by SIGKILL): starting a new one"
-    assert died in process.stderr()
+    wait_until(lambda: died in process.stderr(), "the master's line")
     assert process.stop() == 0, process.describe()
 
 

@@ -28,6 +28,7 @@ from typing import NoReturn
 
 from medusa.core.address import Address, AddressError
 from medusa.core.config import LOG_LEVELS, Config, config_loader, peek_log_level
+from medusa.core.console import DEFAULT_BUFFER, install_console
 from medusa.core.loop import (
     ServersCollected,
     check_backend,
@@ -170,6 +171,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="logging level (default info; warning silences the access log)",
     )
     parser.add_argument(
+        "--log-buffer",
+        type=lambda text: _count(text, minimum=1),
+        default=DEFAULT_BUFFER,
+        metavar="LINES",
+        help="log lines held while standard error is slow or not read; beyond it lines "
+        f"are dropped and counted (default {DEFAULT_BUFFER})",
+    )
+    parser.add_argument(
         "--workers",
         type=_workers,
         default=None,
@@ -219,12 +228,8 @@ def _non_negative_seconds(text: str) -> float:
     return value
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, buffer: int) -> None:
+    install_console(getattr(logging, level.upper()), buffer=buffer)
 
 
 def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> int:
@@ -248,7 +253,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             )
             return 2
         # Logging first: servers log while they are built (a stale upload file removed).
-        _setup_logging(args.log_level or peek_log_level(args.config) or "info")
+        _setup_logging(args.log_level or peek_log_level(args.config) or "info", args.log_buffer)
         path = args.config
 
         def read() -> Callable[[], Config]:
@@ -259,7 +264,7 @@ def _serve(args: argparse.Namespace, server_types: dict[str, type[Server]]) -> i
             reason = "not a directory" if os.path.exists(root) else "no such directory"
             print(f"medusa: ROOT {args.root}: {reason}", file=sys.stderr)
             return 2
-        _setup_logging(args.log_level or "info")
+        _setup_logging(args.log_level or "info", args.log_buffer)
         wanted = {n: getattr(args, f"addr_{n}") for n in server_types}
         if not any(wanted.values()):
             wanted = {
@@ -384,7 +389,7 @@ def _run_script(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.script):
         print(f"medusa: {args.script}: no such file", file=sys.stderr)
         return 2
-    _setup_logging(args.log_level or "info")
+    _setup_logging(args.log_level or "info", args.log_buffer)
     sys.argv = [args.script, *args.args]
     script_dir = os.path.dirname(os.path.abspath(args.script))
     sys.path.insert(0, script_dir)

@@ -2,8 +2,10 @@
 
 The original Medusa had ``logger`` objects with a ``log(message)`` method (file, syslog,
 socket, multi). medusa-logging provides non-blocking implementations under the
-``medusa.loggers`` entry-point group; core's default hands lines to the standard library's
-:mod:`logging`.
+``medusa.loggers`` entry-point group, built on core's :mod:`medusa.core.logqueue`; core's
+default hands lines to the standard library's :mod:`logging`, whose root handler the
+``medusa`` command makes a non-blocking queue to standard error (:mod:`medusa.core.console`),
+and which servers' default logs skip when that queue is the only destination.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "check_logger_option",
     "close_loggers",
     "close_named_loggers",
+    "default_logger",
     "detach_named_loggers",
     "error_logger",
     "forget_named_loggers",
@@ -69,9 +72,25 @@ class StdlibLogger:
             self._logger.log(self._level, "%s", message)
 
 
+def default_logger(name: str) -> StdlibLogger:
+    """The logger of a server's default log named ``name`` (``medusa.ftp.xferlog``): the
+    :mod:`logging` logger of that name; when the ``medusa`` command's console is the only
+    place its records would go, a :class:`~medusa.core.console.ConsoleLogger` that queues
+    lines for the console directly (the same output, without the cost of
+    :mod:`logging`'s records). Decided when called: a server built after a handler was
+    attached to ``name`` (medusa-logging's ``capture``) logs through :mod:`logging`."""
+    from medusa.core.console import ConsoleLogger, direct_route
+
+    target = direct_route(name)
+    if target is not None:
+        return ConsoleLogger(name, target)
+    return StdlibLogger(name)
+
+
 def access_logger(protocol: str) -> Logger:
-    """Return the default access logger of a protocol (``medusa.<protocol>.access``)."""
-    return StdlibLogger(f"medusa.{protocol}.access")
+    """Return the default access logger of a protocol (``medusa.<protocol>.access``, see
+    :func:`default_logger`)."""
+    return default_logger(f"medusa.{protocol}.access")
 
 
 error_logger = logging.getLogger("medusa")
@@ -153,15 +172,16 @@ def resolve_logger(value: Logger | bool | str | None, default: str) -> Logger | 
     """Turn a server's log option into a :class:`Logger` or ``None``.
 
     Args:
-        value: ``True`` (the :mod:`logging` logger ``default``), ``False`` or ``None``
-            (off), a name registered with :func:`register_logger`, or a Logger.
+        value: ``True`` (the :mod:`logging` logger ``default``, see
+            :func:`default_logger`), ``False`` or ``None`` (off), a name registered with
+            :func:`register_logger`, or a Logger.
         default: the :mod:`logging` logger name used for ``True``.
 
     Raises:
         ValueError: for a name that is not registered.
     """
     if value is True:
-        return StdlibLogger(default)
+        return default_logger(default)
     if value is False or value is None:
         return None
     if isinstance(value, str):

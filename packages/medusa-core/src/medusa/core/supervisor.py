@@ -43,6 +43,7 @@ from medusa.core.log import (
     register_logger,
     reopen_log_files,
 )
+from medusa.core.logqueue import close_log_queues
 from medusa.core.loop import finish_loop, print_listening
 from medusa.core.server import Server
 from medusa.core.workerprocess import HURRY, READY, RETIRE, worker_main
@@ -275,6 +276,8 @@ class Supervisor:
             except BaseException:
                 traceback.print_exc()
             finally:
+                # os._exit skips atexit: the worker's console writes its queued lines now.
+                close_log_queues()
                 os._exit(status)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()

@@ -176,11 +176,11 @@ class FileLogger(QueuedLogger):
         """``file PATH``."""
         return f"file {self.path}"
 
-    def _open(self) -> None:
+    def open_sink(self) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._size = os.fstat(self._fd).st_size
 
-    def _close_sink(self) -> None:
+    def close_sink(self) -> None:
         if self._fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -199,8 +199,8 @@ class FileLogger(QueuedLogger):
 
     def _follow(self) -> None:
         """Close the moved file and open ``path`` (the file the other process started)."""
-        self._close_sink()
-        self._open()
+        self.close_sink()
+        self.open_sink()
 
     def _rotate(self) -> None:
         """Rotate the files, or only follow when another process did it a moment ago.
@@ -224,9 +224,9 @@ class FileLogger(QueuedLogger):
                 os.replace(older, f"{self.path}.{n + 1}")
         if os.path.exists(self.path):
             os.replace(self.path, f"{self.path}.1")
-        self._close_sink()  # after the renames: releases the lock
+        self.close_sink()  # after the renames: releases the lock
         self.rotations += 1
-        self._open()
+        self.open_sink()
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -235,10 +235,10 @@ class FileLogger(QueuedLogger):
             view = view[n:]
         self._size += len(data)
 
-    def _lines_timed(self) -> bool:
+    def lines_timed(self) -> bool:
         return self.formatter.timed
 
-    def _write(self, records: list[Record]) -> None:
+    def write_batch(self, records: list[Record]) -> None:
         if (self.rotate_bytes or self.rotate_when) and self._fd >= 0:
             # Another process appending to the same file may have rotated it, and it grows
             # with that process's lines too: follow the file, and count its real size.

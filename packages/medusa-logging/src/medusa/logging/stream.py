@@ -82,18 +82,18 @@ class SocketLogger(QueuedLogger):
         """``socket ADDRESS``."""
         return f"socket {self.address}"
 
-    def _open(self) -> None:
+    def open_sink(self) -> None:
         self._sock = connect_stream(self.address, self.connect_timeout)
 
-    def _close_sink(self) -> None:
+    def close_sink(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
 
-    def _lines_timed(self) -> bool:
+    def lines_timed(self) -> bool:
         return self.formatter.timed
 
-    def _write(self, records: list[Record]) -> None:
+    def write_batch(self, records: list[Record]) -> None:
         sock = self._sock
         assert sock is not None
         if peer_closed(sock):

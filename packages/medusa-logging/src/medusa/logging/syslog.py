@@ -156,13 +156,13 @@ class SyslogLogger(QueuedLogger):
         """``syslog TRANSPORT ADDRESS``."""
         return f"syslog {self.transport} {self.address}"
 
-    def _open(self) -> None:
+    def open_sink(self) -> None:
         if self.transport == "tcp":
             self._sock = connect_stream(self.address, self.connect_timeout)
         else:
             self._sock = connect_datagram(self.address, self.connect_timeout)
 
-    def _close_sink(self) -> None:
+    def close_sink(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -178,10 +178,10 @@ class SyslogLogger(QueuedLogger):
 
     def _messages(self, records: list[Record]) -> list[bytes]:
         if self.sequence_id:
-            return [self._message(self._entry(r)) for r in records]
+            return [self._message(self.entry(r)) for r in records]
         return self.formatter.messages(records, self.severity, self.msgid)
 
-    def _write(self, records: list[Record]) -> None:
+    def write_batch(self, records: list[Record]) -> None:
         sock = self._sock
         assert sock is not None
         start = self._sequence
