@@ -19,6 +19,7 @@ import pytest
 from medusa.core.options import ConfigError
 from medusa.core.testing import ServerThread, wait_until
 from medusa.http import HTTPServer, PutHandler, Request
+from medusa.http.channel import HTTPChannel
 
 BACKENDS = ["asyncio", "uvloop"]
 
@@ -151,10 +152,17 @@ def test_head_half_read_at_stop_is_answered(tmp_path: Path, backend: str) -> Non
             sock.sendall(first)
             wait_until(lambda: server.counters.bytes_in >= len(first), what="the half head read")
             stopper.start()
-            # Read on the loop's thread: the listener's sockets close there meanwhile.
+            # Read on the loop's thread: the listener's sockets close there meanwhile. The
+            # channels are asked to stop a few loop iterations after the listener closes:
+            # wait for that too, or the rest of the head may be answered before.
             wait_until(
-                lambda: thread.call(lambda: not server.listening),
-                what="the server to stop listening",
+                lambda: thread.call(
+                    lambda: (
+                        not server.listening
+                        and all(isinstance(c, HTTPChannel) and c.stopping for c in server.channels)
+                    )
+                ),
+                what="the server to stop listening and ask its channels to stop",
             )
             sock.sendall(b"\r\nGET /file.txt HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = read_all(sock)

@@ -33,7 +33,7 @@ from medusa.core.proxyprotocol import ProxyHeader
 from medusa.core.proxyreader import ProxyHeaderReader
 from medusa.core.terminator import find_prefix_at_end
 from medusa.core.writelimits import REFILL_BYTES, REFILL_CALLS, REFILL_SECONDS, check_water_marks
-from medusa.core.zerocopy import HAVE_SENDFILE, send_file, set_cork, stop_waiting
+from medusa.core.zerocopy import HAVE_SENDFILE, release, send_file, set_cork, stop_waiting
 
 if TYPE_CHECKING:
     from medusa.core.server import Server
@@ -197,10 +197,14 @@ class Channel(asyncio.Protocol):
         self.connected_at = self.last_activity = time.monotonic()
         if self.write_high_water is not None or self.write_low_water is not None:
             transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-        if transport.get_extra_info("sslcontext") is None and HAVE_SENDFILE:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and (self.server is None or self.server.sendfile):
-                self._sockfd = 0  # an int per connection would cost 28 bytes each
+        if (
+            HAVE_SENDFILE
+            and (self.server is None or self.server.sendfile)
+            and transport.get_extra_info("sslcontext") is None
+        ):
+            # Whether there is a socket is found when a file is sent (asking uvloop for
+            # its socket object now would cost a system call for every connection).
+            self._sockfd = 0  # an int per connection would cost 28 bytes each
         server = self.server
         if server is not None:
             if not server.channel_opened(self):
@@ -282,6 +286,7 @@ class Channel(asyncio.Protocol):
         :meth:`handle_close`."""
         if self._sockfd >= 0:
             stop_waiting(self)  # a file waiting for room in the socket
+        release(self)  # the socket object that corked it, if any
         self._release_fifo()
         self._closing = True
         if self.server is not None:

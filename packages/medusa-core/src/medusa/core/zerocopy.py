@@ -27,7 +27,7 @@ from medusa.core.producers import FileProducer
 if TYPE_CHECKING:
     from medusa.core.channel import Channel
 
-__all__ = ["HAVE_SENDFILE", "send_file", "set_cork", "stop_waiting"]
+__all__ = ["HAVE_SENDFILE", "release", "send_file", "set_cork", "stop_waiting"]
 
 HAVE_SENDFILE = hasattr(os, "sendfile")
 """Whether this platform has ``os.sendfile``."""
@@ -171,16 +171,39 @@ def stop_waiting(channel: Channel) -> None:
         os.close(dup)
 
 
+_CORK_SOCKETS: dict[Channel, socket.socket] = {}
+"""A socket object over the descriptor of each channel that corked its socket, made on its
+first cork and kept until the connection is lost (:func:`release`): uvloop's transport
+socket makes a new socket object, with a ``getsockname`` system call, for each
+``setsockopt``; this one makes a single call per connection."""
+
+
 def set_cork(channel: Channel, on: bool) -> None:
     """Set or clear ``TCP_CORK`` on the channel's socket; a socket or platform without it
-    (Unix sockets, non-Linux) is left alone."""
+    (Unix sockets, non-Linux) is left alone, and so is a closing transport (its descriptor
+    may be closed already)."""
     transport = channel.transport
-    sock: Any = transport.get_extra_info("socket") if transport is not None else None
+    if _TCP_CORK is None or transport is None or transport.is_closing():
+        channel._corked = False
+        return
+    sock = _CORK_SOCKETS.get(channel)
     try:
-        if _TCP_CORK is None:
-            raise AttributeError("TCP_CORK")
+        if sock is None:
+            base: Any = transport.get_extra_info("socket")
+            sock = socket.socket(base.family, base.type, base.proto, base.fileno())
+            _CORK_SOCKETS[channel] = sock
         sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ValueError):
+        release(channel)
         channel._corked = False
         return
     channel._corked = on
+
+
+def release(channel: Channel) -> None:
+    """Forget the channel's socket: called when its connection is lost (the descriptor,
+    which the transport owns, is left open for it to close). Nothing happens to a channel
+    that never corked."""
+    sock = _CORK_SOCKETS.pop(channel, None)
+    if sock is not None:
+        sock.detach()

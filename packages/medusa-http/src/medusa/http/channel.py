@@ -613,6 +613,12 @@ class HTTPChannel(Channel):
             return
         self._requests[-1].keep_alive = False  # answer every request read, then close
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`shutdown` was called: the server stops, and the request being
+        received (or the next one, within :data:`STOP_IDLE_WINDOW`) is the last."""
+        return self._stopping
+
     def _close_if_idle(self) -> None:
         """The end of the stop's idle window: close unless a request came meanwhile (that
         one is the last, answered with ``Connection: close``)."""

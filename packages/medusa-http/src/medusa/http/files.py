@@ -27,6 +27,7 @@ from medusa.http.charset import DEFAULT_CHARSET, check_charset, with_charset
 from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
+from medusa.http.descriptorfile import DescriptorFile
 from medusa.http.lazyfile import LazyFile
 from medusa.http.ranges import UNSATISFIABLE, parse_range
 from medusa.http.request import Request
@@ -408,7 +409,7 @@ class FileHandler:
         if request.output_waits:
             os.close(opened.fd)
             return cast(BinaryIO, LazyFile(opened.real, opened.stat))
-        return open(opened.fd, "rb", buffering=0)  # the producer closes it
+        return cast(BinaryIO, DescriptorFile(opened.fd))  # the producer closes it
 
     def _send_gzip(self, request: Request, opened: OpenFile, out: list[tuple[str, str]]) -> None:
         """Send a large file gzip-coded as it is read (its length is not known beforehand:

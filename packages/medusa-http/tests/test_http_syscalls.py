@@ -1,0 +1,134 @@
+"""System calls per response on the file handler's zero-copy path, counted with strace
+(issue 15): a large file on a keep-alive connection costs its open, the confinement check
+(``readlink`` of ``/proc/self/fd/N``), one ``fstat``, ``TCP_CORK`` on and off, ``sendfile``
+and ``close``; no ``getsockname`` (uvloop's transport socket made one per ``setsockopt``)
+and no second ``fstat`` (``open()`` on the descriptor made one)."""
+
+from __future__ import annotations
+
+import collections
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BACKENDS = ["asyncio", "uvloop"]
+SIZE = 1 << 20
+RESPONSES = 3
+DEADLINE = 20.0
+
+SERVER = textwrap.dedent(
+    """
+    import sys
+    from medusa.core import run
+    from medusa.http import HTTPServer
+
+    server = HTTPServer(("127.0.0.1", 0), root=sys.argv[1], access_log=None)
+    run([server], backend=sys.argv[2])
+    """
+)
+
+
+def _read_line(stream: object, pattern: str, deadline: float) -> re.Match[str]:
+    """The first line of ``stream`` (a text pipe) matching ``pattern``, before ``deadline``."""
+    assert hasattr(stream, "readline")
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        match = re.search(pattern, line)
+        if match is not None:
+            return match
+    raise AssertionError(f"no line matching {pattern!r}")
+
+
+@pytest.fixture
+def strace() -> str:
+    path = shutil.which("strace")
+    if path is None:
+        pytest.skip("strace is not installed (apt-get install strace)")
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A medusa-http server process serving ``tmp_path``: ``(pid, port)``."""
+    (tmp_path / "big.bin").write_bytes(os.urandom(SIZE))
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(tmp_path), request.param],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        found = _read_line(process.stdout, r"listening on http://127\.0\.0\.1:(\d+)/",
+                           time.monotonic() + DEADLINE)  # fmt: skip
+        yield process.pid, int(found.group(1))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _get(connection: http.client.HTTPConnection) -> None:
+    connection.request("GET", "/big.bin")
+    response = connection.getresponse()
+    assert response.status == 200
+    assert len(response.read()) == SIZE
+    assert response.getheader("Connection") is None  # the connection stays open
+
+
+def test_large_file_response_system_calls(
+    server: tuple[int, int], strace: str, tmp_path: Path
+) -> None:
+    pid, port = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    try:
+        _get(connection)  # the connection's first large file: what is made once is made
+        trace = tmp_path / "trace.txt"
+        calls = "getsockname,fstat,newfstatat,statx,setsockopt,readlink,openat,sendfile"
+        tracer = subprocess.Popen(
+            [strace, "-f", "-p", str(pid), "-e", f"trace={calls}", "-o", str(trace)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            attached = _read_line(tracer.stderr, r"attached|Operation not permitted",
+                                  time.monotonic() + DEADLINE)  # fmt: skip
+            if "not permitted" in attached.group(0):
+                pytest.skip("strace may not attach to a process here (ptrace)")
+            for _ in range(RESPONSES):
+                _get(connection)
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(DEADLINE)
+            assert tracer.stderr is not None
+            tracer.stderr.close()
+    finally:
+        connection.close()
+    counts = collections.Counter(
+        match.group(1)
+        for line in trace.read_text().splitlines()
+        if (match := re.match(r"\d+\s+(\w+)\(", line)) is not None
+    )
+    fstats = counts["fstat"] + counts["newfstatat"] + counts["statx"]
+    assert counts["openat"] == RESPONSES, counts
+    assert counts["sendfile"] >= RESPONSES, counts
+    assert counts["getsockname"] == 0, counts
+    assert fstats == RESPONSES, counts
+    assert counts["readlink"] <= RESPONSES, counts  # the confinement check
+    assert counts["setsockopt"] <= 2 * RESPONSES, counts  # TCP_CORK on and off
