@@ -658,11 +658,13 @@ def evaluate(target: Target, results: Results) -> Verdict:
 
 
 def format_target_value(target: Target, value: float) -> str:
+    """One more digit than the bound has, so that a figure just short of it never prints
+    as equal to it."""
     if target.peer is None:
-        return f"{value:.2f}"
+        return f"{value:.3f}"
     if target.as_change:
-        return f"{value - 1:+.0%}"
-    return f"{value:.2f}x"
+        return f"{value - 1:+.1%}"
+    return f"{value:.3f}x"
 
 
 def format_bound(target: Target) -> str:
