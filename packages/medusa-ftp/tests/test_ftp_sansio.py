@@ -174,6 +174,16 @@ def test_log_lines() -> None:
         "i",
     ]
     assert session_line("1.2.3.4:5", None, "DELE /x\n") == "1.2.3.4:5 [-] DELE /x\\x0a"
+    # A user name's blanks and controls of any kind become "_" (the usual name is kept).
+    for user, field in [
+        ("anonymous", "anonymous"),
+        ("a b", "a_b"),
+        ("a\tb\u00a0c\u2003d\u3000e", "a_b_c_d_e"),
+        ("\x00x\x7f", "_x_"),
+        ("", "-"),
+        ("\u200bz", "_z"),
+    ]:
+        assert session_line("1.2.3.4:5", user, "quit") == f"1.2.3.4:5 [{field}] quit"
 
 
 def test_permissions() -> None:

@@ -24,6 +24,10 @@ __all__ = ["session_line", "xferlog_line"]
 
 def _field(text: str) -> str:
     """A field cannot hold blanks or control characters (they would shift the fields)."""
+    if text and text.isprintable() and " " not in text:
+        # The usual field: no other whitespace either, as every whitespace character but
+        # the space is unprintable (str.isprintable: Unicode's separators and controls).
+        return text
     cleaned = "".join("_" if ch.isspace() or not ch.isprintable() else ch for ch in text)
     return cleaned or "_"
 
