@@ -10,6 +10,7 @@ deadline; every client socket has a timeout.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -391,6 +392,26 @@ def test_push_and_producer_order(backend: str, clients: Callable[..., Client]) -
         client.expect(b"1" + b"2" * 10 + b"3" + b"4\r\n5\r\n" + b"6" + b"2\r\n77\r\n0\r\n\r\n\n")
 
 
+def test_idle_channel_holds_no_output_queue(backend: str, clients: Callable[..., Client]) -> None:
+    """Memory per idle connection (issue 15: 10,000 of them): once everything queued was
+    sent, the channel holds no list of its own (the output queue is made when something
+    must wait in it and dropped when it is empty again)."""
+    expected = order_big_expected()
+    with echo_server(backend) as (st, server):
+        client = clients(("127.0.0.1", server.port), rcvbuf=16384)
+        client.send(b"ORDERBIG\nafter\n")
+        assert client.recv_exactly(len(expected), piece=4096) == expected
+        client.expect(b"after\n")
+
+        def held_lists() -> list[object]:
+            (channel,) = server.channels
+            assert channel.pending == 0
+            return [item for item in gc.get_referents(channel) if type(item) is list]
+
+        wait_until(lambda: st.call(lambda: server.counters.active) == 1, TIMEOUT, "the channel")
+        assert st.call(held_lists) == []
+
+
 def test_order_kept_across_flow_control_pauses(
     backend: str, clients: Callable[..., Client]
 ) -> None:
@@ -655,7 +676,7 @@ def test_client_that_never_reads_pauses_the_channel(
         def backlog() -> int:
             ch = channel()
             assert ch.transport is not None
-            queued = sum(len(item) for item in ch._fifo if isinstance(item, bytes))
+            queued = sum(len(item) for item in ch._fifo or () if isinstance(item, bytes))
             return ch.transport.get_write_buffer_size() + queued
 
         # Memory stays bounded: the backlog is about the high-water mark plus one read.

@@ -146,7 +146,9 @@ class Channel(asyncio.Protocol):
         # shared empty frozenset cost little; a deque or a set would cost ~0.2-0.8 KB each.
         self._incoming: list[bytes] | None = None
         self._incoming_size = 0
-        self._fifo: list[Any] = []
+        # The output queue exists only while something waits in it (most responses go
+        # straight to the transport): an idle connection holds no list.
+        self._fifo: list[Any] | None = None
         self._write_paused = False
         self._read_holds: frozenset[str] = _NO_HOLDS
         self._draining = False
@@ -428,7 +430,7 @@ class Channel(asyncio.Protocol):
         if not data or self._closing:
             return
         if self._fifo or self._write_paused:
-            self._fifo.append(data if type(data) is bytes else bytes(data))
+            self._output_queue().append(data if type(data) is bytes else bytes(data))
             return
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -443,16 +445,18 @@ class Channel(asyncio.Protocol):
 
     def push_with_producer(self, producer: Producer) -> None:
         """Queue a producer; it is pulled only while the transport can take more."""
-        self._fifo.append(producer)
-        if len(self._fifo) == 1:
+        fifo = self._output_queue()
+        fifo.append(producer)
+        if len(fifo) == 1:
             self._refill()
 
     def close_when_done(self) -> None:
         """Close the connection once everything queued before this call has been sent."""
         if self._closing:
             return
-        self._fifo.append(_CLOSE)
-        if len(self._fifo) == 1:
+        fifo = self._output_queue()
+        fifo.append(_CLOSE)
+        if len(fifo) == 1:
             self._refill()
 
     def close(self) -> None:
@@ -488,7 +492,15 @@ class Channel(asyncio.Protocol):
     @property
     def pending(self) -> int:
         """Number of items (data, producers, close marker) waiting in the fifo."""
-        return len(self._fifo)
+        fifo = self._fifo
+        return len(fifo) if fifo is not None else 0
+
+    def _output_queue(self) -> list[Any]:
+        """The output queue, made when the first item must wait in it."""
+        fifo = self._fifo
+        if fifo is None:
+            fifo = self._fifo = []
+        return fifo
 
     # -- output machinery ------------------------------------------------------------------
 
@@ -563,6 +575,8 @@ class Channel(asyncio.Protocol):
                         counters.errors += 1
                     self.abort()
                     return
+        if not fifo and self._fifo is fifo:
+            self._fifo = None  # all sent: an idle connection holds no queue
 
     def _scheduled_refill(self) -> None:
         """Continue :meth:`_refill` from the loop after it yielded its turn."""
