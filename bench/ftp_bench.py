@@ -19,10 +19,11 @@ server, see bench/ftp_servers.py for what each server's default is):
 * concurrent: ``--concurrent`` anonymous ftplib sessions log in one after the other, then
   each downloads a ``--concurrent-mib`` file in its own thread, all at once; the
   aggregate MB/s, from the start of all to the end of the last.
-* the server's CPU time during each: user + system time of its process and of the
-  session processes it reaped (``/proc/PID/stat``; vsftpd runs a process per session,
-  waited for before each reading), shown per GB moved and per session; and the lines it
-  logged, per session.
+* the server's CPU time during each, shown per GB moved and per session: the
+  ``usage_usec`` of a cgroup (v2) of its own, which counts every process it forks
+  (vsftpd runs processes per session; they are waited for before each reading); without
+  one (not root, no cgroup2 mount), its process's user + system time from
+  ``/proc/PID/stat``, and none for vsftpd. And the lines it logged, per session.
 
 Servers (started by bench/ftp_servers.py): medusa as ``medusa serve -c medusa.toml``
 (uvloop; ``medusa-asyncio`` adds the standard loop), pyftpdlib's default ``FTPServer`` in
@@ -351,7 +352,7 @@ def report(peers: list[Peer], args: argparse.Namespace) -> None:
         rows.append(cells)
     table(["server", *[title for _, title in metrics]], rows)
     print()
-    print("server CPU (user + system, sessions' processes included; 10 ms clock ticks):")
+    print("server CPU (user + system, of every process of the server):")
     units = cpu_units(args)
     rows = []
     for peer in peers:
@@ -434,7 +435,8 @@ def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> No
     cpu = peer.cpu_seconds() - cpu
     lines = peer.log_lines() - lines
     peer.figures.setdefault(metric, []).append(value)
-    peer.figures.setdefault(f"{metric}_cpu", []).append(cpu)
+    if peer.exact_cpu or peer.server != "vsftpd":
+        peer.figures.setdefault(f"{metric}_cpu", []).append(cpu)
     peer.figures.setdefault(f"{metric}_lines", []).append(lines)
     print(
         f"  {peer.name} {metric}: {value:,.1f} (server CPU {cpu:.2f} s, {lines} log lines)",

@@ -111,6 +111,60 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def cgroup2_mount() -> Path | None:
+    """Where the unified (v2) cgroup hierarchy is mounted, when this process may make
+    groups in it (root), else None."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(OSError), open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if len(fields) > 2 and fields[2] == "cgroup2":
+                return Path(fields[1])
+    return None
+
+
+class CpuGroup:
+    """A cgroup (v2) of its own for a server and every process it forks: its CPU time is
+    ``cpu.stat``'s ``usage_usec``, exact whatever the processes (vsftpd's session
+    processes are not waited for in a way that adds their time to its own). Made empty
+    and removed by :meth:`remove`.
+
+    Raises:
+        OSError: when the group cannot be made.
+    """
+
+    def __init__(self, mount: Path, name: str) -> None:
+        self.path = mount / f"medusa-ftp-bench-{os.getpid()}-{name}"
+        self.path.mkdir()
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` (before it forks) into the group."""
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every process that was ever in the group, seconds."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "usage_usec":
+                return int(value) / 1e6
+        raise OSError(f"no usage_usec in {self.path / 'cpu.stat'}")
+
+    def remove(self) -> None:
+        """Kill what is left in the group, then remove it (at most 5 s)."""
+        with contextlib.suppress(OSError):
+            (self.path / "cgroup.kill").write_text("1")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.05)
+
+
 def children(pid: int) -> list[int]:
     """The PIDs of the children of process ``pid`` (every thread's)."""
     found: list[int] = []
@@ -152,6 +206,7 @@ class Peer:
     proc: subprocess.Popen[bytes] | None = None
     reader: subprocess.Popen[bytes] | None = None
     output: Path | None = None
+    group: CpuGroup | None = None
     figures: dict[str, list[float]] = field(default_factory=dict)
 
     def start(self, work: Path, cpu: int | None, client_cpu: int | None) -> None:
@@ -175,6 +230,16 @@ class Peer:
         finally:
             os.close(read_end)
             os.close(write_end)
+        mount = cgroup2_mount()
+        if mount is not None:
+            try:
+                self.group = CpuGroup(mount, slug)
+                self.group.add(self.proc.pid)  # before the first connection: no fork yet
+            except OSError as exc:
+                print(f"{self.name}: no cgroup for its CPU time ({exc})", file=sys.stderr)
+                if self.group is not None:
+                    self.group.remove()
+                self.group = None
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -206,9 +271,19 @@ class Peer:
                 total += sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
         return total
 
+    @property
+    def exact_cpu(self) -> bool:
+        """True when :meth:`cpu_seconds` counts every process of the server (a cgroup);
+        else only the server's process and the children it waited for, which misses
+        vsftpd's sessions."""
+        return self.group is not None
+
     def cpu_seconds(self) -> float:
-        """CPU seconds of the server and of its session processes that ended."""
+        """CPU seconds of the server and of its session processes (see
+        :attr:`exact_cpu`)."""
         assert self.proc is not None
+        if self.group is not None:
+            return self.group.cpu_seconds()
         return cpu_seconds(self.proc.pid)
 
     def settle(self, timeout: float = 10.0) -> None:
@@ -223,6 +298,9 @@ class Peer:
         """SIGTERM to the server's PID, SIGKILL after 5 s; then the pipe's reader."""
         if self.proc is not None:
             stop_process(self.proc)
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
         if self.reader is not None:
             stop_process(self.reader)
 
