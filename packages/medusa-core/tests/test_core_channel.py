@@ -17,6 +17,7 @@ import os
 import random
 import select
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -121,8 +122,10 @@ class EchoChannel(Channel):
             self.push(b"BEGIN\n")
             self.push_with_producer(FileProducer(io.BytesIO(pattern(n)), 0, n))
             self.push(b"END\n")
-        elif command == b"PIPE":  # a descriptor that sendfile may refuse
+        elif command in (b"PIPE", b"CORKPIPE"):  # a descriptor that sendfile may refuse
             n = int(arg)
+            if command == b"CORKPIPE":
+                self.cork()  # as a response does before a large file
             r, w = os.pipe()
             with os.fdopen(w, "wb") as wf:
                 wf.write(pattern(n))
@@ -134,6 +137,11 @@ class EchoChannel(Channel):
             self.push(b"BEGIN\n")
             self.push_with_producer(FileProducer(open(path.decode(), "rb"), 0, int(count)))  # noqa: SIM115
             self.push(b"END\n")
+        elif command == b"CORKED":  # the socket's TCP_CORK now
+            assert self.transport is not None
+            sock = self.transport.get_extra_info("socket")
+            cork = getattr(socket, "TCP_CORK", 3)
+            self.push(b"CORKED %d\n" % sock.getsockopt(socket.IPPROTO_TCP, cork))
         elif command == b"INTERLEAVE":  # the test's producer, on the test's server
             self.push_with_producer(cast(InterleaveProducer, self.server.interleave))  # type: ignore[union-attr]
         elif command == b"BIGQUIT":
@@ -611,6 +619,21 @@ def test_file_objects_sendfile_cannot_take(
         assert read_file_reply(client, 50000) == pattern(50000)
         client.send(b"ok\n")
         client.expect(b"ok\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_CORK is Linux's")
+def test_cork_cleared_when_sendfile_refuses_the_file(
+    backend: str, clients: Callable[..., Client]
+) -> None:
+    """A corked socket whose file sendfile cannot take (a pipe) is uncorked when the file
+    goes the buffered way, so its last partial segment does not wait for the kernel's
+    200 ms cork timer."""
+    with echo_server(backend, sendfile=True) as (_, server):
+        client = clients(("127.0.0.1", server.port))
+        client.send(b"CORKPIPE 50000\n")
+        assert read_file_reply(client, 50000) == pattern(50000)
+        client.send(b"CORKED\n")
+        client.expect(b"CORKED 0\n")
 
 
 @pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "buffered"])

@@ -542,7 +542,11 @@ class Channel(asyncio.Protocol):
                 if done:
                     fifo.pop(0)
                     continue
-                # done is None: sendfile cannot send this file; read it with more().
+                # done is None: sendfile cannot send this file; read it with more(),
+                # uncorked (no sendfile will end the cork: its last partial segment
+                # would wait for the kernel's 200 ms timer).
+                if self._corked:
+                    set_cork(self, False)
             if calls <= 0 or budget <= 0 or (deadline and time.monotonic() > deadline):
                 if not self._refill_scheduled:
                     self._refill_scheduled = True
