@@ -2,10 +2,12 @@
 measure it (connect + anonymous login + PASV + LIST of 24 entries + QUIT).
 
     hatch run bench:python bench/ftp_profile.py callgrind [--sessions 200] [--server pyftpdlib]
+        [--logs off|default]
     hatch run bench:python bench/ftp_profile.py cprofile [--sessions 2000] [--top 40]
-    hatch run bench:python bench/ftp_profile.py cpu [--sessions 2000] [--runs 5]
+    hatch run bench:python bench/ftp_profile.py cpu [--sessions 2000] [--runs 5] [--logs ...]
 
-``callgrind`` runs ``medusa serve -c`` (uvloop, no logs, as the benchmark does) under
+``callgrind`` runs ``medusa serve -c`` (uvloop, logs off as the benchmark's first rows,
+or with its default logging with ``--logs default``: standard error to a file) under
 ``valgrind --tool=callgrind`` twice, with ``--warmup`` and with ``--warmup`` + ``--sessions``
 sessions, and prints the difference of the two instruction totals divided by
 ``--sessions``: the server's instructions per session, start-up and shutdown excluded.
@@ -71,14 +73,16 @@ def wait_greeting(port: int, proc: subprocess.Popen[bytes], timeout: float) -> N
     raise RuntimeError("the server did not greet in time")
 
 
-def session_instructions(work: Path, root: Path, sessions: int, tag: str, server: str) -> int:
+def session_instructions(
+    work: Path, root: Path, sessions: int, tag: str, server: str, logs: str = "off"
+) -> int:
     """Instructions executed by a ``server`` process (``medusa serve`` or pyftpdlib) that
     served ``sessions`` sessions (plus the one greeting check), start to exit."""
     ports = range(12000, 17000)
     if server == "pyftpdlib":
-        peer = pyftpdlib_peer(root, ports)
+        peer = pyftpdlib_peer(root, ports, logs)
     else:
-        peer = medusa_peer(work, root, ports, "uvloop", f"medusa-{tag}")
+        peer = medusa_peer(work, root, ports, "uvloop", f"medusa-{tag}", logs)
     out = work / f"callgrind.{tag}.out"
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *peer.argv]
     with open(work / f"{tag}.stderr", "wb") as err:
@@ -94,13 +98,16 @@ def session_instructions(work: Path, root: Path, sessions: int, tag: str, server
 def main_callgrind(work: Path, root: Path, args: argparse.Namespace) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    base = session_instructions(work, root, args.warmup, "base", args.server)
-    full = session_instructions(work, root, args.warmup + args.sessions, "full", args.server)
+    base = session_instructions(work, root, args.warmup, "base", args.server, args.logs)
+    full = session_instructions(
+        work, root, args.warmup + args.sessions, "full", args.server, args.logs
+    )
     print(
         f"instructions: {base} with {args.warmup} sessions, {full} with "
         f"{args.warmup + args.sessions}"
     )
-    print(f"{args.server} instructions per session: {(full - base) / args.sessions:,.0f}")
+    per = (full - base) / args.sessions
+    print(f"{args.server} (logs {args.logs}) instructions per session: {per:,.0f}")
     if args.keep:
         for tag in ("base", "full"):
             shutil.copy(work / f"callgrind.{tag}.out", Path(args.keep) / f"callgrind.{tag}.out")
@@ -108,7 +115,7 @@ def main_callgrind(work: Path, root: Path, args: argparse.Namespace) -> None:
 
 
 def main_cpu(work: Path, root: Path, args: argparse.Namespace) -> None:
-    peer = medusa_peer(work, root, range(12000, 17000), "uvloop", "medusa")
+    peer = medusa_peer(work, root, range(12000, 17000), "uvloop", "medusa", args.logs)
     with open(work / "cpu.stderr", "wb") as err:
         proc = subprocess.Popen(peer.argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     figures = []
@@ -174,6 +181,12 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--server", choices=["medusa", "pyftpdlib"], default="medusa")
     parser.add_argument("--keep", metavar="DIR", help="callgrind: keep the outputs there")
+    parser.add_argument(
+        "--logs",
+        choices=["off", "default"],
+        default="off",
+        help="callgrind, cpu: the server's logs off, or its default logging (to a file)",
+    )
     args = parser.parse_args()
     if not args.sessions:
         args.sessions = 200 if args.mode == "callgrind" else 2000
