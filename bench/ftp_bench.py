@@ -2,7 +2,7 @@
 
     hatch run bench:python bench/ftp_bench.py [--runs 3] [--size-mib 512] [--sessions 200]
         [--concurrent 100] [--concurrent-mib 4] [--servers medusa,pyftpdlib,vsftpd]
-        [--logs both|off|default] [--metrics retr,stor,sessions,concurrent]
+        [--logs both|off|default] [--metrics retr,stor,sessions,user-sessions,concurrent]
 
 Every server serves the same temporary tree and is measured in the same run, once with its
 logs off and once with its default logging (``--logs both``, the default: two rows per
@@ -16,6 +16,8 @@ server, see bench/ftp_servers.py for what each server's default is):
   ``USER``/``PASS``, ``PASV``, ``LIST`` of a directory of 24 entries read to its end,
   ``226``, ``QUIT`` (sessions/s), from a lean client on plain sockets (cheaper than
   ftplib, so that the client costs less than the servers).
+* user-sessions: the same with the virtual user's ``USER``/``PASS`` (medusa checks a scrypt
+  hash, pyftpdlib a plain-text password; vsftpd logs in anonymously).
 * concurrent: ``--concurrent`` anonymous ftplib sessions log in one after the other, then
   each downloads a ``--concurrent-mib`` file in its own thread, all at once; the
   aggregate MB/s, from the start of all to the end of the last.
@@ -202,15 +204,15 @@ class Replies:
         return reply
 
 
-def one_session(port: int) -> int:
-    """connect, 220, anonymous login, PASV + LIST of ``list`` (data read to its end), 226,
-    QUIT; return the number of listing lines."""
+def one_session(port: int, account: tuple[str, str] = ANONYMOUS) -> int:
+    """connect, 220, login (anonymous, or ``account``: a virtual user), PASV + LIST of
+    ``list`` (data read to its end), 226, QUIT; return the number of listing lines."""
     with socket.create_connection((HOST, port), timeout=TIMEOUT) as control:
         control.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         replies = Replies(control)
         replies.expect(b"220")
-        replies.command(b"USER " + ANONYMOUS[0].encode(), b"331")
-        replies.command(b"PASS " + ANONYMOUS[1].encode(), b"230")
+        replies.command(b"USER " + account[0].encode(), b"331")
+        replies.command(b"PASS " + account[1].encode(), b"230")
         pasv = replies.command(b"PASV", b"227").decode()
         _, data_port = ftplib.parse227(pasv)
         listing = b""
@@ -223,11 +225,11 @@ def one_session(port: int) -> int:
     return listing.count(b"\n")
 
 
-def measure_sessions(peer: Peer, count: int) -> float:
+def measure_sessions(peer: Peer, count: int, account: tuple[str, str] = ANONYMOUS) -> float:
     """``count`` sessions one after the other (see :func:`one_session`); sessions/s."""
     start = time.perf_counter()
     for _ in range(count):
-        lines = one_session(peer.port)
+        lines = one_session(peer.port, account)
         if lines != LIST_ENTRIES:
             raise RuntimeError(f"{peer.name}: LIST gave {lines} lines")
     return count / (time.perf_counter() - start)
@@ -283,6 +285,7 @@ METRICS: list[tuple[str, str]] = [
     ("retr", "RETR MB/s"),
     ("stor", "STOR MB/s"),
     ("sessions", "sessions/s"),
+    ("user-sessions", "user sessions/s"),
     ("concurrent", "concurrent MB/s"),
 ]
 
@@ -290,6 +293,7 @@ TARGETS: list[tuple[str, str, str, float]] = [
     ("retr", "vsftpd", "RETR >= vsftpd", 1.0),
     ("stor", "vsftpd", "STOR >= 0.9 x vsftpd", 0.9),
     ("sessions", "pyftpdlib", "sessions/s >= 1.5 x pyftpdlib", 1.5),
+    ("user-sessions", "pyftpdlib", "virtual-user sessions/s >= 1.5 x pyftpdlib", 1.5),
 ]
 
 
@@ -313,6 +317,7 @@ def cpu_units(args: argparse.Namespace) -> dict[str, tuple[str, float]]:
         "retr": ("RETR s/GB", 1 / gb),
         "stor": ("STOR s/GB", 1 / gb),
         "sessions": ("ms/session", 1000 / args.sessions),
+        "user-sessions": ("ms/user session", 1000 / args.sessions),
         "concurrent": ("concurrent s/GB", 1 / (args.concurrent * args.concurrent_mib * MIB / 1e9)),
     }
 
@@ -429,6 +434,8 @@ def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> No
         value = measure_stor(peer, root, size)
     elif metric == "sessions":
         value = measure_sessions(peer, args.sessions)
+    elif metric == "user-sessions":
+        value = measure_sessions(peer, args.sessions, peer.stor_user)
     else:
         value = measure_concurrent(peer, args.concurrent, small)
     peer.settle()
@@ -460,8 +467,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--metrics",
-        default="retr,stor,sessions,concurrent",
-        help="a comma-separated subset of retr,stor,sessions,concurrent",
+        default="retr,stor,sessions,user-sessions,concurrent",
+        help="a comma-separated subset of retr,stor,sessions,user-sessions,concurrent",
     )
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()

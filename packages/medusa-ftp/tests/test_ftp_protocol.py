@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from medusa.core.passwords import hash_password
+from medusa.core.passwords import hash_password, recently_verified
 from medusa.core.testing import ServerThread
 from medusa.ftp import FTPServer, VirtualUser, parse_permissions
 
@@ -321,6 +321,20 @@ def test_logins(server: FTPServer) -> None:
     assert raw(ftp, "PWD").startswith("530")
     assert ftp.login("alice", "wonderland").startswith("230")
     assert ftp.nlst() == ["notes.txt"]
+
+
+def test_a_second_login_is_checked_from_the_remembered_success(server: FTPServer) -> None:
+    """A virtual user's success is remembered (core's credential cache): the next session
+    is let in by the check on the loop, and a wrong password is still refused."""
+    first = connect(server, "alice", "wonderland")
+    first.quit()
+    assert recently_verified("wonderland", ALICE_HASH)
+    again = connect(server, "alice", "wonderland")
+    assert again.nlst() == ["notes.txt"]
+    again.quit()
+    with pytest.raises(ftplib.error_perm, match=r"^530"):
+        connect(server, "alice", "wonderlands")
+    assert not recently_verified("wonderlands", ALICE_HASH)
 
 
 def test_abort_without_transfer_and_quit(server: FTPServer) -> None:

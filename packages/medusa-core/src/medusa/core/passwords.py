@@ -26,9 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from medusa.core.credentialcache import CredentialCache
 from medusa.core.log import error_logger
 
-__all__ = ["PasswordFile", "hash_password", "set_password", "valid_user_name", "verify_password"]
+__all__ = [
+    "PasswordFile",
+    "hash_password",
+    "recently_verified",
+    "set_password",
+    "valid_user_name",
+    "verify_password",
+]
 
 SCRYPT_N = 2**14
 """The scrypt CPU/memory cost parameter of new hashes (RFC 7914 §2, ``N``)."""
@@ -109,13 +117,27 @@ def _parse(encoded: str) -> tuple[int, int, int, bytes, bytes] | None:
     return n, r, p, salt, key
 
 
+_recent = CredentialCache()
+"""The process's remembered successes (see :mod:`medusa.core.credentialcache`)."""
+
+
+def recently_verified(password: str, encoded: str) -> bool:
+    """True when ``password`` matched the hash ``encoded`` in the last 5 minutes (a
+    success remembered by :func:`verify_password`): microseconds, so callers may ask on
+    the event loop before handing a scrypt check to a thread. Never raises."""
+    return _recent.verified(password, encoded)
+
+
 def verify_password(password: str, encoded: str) -> bool:
     """Return True when ``password`` matches the scrypt hash ``encoded``.
 
     The derived key is compared in constant time (:func:`hmac.compare_digest`). Malformed
     entries, and entries whose parameters would cost too much time or memory (``n`` above
     2**20, more than 128 MiB, or more than sixteen times the default work), give False
-    without hashing.
+    without hashing. A success is remembered for 5 minutes (as Apache's
+    ``mod_authn_socache``; :mod:`medusa.core.credentialcache`): the same password checked
+    against the same entry again is answered without scrypt; a wrong one always costs the
+    full check.
 
     Args:
         password: the password tried (``str``).
@@ -124,6 +146,8 @@ def verify_password(password: str, encoded: str) -> bool:
     Returns:
         ``bool``; never raises for bad input.
     """
+    if _recent.verified(password, encoded):
+        return True
     parsed = _parse(encoded)
     if parsed is None:
         return False
@@ -132,7 +156,10 @@ def verify_password(password: str, encoded: str) -> bool:
         derived = _scrypt(password, salt, n, r, p, len(key))
     except (ValueError, MemoryError, UnicodeEncodeError):
         return False
-    return hmac.compare_digest(derived, key)
+    if not hmac.compare_digest(derived, key):
+        return False
+    _recent.remember(password, encoded)
+    return True
 
 
 _dummy_hash: str | None = None
@@ -230,6 +257,12 @@ class PasswordFile:
             error_logger.warning("password file %s not reloaded: %s", self.path, exc)
             return False
         return True
+
+    def recently_verified(self, user: str, password: str) -> bool:
+        """True when ``password`` is ``user``'s current entry's and passed
+        :meth:`verify` in the last 5 minutes (see :func:`recently_verified`)."""
+        encoded = self._entries.get(user)
+        return encoded is not None and recently_verified(password, encoded)
 
     def verify(self, user: str, password: str) -> bool:
         """Return True when ``password`` is ``user``'s password.

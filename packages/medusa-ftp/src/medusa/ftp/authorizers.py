@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from medusa.core.passwords import PasswordFile, verify_password
+from medusa.core.passwords import PasswordFile, recently_verified, verify_password
 from medusa.ftp.accounts import READ_ONLY, Account
 
 __all__ = [
@@ -129,15 +129,21 @@ class VirtualUsers:
         return user in self.users
 
     async def authenticate(self, user: str, password: str) -> Account | None:
-        """Check ``password`` in a worker thread; return the account or None."""
+        """Check ``password`` (a success of the last 5 minutes at once, on the loop; else
+        scrypt in a worker thread); return the account or None."""
         entry = self.users.get(user)
         if entry is None:
             return None
         if entry.password_hash is not None:
-            ok = await asyncio.to_thread(verify_password, password, entry.password_hash)
+            ok = recently_verified(password, entry.password_hash) or await asyncio.to_thread(
+                verify_password, password, entry.password_hash
+            )
         else:
-            assert self.password_file is not None
-            ok = await asyncio.to_thread(self.password_file.verify, user, password)
+            passwords = self.password_file
+            assert passwords is not None
+            ok = passwords.recently_verified(user, password) or await asyncio.to_thread(
+                passwords.verify, user, password
+            )
         if not ok:
             return None
         return Account(user, os.path.realpath(entry.root), entry.perms)
