@@ -12,7 +12,8 @@ with UDP and TCP inputs, a line-counting TCP collector) run on CPU 1 with wrk. A
 the server closes its logger (writing what is queued) and reports requests served and the
 logger's counters; the records that reached the destination are counted there. ``null`` is a
 logger that discards every line: the cost of making the access-log line in medusa-http, which
-every logger pays too.
+every logger pays too. ``console`` is what ``medusa serve`` does by default: core's console
+queue (here writing to a file in place of standard error).
 
 Printed per kind (medians over rounds): req/s, req/s relative to the baseline, server CPU
 per request, records sent, records that arrived, records lost (sent - arrived), and the
@@ -45,7 +46,7 @@ from medusa.logging.testing import Rsyslog
 
 BENCH_DIR = Path(__file__).resolve().parent
 SCRIPT = BENCH_DIR / "logging_server.py"
-KINDS = ("null", "file", "socket", "syslog-udp", "syslog-tcp", "multi", "bridge")
+KINDS = ("null", "console", "file", "socket", "syslog-udp", "syslog-tcp", "multi", "bridge")
 
 
 @dataclass
@@ -150,6 +151,8 @@ def run_one(
         arrived = sent
     elif kind in ("file", "bridge"):
         arrived = count_lines(tmp / f"access-{kind}.log")
+    elif kind == "console":
+        arrived = count_lines(tmp / "access-console.log", b" medusa.http.access INFO ")
     elif kind == "socket":
         assert collector is not None
         try:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from medusa.core import run
+from medusa.core.console import install_console
 from medusa.core.log import Logger
 from medusa.http import HTTPServer, Request
 from medusa.logging import FileLogger, MultiLogger, SocketLogger, SyslogLogger
@@ -69,6 +71,12 @@ def make_logger(kind: str, tmp: Path, ports: list[int]) -> Logger | bool | None:
                 SyslogLogger(transport="tcp", port=tcp, app_name="bench-multi"),
             ]
         )
+    if kind == "console":
+        # What `medusa serve` does: the default access log on core's console queue, here to
+        # a file in place of standard error.
+        fd = os.open(tmp / "access-console.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        install_console(logging.INFO, fd=fd)
+        return True
     if kind == "bridge":
         # Core's default access log (logging logger medusa.http.access) captured into a file.
         logging.getLogger("medusa.http.access").setLevel(logging.INFO)
