@@ -2,7 +2,7 @@
 measure it (connect + anonymous login + PASV + LIST of 24 entries + QUIT).
 
     hatch run bench:python bench/ftp_profile.py callgrind [--sessions 200] [--server pyftpdlib]
-        [--logs off|default]
+        [--logs off|default] [--account anonymous|user]
     hatch run bench:python bench/ftp_profile.py cprofile [--sessions 2000] [--top 40]
     hatch run bench:python bench/ftp_profile.py cpu [--sessions 2000] [--runs 5] [--logs ...]
 
@@ -37,7 +37,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ftp_bench import one_session
+from bench.ftp_bench import ANONYMOUS, one_session
 from bench.ftp_servers import HOST, LIST_ENTRIES, MIB, make_tree, medusa_peer, pyftpdlib_peer
 from bench.measure import callgrind_total
 
@@ -52,9 +52,9 @@ def user_system_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def run_sessions(port: int, count: int) -> None:
+def run_sessions(port: int, count: int, account: tuple[str, str] = ANONYMOUS) -> None:
     for _ in range(count):
-        lines = one_session(port)
+        lines = one_session(port, account)
         if lines != LIST_ENTRIES:
             raise RuntimeError(f"LIST gave {lines} lines")
 
@@ -74,7 +74,13 @@ def wait_greeting(port: int, proc: subprocess.Popen[bytes], timeout: float) -> N
 
 
 def session_instructions(
-    work: Path, root: Path, sessions: int, tag: str, server: str, logs: str = "off"
+    work: Path,
+    root: Path,
+    sessions: int,
+    tag: str,
+    server: str,
+    logs: str = "off",
+    account: str = "anonymous",
 ) -> int:
     """Instructions executed by a ``server`` process (``medusa serve`` or pyftpdlib) that
     served ``sessions`` sessions (plus the one greeting check), start to exit."""
@@ -89,7 +95,7 @@ def session_instructions(
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
         wait_greeting(peer.port, proc, 300)
-        run_sessions(peer.port, sessions)
+        run_sessions(peer.port, sessions, peer.stor_user if account == "user" else ANONYMOUS)
     finally:
         stop_process(proc, 120)
     return callgrind_total(out)
@@ -98,16 +104,18 @@ def session_instructions(
 def main_callgrind(work: Path, root: Path, args: argparse.Namespace) -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    base = session_instructions(work, root, args.warmup, "base", args.server, args.logs)
+    base = session_instructions(
+        work, root, args.warmup, "base", args.server, args.logs, args.account
+    )
     full = session_instructions(
-        work, root, args.warmup + args.sessions, "full", args.server, args.logs
+        work, root, args.warmup + args.sessions, "full", args.server, args.logs, args.account
     )
     print(
         f"instructions: {base} with {args.warmup} sessions, {full} with "
         f"{args.warmup + args.sessions}"
     )
     per = (full - base) / args.sessions
-    print(f"{args.server} (logs {args.logs}) instructions per session: {per:,.0f}")
+    print(f"{args.server} (logs {args.logs}, {args.account}) instructions per session: {per:,.0f}")
     if args.keep:
         for tag in ("base", "full"):
             shutil.copy(work / f"callgrind.{tag}.out", Path(args.keep) / f"callgrind.{tag}.out")
@@ -186,6 +194,12 @@ def main() -> int:
         choices=["off", "default"],
         default="off",
         help="callgrind, cpu: the server's logs off, or its default logging (to a file)",
+    )
+    parser.add_argument(
+        "--account",
+        choices=["anonymous", "user"],
+        default="anonymous",
+        help="callgrind: anonymous sessions, or the virtual user's (a scrypt hash)",
     )
     args = parser.parse_args()
     if not args.sessions:
