@@ -37,8 +37,16 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ftp_bench import ANONYMOUS, one_session
-from bench.ftp_servers import HOST, LIST_ENTRIES, MIB, make_tree, medusa_peer, pyftpdlib_peer
+from bench.ftp_bench import one_session
+from bench.ftp_servers import (
+    ANONYMOUS,
+    HOST,
+    LIST_ENTRIES,
+    MIB,
+    make_tree,
+    medusa_peer,
+    pyftpdlib_peer,
+)
 from bench.measure import callgrind_total
 
 from medusa.core.testing import stop_process
