@@ -40,32 +40,12 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.logging_instructions import MemoryTransport
 from bench.measure import callgrind_total
 
 KINDS = ("handler", "static", "bare")
 TARGETS = {"handler": b"/hello", "static": b"/hello.txt", "bare": b"/hello"}
 WARMUP = 2000
-
-
-class MemoryTransport(asyncio.Transport):
-    """Takes every write and keeps the last one; reports a TCP peer."""
-
-    last: Any = b""
-
-    def write(self, data: Any) -> None:
-        self.last = data
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50123) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
 
 
 def make_protocol(kind: str, tmp: Path) -> asyncio.Protocol:

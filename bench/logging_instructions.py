@@ -40,10 +40,12 @@ WARMUP = 2000
 
 
 class MemoryTransport(asyncio.Transport):
-    """Takes every write and drops it; reports a TCP peer."""
+    """Takes every write and keeps the last one; reports a TCP peer."""
+
+    last: Any = b""
 
     def write(self, data: Any) -> None:
-        pass
+        self.last = data
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 50123) if name == "peername" else default
