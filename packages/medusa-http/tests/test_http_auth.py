@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from medusa.core.passwords import PasswordFile, set_password
-from medusa.core.testing import ServerThread
+from medusa.core.testing import ServerThread, wait_until
 from medusa.http import FileHandler, HTTPServer, Request
 from medusa.http.auth import BasicAuthHandler, parse_basic_credentials
 
@@ -203,3 +203,29 @@ def test_parse_basic_credentials() -> None:
 def test_bad_realm_is_refused(password_file: Path, tmp_path: Path, realm: str) -> None:
     with pytest.raises(ValueError, match="realm"):
         BasicAuthHandler(FileHandler(tmp_path), password_file, realm=realm)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_changed_password_stops_the_remembered_one(tmp_path: Path, backend: str) -> None:
+    """A success is remembered (no scrypt per request), but not past a change of the
+    user's entry: once the file is changed, the old password is refused (the file is read
+    again at most once a second) and the new one accepted."""
+    (tmp_path / "file.txt").write_bytes(b"file body")
+    path = tmp_path / "passwords"
+    set_password(path, "alice", "old password")
+    srv = HTTPServer(
+        ("127.0.0.1", 0),
+        handlers=[BasicAuthHandler(FileHandler(tmp_path), str(path), realm=REALM)],
+        access_log=None,
+    )
+    with ServerThread([srv], backend=backend) as thread:
+        setup = Setup(srv, thread, ListLogger())
+        for _ in range(2):  # the second one from the remembered success
+            assert fetch(setup, "/file.txt", basic("alice", "old password"))[0].status == 200
+        set_password(path, "alice", "new password")
+        wait_until(
+            lambda: fetch(setup, "/file.txt", basic("alice", "old password"))[0].status == 401,
+            timeout=15,
+            what="the old password refused after the change",
+        )
+        assert fetch(setup, "/file.txt", basic("alice", "new password"))[0].status == 200

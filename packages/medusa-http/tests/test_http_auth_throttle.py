@@ -62,8 +62,10 @@ class Setup:
         return self.thread.call(lambda: auth._running == 0 and len(auth.queue) == 0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def password_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new entry (a new salt) per test: core remembers successful checks per entry for
+    the whole process, and each test counts its own checks."""
     path = tmp_path_factory.mktemp("throttle") / "passwords"
     set_password(path, "alice", RIGHT)
     return path

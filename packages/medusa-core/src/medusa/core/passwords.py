@@ -260,7 +260,11 @@ class PasswordFile:
 
     def recently_verified(self, user: str, password: str) -> bool:
         """True when ``password`` is ``user``'s current entry's and passed
-        :meth:`verify` in the last 5 minutes (see :func:`recently_verified`)."""
+        :meth:`verify` in the last 5 minutes (see :func:`recently_verified`). The file is
+        read again first when it may have changed (at most once a second, as in
+        :meth:`verify`), so a changed password stops the old one within a second."""
+        if time.monotonic() - self._checked >= _RELOAD_INTERVAL:
+            self.reload()
         encoded = self._entries.get(user)
         return encoded is not None and recently_verified(password, encoded)
 

@@ -46,12 +46,6 @@ from medusa.http.handler import Handler
 from medusa.http.request import Request
 from medusa.http.throttle import CheckQueue
 
-CACHE_SECONDS = 300.0
-"""How long a verified user and password are accepted without another scrypt check."""
-
-CACHE_ENTRIES = 1024
-"""Verified credentials remembered at most (the cache is emptied when full)."""
-
 __all__ = ["BasicAuthHandler", "client_address", "parse_basic_credentials"]
 
 
@@ -134,9 +128,11 @@ class BasicAuthHandler:
     (requests without credentials, a browser's first try, are logged at debug level).
 
     Checking a password costs a scrypt computation (tens of milliseconds): it runs in the
-    loop's default thread pool, never on the loop's thread, and a success is remembered for
-    :data:`CACHE_SECONDS` (keyed by the user and an HMAC of the password under a per-process
-    random key), so a client that sends its credentials on every request pays it once.
+    loop's default thread pool, never on the loop's thread, and a success is remembered for 5
+    minutes (medusa-core's credential cache, :func:`~medusa.core.passwords.recently_verified`:
+    an HMAC of the password entry and the password under a per-process random key), so a
+    client that sends its credentials on every request pays it once; a changed entry in the
+    password file forgets it.
     Checks are throttled as the module's description says; 429 answers carry
     ``Retry-After`` (seconds).
 
@@ -189,10 +185,9 @@ class BasicAuthHandler:
             passwords if isinstance(passwords, PasswordFile) else PasswordFile(passwords)
         )
         self.realm = realm
-        # Recently verified credentials, keyed by user and an HMAC of the password under a
-        # key that lives only in this process (the password itself is never kept).
+        # Checks in progress are keyed by user and an HMAC of the password under a key that
+        # lives only in this process (the password itself is never kept as a key).
         self._cache_key = secrets.token_bytes(32)
-        self._recent: dict[tuple[str, bytes], float] = {}
         quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
         self.challenge = f'Basic realm="{quoted}", charset="UTF-8"'
         self.budget = LoginFailures(
@@ -232,7 +227,7 @@ class BasicAuthHandler:
         if checked is None:
             return None
         user, password, key = checked
-        if self._recently_verified(key):
+        if self.passwords.recently_verified(user, password):
             request.user = user
             return self.handler.handle_request(request)
         # scrypt takes tens of milliseconds: check in a thread so that the loop (and every
@@ -250,7 +245,7 @@ class BasicAuthHandler:
         if checked is None:
             return None
         user, password, key = checked
-        if self._recently_verified(key):
+        if self.passwords.recently_verified(user, password):
             request.user = user
             return self._inner_receive(request)
         future = self._submit(request, user, password, key)
@@ -314,15 +309,6 @@ class BasicAuthHandler:
         key = (user, hmac.new(self._cache_key, password.encode(), hashlib.sha256).digest())
         return user, password, key
 
-    def _recently_verified(self, key: tuple[str, bytes]) -> bool:
-        expires = self._recent.get(key)
-        return expires is not None and expires > time.monotonic()
-
-    def _remember(self, key: tuple[str, bytes]) -> None:
-        if len(self._recent) >= CACHE_ENTRIES:
-            self._recent.clear()
-        self._recent[key] = time.monotonic() + CACHE_SECONDS
-
     # -- the queue of checks ---------------------------------------------------------------
 
     def _submit(
@@ -381,9 +367,7 @@ class BasicAuthHandler:
         else:
             ok = running.result()
         delay = 0.0
-        if ok:
-            self._remember(check.key)
-        else:
+        if not ok:  # a success was remembered by the check itself (verify_password)
             now = time.monotonic()
             delay = self.budget.failure(address, now)
             left = self.budget.locked(address, now)
