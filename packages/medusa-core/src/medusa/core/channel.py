@@ -27,6 +27,7 @@ import time
 from time import monotonic
 from typing import TYPE_CHECKING, Any, cast
 
+from medusa.core.flowcontrol import NO_HOLDS, FlowControl
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer, Producer
 from medusa.core.proxyprotocol import ProxyHeader
@@ -40,17 +41,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Channel", "find_prefix_at_end"]
 
-_NO_HOLDS: frozenset[str] = frozenset()
 _UNSET: Any = object()
 
 _CLOSE = object()
 """Fifo marker queued by :meth:`Channel.close_when_done`."""
 
-_WRITE_BACKLOG = "write-backlog"
-"""The reason flow control gives :meth:`Channel.pause_reading`."""
 
-
-class Channel(asyncio.Protocol):
+class Channel(FlowControl):
     """One connection, in the asynchat model.
 
     Subclasses set :attr:`terminator` and override :meth:`collect_incoming_data` and
@@ -95,22 +92,17 @@ class Channel(asyncio.Protocol):
         "__dict__",
         "_closing",
         "_corked",
-        "_draining",
         "_fifo",
         "_inbuf",
         "_incoming",
         "_incoming_size",
         "_peer",
-        "_read_holds",
         "_refill_scheduled",
-        "_resuming",
         "_sockfd",
-        "_write_paused",
         "bytes_in",
         "bytes_out",
         "connected_at",
         "idle_timeout",
-        "last_activity",
         "max_incoming",
         "server",
         "transport",
@@ -150,7 +142,7 @@ class Channel(asyncio.Protocol):
         # straight to the transport): an idle connection holds no list.
         self._fifo: list[Any] | None = None
         self._write_paused = False
-        self._read_holds: frozenset[str] = _NO_HOLDS
+        self._read_holds: frozenset[str] = NO_HOLDS
         self._draining = False
         self._resuming = False
         self._refill_scheduled = False
@@ -294,68 +286,6 @@ class Channel(asyncio.Protocol):
         if self.server is not None:
             self.server.channel_closed(self)
         self.handle_close()
-
-    def pause_writing(self) -> None:
-        """The transport's backlog is above the high-water mark: stop pulling producers
-        and stop reading (flow control both ways)."""
-        self._write_paused = True
-        self.pause_reading(_WRITE_BACKLOG)
-
-    def resume_writing(self) -> None:
-        """The backlog drained below the low-water mark: read again, pull producers."""
-        self._write_paused = False
-        self.last_activity = time.monotonic()
-        transport = self.transport
-        if transport is None:
-            return
-        if self._draining:
-            self._draining = False
-            self._restore_limits(transport)
-        self._resuming = True
-        try:
-            self.resume_reading(_WRITE_BACKLOG)
-            self._refill()
-        finally:
-            self._resuming = False
-
-    # -- reading control -------------------------------------------------------------------
-
-    def pause_reading(self, reason: str = "user") -> None:
-        """Stop reading from the transport until :meth:`resume_reading` was called with
-        every reason given here. Flow control uses the reason ``"write-backlog"``;
-        protocols use their own (``"pipeline"``), so one never resumes what another
-        paused. Bytes already received in the current read are still dispatched.
-
-        Args:
-            reason: a short name for why reading stops.
-        """
-        holds = self._read_holds
-        if not holds:
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.pause_reading()
-        self._read_holds = holds | {reason}
-
-    def resume_reading(self, reason: str = "user") -> None:
-        """Withdraw one reason given to :meth:`pause_reading`; reading resumes once none
-        is left. A reason not held is ignored.
-
-        Args:
-            reason: the name given to :meth:`pause_reading`.
-        """
-        holds = self._read_holds
-        if reason not in holds:
-            return
-        holds = self._read_holds = holds - {reason}
-        if not holds:
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
-
-    @property
-    def reading_paused(self) -> bool:
-        """True while reading is paused (by flow control or :meth:`pause_reading`)."""
-        return bool(self._read_holds)
 
     # -- the asynchat interface ------------------------------------------------------------
 
@@ -598,13 +528,6 @@ class Channel(asyncio.Protocol):
                 except Exception:
                     error_logger.exception("closing a producer failed")
 
-    def _wait_for_drain(self, transport: asyncio.Transport) -> None:
-        """Ask the transport to call :meth:`resume_writing` once its buffer is empty."""
-        self._draining = True
-        transport.set_write_buffer_limits(high=0, low=0)
-        if transport.get_write_buffer_size() and not self._write_paused:
-            self.pause_writing()
-
     def cork(self) -> None:
         """Hold back partial TCP segments until the next file sent with ``sendfile`` is
         complete (Linux ``TCP_CORK``, nginx's ``tcp_nopush``): a response's headers then
@@ -612,7 +535,3 @@ class Channel(asyncio.Protocol):
         own. Does nothing on other sockets and platforms."""
         if self._sockfd >= 0 and not self._corked:
             set_cork(self, True)
-
-    def _restore_limits(self, transport: asyncio.Transport) -> None:
-        """Put back the channel's own write buffer limits after a drain wait."""
-        transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)

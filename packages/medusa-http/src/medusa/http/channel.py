@@ -17,14 +17,12 @@ to requests, handlers and the response queue.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import httptools
 
-from medusa.core.channel import Channel
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.trusted import TrustedNetworks
 from medusa.http.body import BodyReception
@@ -32,6 +30,7 @@ from medusa.http.dispatch import choose_handler, dispatch, handler_failed, run_h
 from medusa.http.forwarded import forwarded_client
 from medusa.http.handler import Handler
 from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
+from medusa.http.lifecycle import STOP_IDLE_WINDOW, HTTPLifecycle
 from medusa.http.linger import LingeringClose
 from medusa.http.request import Request
 from medusa.http.requestline import METHOD_NAMES, split_request_line
@@ -40,7 +39,7 @@ from medusa.http.target import KNOWN_HOSTS
 if TYPE_CHECKING:
     from medusa.http.server import HTTPServer
 
-__all__ = ["HTTPChannel"]
+__all__ = ["STOP_IDLE_WINDOW", "HTTPChannel"]
 
 _NO_HEADERS: dict[str, str] = {}
 
@@ -59,10 +58,6 @@ _FIELD_NAMES: dict[bytes, str] = {
 """Common field names as clients spell them, lower-cased once (every request has a few)."""
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-STOP_IDLE_WINDOW = 1.0
-"""Seconds a keep-alive connection that was just active may still send one last request
-after the server is told to stop (a reload, a worker recycled, SIGTERM)."""
 """Methods that change nothing (RFC 9110 §9.2.1): a pipelined request after any other one
 waits until it is answered, so that it sees its effect."""
 
@@ -72,7 +67,7 @@ class _StopParsingError(Exception):
     read (bytes after the last one answered before a close)."""
 
 
-class HTTPChannel(Channel):
+class HTTPChannel(HTTPLifecycle):
     """One HTTP connection.
 
     Args:
@@ -86,20 +81,16 @@ class HTTPChannel(Channel):
     (``proxy_headers``; set on the instance only then), for the status page."""
 
     __slots__ = (
-        "_discard",
         "_field_count",
         "_head_size",
         "_head_started",
         "_headers",
         "_in_head",
         "_in_message",
-        "_linger",
         "_parser",
         "_pending_head",
         "_pipeline_paused",
         "_requests",
-        "_stopping",
-        "_upload",
         "_url",
         "http",
         "log_host",
@@ -497,133 +488,11 @@ class HTTPChannel(Channel):
         self._enqueue(request)
         request.error(status, message)
 
-    # -- timeouts and shutdown -------------------------------------------------------------
-
-    def check_timeout(self, now: float) -> None:
-        """The sweep: 408 for a head not complete in ``header_timeout`` (slowloris), 408
-        for a body that sent nothing for ``body_timeout`` or that averaged fewer than
-        ``body_min_rate`` bytes per second over the last ``body_timeout`` seconds (a
-        trickle), a close for a keep-alive connection idle for ``keepalive_timeout``, and
-        the general ``idle_timeout`` otherwise. Time during which the server holds the
-        body back (reading paused, ``100 Continue`` not sent yet) counts for neither."""
-        server = self.http
-        upload = self._upload
-        if self._in_head:
-            if now - self._head_started > server.header_timeout:
-                self._reject(408, "request header timeout")
-        elif upload is not None:
-            if self.reading_paused or upload.held:
-                upload.paused_at = now  # the server holds the body back, not the client
-                return
-            why = upload.too_slow(
-                now, self.last_activity, server.body_timeout, server.body_min_rate
-            )
-            if why is not None:
-                self._body_timeout(upload, why)
-        elif not self._busy():
-            if now - self.last_activity > server.keepalive_timeout:
-                self.close()
-        elif self.idle_timeout and now - self.last_activity > self.idle_timeout:
-            self.handle_timeout()
-
-    def _body_timeout(self, upload: BodyReception, why: str) -> None:
-        """A request body sent nothing for ``body_timeout`` seconds (nginx's
-        ``client_body_timeout``), or trickles under ``body_min_rate`` (Apache's
-        ``mod_reqtimeout`` ``MinRate``); ``why`` says which, for the log line. Abort what
-        was received (a sink removes its temporary file), log it, answer 408 (RFC 9110
-        §15.5.9) and close gracefully."""
-        self._upload = None
-        self._discard = True
-        self._linger = True
-        self.http.counters.errors += 1
-        request = upload.request
-        error_logger.warning(
-            "%s: 408 request body timeout: %s %s: %d bytes received, %s",
-            peer_text(self.peer),
-            printable(request.method),
-            printable(request.path),
-            upload.size,
-            why,
-        )
-        upload.lost(f"request body timeout ({why})")
-        if not request.answered:
-            request.error(408)
-
     def _read_after_half_close(self) -> None:
         """The lingering close began: read (and discard) even if the pipeline paused it."""
         if self._pipeline_paused:
             self._pipeline_paused = False
             self.resume_reading("pipeline")
-
-    def eof_received(self) -> bool | None:
-        """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
-        client close its sending side after its last request), then close. A body cut
-        short is aborted and its request answered 400."""
-        self._discard = True
-        upload = self._upload
-        if upload is not None:
-            self._upload = None
-            upload.lost("the client closed its side before the whole body was sent")
-            if not upload.request.answered:
-                upload.request.error(400, "The request body is incomplete.")
-        if not self._busy():
-            self.close()
-            return self.keep_half_open()
-        if self._requests:
-            # Close after the last answer (earlier ones keep the connection for it).
-            self._requests[-1].keep_alive = False
-        else:
-            self.close_when_done()
-        return self.keep_half_open()
-
-    def _busy(self) -> bool:
-        """True while a response is pending or still being written (a finished request's
-        file may still be streaming), so the connection is not an idle keep-alive one."""
-        if self._requests or self.pending:
-            return True
-        transport = self.transport
-        return transport is not None and transport.get_write_buffer_size() > 0
-
-    def shutdown(self) -> None:
-        """Stop gracefully, as nginx does: a request being received (its head partly read,
-        or its body arriving, an upload for instance) is received, handled and answered;
-        every request read is answered; then the connection closes. The last answer says
-        ``Connection: close`` and no later request on the connection is read. An idle
-        connection closes once it has been idle :data:`STOP_IDLE_WINDOW` seconds: a
-        request it sends before then (a client reusing the connection at that very moment,
-        such as a load generator) is answered with ``Connection: close`` instead of meeting
-        a reset. (The server's grace period bounds all of it.)"""
-        self._stopping = True
-        if self._in_message and not self._discard:
-            upload = self._upload
-            if upload is not None:
-                upload.keep_alive = False  # the body is read to its end, then the close
-            # Otherwise the head is still arriving: _make_request makes it the last one.
-            return
-        if not self._busy():
-            idle = time.monotonic() - self.last_activity
-            if idle >= STOP_IDLE_WINDOW:
-                self.close()
-            else:
-                asyncio.get_running_loop().call_later(STOP_IDLE_WINDOW - idle, self._close_if_idle)
-            return
-        self._discard = True
-        if not self._requests:
-            self.close_when_done()  # the last response is still being sent
-            return
-        self._requests[-1].keep_alive = False  # answer every request read, then close
-
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`shutdown` was called: the server stops, and the request being
-        received (or the next one, within :data:`STOP_IDLE_WINDOW`) is the last."""
-        return self._stopping
-
-    def _close_if_idle(self) -> None:
-        """The end of the stop's idle window: close unless a request came meanwhile (that
-        one is the last, answered with ``Connection: close``)."""
-        if not self._in_message and not self._busy():
-            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the buffered responses of requests that will never be answered, and
