@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +40,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.logging_instructions import MemoryTransport
-from bench.measure import callgrind_total
+from bench.measure import callgrind_run
 
 KINDS = ("handler", "static", "bare")
 TARGETS = {"handler": b"/hello", "static": b"/hello.txt", "bare": b"/hello"}
@@ -92,10 +91,8 @@ def serve(kind: str, requests: int, tmp: Path) -> None:
 def total(kind: str, requests: int, tmp: Path, keep: Path | None) -> int:
     """Instructions of one run of :func:`serve` under callgrind, start to exit."""
     out = (keep or tmp) / f"callgrind.{kind}.{requests}.out"
-    argv = ["valgrind", "--tool=callgrind", "--dump-instr=no", f"--callgrind-out-file={out}",
-            sys.executable, __file__, "serve", kind, str(requests), str(tmp)]  # fmt: skip
-    subprocess.run(argv, check=True, capture_output=True)
-    return callgrind_total(out)
+    argv = [sys.executable, __file__, "serve", kind, str(requests), str(tmp)]
+    return callgrind_run(out, argv, "--dump-instr=no")
 
 
 def main(argv: list[str]) -> None:

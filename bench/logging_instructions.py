@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.logging_server import HelloHandler, NullLogger
-from bench.measure import callgrind_total
+from bench.measure import callgrind_run
 
 KINDS = ("none", "null", "console", "stdlib", "file")
 REQUEST = b"GET /hello HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n"
@@ -105,10 +104,7 @@ def serve(kind: str, requests: int, tmp: Path) -> None:
 def total(kind: str, requests: int, tmp: Path) -> int:
     """Instructions of one run of :func:`serve` under callgrind, start to exit."""
     out = tmp / f"callgrind.{kind}.{requests}.out"
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-            __file__, "serve", kind, str(requests), str(tmp)]  # fmt: skip
-    subprocess.run(argv, check=True, capture_output=True)
-    return callgrind_total(out)
+    return callgrind_run(out, [sys.executable, __file__, "serve", kind, str(requests), str(tmp)])
 
 
 def main(argv: list[str]) -> None:

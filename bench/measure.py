@@ -50,6 +50,18 @@ def callgrind_total(path: Path) -> int:
     raise MeasureError(f"no instruction total in {path}")
 
 
+def callgrind_run(out: Path, argv: list[str], *options: str) -> int:
+    """Run ``argv`` under ``valgrind --tool=callgrind`` (with ``options``), its output in
+    ``out``, and return the instructions it executed (see :func:`callgrind_total`).
+
+    Raises:
+        subprocess.CalledProcessError: the command failed.
+    """
+    command = ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}", *argv]
+    subprocess.run(command, check=True, capture_output=True)
+    return callgrind_total(out)
+
+
 def parse_time(value: str, unit: str) -> float:
     return float(value) * _TIME_UNITS[unit]
 

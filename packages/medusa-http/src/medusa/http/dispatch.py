@@ -25,8 +25,8 @@ __all__ = ["choose_handler", "dispatch", "handler_failed", "run_handler"]
 
 def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request) -> None:
     """Answer ``request`` with the first of ``handlers`` whose ``match`` takes it, or 404
-    when none does: :func:`choose_handler` then :func:`run_handler`, in one call (this runs
-    for every request)."""
+    when none does: :func:`choose_handler` (inlined: this runs for every request), then
+    :func:`run_handler`."""
     for handler in handlers:
         try:
             if handler.match(request):
@@ -38,15 +38,7 @@ def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request
         if not request.answered:
             request.error(404)
         return
-    request.handler = handler
-    try:
-        result = handler.handle_request(request)
-    except Exception:
-        handler_failed(channel, request, handler)
-        return
-    if result is not None and inspect.isawaitable(result):
-        task = asyncio.ensure_future(result)
-        task.add_done_callback(lambda t: _handler_done(channel, request, handler, t))
+    run_handler(channel, request, handler)
 
 
 def choose_handler(
