@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from medusa.chat import commands
+from medusa.chat.commands import COMMANDS
 from medusa.chat.message import Message
 from medusa.chat.network import Network
 from medusa.chat.server import ChatServer
@@ -330,28 +330,53 @@ def test_who_exact_nick_finds_an_invisible_user(
     assert logged.problems() == []
 
 
-def test_handler_failure_is_an_error_reply(
-    server: ChatServer,
-    clients: list[Client],
-    logged: Recorder,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A bug in a handler (here a command made to fail) is answered with 400 and logged
-    once; the connection goes on."""
+def broken(net: Network, user: User, msg: Message) -> None:
+    """A command handler with a bug."""
+    raise RuntimeError("a bug")
 
-    def broken(net: Network, user: User, msg: Message) -> None:
-        raise RuntimeError("a bug")
 
-    table = dict(commands.COMMANDS)
-    table["BROKEN"] = broken
-    monkeypatch.setattr(commands, "COMMANDS", table)
-    client = connect(server, clients, "broken")
-    client.send(b"BROKEN now")
-    assert b" 400 broken BROKEN :" in client.roundtrip()
-    problems = logged.problems()
-    assert len(problems) == 1
-    assert "BROKEN" in problems[0]
-    assert "broken" in problems[0]
+def privmsg_failing_on_boom(net: Network, user: User, msg: Message) -> None:
+    """PRIVMSG, with a bug when the text is ``boom``."""
+    if msg.param(1) == "boom":
+        raise ValueError("boom")
+    COMMANDS["PRIVMSG"](net, user, msg)
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def broken_server(request: pytest.FixtureRequest) -> Iterator[ChatServer]:
+    """A server whose table (given to ``ChatServer(commands=...)``) has two bugs."""
+    table = {**COMMANDS, "BROKEN": broken, "PRIVMSG": privmsg_failing_on_boom}
+    chat = ChatServer(("127.0.0.1", 0), flood_rate=0, max_clients_per_address=100, commands=table)
+    with ServerThread([chat], backend=request.param):
+        yield chat
+
+
+def test_handler_failure_is_an_error_reply(broken_server: ChatServer, logged: Recorder) -> None:
+    """A bug in a handler injected through the server's command table is answered with
+    ``400 <command>`` and logged once (with its traceback); the connection goes on, and a
+    handler that failed halfway leaves the channel usable for everyone."""
+    clients: list[Client] = []
+    try:
+        client = connect(broken_server, clients, "broken")
+        other = connect(broken_server, clients, "watcher")
+        client.send(b"BROKEN now")
+        assert b":medusa 400 broken BROKEN :Internal error: not done\r\n" in client.roundtrip()
+        problems = logged.problems()
+        assert len(problems) == 1
+        assert "BROKEN" in problems[0]
+        assert "broken" in problems[0]
+        assert logged.records[0].exc_info is not None
+        joined(client, b"#bugs")
+        joined(other, b"#bugs")
+        client.send(b"PRIVMSG #bugs :boom", b"PRIVMSG #bugs :after")
+        assert b" 400 broken PRIVMSG :" in client.roundtrip()
+        seen = other.until(b":after")
+        assert b"PRIVMSG #bugs :after\r\n" in seen
+        assert b"boom" not in seen
+        assert len(logged.problems()) == 2
+    finally:
+        for made in clients:
+            made.close()
 
 
 def test_pathological_mask_is_answered(

@@ -1,16 +1,21 @@
 """The sans-IO parts without sockets: message parsing and formatting, case mapping and
-names, the token bucket, the network state machine, the simple mode's rendering, the
-HTTP head parser."""
+names, the token bucket, the network state machine and its command table, the simple
+mode's session and rendering, the HTTP head parser; the package's import graph."""
 
 from __future__ import annotations
 
+import ast
+import logging
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import medusa.chat
 from medusa.chat.casemap import irc_lower, is_valid_channel, is_valid_nick, mask_matcher
+from medusa.chat.commands import COMMANDS
 from medusa.chat.flood import TokenBucket
 from medusa.chat.message import (
     Message,
@@ -24,7 +29,8 @@ from medusa.chat.message import (
 )
 from medusa.chat.network import Network, NetworkConfig
 from medusa.chat.session import LinkPolicy, Session
-from medusa.chat.simple import render_plain, strip_telnet
+from medusa.chat.simplesession import SimpleSession, render_plain, strip_telnet
+from medusa.chat.user import User
 from medusa.chat.websocket import parse_head
 
 
@@ -223,6 +229,139 @@ def test_session_ping_and_flood() -> None:
     for _ in range(4):
         flooder.receive_line(b"PING x", 100.0)
     assert flooder_sink.closed == "Excess Flood"
+
+
+def broken(net: Network, user: User, msg: Message) -> None:
+    """A command handler with a bug."""
+    raise RuntimeError("a bug in " + msg.command)
+
+
+def test_network_takes_its_command_table(caplog: pytest.LogCaptureFixture) -> None:
+    """The table given to ``Network`` is the one served; ``Network()`` serves the standard
+    one; a handler that raises is answered with 400 and logged once, and the session goes
+    on (a PING afterwards is answered)."""
+
+    def hello(net: Network, user: User, msg: Message) -> None:
+        net.notice(user, f"hello {user.nick}")
+
+    assert Network().commands is COMMANDS
+    net = Network(commands={**COMMANDS, "HELLO": hello, "BROKEN": broken})
+    sink = Sink()
+    s = session(net, sink)
+    s.receive_line(b"BROKEN", 0.0)  # not before registration
+    assert sink.lines[-1] == b":medusa 451 * :You have not registered\r\n"
+    s.receive_line(b"NICK tab", 0.0)
+    s.receive_line(b"USER tab 0 * :t", 0.0)
+    s.receive_line(b"HELLO", 1.0)
+    assert sink.lines[-1] == b":medusa NOTICE tab :hello tab\r\n"
+    caplog.clear()
+    s.receive_line(b"BROKEN now", 2.0)
+    assert sink.lines[-1] == b":medusa 400 tab BROKEN :Internal error: not done\r\n"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "BROKEN" in errors[0].getMessage()
+    assert errors[0].exc_info is not None  # a bug: its traceback is logged
+    s.receive_line(b"PING :after", 3.0)
+    assert sink.lines[-1] == b":medusa PONG medusa :after\r\n"
+    assert sink.closed is None
+    # a network without PRIVMSG does not serve it
+    small = Network(commands={k: v for k, v in COMMANDS.items() if k != "PRIVMSG"})
+    other = Sink()
+    t = session(small, other)
+    t.receive_line(b"NICK few", 0.0)
+    t.receive_line(b"USER few 0 * :f", 0.0)
+    t.receive_line(b"PRIVMSG few :x", 1.0)
+    assert other.lines[-1] == b":medusa 421 few PRIVMSG :Unknown command\r\n"
+
+
+def chat_imports() -> tuple[dict[str, set[str]], list[str]]:
+    """The import graph of ``medusa.chat`` as run (imports under ``if TYPE_CHECKING:``
+    left out), and the ``medusa.chat`` imports made inside functions."""
+    root = Path(medusa.chat.__file__).parent
+    names = {path.stem for path in root.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    inside: list[str] = []
+
+    def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
+        found = set()
+        if isinstance(node, ast.ImportFrom) and node.module == "medusa.chat":
+            found = {alias.name for alias in node.names if alias.name in names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("medusa.chat."):
+            found = {(node.module or "").split(".")[2]}
+        elif isinstance(node, ast.Import):
+            found = {a.name.split(".")[2] for a in node.names if a.name.startswith("medusa.chat.")}
+        return found
+
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        edges: set[str] = set()
+        for statement in tree.body:
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                edges |= targets(statement)
+        graph[path.stem] = edges
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import | ast.ImportFrom) and targets(inner):
+                        inside.append(f"{path.stem}.{node.name}")
+    return graph, inside
+
+
+def test_no_hidden_import_cycle() -> None:
+    """Every ``medusa.chat`` import is at the top of its module and they form no cycle:
+    the network is given its command table instead of importing it from inside
+    ``dispatch`` (the handlers name ``Network`` as a type only)."""
+    graph, inside = chat_imports()
+    assert inside == []
+    assert "commands" in graph["network"]
+    assert "network" not in graph["commands"]
+    state: dict[str, int] = {}  # 1: on the path being explored, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            assert state.get(target) != 1, " -> ".join([*path, module, target])
+            if target not in state:
+                visit(target, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_simple_session_beside_an_irc_session() -> None:
+    """A simple-mode user is a session of the same network: it picks a nick at a prompt,
+    joins the channel, and talks with an IRC user; what it receives is plain text."""
+    net = Network()
+    irc_sink, plain = Sink(), Sink()
+    irc = session(net, irc_sink)
+    irc.receive_line(b"NICK ircer", 0.0)
+    irc.receive_line(b"USER ircer 0 * :i", 0.0)
+    irc.receive_line(b"JOIN #lobby", 0.0)
+    telnet = SimpleSession(net, "10.0.0.2", plain.send, plain.close, LinkPolicy(), 0.0, "#lobby")
+    telnet.greet()
+    assert plain.text().endswith("nickname: ")
+    telnet.receive_line(b"IRCER\r", 1.0)
+    assert plain.text().endswith("* that nickname is taken\r\nnickname: ")
+    telnet.receive_line(b"\xff\xfb\x01plain\r", 1.0)
+    assert irc_sink.lines[-1] == b":plain!simple@10.0.0.2 JOIN #lobby\r\n"
+    assert "* plain has joined #lobby\r\n* Here: @ircer plain\r\n" in plain.text()
+    telnet.receive_line(b"hi all\r", 2.0)
+    assert irc_sink.lines[-1] == b":plain!simple@10.0.0.2 PRIVMSG #lobby :hi all\r\n"
+    irc.receive_line(b"PRIVMSG #lobby :hi plain", 2.0)
+    net.seal_shared()
+    assert plain.lines[-1] == b"<ircer> hi plain\r\n"
+    telnet.receive_line(b"/who", 3.0)
+    assert plain.lines[-1] == b"* Here: ircer plain\r\n"
+    telnet.receive_line(b"caf\xe9", 3.0)
+    assert plain.lines[-1] == b"* line refused: not UTF-8 (set your terminal to UTF-8)\r\n"
+    telnet.receive_line(b"x" * 600, 3.0)
+    assert plain.lines[-1] == b"* line too long (512 bytes at most)\r\n"
+    telnet.receive_line(b"/quit bye", 4.0)
+    assert plain.closed == "Quit: bye"
+    assert irc_sink.lines[-1] == b":plain!simple@10.0.0.2 QUIT :Quit: bye\r\n"
+    assert net.find_user("plain") is None
 
 
 def test_render_plain() -> None:

@@ -3,6 +3,8 @@ user (the irc library) in one channel."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -11,7 +13,11 @@ from typing import Any
 import irc.client  # type: ignore[import-untyped]
 import pytest
 
+from medusa.chat.commands import COMMANDS
+from medusa.chat.message import Message
+from medusa.chat.network import Network
 from medusa.chat.server import ChatServer
+from medusa.chat.user import User
 from medusa.core.testing import ServerThread
 
 TIMEOUT = 10.0
@@ -112,15 +118,24 @@ def test_simple_mode_is_off_by_default() -> None:
         assert len(chat.listening) == 1
 
 
-def test_simple_mode_refuses_nul_cr_and_invalid_utf8(served: ChatServer) -> None:
-    """As on the IRC port: not relayed, a line says why, the user stays."""
-    irc_user = IRCUser(served.port, "watcher")
+@contextlib.contextmanager
+def lobby(chat: ChatServer, watcher: str, typist: bytes) -> Iterator[tuple[IRCUser, socket.socket]]:
+    """An IRC user (``watcher``) in #lobby, and a simple-mode user who took the nick
+    ``typist`` and is in #lobby too."""
+    irc_user = IRCUser(chat.port, watcher)
     irc_user.conn.join("#lobby")
     irc_user.wait("endofnames")
-    with socket.create_connection(("127.0.0.1", served.extra_port("simple")), timeout=10) as t:
+    with socket.create_connection(("127.0.0.1", chat.extra_port("simple")), timeout=TIMEOUT) as t:
         read_until(t, b"nickname: ")
-        t.sendall(b"plain\r\n")
+        t.sendall(typist + b"\r\n")
         read_until(t, b"* Here: ")
+        yield irc_user, t
+    irc_user.conn.disconnect()
+
+
+def test_simple_mode_refuses_nul_cr_and_invalid_utf8(served: ChatServer) -> None:
+    """As on the IRC port: not relayed, a line says why, the user stays."""
+    with lobby(served, "watcher", b"plain") as (irc_user, t):
         t.sendall(b"caf\xe9\r\n")
         assert b"* line refused: not UTF-8" in read_until(t, b"refused")
         t.sendall(b"a\x00b\r\n")
@@ -130,4 +145,26 @@ def test_simple_mode_refuses_nul_cr_and_invalid_utf8(served: ChatServer) -> None
         t.sendall("fine ²\r\n".encode())
         event = irc_user.wait("pubmsg")
         assert event.arguments == ["fine ²"]  # the first line relayed is the good one
-    irc_user.conn.disconnect()
+
+
+def privmsg_failing_on_boom(net: Network, user: User, msg: Message) -> None:
+    """PRIVMSG, with a bug when the text is ``boom``."""
+    if msg.param(1) == "boom":
+        raise ValueError("boom")
+    COMMANDS["PRIVMSG"](net, user, msg)
+
+
+def test_simple_mode_handler_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """A simple-mode user's line runs through the server's command table: a handler that
+    raises is shown as an error line and logged once; the user stays and goes on talking."""
+    table = {**COMMANDS, "PRIVMSG": privmsg_failing_on_boom}
+    chat = ChatServer(("127.0.0.1", 0), simple="127.0.0.1:0", commands=table)
+    with ServerThread([chat]), lobby(chat, "listener", b"typist") as (irc_user, t):
+        t.sendall(b"boom\r\n")
+        assert b"* PRIVMSG Internal error: not done\r\n" in read_until(t, b"not done")
+        t.sendall(b"/who\r\n")
+        assert b"* Here: listener typist" in read_until(t, b"typist\r\n")
+        t.sendall(b"still here\r\n")
+        assert irc_user.wait("pubmsg").arguments == ["still here"]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["chat: PRIVMSG from typist!simple@127.0.0.1 failed"]

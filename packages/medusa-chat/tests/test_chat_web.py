@@ -4,6 +4,7 @@ a real client, and two headless Chromium users chatting with an IRC user."""
 from __future__ import annotations
 
 import http.client
+import logging
 import shutil
 import socket
 import time
@@ -21,7 +22,11 @@ from wsproto.events import (
     TextMessage,
 )
 
+from medusa.chat.commands import COMMANDS
+from medusa.chat.message import Message
+from medusa.chat.network import Network
 from medusa.chat.server import ChatServer
+from medusa.chat.user import User
 from medusa.core.testing import ServerThread
 
 TIMEOUT = 15.0
@@ -173,6 +178,30 @@ def test_websocket_refuses_nul_and_invalid_utf8(served: ChatServer) -> None:
     web.send("PING :still-here")
     web.wait_for("still-here")
     web.sock.close()
+
+
+def broken(net: Network, user: User, msg: Message) -> None:
+    """A command handler with a bug."""
+    raise RuntimeError("a bug")
+
+
+def test_websocket_handler_failure(caplog: pytest.LogCaptureFixture) -> None:
+    """Over the WebSocket as over TCP: a handler that raises (injected through the
+    server's command table) is answered with 400 and logged once; the session goes on."""
+    chat = ChatServer(("127.0.0.1", 0), web="127.0.0.1:0", commands={**COMMANDS, "BROKEN": broken})
+    with ServerThread([chat]):
+        web = WSClient(chat.extra_port("web"))
+        web.send("NICK webbug")
+        web.send("USER webbug 0 * :web user")
+        web.wait_for(" 001 ")
+        web.send("BROKEN now")
+        assert web.wait_for(" 400 ") == ":medusa 400 webbug BROKEN :Internal error: not done"
+        web.send("PING :still-here")
+        web.wait_for("still-here")
+        assert not web.closed
+        web.sock.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == ["chat: BROKEN from webbug!webbug@127.0.0.1 failed"]
 
 
 def _chromium() -> str | None:

@@ -1,20 +1,30 @@
-"""The table of client commands served, from command name to handler (RFC 2812 section
-3); :meth:`medusa.chat.network.Network.dispatch` looks commands up here."""
+"""The standard table of client commands, from command name to handler (RFC 2812 section
+3), and the commands accepted before registration.
+
+:class:`~medusa.chat.network.Network` is given a table when it is built (the server passes
+its own, ``Network()`` takes :data:`COMMANDS`) and looks commands up there. The import runs
+one way: ``network`` imports this module and the handler modules, which name ``Network``
+only as a type.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeAlias
 
 from medusa.chat import membership, messaging, modes, queries, registration, serverqueries
 from medusa.chat.message import Message
-from medusa.chat.network import Network
 from medusa.chat.user import User
+
+if TYPE_CHECKING:
+    from medusa.chat.network import Network
 
 __all__ = ["COMMANDS", "PRE_REGISTRATION", "Handler"]
 
-Handler = Callable[[Network, User, Message], None]
+Handler: TypeAlias = Callable[["Network", User, Message], None]
 """A command handler: ``handler(network, user, message)``; replies go out through
-``user.send``."""
+``user.send``. Malformed input is the handler's to answer (an error numeric); an exception
+it raises is a bug, which the network logs and answers with ``ERR_UNKNOWNERROR`` (400)."""
 
 COMMANDS: Mapping[str, Handler] = {
     "PASS": registration.password,

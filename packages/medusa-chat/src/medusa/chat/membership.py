@@ -4,13 +4,16 @@ INVITE (RFC 2812 sections 3.2.1-3.2.8, RFC 2811)."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower, is_valid_channel
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line
-from medusa.chat.network import Network
 from medusa.chat.user import User
+
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
 
 __all__ = ["invite", "join", "kick", "list_command", "names", "part", "topic"]
 

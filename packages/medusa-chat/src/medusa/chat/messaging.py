@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import CHANNEL_PREFIXES
 from medusa.chat.message import Message, encode_line
-from medusa.chat.network import Network
 from medusa.chat.user import User
+
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
 
 __all__ = ["away", "notice", "privmsg"]
 

@@ -13,12 +13,16 @@ modern.ircdocs.horse advises) refuses the whole message.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower, is_channel_name
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line, parse_number
-from medusa.chat.network import Network
 from medusa.chat.user import User
+
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
 
 __all__ = ["FLAG_MODES", "KEY_LENGTH", "MAX_MODE_CHANGES", "mode"]
 

@@ -5,20 +5,19 @@ handlers share (sans-IO: output goes through each :class:`~medusa.chat.user.User
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower
+from medusa.chat.commands import COMMANDS, PRE_REGISTRATION, Handler
 from medusa.chat.fanout import SharedLines
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line
 from medusa.chat.user import User
 from medusa.core.log import error_logger
 
-__all__ = ["VERSION", "Network", "NetworkConfig"]
-
-VERSION = "medusa-chat-0.1.0"
+__all__ = ["Network", "NetworkConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +51,23 @@ class Network:
 
     Args:
         config: the network's settings.
+        commands: the command table, command name (upper case) to handler; ``None``: the
+            standard one, :data:`medusa.chat.commands.COMMANDS`. A server that serves more
+            commands, fewer, or wraps some gives its own.
+        pre_registration: the commands accepted before the welcome (``None``:
+            :data:`medusa.chat.commands.PRE_REGISTRATION`).
     """
 
-    def __init__(self, config: NetworkConfig | None = None) -> None:
+    def __init__(
+        self,
+        config: NetworkConfig | None = None,
+        *,
+        commands: Mapping[str, Handler] | None = None,
+        pre_registration: frozenset[str] | None = None,
+    ) -> None:
         self.config = config or NetworkConfig()
+        self.commands: Mapping[str, Handler] = COMMANDS if commands is None else commands
+        self.pre_registration = PRE_REGISTRATION if pre_registration is None else pre_registration
         self.users: dict[str, User] = {}
         self.channels: dict[str, IRCChannel] = {}
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -150,21 +162,21 @@ class Network:
     # -- dispatch --------------------------------------------------------------------------
 
     def dispatch(self, user: User, message: Message) -> None:
-        """Run one client message: the command's handler, ``ERR_NOTREGISTERED`` (451) for
-        commands other than the registration ones before the welcome, ``ERR_UNKNOWNCOMMAND``
-        (421) for commands not served.
+        """Run one client message: the handler of :attr:`commands`, ``ERR_NOTREGISTERED``
+        (451) for commands other than :attr:`pre_registration` ones before the welcome,
+        ``ERR_UNKNOWNCOMMAND`` (421) for commands not served (RFC 2812 sections 3 and 5.2).
 
         A handler that raises is a bug, never the client's doing (malformed input gets its
         error reply from the handler): it is logged once on the ``medusa`` logger with its
-        traceback and answered with ``ERR_UNKNOWNERROR`` (400); the connection goes on.
+        traceback and answered with ``400 <command> :Internal error: not done``
+        (``ERR_UNKNOWNERROR``, modern.ircdocs.horse); the connection goes on, whatever
+        carries it (IRC over TCP, the WebSocket, the simple mode).
         """
-        from medusa.chat.commands import COMMANDS, PRE_REGISTRATION
-
         if user.gone:
             return
         command = message.command
-        handler = COMMANDS.get(command)
-        if not user.registered and command not in PRE_REGISTRATION:
+        handler = self.commands.get(command)
+        if not user.registered and command not in self.pre_registration:
             if handler is not None or not (command.isascii() and command.isdigit()):
                 self.reply(user, n.ERR_NOTREGISTERED, "You have not registered")
             return

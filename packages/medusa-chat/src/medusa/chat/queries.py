@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower, is_channel_name, mask_matcher
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message
-from medusa.chat.network import Network
 from medusa.chat.user import User
+
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
 
 __all__ = ["ison", "userhost", "who", "whois", "whowas"]
 

@@ -5,13 +5,16 @@ list so clients that start with ``CAP LS`` go on)."""
 from __future__ import annotations
 
 import string
+from typing import TYPE_CHECKING
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import is_valid_nick
 from medusa.chat.message import Message, encode_line, parse_number
-from medusa.chat.network import VERSION, Network
-from medusa.chat.serverqueries import send_isupport, send_lusers
+from medusa.chat.serverqueries import VERSION, send_isupport, send_lusers
 from medusa.chat.user import User
+
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
 
 __all__ = [
     "cap",

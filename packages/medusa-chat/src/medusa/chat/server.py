@@ -12,9 +12,12 @@ from typing import Any, ClassVar
 
 from medusa.chat.batching import WriteBatcher
 from medusa.chat.casemap import is_valid_channel
+from medusa.chat.commands import COMMANDS, Handler
 from medusa.chat.connection import IRCConnection, peer_host
 from medusa.chat.network import Network, NetworkConfig
 from medusa.chat.session import LinkPolicy
+from medusa.chat.simple import SimpleConnection
+from medusa.chat.websocket import WebConnection, require_wsproto
 from medusa.core.address import Address
 from medusa.core.channel import Channel
 from medusa.core.listener import close_listener, open_listeners
@@ -64,6 +67,10 @@ class ChatServer(Server):
         simple: address of the simple line mode (``""`` or ``None``: off).
         simple_channel: the channel simple-mode users talk in.
         web: address of the HTTP page and WebSocket bridge (needs ``medusa-chat[web]``).
+        commands: the command table given to the network, command name (upper case) to
+            ``handler(network, user, message)`` (``None``: the standard
+            :data:`medusa.chat.commands.COMMANDS`); from a startup script only. Every
+            listener's users are served by it.
         kwargs: the options of :class:`~medusa.core.server.Server`; ``idle_timeout``
             defaults to 0 here (PING decides when a client is gone). With
             ``proxy_protocol`` (and ``proxy_trusted``), every listener of the server (IRC,
@@ -131,6 +138,7 @@ class ChatServer(Server):
         simple: Address | str | int | None = None,
         simple_channel: str = "#lobby",
         web: Address | str | int | None = None,
+        commands: Mapping[str, Handler] | None = None,
         idle_timeout: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -145,7 +153,8 @@ class ChatServer(Server):
                 motd=tuple(motd.splitlines()) if motd is not None else None,
                 nick_length=nick_length,
                 max_channels=max_channels_per_client,
-            )
+            ),
+            commands=COMMANDS if commands is None else commands,
         )
         self.policy = LinkPolicy(
             flood_rate=float(flood_rate),
@@ -162,8 +171,6 @@ class ChatServer(Server):
         self.simple_channel = simple_channel
         self.web_address = _optional_address(web)
         if self.web_address is not None:
-            from medusa.chat.websocket import require_wsproto
-
             require_wsproto()
         self.batcher = WriteBatcher(self.network.seal_shared)
         self._per_address: dict[str, int] = {}
@@ -194,14 +201,10 @@ class ChatServer(Server):
 
     def make_simple_channel(self) -> Channel:
         """A :class:`~medusa.chat.simple.SimpleConnection` for the simple line mode."""
-        from medusa.chat.simple import SimpleConnection
-
         return SimpleConnection(self)
 
     def make_web_channel(self) -> Channel:
         """A :class:`~medusa.chat.websocket.WebConnection` for the page and its WebSocket."""
-        from medusa.chat.websocket import WebConnection
-
         return WebConnection(self)
 
     async def start(self) -> None:

@@ -10,15 +10,19 @@ are answered. A ``<target>`` naming another server (there are no server links) g
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from medusa.chat import numerics as n
 from medusa.chat.casemap import irc_lower, mask_matcher
 from medusa.chat.message import Message
 from medusa.chat.modes import FLAG_MODES, KEY_LENGTH, MAX_MODE_CHANGES
-from medusa.chat.network import VERSION, Network
 from medusa.chat.user import User
 
+if TYPE_CHECKING:  # network.py imports the handlers (its default table): a type only here
+    from medusa.chat.network import Network
+
 __all__ = [
+    "VERSION",
     "admin",
     "info",
     "lusers",
@@ -27,6 +31,9 @@ __all__ = [
     "time_command",
     "version",
 ]
+
+VERSION = "medusa-chat-0.1.0"
+"""The server's version, in 002, 004, 351 and INFO."""
 
 
 def _other_server(net: Network, user: User, target: str) -> bool:

@@ -3,7 +3,9 @@ lines in, flood control, the 512-byte rule, PING/PONG upkeep and the registratio
 
 The transports (:mod:`medusa.chat.connection` for IRC over TCP,
 :mod:`medusa.chat.websocket` for browsers) frame lines and call :meth:`Session.receive_line`
-and, from the server's periodic sweep, :meth:`Session.check_timeout`.
+and, from the server's periodic sweep, :meth:`Session.check_timeout`. The simple mode's
+:class:`~medusa.chat.simplesession.SimpleSession` is a session whose lines are typed text
+rather than IRC (it overrides :meth:`Session.receive_text` and the refusals).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Session:
         close: ends the transport after ``ERROR :Closing Link: ...`` with the reason.
         policy: limits and timers.
         now: the :func:`time.monotonic` time of the connection, seconds.
-        kind: ``"irc"`` or ``"web"`` (shown nowhere but kept on the user).
+        kind: ``"irc"``, ``"web"`` or ``"simple"`` (shown nowhere but kept on the user).
         share: takes a channel's shared lines (see :class:`~medusa.chat.user.User`), or
             ``None``.
     """
@@ -92,18 +94,11 @@ class Session:
         """Handle one line received (without its LF; a final CR is removed here).
 
         Lines longer than 510 bytes (512 with CR LF, RFC 1459 section 2.3) are refused with
-        ``ERR_INPUTTOOLONG`` (417) and otherwise ignored; a line that is not valid UTF-8
-        with ``FAIL <command> INVALID_UTF8`` (IRCv3 UTF8ONLY); a line holding NUL or CR
-        with ``ERR_UNKNOWNERROR`` (400; RFC 2812 section 2.3.1). A client out of flood
-        tokens is disconnected (``Excess Flood``).
+        :meth:`line_too_long` and otherwise ignored, a line that is not valid UTF-8 with
+        :meth:`refuse_encoding`; the text of the others goes to :meth:`receive_text`. A
+        client out of flood tokens is disconnected (``Excess Flood``).
         """
-        user = self.user
-        if user.gone:
-            return
-        self.last_heard = now
-        self.ping_sent = 0.0
-        if not self.bucket.take(now):
-            self.network.quit(user, "Excess Flood")
+        if not self.heard(now):
             return
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -113,25 +108,54 @@ class Session:
         try:
             text = decode_line(line)
         except UnicodeDecodeError:
-            self.network.fail(
-                user,
-                command_name(line),
-                "INVALID_UTF8",
-                "Message rejected: this server accepts UTF-8 only",
-            )
+            self.refuse_encoding(line)
             return
+        self.receive_text(text)
+
+    def heard(self, now: float) -> bool:
+        """A line arrived at ``now`` (:func:`time.monotonic`, seconds): a sign of life (the
+        ping timer starts again) that costs a flood token.
+
+        Returns:
+            False when the line is not to be read: the user is gone, or was just
+            disconnected for ``Excess Flood``.
+        """
+        user = self.user
+        if user.gone:
+            return False
+        self.last_heard = now
+        self.ping_sent = 0.0
+        if not self.bucket.take(now):
+            self.network.quit(user, "Excess Flood")
+            return False
+        return True
+
+    def receive_text(self, text: str) -> None:
+        """One line of text (RFC 2812 section 2.3.1): parsed and run by the network; an
+        empty line is ignored, a line holding NUL or CR is refused with
+        ``ERR_UNKNOWNERROR`` (400)."""
         message = parse_message(text)
         if message is None:
             return
         if has_forbidden(text):
             self.network.reply(
-                user,
+                self.user,
                 n.ERR_UNKNOWNERROR,
                 command_name(text),
                 "Message rejected: NUL or CR in a parameter (RFC 2812 section 2.3.1)",
             )
             return
-        self.network.dispatch(user, message)
+        self.network.dispatch(self.user, message)
+
+    def refuse_encoding(self, line: bytes) -> None:
+        """Answer a line that is not UTF-8 with ``FAIL <command> INVALID_UTF8`` (IRCv3
+        UTF8ONLY)."""
+        self.network.fail(
+            self.user,
+            command_name(line),
+            "INVALID_UTF8",
+            "Message rejected: this server accepts UTF-8 only",
+        )
 
     def line_too_long(self) -> None:
         """Answer a line over 512 bytes with ``ERR_INPUTTOOLONG`` (417)."""
@@ -139,16 +163,9 @@ class Session:
 
     def refuse_long_line(self, now: float) -> None:
         """A line over 512 bytes arrived (and was not kept): it costs a flood token like
-        any line and is answered with ``ERR_INPUTTOOLONG`` (417)."""
-        user = self.user
-        if user.gone:
-            return
-        self.last_heard = now
-        self.ping_sent = 0.0
-        if not self.bucket.take(now):
-            self.network.quit(user, "Excess Flood")
-            return
-        self.line_too_long()
+        any line and is answered by :meth:`line_too_long`."""
+        if self.heard(now):
+            self.line_too_long()
 
     def check_timeout(self, now: float) -> None:
         """Enforce the registration deadline and the ping timeout; send PING after
