@@ -4,7 +4,9 @@ measure it (connect + anonymous login + PASV + LIST of 24 entries + QUIT).
     hatch run bench:python bench/ftp_profile.py callgrind [--sessions 200] [--server pyftpdlib]
         [--logs off|default] [--account anonymous|user]
     hatch run bench:python bench/ftp_profile.py cprofile [--sessions 2000] [--top 40]
+        [--account ...]
     hatch run bench:python bench/ftp_profile.py cpu [--sessions 2000] [--runs 5] [--logs ...]
+        [--account ...]
 
 ``callgrind`` runs ``medusa serve -c`` (uvloop, logs off as the benchmark's first rows,
 or with its default logging with ``--logs default``: standard error to a file) under
@@ -43,6 +45,8 @@ from bench.ftp_servers import (
     HOST,
     LIST_ENTRIES,
     MIB,
+    PASSWORD,
+    USER,
     make_tree,
     medusa_peer,
     pyftpdlib_peer,
@@ -137,10 +141,11 @@ def main_cpu(work: Path, root: Path, args: argparse.Namespace) -> None:
     figures = []
     try:
         wait_greeting(peer.port, proc, 30)
-        run_sessions(peer.port, args.warmup)
+        account = peer.stor_user if args.account == "user" else ANONYMOUS
+        run_sessions(peer.port, args.warmup, account)
         for _ in range(args.runs):
             (user, system), start = user_system_seconds(proc.pid), time.perf_counter()
-            run_sessions(peer.port, args.sessions)
+            run_sessions(peer.port, args.sessions, account)
             seconds = time.perf_counter() - start
             user_after, system_after = user_system_seconds(proc.pid)
             user, system = user_after - user, system_after - system
@@ -152,32 +157,37 @@ def main_cpu(work: Path, root: Path, args: argparse.Namespace) -> None:
     finally:
         stop_process(proc, 120)
     print(
-        f"median: {statistics.median(f[0] for f in figures):.3f} ms server CPU per session, "
+        f"median ({args.account}, logs {args.logs}): "
+        f"{statistics.median(f[0] for f in figures):.3f} ms server CPU per session, "
         f"{statistics.median(f[1] for f in figures):.0f} sessions/s"
     )
 
 
 def main_cprofile(root: Path, args: argparse.Namespace) -> None:
+    from medusa.core.passwords import hash_password
     from medusa.core.testing import ServerThread
     from medusa.ftp import FTPServer
+    from medusa.ftp.authorizers import VirtualUser
 
     server = FTPServer(
         (HOST, 0),
         anonymous_root=str(root),
+        users=[VirtualUser(USER, str(root), frozenset("elr"), hash_password(PASSWORD))],
         passive_ports=(12000, 16999),
         max_sessions_per_ip=1000,
         xferlog=False,
         session_log=False,
     )
+    account = (USER, PASSWORD) if args.account == "user" else ANONYMOUS
     profile = cProfile.Profile()
     with ServerThread([server], backend="uvloop") as thread:
         port = server.port
-        run_sessions(port, args.warmup)
+        run_sessions(port, args.warmup, account)
         thread.call(profile.enable)
         done = threading.Event()
 
         def client() -> None:
-            run_sessions(port, args.sessions)
+            run_sessions(port, args.sessions, account)
             done.set()
 
         threading.Thread(target=client, daemon=True).start()
@@ -207,7 +217,7 @@ def main() -> int:
         "--account",
         choices=["anonymous", "user"],
         default="anonymous",
-        help="callgrind: anonymous sessions, or the virtual user's (a scrypt hash)",
+        help="anonymous sessions, or the virtual user's (a scrypt hash)",
     )
     args = parser.parse_args()
     if not args.sessions:

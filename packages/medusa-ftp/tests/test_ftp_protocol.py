@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from medusa.core.passwords import hash_password, recently_verified
+from medusa.core.passwords import hash_password, recently_verified, set_password
 from medusa.core.testing import ServerThread
 from medusa.ftp import FTPServer, VirtualUser, parse_permissions
+from medusa.ftp.authorizers import VirtualUsers
 
 BACKENDS = ["asyncio", "uvloop"]
 ALICE_HASH = hash_password("wonderland")
@@ -335,6 +336,47 @@ def test_a_second_login_is_checked_from_the_remembered_success(server: FTPServer
     with pytest.raises(ftplib.error_perm, match=r"^530"):
         connect(server, "alice", "wonderlands")
     assert not recently_verified("wonderlands", ALICE_HASH)
+
+
+def test_a_remembered_success_is_answered_on_the_loop(server: FTPServer) -> None:
+    """A virtual user's password verified in the last 5 minutes is answered without a
+    background check (``FTPServer.recently_verified``, asked on the loop): the account after
+    a login, none for a wrong password, an anonymous or an unknown name."""
+    connect(server, "bob", "builder").quit()
+    account = server.recently_verified("bob", "builder")
+    assert account is not None
+    assert (account.name, account.perms) == ("bob", parse_permissions(["read"]))
+    assert server.recently_verified("bob", "builders") is None
+    assert server.recently_verified("anonymous", "builder") is None
+    assert server.recently_verified("nobody", "builder") is None
+    assert connect(server, "bob", "builder").nlst() == ["escape", "hello.txt", "sub"]
+
+
+def test_a_changed_password_file_entry_forgets_the_remembered_success(tmp_path: Path) -> None:
+    """A password file's user: the success is remembered, and forgotten as soon as the
+    file has a new entry (read again when it changed): the old password is refused."""
+    (tmp_path / "carol").mkdir()
+    passwd = tmp_path / "ftp.passwd"
+    set_password(passwd, "carol", "first")
+    ftp_server = FTPServer(
+        ("127.0.0.1", 0),
+        users=[VirtualUser("carol", str(tmp_path / "carol"), parse_permissions("elr"))],
+        passwords=passwd,
+        login_failure_delay=0.01,
+        xferlog=False,
+        session_log=False,
+    )
+    with ServerThread([ftp_server]):
+        connect(ftp_server, "carol", "first").quit()
+        assert ftp_server.recently_verified("carol", "first") is not None
+        set_password(passwd, "carol", "second")
+        [users] = [a for a in ftp_server.authorizers if isinstance(a, VirtualUsers)]
+        assert users.password_file is not None
+        users.password_file.reload()  # as the next check does once a second has passed
+        assert ftp_server.recently_verified("carol", "first") is None
+        with pytest.raises(ftplib.error_perm, match=r"^530"):
+            connect(ftp_server, "carol", "first")
+        connect(ftp_server, "carol", "second").quit()
 
 
 def test_abort_without_transfer_and_quit(server: FTPServer) -> None:

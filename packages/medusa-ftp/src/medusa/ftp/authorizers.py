@@ -128,22 +128,41 @@ class VirtualUsers:
         """True for the configured names."""
         return user in self.users
 
-    async def authenticate(self, user: str, password: str) -> Account | None:
-        """Check ``password`` (a success of the last 5 minutes at once, on the loop; else
-        scrypt in a worker thread); return the account or None."""
+    def verified_at_once(self, user: str, password: str) -> Account | None:
+        """Return ``user``'s account when ``password`` passed its scrypt check in the last
+        5 minutes (:func:`medusa.core.passwords.recently_verified`: an HMAC, microseconds,
+        so it is asked on the event loop), else None, and then :meth:`authenticate`
+        decides. A changed entry (inline or in the password file, which is read again
+        when it changed, at most once a second) never matches an old success; a wrong
+        password never matches at all."""
         entry = self.users.get(user)
         if entry is None:
             return None
         if entry.password_hash is not None:
-            ok = recently_verified(password, entry.password_hash) or await asyncio.to_thread(
-                verify_password, password, entry.password_hash
-            )
+            ok = recently_verified(password, entry.password_hash)
+        else:
+            passwords = self.password_file
+            ok = passwords is not None and passwords.recently_verified(user, password)
+        return self._account(entry) if ok else None
+
+    async def authenticate(self, user: str, password: str) -> Account | None:
+        """Check ``password`` (a success of the last 5 minutes at once, on the loop:
+        :meth:`verified_at_once`; else scrypt in a worker thread); return the account or
+        None."""
+        account = self.verified_at_once(user, password)
+        entry = self.users.get(user)
+        if account is not None or entry is None:
+            return account
+        if entry.password_hash is not None:
+            ok = await asyncio.to_thread(verify_password, password, entry.password_hash)
         else:
             passwords = self.password_file
             assert passwords is not None
-            ok = passwords.recently_verified(user, password) or await asyncio.to_thread(
-                passwords.verify, user, password
-            )
-        if not ok:
-            return None
-        return Account(user, os.path.realpath(entry.root), entry.perms)
+            ok = await asyncio.to_thread(passwords.verify, user, password)
+        return self._account(entry) if ok else None
+
+    @staticmethod
+    def _account(entry: VirtualUser) -> Account:
+        """The account of a user who logged in. Its root is the configured directory: the
+        session's filesystem resolves it (symbolic links followed) as the user logs in."""
+        return Account(entry.name, entry.root, entry.perms)

@@ -319,24 +319,32 @@ class FTPServer(Server):
 
     # -- logins ----------------------------------------------------------------------------
 
-    def authenticate_at_once(self, user: str, password: str) -> Account | None:
-        """Return the account of ``user`` when no password check is needed (the first
-        authorizer that handles the name is an :class:`AnonymousAuthorizer`), else None:
-        then :meth:`authenticate` decides, in the background."""
+    def authorizer_for(self, user: str) -> Authorizer | None:
+        """Return the first authorizer that handles the name ``user`` (the one whose
+        answer counts), or None when none does."""
         for authorizer in self.authorizers:
             if authorizer.handles(user):
-                if type(authorizer) is AnonymousAuthorizer:
-                    return authorizer.account
-                return None
+                return authorizer
+        return None
+
+    def recently_verified(self, user: str, password: str) -> Account | None:
+        """Return the account of a virtual user whose ``password`` passed its check in the
+        last 5 minutes (:meth:`~medusa.ftp.authorizers.VirtualUsers.verified_at_once`,
+        microseconds on the loop), else None: then :meth:`authenticate` decides, in the
+        background. Sessions ask it only once the client's address was found not locked
+        out."""
+        authorizer = self.authorizer_for(user)
+        if isinstance(authorizer, VirtualUsers):
+            return authorizer.verified_at_once(user, password)
         return None
 
     async def authenticate(self, user: str, password: str) -> Account | None:
         """Return the account of ``user`` with ``password``, asking the first authorizer
         that handles the name; None when refused. An unknown name costs a dummy scrypt
         check, so that it takes as long as a known one."""
-        for authorizer in self.authorizers:
-            if authorizer.handles(user):
-                return await authorizer.authenticate(user, password)
+        authorizer = self.authorizer_for(user)
+        if authorizer is not None:
+            return await authorizer.authenticate(user, password)
         if self._dummy_hash is None:
             self._dummy_hash = await asyncio.to_thread(hash_password, "medusa-dummy")
         await asyncio.to_thread(verify_password, password, self._dummy_hash)

@@ -24,6 +24,7 @@ from medusa.core.log import error_logger, peer_text
 from medusa.core.uploads import is_upload_temporary
 from medusa.core.vfs import Filesystem, PathEscapeError
 from medusa.ftp.accounts import Account
+from medusa.ftp.authorizers import AnonymousAuthorizer, VirtualUsers
 from medusa.ftp.commands import COMMANDS, NOT_IMPLEMENTED, CommandError, parse_command
 from medusa.ftp.dispatch import HANDLERS
 from medusa.ftp.dtp import ServerDTP
@@ -351,12 +352,14 @@ class FTPChannel(Channel):
     # -- login -----------------------------------------------------------------------------
 
     def start_login(self, user: str, password: str) -> None:
-        """Check ``user``'s ``password`` (in the background; commands wait), then reply 230
-        or, after the failure delay, 530 (RFC 959 §4.1.1)."""
-        account = self.ftp.authenticate_at_once(user, password)
-        if account is not None:
-            # No password to check (anonymous): no task, no wait.
-            self._logged_in(account, user, password)
+        """Check ``user``'s ``password``, then reply 230 or, after the failure delay, 530
+        (RFC 959 §4.1.1). Anonymous logins and passwords that passed their scrypt check
+        in the last 5 minutes are answered at once; others are checked in the background
+        (in a worker thread) while later commands wait."""
+        authorizer = self.ftp.authorizer_for(user)
+        if type(authorizer) is AnonymousAuthorizer:
+            # No password to check: no task, no wait.
+            self._logged_in(authorizer.account, user, password)
             return
         host = self.peer_host
         left = self.ftp.login_failures.locked(host, time.monotonic())
@@ -369,6 +372,15 @@ class FTPChannel(Channel):
             )
             self.reply(421, "Too many failed logins from your address; try again later.")
             self.close_when_done()
+            return
+        account = (
+            authorizer.verified_at_once(user, password)
+            if isinstance(authorizer, VirtualUsers)
+            else None
+        )
+        if account is not None:
+            # Checked with scrypt within 5 minutes: no thread, no task, no wait.
+            self._logged_in(account, user, password)
             return
         self.hold("login")
         task = asyncio.get_running_loop().create_task(self.ftp.authenticate(user, password))
