@@ -379,6 +379,20 @@ def test_a_changed_password_file_entry_forgets_the_remembered_success(tmp_path: 
         connect(ftp_server, "carol", "second").quit()
 
 
+def test_retr_of_a_directory_is_550_not_a_local_error(
+    server: FTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``RETR`` of a directory: 550 "Not a regular file." (it was 451 with a traceback in
+    the error log: the directory's descriptor was wrapped in a file object first)."""
+    ftp = connect(server, "anonymous", "a@b")
+    ftp.sendcmd("TYPE I")
+    ftp.sendcmd("PASV")
+    with caplog.at_level(logging.ERROR, logger="medusa"):
+        assert raw(ftp, "RETR sub") == "550 Not a regular file."
+    assert not [r for r in caplog.records if r.exc_info]
+    assert raw(ftp, "NOOP").startswith("200")
+
+
 def test_abort_without_transfer_and_quit(server: FTPServer) -> None:
     ftp = connect(server, "anonymous", "a@b")
     assert raw(ftp, "ABOR").startswith("225")

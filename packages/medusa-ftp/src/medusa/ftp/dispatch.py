@@ -1,20 +1,22 @@
 """The command handlers of every verb in :data:`medusa.ftp.commands.COMMANDS`, gathered
-from the modules that implement them."""
+from the modules that implement them. A handler is ``handler(state, arg) -> result``: it
+takes the session's :class:`~medusa.ftp.state.SessionState` and the command's argument and
+returns a :class:`~medusa.ftp.results.Reply` or an action (:data:`medusa.ftp.results.Result`)
+that the control connection carries out; none writes to the network."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from medusa.ftp import file_commands, info_commands, login_commands, transfer_commands
 from medusa.ftp.commands import COMMANDS
+from medusa.ftp.results import Result
+from medusa.ftp.state import SessionState
 
-if TYPE_CHECKING:
-    from medusa.ftp.session import FTPChannel
+__all__ = ["HANDLERS", "Handler"]
 
-__all__ = ["HANDLERS"]
-
-Handler = Callable[["FTPChannel", str], None]
+Handler = Callable[[SessionState, str], Result]
+"""A command handler: ``(state, argument) -> reply or action``."""
 
 HANDLERS: dict[str, Handler] = {
     **login_commands.HANDLERS,

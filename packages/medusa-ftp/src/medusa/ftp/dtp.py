@@ -4,9 +4,10 @@ and the transfer in progress; it opens and accepts data connections, runs transf
 them, and ends each transfer with its reply and its transfer-log line.
 
 The control session (the protocol interpreter, :class:`~medusa.ftp.session.FTPChannel`)
-owns one :class:`ServerDTP`; the data connections report to it (it is their
-:class:`~medusa.ftp.dataconn.DataOwner`), and it tells the session when a transfer ended so
-that the commands waiting for it run.
+owns one :class:`ServerDTP` and is reached through :class:`ControlSession`, which lists
+exactly what the data side needs of it; the data connections report to the
+:class:`ServerDTP` (it is their :class:`~medusa.ftp.dataconn.DataOwner`), and it tells the
+session when a transfer ended so that the commands waiting for it run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medusa.core.producers import SimpleProducer
 from medusa.ftp.dataconn import DataChannel, lost_reason
@@ -26,9 +27,55 @@ from medusa.ftp.transfers import Transfer
 from medusa.ftp.xferlog import xferlog_line
 
 if TYPE_CHECKING:
-    from medusa.ftp.session import FTPChannel
+    from medusa.ftp.server import FTPServer
+    from medusa.ftp.state import SessionState
 
-__all__ = ["ServerDTP"]
+__all__ = ["ControlSession", "ServerDTP"]
+
+
+class ControlSession(Protocol):
+    """What the data side needs of its control session
+    (:class:`~medusa.ftp.session.FTPChannel`).
+
+    Attributes:
+        ftp: the server (its settings: passive ports, rates, timeouts, TLS, logs).
+        state: the session's state (``binary``, ``protect_data``, ``account``,
+            ``guest_id``, ``peer_host``, ``as_user()``), read only.
+    """
+
+    ftp: FTPServer
+    state: SessionState
+
+    @property
+    def local_host(self) -> str:
+        """The server's address on the control connection, canonical (passive sockets
+        and active connections are bound there)."""
+        ...
+
+    @property
+    def closing(self) -> bool:
+        """True once the control connection is being closed."""
+        ...
+
+    def reply(self, code: int, text: str | list[str]) -> None:
+        """Send one reply on the control connection."""
+        ...
+
+    def replies(self, *replies: tuple[int, str]) -> None:
+        """Send several single-line replies in one write."""
+        ...
+
+    def log_session(self, event: str) -> None:
+        """Write a line to the session log."""
+        ...
+
+    def hold(self, reason: str) -> None:
+        """Make later commands wait (a transfer, an upload being stored)."""
+        ...
+
+    def transfer_ended(self, *, resume: bool = True) -> None:
+        """The transfer's reply was sent: (``resume``) run the commands that waited."""
+        ...
 
 
 class ServerDTP:
@@ -48,7 +95,7 @@ class ServerDTP:
         transfer: the transfer in progress (from its command to its reply), or ``None``.
     """
 
-    def __init__(self, session: FTPChannel) -> None:
+    def __init__(self, session: ControlSession) -> None:
         self.session = session
         self.ftp = session.ftp
         self.passive: PassiveListener | None = None
@@ -88,7 +135,7 @@ class ServerDTP:
         self.passive = PassiveListener(
             self,
             session.local_host,
-            session.peer_host,
+            session.state.peer_host,
             ftp.passive_ports,
             trusted=trusted.__contains__ if trusted is not None else None,
             header_timeout=ftp.proxy_timeout,
@@ -234,7 +281,7 @@ class ServerDTP:
 
     def data_tls(self) -> ssl.SSLContext | None:
         """The TLS context of data connections under ``PROT P``, else None."""
-        return self.ftp.data_tls_context if self.session.protect_data else None
+        return self.ftp.data_tls_context if self.session.state.protect_data else None
 
     def data_failed(self, reason: str) -> None:
         """A data connection failed before use: a waiting transfer gets 425."""
@@ -277,10 +324,10 @@ class ServerDTP:
         try:
             upload.finish()
             await asyncio.to_thread(upload.sync)
-            with self.session.as_user():
+            with self.session.state.as_user():
                 upload.commit()
         except asyncio.CancelledError:
-            with self.session.as_user():
+            with self.session.state.as_user():
                 upload.discard()
             raise
         except OSError as exc:
@@ -307,7 +354,7 @@ class ServerDTP:
             return
         self.transfer = transfer
         session.hold("transfer")
-        mode = "BINARY" if session.binary else "ASCII"
+        mode = "BINARY" if session.state.binary else "ASCII"
         accepted = self.accepted
         if accepted is not None:
             self.accepted = None
@@ -378,7 +425,7 @@ class ServerDTP:
             return
         complete = code == 226
         if not complete:
-            with self.session.as_user():
+            with self.session.state.as_user():
                 transfer.release()
             if self.data is not None:
                 self.data.cancel()
@@ -421,16 +468,17 @@ class ServerDTP:
                 f"upload of {transfer.path} aborted after {transfer.bytes} bytes; {what}"
             )
         log = self.ftp.xferlog
-        account = session.account
+        state = session.state
+        account = state.account
         if log is None or account is None:
             return
         when = time.time()
         seconds = time.monotonic() - transfer.started
-        user = (session.guest_id or "anonymous") if account.anonymous else account.name
-        binary = session.binary
+        user = (state.guest_id or "anonymous") if account.anonymous else account.name
+        binary = state.binary
         self.ftp.log_with_host(
             log,
-            session.peer_host,
+            state.peer_host,
             lambda host: xferlog_line(
                 when=when,
                 seconds=seconds,
@@ -532,7 +580,7 @@ class ServerDTP:
             task.cancel()
         if self.transfer is not None and not self.transfer.storing:
             transfer, self.transfer = self.transfer, None
-            with self.session.as_user():
+            with self.session.state.as_user():
                 transfer.release()
             self._log_transfer(transfer, False)
         if self.data is not None:

@@ -6,180 +6,182 @@ Every path goes through the session's filesystem, which keeps it inside the user
 an error is 550 with the reason and the virtual path only. The temporary file of an upload
 in progress is answered as a missing file (550), and its name may not be given to a new
 directory or a renamed file (553).
+
+Each handler takes the session's :class:`~medusa.ftp.state.SessionState` and the command's
+argument and returns its reply (:mod:`medusa.ftp.results`).
 """
 
 from __future__ import annotations
 
 import stat
-from typing import TYPE_CHECKING
 
 from medusa.ftp.facts import format_time
 from medusa.ftp.listings import mlst_line
 from medusa.ftp.replies import quote_path
-
-if TYPE_CHECKING:
-    from medusa.ftp.session import FTPChannel
+from medusa.ftp.results import Reply, Result, failure
+from medusa.ftp.state import SessionState
 
 __all__ = ["HANDLERS"]
 
 
-def cmd_cwd(ch: FTPChannel, arg: str) -> None:
+def cmd_cwd(s: SessionState, arg: str) -> Result:
     """``CWD path`` (RFC 959 §4.1.1): 250, or 550."""
-    assert ch.fs is not None
-    if not ch.allowed("e") or ch.hidden(arg or "/"):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("e") or s.hidden(arg or "/")
+    if refused is not None:
+        return refused
     try:
-        ch.fs.chdir(arg or "/")
+        fs.chdir(arg or "/")
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.reply(250, f"Directory changed to {ch.fs.cwd()}.")
+        return failure(exc)
+    return Reply(250, f"Directory changed to {fs.cwd()}.")
 
 
-def cmd_cdup(ch: FTPChannel, arg: str) -> None:
+def cmd_cdup(s: SessionState, arg: str) -> Result:
     """``CDUP`` (RFC 959 §4.1.1): to the parent (at ``/``, stays there)."""
-    cmd_cwd(ch, "..")
+    return cmd_cwd(s, "..")
 
 
-def cmd_pwd(ch: FTPChannel, arg: str) -> None:
+def cmd_pwd(s: SessionState, arg: str) -> Result:
     """``PWD`` (RFC 959 §4.1.3, Appendix II): 257 with the quoted directory."""
-    assert ch.fs is not None
-    ch.reply(257, f"{quote_path(ch.fs.cwd())} is the current directory.")
+    assert s.fs is not None
+    return Reply(257, f"{quote_path(s.fs.cwd())} is the current directory.")
 
 
-def cmd_mkd(ch: FTPChannel, arg: str) -> None:
+def cmd_mkd(s: SessionState, arg: str) -> Result:
     """``MKD path`` (RFC 959 Appendix II): 257 with the quoted new directory."""
-    assert ch.fs is not None
-    if not ch.allowed("m") or ch.reserved(arg):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("m") or s.reserved(arg)
+    if refused is not None:
+        return refused
     try:
-        path = ch.fs.normalize(arg)
-        ch.fs.mkdir(path)
+        path = fs.normalize(arg)
+        fs.mkdir(path)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.log_session(f"MKD {path}")
-    ch.reply(257, f"{quote_path(path)} directory created.")
+        return failure(exc)
+    return Reply(257, f"{quote_path(path)} directory created.", f"MKD {path}")
 
 
-def cmd_rmd(ch: FTPChannel, arg: str) -> None:
+def cmd_rmd(s: SessionState, arg: str) -> Result:
     """``RMD path``: remove an empty directory (250); never the root."""
-    assert ch.fs is not None
-    if not ch.allowed("d") or ch.hidden(arg):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("d") or s.hidden(arg)
+    if refused is not None:
+        return refused
     try:
-        path = ch.fs.normalize(arg)
+        path = fs.normalize(arg)
         if path == "/":
-            ch.reply(550, "Cannot remove the root directory.")
-            return
-        ch.fs.rmdir(path)
+            return Reply(550, "Cannot remove the root directory.")
+        fs.rmdir(path)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.log_session(f"RMD {path}")
-    ch.reply(250, "Directory removed.")
+        return failure(exc)
+    return Reply(250, "Directory removed.", f"RMD {path}")
 
 
-def cmd_dele(ch: FTPChannel, arg: str) -> None:
+def cmd_dele(s: SessionState, arg: str) -> Result:
     """``DELE path``: remove a file (250); a directory is 550."""
-    assert ch.fs is not None
-    if not ch.allowed("d") or ch.hidden(arg):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("d") or s.hidden(arg)
+    if refused is not None:
+        return refused
     try:
-        path = ch.fs.normalize(arg)
-        if stat.S_ISDIR(ch.fs.lstat(path).st_mode):
-            ch.reply(550, "Is a directory (use RMD).")
-            return
-        ch.fs.remove(path)
+        path = fs.normalize(arg)
+        if stat.S_ISDIR(fs.lstat(path).st_mode):
+            return Reply(550, "Is a directory (use RMD).")
+        fs.remove(path)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.log_session(f"DELE {path}")
-    ch.reply(250, "File deleted.")
+        return failure(exc)
+    return Reply(250, "File deleted.", f"DELE {path}")
 
 
-def cmd_rnfr(ch: FTPChannel, arg: str) -> None:
+def cmd_rnfr(s: SessionState, arg: str) -> Result:
     """``RNFR path`` (RFC 959 §4.1.3): 350 when it exists; ``RNTO`` must follow."""
-    assert ch.fs is not None
-    if not ch.allowed("f") or ch.hidden(arg):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("f") or s.hidden(arg)
+    if refused is not None:
+        return refused
     try:
-        path = ch.fs.normalize(arg)
+        path = fs.normalize(arg)
         if path == "/":
-            ch.reply(550, "Cannot rename the root directory.")
-            return
-        ch.fs.lstat(path)
+            return Reply(550, "Cannot rename the root directory.")
+        fs.lstat(path)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.rename_from = path
-    ch.reply(350, "Ready for destination name.")
+        return failure(exc)
+    s.rename_from = path
+    return Reply(350, "Ready for destination name.")
 
 
-def cmd_rnto(ch: FTPChannel, arg: str) -> None:
+def cmd_rnto(s: SessionState, arg: str) -> Result:
     """``RNTO path``: 250 after the rename; 503 without a ``RNFR`` just before."""
-    assert ch.fs is not None
-    source, ch.rename_from = ch.rename_from, None
+    fs = s.fs
+    assert fs is not None
+    source, s.rename_from = s.rename_from, None
     if source is None:
-        ch.reply(503, "Bad sequence of commands: use RNFR first.")
-        return
-    if not ch.allowed("f") or ch.reserved(arg):
-        return
+        return Reply(503, "Bad sequence of commands: use RNFR first.")
+    refused = s.refusal("f") or s.reserved(arg)
+    if refused is not None:
+        return refused
     try:
-        target = ch.fs.normalize(arg)
-        ch.fs.rename(source, target)
+        target = fs.normalize(arg)
+        fs.rename(source, target)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.log_session(f"RNFR {source} RNTO {target}")
-    ch.reply(250, "Rename successful.")
+        return failure(exc)
+    return Reply(250, "Rename successful.", f"RNFR {source} RNTO {target}")
 
 
-def _regular_file_stat(ch: FTPChannel, arg: str) -> tuple[int, float] | None:
-    assert ch.fs is not None
-    if not ch.allowed("l") or ch.hidden(arg):
-        return None
+def _regular_file_stat(s: SessionState, arg: str) -> tuple[int, float] | Reply:
+    """``(size, mtime)`` of the regular file ``arg``, or the refusal to send."""
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("l") or s.hidden(arg)
+    if refused is not None:
+        return refused
     try:
-        st = ch.fs.stat(arg)
+        st = fs.stat(arg)
     except OSError as exc:
-        ch.fail(exc)
-        return None
+        return failure(exc)
     if not stat.S_ISREG(st.st_mode):
-        ch.reply(550, "Not a regular file.")
-        return None
+        return Reply(550, "Not a regular file.")
     return st.st_size, st.st_mtime
 
 
-def cmd_size(ch: FTPChannel, arg: str) -> None:
+def cmd_size(s: SessionState, arg: str) -> Result:
     """``SIZE path`` (RFC 3659 §4): 213 with the size in bytes (``TYPE I`` only: in
     ``TYPE A`` the transfer size is not the file's, 550)."""
-    if not ch.binary:
-        ch.reply(550, "SIZE not allowed in ASCII mode (use TYPE I).")
-        return
-    found = _regular_file_stat(ch, arg)
-    if found is not None:
-        ch.reply(213, str(found[0]))
+    if not s.binary:
+        return Reply(550, "SIZE not allowed in ASCII mode (use TYPE I).")
+    found = _regular_file_stat(s, arg)
+    if isinstance(found, Reply):
+        return found
+    return Reply(213, str(found[0]))
 
 
-def cmd_mdtm(ch: FTPChannel, arg: str) -> None:
+def cmd_mdtm(s: SessionState, arg: str) -> Result:
     """``MDTM path`` (RFC 3659 §3): 213 with the modification time, UTC."""
-    found = _regular_file_stat(ch, arg)
-    if found is not None:
-        ch.reply(213, format_time(found[1]))
+    found = _regular_file_stat(s, arg)
+    if isinstance(found, Reply):
+        return found
+    return Reply(213, format_time(found[1]))
 
 
-def cmd_mlst(ch: FTPChannel, arg: str) -> None:
+def cmd_mlst(s: SessionState, arg: str) -> Result:
     """``MLST [path]`` (RFC 3659 §7): the facts of one entry on the control connection."""
-    assert ch.fs is not None
-    if not ch.allowed("l"):
-        return
-    assert ch.account is not None
+    fs, account = s.fs, s.account
+    assert fs is not None
+    refused = s.refusal("l")
+    if refused is not None:
+        return refused
+    assert account is not None
     try:
-        line = mlst_line(ch.fs, arg or ".", ch.facts, ch.account.perms)
+        line = mlst_line(fs, arg or ".", s.facts, account.perms)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.reply(250, [f"Listing {arg or ch.fs.cwd()}", line, "End."])
+        return failure(exc)
+    return Reply(250, [f"Listing {arg or fs.cwd()}", line, "End."])
 
 
 HANDLERS = {

@@ -1,197 +1,195 @@
 """Informational and parameter commands: ``SYST``, ``NOOP``, ``HELP``, ``STAT`` (RFC 959
 §4.1.3), ``TYPE``, ``STRU``, ``MODE`` (§4.1.2), ``ALLO``, ``SITE`` (``CHMOD``, ``HELP``,
 ``DIRSTYLE``), ``FEAT`` and ``OPTS`` (RFC 2389).
+
+Each handler takes the session's :class:`~medusa.ftp.state.SessionState` and the command's
+argument and returns its reply (:mod:`medusa.ftp.results`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from medusa.ftp.arguments import parse_allo
 from medusa.ftp.commands import COMMANDS
 from medusa.ftp.facts import feat_line, parse_fact_names
 from medusa.ftp.listings import list_lines
-
-if TYPE_CHECKING:
-    from medusa.ftp.session import FTPChannel
+from medusa.ftp.results import Reply, Result, failure
+from medusa.ftp.state import SessionState
 
 __all__ = ["HANDLERS"]
 
 
-def cmd_syst(ch: FTPChannel, arg: str) -> None:
+def cmd_syst(s: SessionState, arg: str) -> Result:
     """``SYST``: 215 ``UNIX Type: L8`` (RFC 959 §4.1.3, listings are Unix-like)."""
-    ch.reply(215, "UNIX Type: L8")
+    return Reply(215, "UNIX Type: L8")
 
 
-def cmd_noop(ch: FTPChannel, arg: str) -> None:
+def cmd_noop(s: SessionState, arg: str) -> Result:
     """``NOOP``: 200."""
-    ch.reply(200, "NOOP ok.")
+    return Reply(200, "NOOP ok.")
 
 
-def cmd_help(ch: FTPChannel, arg: str) -> None:
+def cmd_help(s: SessionState, arg: str) -> Result:
     """``HELP [command]``: the known commands, or one command's syntax (214)."""
     verb = arg.strip().upper()
     if not verb:
         names = sorted(COMMANDS)
         rows = [" ".join(f"{n:<5}" for n in names[i : i + 8]) for i in range(0, len(names), 8)]
-        ch.reply(214, ["The following commands are recognized:", *rows, "Help OK."])
+        return Reply(214, ["The following commands are recognized:", *rows, "Help OK."])
     elif verb in COMMANDS:
-        ch.reply(214, f"Syntax: {COMMANDS[verb].syntax}")
+        return Reply(214, f"Syntax: {COMMANDS[verb].syntax}")
     else:
-        ch.reply(501, f"Unknown command {verb}.")
+        return Reply(501, f"Unknown command {verb}.")
 
 
-def cmd_feat(ch: FTPChannel, arg: str) -> None:
+def cmd_feat(s: SessionState, arg: str) -> Result:
     """``FEAT`` (RFC 2389 §3): the extensions supported, one per line."""
     features = [
         "EPRT",
         "EPSV",
         "MDTM",
-        feat_line(ch.facts),
+        feat_line(s.facts),
         "REST STREAM",
         "SIZE",
         "TVFS",
         "UTF8",
     ]
-    if ch.ftp.tls_context is not None:
+    if s.server.tls_context is not None:
         features = ["AUTH TLS", *features, "PBSZ", "PROT"]
-    ch.reply(211, ["Features:", *sorted(features), "End"])
+    return Reply(211, ["Features:", *sorted(features), "End"])
 
 
-def cmd_opts(ch: FTPChannel, arg: str) -> None:
+def cmd_opts(s: SessionState, arg: str) -> Result:
     """``OPTS UTF8 ON`` (RFC 2640 §3.2) and ``OPTS MLST facts`` (RFC 3659 §7.9)."""
     name, _, value = arg.strip().partition(" ")
     name = name.upper()
     if name == "UTF8":
         if value.strip().upper() in ("ON", ""):
-            ch.reply(200, "Always in UTF8 mode.")
+            return Reply(200, "Always in UTF8 mode.")
         else:
-            ch.reply(504, "UTF8 cannot be turned off.")
+            return Reply(504, "UTF8 cannot be turned off.")
     elif name == "MLST":
-        ch.facts = parse_fact_names(value)
-        ch.reply(200, "MLST OPTS " + "".join(f"{f};" for f in sorted(ch.facts)))
+        s.facts = parse_fact_names(value)
+        return Reply(200, "MLST OPTS " + "".join(f"{f};" for f in sorted(s.facts)))
     else:
-        ch.reply(501, f"Option {name} not understood.")
+        return Reply(501, f"Option {name} not understood.")
 
 
-def cmd_stat(ch: FTPChannel, arg: str) -> None:
+def cmd_stat(s: SessionState, arg: str) -> Result:
     """``STAT`` (RFC 959 §4.1.3): the session's status (211), or with a path, its listing
     on the control connection (213)."""
     if not arg.strip():
-        account = ch.account
+        account = s.account
         lines = [
             "FTP server status:",
-            f"Connected to {ch.peer_host}",
+            f"Connected to {s.peer_host}",
             f"Logged in as {account.name}" if account is not None else "Not logged in",
-            f"TYPE: {'BINARY' if ch.binary else 'ASCII'}, STRUcture: File, MODE: Stream",
-            f"Control connection {'secured with TLS' if ch.tls else 'in clear text'}",
+            f"TYPE: {'BINARY' if s.binary else 'ASCII'}, STRUcture: File, MODE: Stream",
+            f"Control connection {'secured with TLS' if s.tls else 'in clear text'}",
         ]
-        transfer = ch.dtp.transfer
+        transfer = s.data.transfer if s.data is not None else None
         if transfer is not None:
             lines.append(f"Transfer in progress: {transfer.verb} {transfer.path}")
         else:
             lines.append("No data connection")
-        ch.reply(211, [*lines, "End of status"])
-        return
-    if ch.account is None or ch.fs is None:
-        ch.reply(530, "Please log in with USER and PASS first.")
-        return
-    if not ch.allowed("l"):
-        return
+        return Reply(211, [*lines, "End of status"])
+    if s.account is None or s.fs is None:
+        return Reply(530, "Please log in with USER and PASS first.")
+    refused = s.refusal("l")
+    if refused is not None:
+        return refused
     try:
-        with ch.as_user():
-            lines = list_lines(ch.fs, arg, ch.listing_style)
+        with s.as_user():
+            lines = list_lines(s.fs, arg, s.listing_style)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.reply(213, [f"Status of {arg.strip()}:", *lines, "End of status"])
+        return failure(exc)
+    return Reply(213, [f"Status of {arg.strip()}:", *lines, "End of status"])
 
 
-def cmd_type(ch: FTPChannel, arg: str) -> None:
+def cmd_type(s: SessionState, arg: str) -> Result:
     """``TYPE A|I`` (RFC 959 §3.1.1): ``A`` and ``A N`` are ASCII, ``I`` and ``L 8``
     binary; others 504."""
     words = arg.strip().upper().split()
     if words in (["A"], ["A", "N"]):
-        ch.binary = False
-        ch.reply(200, "Type set to A.")
+        s.binary = False
+        return Reply(200, "Type set to A.")
     elif words in (["I"], ["L", "8"]):
-        ch.binary = True
-        ch.reply(200, "Type set to I.")
+        s.binary = True
+        return Reply(200, "Type set to I.")
     elif words and words[0] in ("A", "E", "I", "L"):
-        ch.reply(504, f"Type {arg.strip()} not implemented.")
+        return Reply(504, f"Type {arg.strip()} not implemented.")
     else:
-        ch.reply(501, f"Unknown type {arg.strip()!r}.")
+        return Reply(501, f"Unknown type {arg.strip()!r}.")
 
 
-def cmd_stru(ch: FTPChannel, arg: str) -> None:
+def cmd_stru(s: SessionState, arg: str) -> Result:
     """``STRU F`` (RFC 959 §3.1.2); record and page structures are 504."""
     value = arg.strip().upper()
     if value == "F":
-        ch.reply(200, "Structure set to F.")
+        return Reply(200, "Structure set to F.")
     elif value in ("R", "P"):
-        ch.reply(504, f"Structure {value} not implemented.")
+        return Reply(504, f"Structure {value} not implemented.")
     else:
-        ch.reply(501, f"Unknown structure {value!r}.")
+        return Reply(501, f"Unknown structure {value!r}.")
 
 
-def cmd_mode(ch: FTPChannel, arg: str) -> None:
+def cmd_mode(s: SessionState, arg: str) -> Result:
     """``MODE S`` (RFC 959 §3.4); block and compressed modes are 504."""
     value = arg.strip().upper()
     if value == "S":
-        ch.reply(200, "Mode set to S.")
+        return Reply(200, "Mode set to S.")
     elif value in ("B", "C"):
-        ch.reply(504, f"Mode {value} not implemented.")
+        return Reply(504, f"Mode {value} not implemented.")
     else:
-        ch.reply(501, f"Unknown mode {value!r}.")
+        return Reply(501, f"Unknown mode {value!r}.")
 
 
-def cmd_allo(ch: FTPChannel, arg: str) -> None:
+def cmd_allo(s: SessionState, arg: str) -> Result:
     """``ALLO bytes [R size]`` (RFC 959 §4.1.3): nothing to allocate (202); 501 for an
     argument that is not that."""
     if parse_allo(arg.strip()) is None:
-        ch.reply(501, "Syntax: ALLO <bytes> [R <record size>].")
-        return
-    ch.reply(202, "No storage allocation necessary.")
+        return Reply(501, "Syntax: ALLO <bytes> [R <record size>].")
+    return Reply(202, "No storage allocation necessary.")
 
 
 _SITE_HELP = ["SITE commands:", "CHMOD <mode> <path>", "DIRSTYLE", "HELP", "End"]
 
 
-def cmd_site(ch: FTPChannel, arg: str) -> None:
+def cmd_site(s: SessionState, arg: str) -> Result:
     """``SITE CHMOD mode path``, ``SITE HELP``, ``SITE DIRSTYLE`` (toggles MS-DOS
     listings, as IIS does)."""
     name, _, rest = arg.strip().partition(" ")
     name = name.upper()
     if name == "HELP":
-        ch.reply(214, _SITE_HELP)
+        return Reply(214, _SITE_HELP)
     elif name == "DIRSTYLE":
-        ch.listing_style = "msdos" if ch.listing_style == "unix" else "unix"
-        ch.reply(200, f"Listing style is now {ch.listing_style}.")
+        s.listing_style = "msdos" if s.listing_style == "unix" else "unix"
+        return Reply(200, f"Listing style is now {s.listing_style}.")
     elif name == "CHMOD":
-        _chmod(ch, rest)
+        return _chmod(s, rest)
     else:
-        ch.reply(501, f"SITE {name} not understood (try SITE HELP).")
+        return Reply(501, f"SITE {name} not understood (try SITE HELP).")
 
 
-def _chmod(ch: FTPChannel, rest: str) -> None:
+def _chmod(s: SessionState, rest: str) -> Result:
     mode_text, _, path = rest.strip().partition(" ")
     if not path or not mode_text or any(c not in "01234567" for c in mode_text):
-        ch.reply(501, "Syntax: SITE CHMOD <octal mode> <path>.")
-        return
+        return Reply(501, "Syntax: SITE CHMOD <octal mode> <path>.")
     if len(mode_text) > 5 or int(mode_text, 8) > 0o7777:
-        ch.reply(501, "Invalid mode.")
-        return
+        return Reply(501, "Invalid mode.")
     mode = int(mode_text, 8)
-    if not ch.allowed("M") or ch.fs is None or ch.hidden(path):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = s.refusal("M") or s.hidden(path)
+    if refused is not None:
+        return refused
     try:
-        with ch.as_user():
-            os.chmod(ch.fs.translate(path), mode & 0o777)
+        with s.as_user():
+            os.chmod(fs.translate(path), mode & 0o777)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.reply(200, "SITE CHMOD command successful.")
+        return failure(exc)
+    return Reply(200, "SITE CHMOD command successful.")
 
 
 HANDLERS = {

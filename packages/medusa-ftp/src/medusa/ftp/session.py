@@ -1,7 +1,10 @@
 """The control connection (RFC 959 §5, the server's protocol interpreter): :class:`FTPChannel`
-reads command lines, keeps the session's state (user, directory, transfer parameters, TLS),
-runs one command at a time, and writes replies. Its data connections and transfers are kept
-by its :class:`~medusa.ftp.dtp.ServerDTP` (``dtp``).
+reads command lines, runs one command at a time through its handler (which reads and
+changes the session's :class:`~medusa.ftp.state.SessionState` and returns a reply or an
+action, :mod:`medusa.ftp.results`), carries out the actions and writes every reply (the one
+place that does). Its data connections and transfers are kept by its
+:class:`~medusa.ftp.dtp.ServerDTP` (``dtp``), which reaches the session through
+:class:`~medusa.ftp.dtp.ControlSession`.
 
 Commands that arrive while the session is busy (a password being checked, the delay after
 a failed login, a TLS handshake, a transfer) wait in a queue and run in order afterwards;
@@ -21,17 +24,28 @@ from typing import TYPE_CHECKING, Any
 from medusa.core.channel import Channel
 from medusa.core.filesys import OSFilesystem
 from medusa.core.log import error_logger, peer_text
-from medusa.core.uploads import is_upload_temporary
-from medusa.core.vfs import Filesystem, PathEscapeError
+from medusa.core.vfs import Filesystem
 from medusa.ftp.accounts import Account
 from medusa.ftp.authorizers import AnonymousAuthorizer, VirtualUsers
 from medusa.ftp.commands import COMMANDS, NOT_IMPLEMENTED, CommandError, parse_command
 from medusa.ftp.dispatch import HANDLERS
 from medusa.ftp.dtp import ServerDTP
-from medusa.ftp.facts import DEFAULT_FACTS
-from medusa.ftp.hostport import canonical_host
+from medusa.ftp.hostport import canonical_host, epsv_reply, pasv_reply
 from medusa.ftp.persona import PersonaFilesystem
 from medusa.ftp.replies import format_reply
+from medusa.ftp.results import (
+    Abort,
+    Close,
+    Login,
+    Logout,
+    OpenPassive,
+    Reply,
+    Result,
+    SecureControl,
+    SetActive,
+    StartTransfer,
+)
+from medusa.ftp.state import SessionState
 from medusa.ftp.xferlog import session_line
 
 if TYPE_CHECKING:
@@ -54,17 +68,8 @@ class FTPChannel(Channel):
         server: the :class:`~medusa.ftp.server.FTPServer` that accepted it.
 
     Attributes:
-        account: the logged-in user, or ``None``.
-        fs: the user's filesystem (``None`` before login).
-        binary: ``TYPE I`` (True) or ``TYPE A`` (False, the default of RFC 959).
-        restart: the ``REST`` offset for the next transfer, bytes.
-        rename_from: the path given to ``RNFR``.
-        tls: True once ``AUTH TLS`` succeeded.
-        protect_data: ``PROT P`` in force.
-        pbsz: ``PBSZ`` was given (RFC 4217 §8).
-        epsv_all: ``EPSV ALL`` was given: other data-port commands are refused.
-        facts: the ``MLST`` facts selected with ``OPTS MLST``.
-        listing_style: ``"unix"`` or ``"msdos"`` for ``LIST``.
+        state: the session's protocol state (user, directory, transfer parameters, TLS):
+            a :class:`~medusa.ftp.state.SessionState`.
         dtp: the data side: data ports, the data connection, the transfer in progress.
         counted_host: the client address this session counts against
             ``max_sessions_per_ip`` (set once the session is greeted), or None.
@@ -75,21 +80,8 @@ class FTPChannel(Channel):
     def __init__(self, server: FTPServer) -> None:
         super().__init__(server)
         self.ftp = server
-        self.account: Account | None = None
-        self.fs: Filesystem | None = None
-        self.pending_user: str | None = None
-        self.binary = False
-        self.restart = 0
-        self.rename_from: str | None = None
-        self.tls = False
-        self.protect_data = False
-        self.pbsz = False
-        self.epsv_all = False
-        self.facts = DEFAULT_FACTS
-        self.listing_style = server.listing_style
-        self.failed_logins = 0
-        self.guest_id = ""
         self.dtp = ServerDTP(self)
+        self.state = SessionState(server, data=self.dtp, listing_style=server.listing_style)
         self.counted_host: str | None = None
         self._line: list[bytes] = []
         self._line_size = 0
@@ -170,8 +162,60 @@ class FTPChannel(Channel):
         """Write a line to the server's session log."""
         log = self.ftp.session_log
         if log is not None:
-            name = self.account.name if self.account is not None else self.pending_user
+            state = self.state
+            name = state.account.name if state.account is not None else state.pending_user
             log.log(session_line(self.peer_text, name, event))
+
+    def answer(self, result: Result) -> None:
+        """Carry out what a command handler returned: write its reply (with its session
+        log line first), or do its action and write the replies that go with it."""
+        if type(result) is Reply:
+            if result.log:
+                self.log_session(result.log)
+            self.reply(result.code, result.text)
+        elif type(result) is StartTransfer:
+            if result.log:
+                self.log_session(result.log)
+            self.dtp.start_transfer(result.transfer, result.preliminary)
+        elif type(result) is OpenPassive:
+            self._open_passive(result)
+        elif type(result) is Login:
+            self.start_login(result.user, result.password)
+        elif type(result) is Close:
+            self.answer(result.reply)
+            if result.log:
+                self.log_session(result.log)
+            self.close_when_done()
+        elif type(result) is SetActive:
+            self.dtp.set_active(result.host, result.port)
+            self.answer(result.reply)
+        elif type(result) is Logout:
+            self.logout()
+            self.answer(result.reply)
+        elif type(result) is SecureControl:
+            self.answer(result.reply)
+            self.start_tls(result.context)
+        elif type(result) is Abort:
+            if self.dtp.abort_transfer(resume=False):
+                self.reply(226, "ABOR command successful.")
+                self.release()
+            else:
+                self.dtp.close_data()
+                self.reply(225, "No transfer to abort.")
+
+    def _open_passive(self, action: OpenPassive) -> None:
+        """``PASV``/``EPSV``: listen, announce the port (227 or 229), then accept."""
+        try:
+            listener = self.dtp.open_passive()
+        except OSError as exc:
+            self.log_session(f"passive listen failed: {exc}")
+            self.reply(425, "Cannot open a passive data connection.")
+            return
+        if action.extended:
+            self.reply(229, epsv_reply(listener.port))
+        else:
+            self.reply(227, pasv_reply(action.host, listener.port))
+        listener.start()  # after the reply: the client connects meanwhile
 
     # -- input -----------------------------------------------------------------------------
 
@@ -189,6 +233,9 @@ class FTPChannel(Channel):
             return
         self.reply(220, self.ftp.banner)  # first: the client reads it meanwhile
         self._greeted = True
+        state = self.state
+        state.peer_host = self.peer_host
+        state.public_host = self.public_host
         transport = self.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is not None:
@@ -229,7 +276,7 @@ class FTPChannel(Channel):
         """The client closed its side: finish what is queued, then close (a TLS transport
         cannot stay half-open)."""
         self.close_when_done()
-        return None if self.tls else True
+        return None if self.state.tls else True
 
     def hold(self, reason: str) -> None:
         """Queue incoming commands until :meth:`release` (``reason`` names why)."""
@@ -252,6 +299,7 @@ class FTPChannel(Channel):
             return
         verb, arg = command.verb, command.arg
         self.ftp.counters.requests += 1
+        state = self.state
         spec = COMMANDS.get(verb)
         if spec is None:
             if verb in NOT_IMPLEMENTED:
@@ -260,10 +308,10 @@ class FTPChannel(Channel):
                 self.reply(500, f"Command {verb} not understood.")
             return
         if verb != "RNTO":
-            self.rename_from = None
+            state.rename_from = None
         if verb not in _RESTARTABLE and verb != "REST":
-            self.restart = 0
-        if spec.login and self.account is None:
+            state.restart = 0
+        if spec.login and state.account is None:
             self.reply(530, "Please log in with USER and PASS first.")
             return
         if spec.arg == "required" and not arg.strip():
@@ -275,7 +323,7 @@ class FTPChannel(Channel):
         if verb in _WRITES or (verb == "SITE" and arg.lstrip()[:6].upper() == "CHMOD "):
             self._write = self._describe_write(verb, arg)
         try:
-            HANDLERS[verb](self, arg)
+            self.answer(HANDLERS[verb](state, arg))
         except Exception:
             error_logger.exception("FTP command %s from %s failed", verb, self.peer_text)
             self.ftp.counters.errors += 1
@@ -290,64 +338,13 @@ class FTPChannel(Channel):
         if not arg.strip():
             return verb  # STOU without a name
         path = arg
-        if self.fs is not None:
+        state = self.state
+        if state.fs is not None:
             with contextlib.suppress(OSError, ValueError):
-                path = self.fs.normalize(arg)
+                path = state.fs.normalize(arg)
         if verb == "RNTO":
-            return f"RNTO {path} (from {self.rename_from or '-'})"
+            return f"RNTO {path} (from {state.rename_from or '-'})"
         return f"{verb} {path}"
-
-    # -- errors ----------------------------------------------------------------------------
-
-    def fail(self, exc: OSError, code: int = 550) -> None:
-        """Reply to a failed file-system operation: ``550`` (or ``code``) with the reason,
-        never a real path."""
-        if isinstance(exc, PathEscapeError):
-            reason = "Permission denied"
-        elif isinstance(exc, FileNotFoundError):
-            reason = "No such file or directory"
-        else:
-            reason = exc.strerror or type(exc).__name__
-        self.reply(code, f"{reason}.")
-
-    def allowed(self, letter: str) -> bool:
-        """Return True when the user has permission ``letter``; else reply 550."""
-        if self.account is not None and self.account.may(letter):
-            return True
-        self.reply(550, "Permission denied.")
-        return False
-
-    def hidden(self, path: str) -> bool:
-        """Return True, after a 550 as for a missing file, when ``path`` names the
-        temporary file of an upload in progress (see :mod:`medusa.core.uploads`)."""
-        if self._names_upload(path):
-            self.reply(550, "No such file or directory.")
-            return True
-        return False
-
-    def reserved(self, path: str) -> bool:
-        """Return True, after a 553 (RFC 959: file name not allowed), when ``path`` would
-        create or replace a file named like an upload in progress."""
-        if self._names_upload(path):
-            self.reply(553, "File name not allowed (reserved for uploads in progress).")
-            return True
-        return False
-
-    def _names_upload(self, path: str) -> bool:
-        fs = self.fs
-        if fs is None:
-            return False
-        try:
-            return is_upload_temporary(fs.normalize(path))
-        except (OSError, ValueError):
-            return False  # a malformed path: the command's own check refuses it
-
-    def as_user(self) -> contextlib.AbstractContextManager[object]:
-        """The persona of a real Unix user around an operation (nothing for others)."""
-        account = self.account
-        if account is not None and account.persona is not None:
-            return account.persona
-        return contextlib.nullcontext()
 
     # -- login -----------------------------------------------------------------------------
 
@@ -361,11 +358,11 @@ class FTPChannel(Channel):
             # No password to check: no task, no wait.
             self._logged_in(authorizer.account, user, password)
             return
-        host = self.peer_host
+        host = self.state.peer_host
         left = self.ftp.login_failures.locked(host, time.monotonic())
         if left:
             # The password is not checked: guesses from a locked-out address are useless.
-            self.pending_user = None
+            self.state.pending_user = None
             self.log_session(
                 f"login {user!r} refused: {host} is locked out for {left:.0f} more s "
                 "after repeated failed logins"
@@ -409,9 +406,9 @@ class FTPChannel(Channel):
             self.log_session(f"login {user} refused: home directory: {exc.strerror}")
             self._login_failed(user)
             return
-        self.pending_user = None
+        self.state.pending_user = None
         if account.anonymous:
-            self.guest_id = password
+            self.state.guest_id = password
         if self.ftp.session_log is not None:
             what = f" (password {password!r})" if account.anonymous else ""
             self.log_session(f"login ok{what}")
@@ -423,9 +420,9 @@ class FTPChannel(Channel):
         client's address on every connection (see
         :class:`~medusa.core.throttle.LoginFailures`); commands wait until then."""
         self.hold("login")
-        self.failed_logins += 1
-        self.pending_user = None
-        host = self.peer_host
+        self.state.failed_logins += 1
+        self.state.pending_user = None
+        host = self.state.peer_host
         failures = self.ftp.login_failures
         now = time.monotonic()
         if failures.locked(host, now):
@@ -440,8 +437,9 @@ class FTPChannel(Channel):
             return
         count = failures.failures(host, now) + 1  # the number of this failure
         delay = failures.failure(host, now)
+        failed = self.state.failed_logins
         self.log_session(
-            f"login {user!r} failed ({self.failed_logins} on this connection, {count} from {host})"
+            f"login {user!r} failed ({failed} on this connection, {count} from {host})"
         )
         if failures.locked(host, now):
             message = f"{host} locked out for {failures.lockout:g} s after {count} failed logins"
@@ -453,8 +451,8 @@ class FTPChannel(Channel):
         self._timer = None
         if self._closing:
             return
-        locked = self.ftp.login_failures.locked(self.peer_host, time.monotonic())
-        if locked or self.failed_logins >= self.ftp.max_login_attempts:
+        locked = self.ftp.login_failures.locked(self.state.peer_host, time.monotonic())
+        if locked or self.state.failed_logins >= self.ftp.max_login_attempts:
             self.reply(530, "Login incorrect.")
             if locked:
                 self.reply(421, "Too many failed logins from your address; try again later.")
@@ -476,23 +474,16 @@ class FTPChannel(Channel):
             fs = PersonaFilesystem(inner, account.persona)
         else:
             fs = OSFilesystem(account.root, account.home)
-        self.account = account
-        self.fs = fs
+        self.state.account = account
+        self.state.fs = fs
 
     def logout(self) -> None:
         """Forget the user and the transfer parameters (``REIN``, RFC 959 §4.1.1)."""
         self.dtp.abort_transfer()
         self.dtp.close_data()
-        if self.account is not None:
+        if self.state.account is not None:
             self.log_session("logout")
-        self.account = None
-        self.fs = None
-        self.pending_user = None
-        self.binary = False
-        self.restart = 0
-        self.rename_from = None
-        self.epsv_all = False
-        self.facts = DEFAULT_FACTS
+        self.state.logout()
 
     # -- TLS -------------------------------------------------------------------------------
 
@@ -519,7 +510,7 @@ class FTPChannel(Channel):
             return
         self.transport = new
         self._sockfd = -1
-        self.tls = True
+        self.state.tls = True
         self.log_session("control connection secured")
         self.release()
 

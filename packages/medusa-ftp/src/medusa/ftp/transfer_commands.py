@@ -5,6 +5,10 @@
 Active connections go only to the client's own address and to ports from 1024 up (RFC 2577
 §3: no bounce attacks); passive connections are accepted only from the client's address
 (RFC 2577 §5: no port theft).
+
+Each handler takes the session's :class:`~medusa.ftp.state.SessionState` and the command's
+argument and returns its reply or the action to carry out (:mod:`medusa.ftp.results`):
+opening a data port, starting a transfer.
 """
 
 from __future__ import annotations
@@ -12,11 +16,10 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from typing import TYPE_CHECKING
 
 from medusa.core.producers import FileProducer
 from medusa.ftp.arguments import MAX_OFFSET, parse_decimal
-from medusa.ftp.hostport import AddressSyntaxError, epsv_reply, parse_eprt, parse_port, pasv_reply
+from medusa.ftp.hostport import AddressSyntaxError, parse_eprt, parse_port
 from medusa.ftp.listings import (
     Listing,
     ListingProducer,
@@ -24,11 +27,17 @@ from medusa.ftp.listings import (
     mlsd_lines,
     nlst_lines,
 )
-from medusa.ftp.passive import PassiveListener
+from medusa.ftp.results import (
+    Abort,
+    OpenPassive,
+    Reply,
+    Result,
+    SetActive,
+    StartTransfer,
+    failure,
+)
+from medusa.ftp.state import SessionState
 from medusa.ftp.transfers import AsciiProducer, Transfer, UploadFile
-
-if TYPE_CHECKING:
-    from medusa.ftp.session import FTPChannel
 
 __all__ = ["HANDLERS"]
 
@@ -36,146 +45,124 @@ __all__ = ["HANDLERS"]
 # -- data ports ------------------------------------------------------------------------------
 
 
-def _active(ch: FTPChannel, verb: str, host: str, port: int) -> None:
-    if ch.epsv_all:
-        ch.reply(501, f"{verb} not allowed after EPSV ALL.")
-    elif host != ch.peer_host and not ch.ftp.permit_foreign_addresses:
-        ch.log_session(f"{verb} to foreign address {host} refused")
-        ch.reply(501, "Rejected data connection to a foreign address.")
-    elif port < 1024 and not ch.ftp.permit_privileged_ports:
-        ch.reply(504, "Rejected data connection to a privileged port.")
-    else:
-        ch.dtp.set_active(host, port)
-        ch.reply(200, f"{verb} command successful.")
+def _active(s: SessionState, verb: str, host: str, port: int) -> Result:
+    if s.epsv_all:
+        return Reply(501, f"{verb} not allowed after EPSV ALL.")
+    if host != s.peer_host and not s.server.permit_foreign_addresses:
+        return Reply(
+            501,
+            "Rejected data connection to a foreign address.",
+            f"{verb} to foreign address {host} refused",
+        )
+    if port < 1024 and not s.server.permit_privileged_ports:
+        return Reply(504, "Rejected data connection to a privileged port.")
+    return SetActive(host, port, Reply(200, f"{verb} command successful."))
 
 
-def cmd_port(ch: FTPChannel, arg: str) -> None:
+def cmd_port(s: SessionState, arg: str) -> Result:
     """``PORT h1,h2,h3,h4,p1,p2``: the next transfer connects there (bounce-checked)."""
     try:
         host, port = parse_port(arg)
     except AddressSyntaxError as exc:
-        ch.reply(exc.code, str(exc))
-        return
-    _active(ch, "PORT", host, port)
+        return Reply(exc.code, str(exc))
+    return _active(s, "PORT", host, port)
 
 
-def cmd_eprt(ch: FTPChannel, arg: str) -> None:
+def cmd_eprt(s: SessionState, arg: str) -> Result:
     """``EPRT |proto|address|port|`` (RFC 2428 §2): as ``PORT``, IPv4 or IPv6."""
     try:
         host, port = parse_eprt(arg)
     except AddressSyntaxError as exc:
-        ch.reply(exc.code, str(exc))
-        return
-    _active(ch, "EPRT", host, port)
+        return Reply(exc.code, str(exc))
+    return _active(s, "EPRT", host, port)
 
 
-def _listen(ch: FTPChannel) -> PassiveListener | None:
-    """A listening socket for the next data connection, or None after a 425."""
-    try:
-        return ch.dtp.open_passive()
-    except OSError as exc:
-        ch.log_session(f"passive listen failed: {exc}")
-        ch.reply(425, "Cannot open a passive data connection.")
-        return None
-
-
-def cmd_pasv(ch: FTPChannel, arg: str) -> None:
+def cmd_pasv(s: SessionState, arg: str) -> Result:
     """``PASV``: 227 with the address to connect to: the masquerade address when set, else
     the one the client connected to (behind a trusted proxy, the destination of its PROXY
     header)."""
-    if ch.epsv_all:
-        ch.reply(501, "PASV not allowed after EPSV ALL.")
-        return
-    host = ch.ftp.masquerade_address or ch.public_host
+    if s.epsv_all:
+        return Reply(501, "PASV not allowed after EPSV ALL.")
+    host = s.server.masquerade_address or s.public_host
     if ":" in host:
-        ch.reply(425, "PASV is IPv4 only; use EPSV.")
-        return
-    listener = _listen(ch)
-    if listener is not None:
-        ch.reply(227, pasv_reply(host, listener.port))
-        listener.start()  # after the reply: the client connects meanwhile
+        return Reply(425, "PASV is IPv4 only; use EPSV.")
+    return OpenPassive(False, host)
 
 
-def cmd_epsv(ch: FTPChannel, arg: str) -> None:
+def cmd_epsv(s: SessionState, arg: str) -> Result:
     """``EPSV [1|2|ALL]`` (RFC 2428 §3): 229 with the port."""
     value = arg.strip().upper()
     if value == "ALL":
-        ch.epsv_all = True
-        ch.reply(200, "EPSV ALL ok.")
-        return
-    family = "2" if ":" in ch.public_host else "1"
+        s.epsv_all = True
+        return Reply(200, "EPSV ALL ok.")
+    family = "2" if ":" in s.public_host else "1"
     if value and value != family:
-        ch.reply(522, f"Network protocol not supported, use ({family})")
-        return
-    listener = _listen(ch)
-    if listener is not None:
-        ch.reply(229, epsv_reply(listener.port))
-        listener.start()
+        return Reply(522, f"Network protocol not supported, use ({family})")
+    return OpenPassive(True, s.public_host)
 
 
 # -- transfers -------------------------------------------------------------------------------
 
 
-def cmd_rest(ch: FTPChannel, arg: str) -> None:
+def cmd_rest(s: SessionState, arg: str) -> Result:
     """``REST offset`` (RFC 3659 §5, STREAM mode): where the next ``RETR``/``STOR`` starts;
     501 unless the offset is ASCII digits for at most ``2**63 - 1`` bytes."""
     offset = parse_decimal(arg.strip(), MAX_OFFSET)
     if offset is None:
-        ch.reply(501, "Invalid REST parameter: a byte offset is required.")
-        return
-    ch.restart = offset
-    ch.reply(350, f"Restarting at {ch.restart}. Send STOR or RETR to start the transfer.")
+        return Reply(501, "Invalid REST parameter: a byte offset is required.")
+    s.restart = offset
+    return Reply(350, f"Restarting at {offset}. Send STOR or RETR to start the transfer.")
 
 
-def _data_policy_ok(ch: FTPChannel) -> bool:
-    if ch.ftp.tls_data_required and not ch.protect_data:
-        ch.reply(521, "Data connections must be encrypted (PROT P).")
-        return False
-    return True
+_NO_PORT = Reply(425, "Use PORT, PASV, EPRT or EPSV first.")
+_CLEAR_DATA = Reply(521, "Data connections must be encrypted (PROT P).")
 
 
-def cmd_retr(ch: FTPChannel, arg: str) -> None:
+def _data_refusal(s: SessionState) -> Reply | None:
+    """Why a transfer cannot start on this session's data connection, or None."""
+    if not s.has_port:
+        return _NO_PORT
+    if s.server.tls_data_required and not s.protect_data:
+        return _CLEAR_DATA
+    return None
+
+
+def cmd_retr(s: SessionState, arg: str) -> Result:
     """``RETR path``: send a file (zero-copy ``sendfile`` in ``TYPE I`` on a plain data
     connection), from the ``REST`` offset."""
-    assert ch.fs is not None
-    offset, ch.restart = ch.restart, 0
-    if not ch.allowed("r") or ch.hidden(arg) or not _data_policy_ok(ch):
-        return
+    fs = s.fs
+    assert fs is not None
+    offset, s.restart = s.restart, 0
+    refused = s.refusal("r") or s.hidden(arg)
+    if refused is not None:
+        return refused
+    if s.server.tls_data_required and not s.protect_data:
+        return _CLEAR_DATA
     try:
-        opened = ch.fs.open_read(arg)
+        opened = fs.open_read(arg)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    file = os.fdopen(opened.fd, "rb")
+        return failure(exc)
     if not stat.S_ISREG(opened.stat.st_mode):
-        file.close()
-        ch.reply(550, "Not a regular file.")
-        return
+        os.close(opened.fd)  # (a directory cannot even be wrapped in a file object)
+        return Reply(550, "Not a regular file.")
+    file = os.fdopen(opened.fd, "rb")
     if offset > opened.stat.st_size:
         file.close()
-        ch.reply(554, f"Invalid REST parameter: the file has {opened.stat.st_size} bytes.")
-        return
-    if not _has_data_port(ch):
+        return Reply(554, f"Invalid REST parameter: the file has {opened.stat.st_size} bytes.")
+    if not s.has_port:
         file.close()
-        return
+        return _NO_PORT
     producer = FileProducer(file, offset, opened.stat.st_size - offset)
-    path = ch.fs.normalize(arg)
-    transfer = Transfer("RETR", path, producer=producer, ascii=not ch.binary)
-    if not ch.binary:
+    path = fs.normalize(arg)
+    transfer = Transfer("RETR", path, producer=producer, ascii=not s.binary)
+    if not s.binary:
         transfer.producer = AsciiProducer(producer)
     transfer.size = opened.stat.st_size
-    ch.dtp.start_transfer(transfer)
-
-
-def _has_data_port(ch: FTPChannel) -> bool:
-    if not ch.dtp.has_port:
-        ch.reply(425, "Use PORT, PASV, EPRT or EPSV first.")
-        return False
-    return True
+    return StartTransfer(transfer)
 
 
 def _upload(
-    ch: FTPChannel,
+    s: SessionState,
     verb: str,
     path: str,
     *,
@@ -183,127 +170,135 @@ def _upload(
     append: bool = False,
     exclusive: bool = False,
     preliminary: str | None = None,
-) -> None:
-    assert ch.fs is not None
-    if ch.reserved(path) or not _has_data_port(ch):
-        return
+) -> Result:
+    fs = s.fs
+    assert fs is not None
+    refused = s.reserved(path) or (None if s.has_port else _NO_PORT)
+    if refused is not None:
+        return refused
     try:
         if offset:
-            size = ch.fs.stat(path).st_size
+            size = fs.stat(path).st_size
             if offset > size:
-                ch.reply(554, f"Invalid REST parameter: the file has {size} bytes.")
-                return
+                return Reply(554, f"Invalid REST parameter: the file has {size} bytes.")
         upload = UploadFile(
-            ch.fs, path, offset=offset, append=append, ascii=not ch.binary, exclusive=exclusive
+            fs, path, offset=offset, append=append, ascii=not s.binary, exclusive=exclusive
         )
     except OSError as exc:
-        ch.fail(exc)
-        return
-    ch.log_session(f"{verb} {upload.path} started")
-    transfer = Transfer(verb, upload.path, upload=upload, ascii=not ch.binary)
-    ch.dtp.start_transfer(transfer, preliminary)
+        return failure(exc)
+    transfer = Transfer(verb, upload.path, upload=upload, ascii=not s.binary)
+    return StartTransfer(transfer, preliminary, f"{verb} {upload.path} started")
 
 
-def cmd_stor(ch: FTPChannel, arg: str) -> None:
+def _upload_refusal(s: SessionState, letter: str) -> Reply | None:
+    refused = s.refusal(letter)
+    if refused is None and s.server.tls_data_required and not s.protect_data:
+        return _CLEAR_DATA
+    return refused
+
+
+def cmd_stor(s: SessionState, arg: str) -> Result:
     """``STOR path``: receive a file into a temporary file, renamed over ``path`` when the
     upload completes; after ``REST n``, continue the existing file from byte ``n``."""
-    offset, ch.restart = ch.restart, 0
-    if ch.allowed("w") and _data_policy_ok(ch):
-        _upload(ch, "STOR", arg, offset=offset)
+    offset, s.restart = s.restart, 0
+    return _upload_refusal(s, "w") or _upload(s, "STOR", arg, offset=offset)
 
 
-def cmd_appe(ch: FTPChannel, arg: str) -> None:
+def cmd_appe(s: SessionState, arg: str) -> Result:
     """``APPE path``: receive data appended to ``path`` (created when missing)."""
-    ch.restart = 0
-    if ch.allowed("a") and _data_policy_ok(ch):
-        _upload(ch, "APPE", arg, append=True)
+    s.restart = 0
+    return _upload_refusal(s, "a") or _upload(s, "APPE", arg, append=True)
 
 
-def cmd_stou(ch: FTPChannel, arg: str) -> None:
+def cmd_stou(s: SessionState, arg: str) -> Result:
     """``STOU [name]`` (RFC 959 §4.1.3, RFC 1123 §4.1.2.9): store under a name not yet
     used (``name``, ``name.1``, ... or ``upload``...), announced as ``150 FILE: name``."""
-    assert ch.fs is not None
-    ch.restart = 0
-    if not ch.allowed("w") or not _data_policy_ok(ch):
-        return
+    fs = s.fs
+    assert fs is not None
+    s.restart = 0
+    refused = _upload_refusal(s, "w")
+    if refused is not None:
+        return refused
     try:
-        base = ch.fs.normalize(arg.strip() or "upload")
+        base = fs.normalize(arg.strip() or "upload")
     except OSError as exc:
-        ch.fail(exc)
-        return
+        return failure(exc)
     candidate = base
     for number in range(1, 1000):
-        if not ch.fs.exists(candidate):
+        if not fs.exists(candidate):
             break
         candidate = f"{base}.{number}"
     else:
-        ch.reply(450, "No unique name available.")
-        return
+        return Reply(450, "No unique name available.")
     name = posixpath.basename(candidate)
-    _upload(ch, "STOU", candidate, exclusive=True, preliminary=f"FILE: {name}")
+    return _upload(s, "STOU", candidate, exclusive=True, preliminary=f"FILE: {name}")
 
 
-def cmd_abor(ch: FTPChannel, arg: str) -> None:
+_ABORT = Abort()
+
+
+def cmd_abor(s: SessionState, arg: str) -> Result:
     """``ABOR`` (RFC 959 §4.1.3): 426 for an aborted transfer, then 226; 225 when none."""
-    if ch.dtp.abort_transfer(resume=False):
-        ch.reply(226, "ABOR command successful.")
-        ch.release()
-        return
-    ch.dtp.close_data()
-    ch.reply(225, "No transfer to abort.")
+    return _ABORT
 
 
 # -- listings --------------------------------------------------------------------------------
 
 
-def _send_listing(ch: FTPChannel, verb: str, path: str, lines: list[str]) -> None:
-    producer = ListingProducer(Listing(None, made=lines))
-    ch.dtp.start_transfer(Transfer(verb, path, producer=producer))
+def _listing_refusal(s: SessionState) -> Reply | None:
+    return s.refusal("l") or _data_refusal(s)
 
 
-def cmd_list(ch: FTPChannel, arg: str) -> None:
+def cmd_list(s: SessionState, arg: str) -> Result:
     """``LIST [path]``: ``ls -l`` lines (or MS-DOS lines) on the data connection. Every
     entry is examined before the reply (an error gets its 450/550 instead of 150); the
     lines are formatted after it, when the data connection takes them."""
-    assert ch.fs is not None
-    if not ch.allowed("l") or not _has_data_port(ch) or not _data_policy_ok(ch):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = _listing_refusal(s)
+    if refused is not None:
+        return refused
     try:
-        listing = list_listing(ch.fs, arg, ch.listing_style)
+        listing = list_listing(fs, arg, s.listing_style)
     except OSError as exc:
-        ch.fail(exc, 450 if isinstance(exc, PermissionError) else 550)
-        return
-    ch.dtp.start_transfer(Transfer("LIST", arg, producer=ListingProducer(listing)))
+        return failure(exc, 450 if isinstance(exc, PermissionError) else 550)
+    return StartTransfer(Transfer("LIST", arg, producer=ListingProducer(listing)))
 
 
-def cmd_nlst(ch: FTPChannel, arg: str) -> None:
+def _send_listing(verb: str, path: str, lines: list[str]) -> Result:
+    producer = ListingProducer(Listing(None, made=lines))
+    return StartTransfer(Transfer(verb, path, producer=producer))
+
+
+def cmd_nlst(s: SessionState, arg: str) -> Result:
     """``NLST [path]``: names only, one a line."""
-    assert ch.fs is not None
-    if not ch.allowed("l") or not _has_data_port(ch) or not _data_policy_ok(ch):
-        return
+    fs = s.fs
+    assert fs is not None
+    refused = _listing_refusal(s)
+    if refused is not None:
+        return refused
     try:
-        names = nlst_lines(ch.fs, arg)
+        names = nlst_lines(fs, arg)
     except OSError as exc:
-        ch.fail(exc)
-        return
-    _send_listing(ch, "NLST", arg, names)
+        return failure(exc)
+    return _send_listing("NLST", arg, names)
 
 
-def cmd_mlsd(ch: FTPChannel, arg: str) -> None:
+def cmd_mlsd(s: SessionState, arg: str) -> Result:
     """``MLSD [dir]`` (RFC 3659 §7): facts of each entry; 501 for a file."""
-    assert ch.fs is not None
-    assert ch.account is not None
-    if not ch.allowed("l") or not _has_data_port(ch) or not _data_policy_ok(ch):
-        return
+    fs, account = s.fs, s.account
+    assert fs is not None
+    assert account is not None
+    refused = _listing_refusal(s)
+    if refused is not None:
+        return refused
     try:
-        lines = mlsd_lines(ch.fs, arg or ".", ch.facts, ch.account.perms)
+        lines = mlsd_lines(fs, arg or ".", s.facts, account.perms)
     except NotADirectoryError:
-        ch.reply(501, "Not a directory.")
-        return
+        return Reply(501, "Not a directory.")
     except OSError as exc:
-        ch.fail(exc)
-        return
-    _send_listing(ch, "MLSD", arg, lines)
+        return failure(exc)
+    return _send_listing("MLSD", arg, lines)
 
 
 HANDLERS = {
