@@ -1,8 +1,10 @@
 """The channel: the asynchat model (read up to a terminator, write through producers) on
 :class:`asyncio.Protocol` callbacks.
 
-Input: bytes arriving from the transport are split at :attr:`Channel.terminator` and handed
-to :meth:`Channel.collect_incoming_data`; each time the terminator is reached,
+Input: :meth:`Channel.data_received` does the bookkeeping of every read (activity time,
+byte counts) and hands the bytes to :meth:`Channel.handle_data`, which splits them at
+:attr:`Channel.terminator` (:func:`medusa.core.terminator.split_at_terminator`, sans-IO) and
+hands them to :meth:`Channel.collect_incoming_data`; each time the terminator is reached,
 :meth:`Channel.found_terminator` is called. The terminator may be
 
 * ``bytes`` — a delimiter such as ``b"\\r\\n"`` (not passed to ``collect_incoming_data``);
@@ -10,14 +12,19 @@ to :meth:`Channel.collect_incoming_data`; each time the terminator is reached,
   (as in asynchat, a count left at 0 after ``found_terminator`` acts like ``None``);
 * ``None`` — no terminator: every byte goes to ``collect_incoming_data``.
 
+A protocol with its own parser overrides :meth:`Channel.handle_data` instead.
+
 Output: :meth:`Channel.push` and :meth:`Channel.push_with_producer` append to a fifo that is
 drained only while the transport accepts more (asyncio's ``pause_writing``/``resume_writing``
 protocol flow control). While the transport's outgoing buffer is above its high-water mark the
 channel also stops reading, so a client that sends without reading cannot grow the server's
 memory. A :class:`~medusa.core.producers.FileProducer` at the head of the fifo is sent with
 ``os.sendfile`` when the transport is a plain socket (zero-copy on both the standard loop and
-uvloop, which has no ``loop.sendfile``); a file that ``sendfile`` cannot send (no descriptor,
-not a regular file) goes through its bounded ``more()`` reads instead.
+uvloop, which has no ``loop.sendfile``: :class:`~medusa.core.zerocopy.ZeroCopySender`, made
+at the connection's first file); a file that ``sendfile`` cannot send (no descriptor, not a
+regular file) goes through its bounded ``more()`` reads instead.
+
+The channel sees its server through :class:`~medusa.core.channelserver.ChannelServer`.
 """
 
 from __future__ import annotations
@@ -25,19 +32,19 @@ from __future__ import annotations
 import asyncio
 import time
 from time import monotonic
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
+from medusa.core import zerocopy
 from medusa.core.flowcontrol import NO_HOLDS, FlowControl
 from medusa.core.log import error_logger
 from medusa.core.producers import FileProducer, Producer
 from medusa.core.proxyprotocol import ProxyHeader
 from medusa.core.proxyreader import ProxyHeaderReader
-from medusa.core.terminator import find_prefix_at_end
+from medusa.core.terminator import find_prefix_at_end, split_at_terminator
 from medusa.core.writelimits import REFILL_BYTES, REFILL_CALLS, REFILL_SECONDS, check_water_marks
-from medusa.core.zerocopy import HAVE_SENDFILE, release, send_file, set_cork, stop_waiting
 
 if TYPE_CHECKING:
-    from medusa.core.server import Server
+    from medusa.core.channelserver import ChannelServer
 
 __all__ = ["Channel", "find_prefix_at_end"]
 
@@ -51,13 +58,16 @@ class Channel(FlowControl):
     """One connection, in the asynchat model.
 
     Subclasses set :attr:`terminator` and override :meth:`collect_incoming_data` and
-    :meth:`found_terminator` (or, for a protocol with its own parser, set ``terminator =
-    None`` and take every byte in ``collect_incoming_data``).
+    :meth:`found_terminator`; a protocol with its own parser overrides
+    :meth:`handle_data` instead (or sets ``terminator = None`` and takes every byte in
+    ``collect_incoming_data``).
 
     Args:
-        server: the :class:`~medusa.core.server.Server` that accepted the connection, or
-            ``None`` for a channel used on its own (a client, a test). The server supplies
-            counters, the idle sweep and the default buffer sizes.
+        server: the server that accepted the connection (a
+            :class:`~medusa.core.server.Server`, seen through the narrow
+            :class:`~medusa.core.channelserver.ChannelServer`), or ``None`` for a channel
+            used on its own (a client, a test). The server supplies counters, the idle
+            sweep and the default buffer sizes.
         write_high_water: bytes of outgoing backlog above which the transport pauses the
             channel (stops producers and reading); ``None`` takes the server's setting
             (asyncio's default is 64 KiB, or four times ``write_low_water``).
@@ -91,14 +101,13 @@ class Channel(FlowControl):
     __slots__ = (
         "__dict__",
         "_closing",
-        "_corked",
         "_fifo",
         "_inbuf",
         "_incoming",
         "_incoming_size",
         "_peer",
         "_refill_scheduled",
-        "_sockfd",
+        "_zerocopy",
         "bytes_in",
         "bytes_out",
         "connected_at",
@@ -112,7 +121,7 @@ class Channel(FlowControl):
 
     def __init__(
         self,
-        server: Server | None = None,
+        server: ChannelServer | None = None,
         *,
         write_high_water: int | None = None,
         write_low_water: int | None = None,
@@ -147,8 +156,9 @@ class Channel(FlowControl):
         self._resuming = False
         self._refill_scheduled = False
         self._closing = False
-        self._sockfd = -1  # 0: sendfile allowed (the descriptor is asked for when used)
-        self._corked = False
+        # None until the first file is sent, then its sender or False (no sendfile on
+        # this connection): an idle connection that never sent a file holds no sender.
+        self._zerocopy: zerocopy.ZeroCopySender | Literal[False] | None = None
         self.connected_at = 0.0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -191,14 +201,6 @@ class Channel(FlowControl):
         self.connected_at = self.last_activity = time.monotonic()
         if self.write_high_water is not None or self.write_low_water is not None:
             transport.set_write_buffer_limits(self.write_high_water, self.write_low_water)
-        if (
-            HAVE_SENDFILE
-            and (self.server is None or self.server.sendfile)
-            and transport.get_extra_info("sslcontext") is None
-        ):
-            # Whether there is a socket is found when a file is sent (asking uvloop for
-            # its socket object now would cost a system call for every connection).
-            self._sockfd = 0  # an int per connection would cost 28 bytes each
         server = self.server
         if server is not None:
             if not server.channel_opened(self):
@@ -208,52 +210,37 @@ class Channel(FlowControl):
         self.handle_connect()
 
     def data_received(self, data: bytes) -> None:
-        """Split ``data`` at the terminator (the asynchat algorithm) and dispatch it."""
+        """Count the bytes and the activity, then hand them to :meth:`handle_data`
+        (nothing is handed on once the channel is closing)."""
         self.last_activity = time.monotonic()
-        self.bytes_in += len(data)
+        size = len(data)
+        self.bytes_in += size
         server = self.server
         if server is not None:
-            server.counters.bytes_in += len(data)
+            server.counters.bytes_in += size
         if self._closing:
             return
-        if self._inbuf:
-            data = self._inbuf + data
+        self.handle_data(data)
+
+    def handle_data(self, data: bytes) -> None:
+        """Take the bytes of one read (never empty), counted already. The default splits
+        them at :attr:`terminator` (asynchat's algorithm,
+        :func:`~medusa.core.terminator.split_at_terminator`), keeping the bytes that may
+        begin a terminator for the next read; a protocol with its own parser overrides
+        it."""
+        held = self._inbuf
+        if held:
+            data = held + data
             self._inbuf = b""
-        while data:
-            terminator = self.terminator
-            if terminator is None:
-                self.collect_incoming_data(data)
-                return
-            if isinstance(terminator, int):
-                if not terminator:  # a spent count: everything (asynchat's rule)
-                    self.collect_incoming_data(data)
-                    return
-                if len(data) < terminator:
-                    self.collect_incoming_data(data)
-                    self.terminator = terminator - len(data)
-                    return
-                self.collect_incoming_data(data[:terminator])
-                data = data[terminator:]
-                self.terminator = 0
-                self.found_terminator()
-            else:
-                index = data.find(terminator)
-                if index != -1:
-                    if index:
-                        self.collect_incoming_data(data[:index])
-                    data = data[index + len(terminator) :]
-                    self.found_terminator()
-                else:
-                    keep = find_prefix_at_end(data, terminator)
-                    if keep:
-                        if len(data) > keep:
-                            self.collect_incoming_data(data[:-keep])
-                        self._inbuf = data[-keep:]
-                    else:
-                        self.collect_incoming_data(data)
-                    return
-            if self._closing or self.transport is None or self.transport.is_closing():
-                return
+        held = split_at_terminator(self, data)
+        if held:
+            self._inbuf = held
+
+    def input_closed(self) -> bool:
+        """True once received bytes are no longer dispatched: the channel closed or its
+        transport is closing (checked after each ``found_terminator``)."""
+        transport = self.transport
+        return self._closing or transport is None or transport.is_closing()
 
     def eof_received(self) -> bool | None:
         """The client shut down its sending side; by default, finish writing and close.
@@ -278,9 +265,9 @@ class Channel(FlowControl):
     def connection_lost(self, exc: Exception | None) -> None:
         """Release queued producers (closing open files), unregister, call
         :meth:`handle_close`."""
-        if self._sockfd >= 0:
-            stop_waiting(self)  # a file waiting for room in the socket
-        release(self)  # the socket object that corked it, if any
+        sender = self._zerocopy
+        if sender:
+            sender.close()  # a file waiting for room in the socket, the cork's socket
         self._release_fifo()
         self._closing = True
         if self.server is not None:
@@ -465,18 +452,13 @@ class Channel(FlowControl):
                 if counters is not None:
                     counters.bytes_out += len(item)
                 continue
-            if self._sockfd >= 0 and type(item) is FileProducer:
-                done = send_file(self, item, transport)
+            if type(item) is FileProducer and self._zerocopy is not False:
+                done = self._send_file(item, transport)
                 if done is False:
                     return
                 if done:
                     fifo.pop(0)
                     continue
-                # done is None: sendfile cannot send this file; read it with more(),
-                # uncorked (no sendfile will end the cork: its last partial segment
-                # would wait for the kernel's 200 ms timer).
-                if self._corked:
-                    set_cork(self, False)
             if calls <= 0 or budget <= 0 or (deadline and time.monotonic() > deadline):
                 if not self._refill_scheduled:
                     self._refill_scheduled = True
@@ -512,6 +494,79 @@ class Channel(FlowControl):
         if not fifo and self._fifo is fifo:
             self._fifo = None  # all sent: an idle connection holds no queue
 
+    def _send_file(self, producer: FileProducer, transport: asyncio.Transport) -> bool | None:
+        """Send the file at the head of the fifo with ``sendfile``
+        (:class:`~medusa.core.zerocopy.ZeroCopySender`) and act on the outcome.
+
+        Returns:
+            True when it is done with (sent, or the connection aborted); False when
+            output waits (for room in the socket, a drain, the next loop iteration);
+            None when ``sendfile`` cannot send it: the caller reads it with ``more()``.
+        """
+        sender = self._zerocopy or self._file_sender()
+        if sender is None:
+            return None
+        offset = producer.offset
+        try:
+            outcome = sender.send(producer, transport, self._refill)
+        except OSError as exc:
+            error_logger.warning("sendfile to %r failed: %s", self.peer, exc)
+            self.abort()
+            return True
+        sent = producer.offset - offset
+        counters = self.server.counters if self.server is not None else None
+        if sent:
+            self.bytes_out += sent
+            if counters is not None:
+                counters.bytes_out += sent
+        if outcome == zerocopy.DONE:
+            self.last_activity = time.monotonic()
+            return True
+        if outcome == zerocopy.UNSUPPORTED:
+            # Read it with more(), uncorked (no sendfile will end the cork: its last
+            # partial segment would wait for the kernel's 200 ms timer).
+            if sender.corked:
+                sender.set_cork(transport, False)
+            return None
+        if outcome == zerocopy.DRAIN:
+            self._wait_for_drain(transport)
+        elif outcome == zerocopy.YIELD:
+            # Let other channels run; continue from the next loop iteration.
+            if not self._refill_scheduled:
+                self._refill_scheduled = True
+                asyncio.get_running_loop().call_soon(self._scheduled_refill)
+        elif outcome == zerocopy.BROKEN:
+            self.abort()
+            return True
+        elif outcome == zerocopy.SHRANK:
+            # The file is shorter than promised: the response cannot be completed.
+            error_logger.warning("file shrank while being sent to %r", self.peer)
+            if counters is not None:
+                counters.errors += 1
+            self.abort()
+            return True
+        return False  # WAITING: the sender calls _refill once the socket has room
+
+    def _file_sender(self) -> zerocopy.ZeroCopySender | None:
+        """The connection's zero-copy sender, made for its first file; None (and never
+        asked again) when ``sendfile`` is not for this connection: no ``os.sendfile``, the
+        server's ``sendfile`` option off, or a TLS transport (asked now, not at connect:
+        a connection may turn to TLS, FTP's ``AUTH TLS``)."""
+        sender = self._zerocopy
+        if sender is None:
+            server = self.server
+            transport = self.transport
+            if (
+                zerocopy.HAVE_SENDFILE
+                and (server is None or server.sendfile)
+                and transport is not None
+                and transport.get_extra_info("sslcontext") is None
+            ):
+                sender = self._zerocopy = zerocopy.ZeroCopySender()
+            else:
+                sender = self._zerocopy = False
+        return sender or None
+
     def _scheduled_refill(self) -> None:
         """Continue :meth:`_refill` from the loop after it yielded its turn."""
         self._refill_scheduled = False
@@ -532,6 +587,11 @@ class Channel(FlowControl):
         """Hold back partial TCP segments until the next file sent with ``sendfile`` is
         complete (Linux ``TCP_CORK``, nginx's ``tcp_nopush``): a response's headers then
         leave in the same segments as the start of its file instead of a packet of their
-        own. Does nothing on other sockets and platforms."""
-        if self._sockfd >= 0 and not self._corked:
-            set_cork(self, True)
+        own. Does nothing on other sockets and platforms, nor on a connection that
+        cannot use ``sendfile``."""
+        if self._zerocopy is False:
+            return
+        sender = self._file_sender()
+        transport = self.transport
+        if sender is not None and sender.usable and not sender.corked and transport is not None:
+            sender.set_cork(transport, True)
