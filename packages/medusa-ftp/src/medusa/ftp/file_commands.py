@@ -26,11 +26,9 @@ __all__ = ["HANDLERS"]
 
 def cmd_cwd(s: SessionState, arg: str) -> Result:
     """``CWD path`` (RFC 959 §4.1.1): 250, or 550."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("e") or s.hidden(arg or "/")
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("e", arg or "/")
+    if isinstance(fs, Reply):
+        return fs
     try:
         fs.chdir(arg or "/")
     except OSError as exc:
@@ -51,11 +49,9 @@ def cmd_pwd(s: SessionState, arg: str) -> Result:
 
 def cmd_mkd(s: SessionState, arg: str) -> Result:
     """``MKD path`` (RFC 959 Appendix II): 257 with the quoted new directory."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("m") or s.reserved(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("m", arg, creates=True)
+    if isinstance(fs, Reply):
+        return fs
     try:
         path = fs.normalize(arg)
         fs.mkdir(path)
@@ -66,11 +62,9 @@ def cmd_mkd(s: SessionState, arg: str) -> Result:
 
 def cmd_rmd(s: SessionState, arg: str) -> Result:
     """``RMD path``: remove an empty directory (250); never the root."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("d") or s.hidden(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("d", arg)
+    if isinstance(fs, Reply):
+        return fs
     try:
         path = fs.normalize(arg)
         if path == "/":
@@ -83,11 +77,9 @@ def cmd_rmd(s: SessionState, arg: str) -> Result:
 
 def cmd_dele(s: SessionState, arg: str) -> Result:
     """``DELE path``: remove a file (250); a directory is 550."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("d") or s.hidden(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("d", arg)
+    if isinstance(fs, Reply):
+        return fs
     try:
         path = fs.normalize(arg)
         if stat.S_ISDIR(fs.lstat(path).st_mode):
@@ -100,11 +92,9 @@ def cmd_dele(s: SessionState, arg: str) -> Result:
 
 def cmd_rnfr(s: SessionState, arg: str) -> Result:
     """``RNFR path`` (RFC 959 §4.1.3): 350 when it exists; ``RNTO`` must follow."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("f") or s.hidden(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("f", arg)
+    if isinstance(fs, Reply):
+        return fs
     try:
         path = fs.normalize(arg)
         if path == "/":
@@ -136,11 +126,9 @@ def cmd_rnto(s: SessionState, arg: str) -> Result:
 
 def _regular_file_stat(s: SessionState, arg: str) -> tuple[int, float] | Reply:
     """``(size, mtime)`` of the regular file ``arg``, or the refusal to send."""
-    fs = s.fs
-    assert fs is not None
-    refused = s.refusal("l") or s.hidden(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("l", arg)
+    if isinstance(fs, Reply):
+        return fs
     try:
         st = fs.stat(arg)
     except OSError as exc:

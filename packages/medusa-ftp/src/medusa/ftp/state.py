@@ -112,6 +112,15 @@ class SessionState:
             return None
         return Reply(550, "Permission denied.")
 
+    def checked_fs(self, letter: str, path: str, *, creates: bool = False) -> Filesystem | Reply:
+        """The user's filesystem for an operation on ``path`` that needs permission
+        ``letter``, or the refusal to send: ``550`` without the permission, then
+        :meth:`hidden` (or, when the operation ``creates`` the name, :meth:`reserved`)."""
+        fs = self.fs
+        assert fs is not None
+        refused = self.refusal(letter) or (self.reserved(path) if creates else self.hidden(path))
+        return fs if refused is None else refused
+
     def hidden(self, path: str) -> Reply | None:
         """A ``550`` as for a missing file when ``path`` names the temporary file of an
         upload in progress (see :mod:`medusa.core.uploads`), else None."""

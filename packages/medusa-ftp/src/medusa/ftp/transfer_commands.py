@@ -130,12 +130,10 @@ def _data_refusal(s: SessionState) -> Reply | None:
 def cmd_retr(s: SessionState, arg: str) -> Result:
     """``RETR path``: send a file (zero-copy ``sendfile`` in ``TYPE I`` on a plain data
     connection), from the ``REST`` offset."""
-    fs = s.fs
-    assert fs is not None
     offset, s.restart = s.restart, 0
-    refused = s.refusal("r") or s.hidden(arg)
-    if refused is not None:
-        return refused
+    fs = s.checked_fs("r", arg)
+    if isinstance(fs, Reply):
+        return fs
     if s.server.tls_data_required and not s.protect_data:
         return _CLEAR_DATA
     try:
