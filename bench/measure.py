@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -50,15 +51,18 @@ def callgrind_total(path: Path) -> int:
     raise MeasureError(f"no instruction total in {path}")
 
 
-def callgrind_run(out: Path, argv: list[str], *options: str) -> int:
-    """Run ``argv`` under ``valgrind --tool=callgrind`` (with ``options``), its output in
-    ``out``, and return the instructions it executed (see :func:`callgrind_total`).
+def callgrind_run(
+    out: Path, argv: list[str], *options: str, env: Mapping[str, str] | None = None
+) -> int:
+    """Run ``argv`` under ``valgrind --tool=callgrind`` (with ``options``; ``env``: its
+    environment, default this process's), its output in ``out``, and return the
+    instructions it executed (see :func:`callgrind_total`).
 
     Raises:
         subprocess.CalledProcessError: the command failed.
     """
     command = ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}", *argv]
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return callgrind_total(out)
 
 
