@@ -33,20 +33,6 @@ from medusa.core.producers import ChunkedProducer, FileProducer, LinesProducer, 
 from medusa.core.server import Server
 from medusa.core.testing import ServerThread, wait_until
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:  # pragma: no cover - the dev environment installs uvloop
-    HAVE_UVLOOP = False
-else:
-    HAVE_UVLOOP = True
-
-BACKENDS = [
-    "asyncio",
-    pytest.param(
-        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
-    ),
-]
-
 TIMEOUT = 20.0
 """Seconds any single client operation or condition may take before the test fails."""
 
@@ -248,11 +234,6 @@ class Client:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @contextlib.contextmanager

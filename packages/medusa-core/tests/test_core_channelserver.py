@@ -30,20 +30,6 @@ from medusa.core.producers import FileProducer
 from medusa.core.stats import Counters
 from medusa.core.trusted import TrustedNetworks
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:  # pragma: no cover - the dev environment installs uvloop
-    HAVE_UVLOOP = False
-else:
-    HAVE_UVLOOP = True
-
-BACKENDS = [
-    "asyncio",
-    pytest.param(
-        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
-    ),
-]
-
 TIMEOUT = 20.0
 """Seconds any wait may take before the test fails."""
 
@@ -144,11 +130,6 @@ def read_until(sock: socket.socket, end: bytes) -> bytes:
             return out
         out += piece
     return out
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def test_channel_served_by_the_narrow_interface(backend: str, tmp_path: Path) -> None:

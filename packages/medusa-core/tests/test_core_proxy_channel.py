@@ -21,20 +21,6 @@ from medusa.core.proxyprotocol import V2_SIGNATURE, crc32c
 from medusa.core.server import Server
 from medusa.core.testing import ServerThread, wait_until
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:  # pragma: no cover - the dev environment installs uvloop
-    HAVE_UVLOOP = False
-else:
-    HAVE_UVLOOP = True
-
-BACKENDS = [
-    "asyncio",
-    pytest.param(
-        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
-    ),
-]
-
 TIMEOUT = 20.0
 
 V1 = b"PROXY TCP4 192.0.2.5 127.0.0.1 40000 21\r\n"
@@ -72,11 +58,6 @@ class GreetingServer(Server):
 
     def make_channel(self) -> Channel:
         return GreetingChannel(self)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @contextlib.contextmanager

@@ -31,13 +31,6 @@ except ImportError:  # pragma: no cover - the dev environment installs uvloop
 else:
     HAVE_UVLOOP = True
 
-BACKENDS = [
-    "asyncio",
-    pytest.param(
-        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
-    ),
-]
-
 TIMEOUT = 20.0
 
 
@@ -76,11 +69,6 @@ def ipv6_available() -> bool:
     except OSError:
         return False
     return True
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture

@@ -27,29 +27,10 @@ from medusa.core.zerocopy import (
     ZeroCopySender,
 )
 
-try:
-    import uvloop  # noqa: F401
-except ImportError:  # pragma: no cover - the dev environment installs uvloop
-    HAVE_UVLOOP = False
-else:
-    HAVE_UVLOOP = True
-
-BACKENDS = [
-    "asyncio",
-    pytest.param(
-        "uvloop", marks=pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop not installed")
-    ),
-]
-
 TIMEOUT = 20.0
 """Seconds any wait may take before the test fails."""
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sendfile"), reason="no os.sendfile")
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @contextmanager
