@@ -589,9 +589,9 @@ class Channel(FlowControl):
         leave in the same segments as the start of its file instead of a packet of their
         own. Does nothing on other sockets and platforms, nor on a connection that
         cannot use ``sendfile``."""
-        if self._zerocopy is False:
+        transport = self.transport
+        if self._zerocopy is False or transport is None:
             return
         sender = self._file_sender()
-        transport = self.transport
-        if sender is not None and sender.usable and not sender.corked and transport is not None:
+        if sender is not None and sender.usable and not sender.corked:
             sender.set_cork(transport, True)
