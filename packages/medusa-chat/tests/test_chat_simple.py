@@ -168,3 +168,23 @@ def test_simple_mode_handler_failure(caplog: pytest.LogCaptureFixture) -> None:
         assert irc_user.wait("pubmsg").arguments == ["still here"]
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == ["chat: PRIVMSG from typist!simple@127.0.0.1 failed"]
+
+
+def test_simple_mode_user_is_told_of_shutdown() -> None:
+    """On shutdown a simple-mode user is closed as IRC users are: it is told why."""
+    chat = ChatServer(("127.0.0.1", 0), simple="127.0.0.1:0")
+    thread = ServerThread([chat]).start()
+    try:
+        irc_user = IRCUser(chat.port, "stayer")
+        irc_user.conn.join("#lobby")
+        irc_user.wait("endofnames")
+        t = socket.create_connection(("127.0.0.1", chat.extra_port("simple")), timeout=TIMEOUT)
+        read_until(t, b"nickname: ")
+        t.sendall(b"leaver\r\n")
+        read_until(t, b"* Here: ")
+    finally:
+        thread.stop()
+    with t:
+        data = read_until(t, b"Closing link")
+        assert b"* Closing link (Server shutting down)\r\n" in data
+    irc_user.conn.disconnect()
