@@ -362,6 +362,14 @@ def test_simple_session_beside_an_irc_session() -> None:
     assert plain.closed == "Quit: bye"
     assert irc_sink.lines[-1] == b":plain!simple@10.0.0.2 QUIT :Quit: bye\r\n"
     assert net.find_user("plain") is None
+    # over 512 bytes costs a flood token like any line, at the prompt too
+    flood = Sink()
+    flooder = SimpleSession(net, "10.0.0.3", flood.send, flood.close, LinkPolicy(1, 2), 0.0, "#c")
+    flooder.refuse_long_line(0.0)
+    flooder.refuse_long_line(0.0)
+    assert flood.closed is None
+    flooder.refuse_long_line(0.0)
+    assert flood.closed == "Excess Flood"
 
 
 def test_render_plain() -> None:
