@@ -102,6 +102,6 @@ def split_at_terminator(target: TerminatorTarget, data: bytes) -> bytes:
                 if len(data) > keep:
                     target.collect_incoming_data(data[:-keep])
                 return data[-keep:]
-        if target.input_closed():
+        if data and target.input_closed():
             return b""
     return b""
