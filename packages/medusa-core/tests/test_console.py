@@ -12,7 +12,9 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import pytest
 
@@ -191,3 +193,50 @@ def test_a_forked_child_writes_its_own_lines_and_not_the_parents_queue() -> None
     )
     messages = sorted(m.group(3) for m in map(LINE.match, done.stderr.splitlines()) if m)
     assert messages == ["child", "parent after fork", "parent before fork"]
+
+
+def calls_made(action: Callable[[], object]) -> list[str]:
+    """The functions ``action`` calls, Python and C, by name, as :func:`sys.setprofile`
+    reports them (no timing: what the code does, counted)."""
+    names: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            names.append(frame.f_code.co_name)
+        elif event == "c_call":
+            names.append(getattr(arg, "__name__", "?"))
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return [name for name in names if name != "setprofile"]
+
+
+def test_an_access_line_is_one_call_a_clock_read_and_an_append() -> None:
+    """The default access log's path on the event loop (every response): the console
+    logger's ``log`` reads the clock and appends the whole line to the queue itself: no
+    other Python function, and a lock only to wake a writer that sleeps for want of lines
+    (issue 15: at most 15 % of a hello request's CPU for the access log)."""
+    read_end, write_end = os.pipe()
+    console = ConsoleLog(write_end)
+    logger = ConsoleLogger("medusa.test.access", console)
+    try:
+        for _ in range(10):  # until one line is logged within one second (no new prefix)
+            second = int(time.time())
+            logger.log("first")
+            calls = calls_made(lambda: logger.log('127.0.0.1 - - "GET / HTTP/1.1" 200 5'))
+            if int(time.time()) == second:
+                break
+        assert calls[:5] == ["<lambda>", "log", "time", "len", "append"]
+        # Then, only when the writer slept for want of lines: waking it.
+        assert calls[5:6] in ([], ["wake_writer"]), calls
+        assert console.flush(30)
+    finally:
+        console.close()
+        os.close(write_end)
+    lines = read_all(read_end).splitlines()
+    assert [LINE.match(line).group(3) for line in lines[-1:]] == [  # type: ignore[union-attr]
+        '127.0.0.1 - - "GET / HTTP/1.1" 200 5'
+    ]

@@ -15,8 +15,11 @@ Two ways in:
   servers' default logs (the HTTP access log, FTP's session log and xferlog, the monitor's
   audit log) use when nothing else listens on that name (see
   :func:`medusa.core.log.default_logger`): the line goes straight to the queue, without a
-  :class:`logging.LogRecord`, so an access line costs a clock read and an append; its
-  prefix (time, name, level) is made once a second.
+  :class:`logging.LogRecord`, so an access line costs a clock read, a concatenation and an
+  append; its prefix (time, name, level) is made once a second.
+
+The queue holds whole lines (prefix and message, no newline); the writer joins a batch with
+newlines and writes it with one ``write``.
 """
 
 from __future__ import annotations
@@ -46,9 +49,7 @@ DEFAULT_BUFFER = 16384
 """Lines the console holds by default while standard error cannot take more (``medusa
 --log-buffer``): about 2 MB of access lines."""
 
-Line = tuple[str, str]
-"""A queued line: its prefix (``"2026-12-06 10:30:18 medusa.http.access INFO "``) and its
-message."""
+_now = time.time
 
 
 def line_prefix(at: float, name: str, levelname: str) -> str:
@@ -85,23 +86,22 @@ class ConsoleLog(LogQueue):
     def close_sink(self) -> None:
         """Nothing to close: the descriptor stays the process's."""
 
-    def drop_notice(self, count: int) -> Line:
+    def drop_notice(self, count: int) -> str:
         """``medusa WARNING N log lines dropped (...)``, as a line of the log."""
         return (
-            line_prefix(time.time(), "medusa", "WARNING"),
-            f"{count} log lines dropped (standard error did not take them: "
-            f"queue of {self.buffer} lines full)",
+            f"{line_prefix(time.time(), 'medusa', 'WARNING')}{count} log lines dropped "
+            f"(standard error did not take them: queue of {self.buffer} lines full)"
         )
 
-    def write_batch(self, records: list[Line]) -> None:
+    def write_batch(self, records: list[str]) -> None:
         """Write the lines in one ``write`` (more when the descriptor takes part of it).
 
         Raises:
             PartialWriteError: after some lines were written completely.
             OSError: nothing was written (a closed pipe: ``EPIPE``).
         """
-        text = "\n".join(map("".join, records)) + "\n"
-        data = text.encode("utf-8", "backslashreplace")
+        text = "\n".join(records)
+        data = (text + "\n").encode("utf-8", "backslashreplace")
         done = 0
         try:
             while done < len(data):
@@ -138,7 +138,7 @@ class ConsoleHandler(logging.Handler):
         """Queue ``record`` (never blocks)."""
         try:
             message = self.format(record)
-            self.target.put((line_prefix(record.created, record.name, record.levelname), message))
+            self.target.put(line_prefix(record.created, record.name, record.levelname) + message)
         except Exception:
             self.handleError(record)
 
@@ -164,28 +164,44 @@ class ConsoleLogger(StdlibLogger):
         target: the console queue.
     """
 
-    __slots__ = ("_enabled", "_next", "_prefix", "_put", "_since", "name")
+    __slots__ = ("_enabled", "_next", "_prefix", "_records", "_since", "name", "target")
 
     def __init__(self, name: str, target: ConsoleLog) -> None:
         super().__init__(name)
         self.name = name
-        self._put = target.put
+        self.target = target
+        self._records = target.records
         self._prefix = ""
         self._enabled = False
         self._since = self._next = 0.0  # the second the prefix and _enabled are for
 
     def log(self, message: str) -> None:
-        """Queue ``message`` as one INFO line (never blocks). The prefix and whether the
-        logger's level lets INFO lines through are found once a second (a level changed
-        at run time applies within a second)."""
-        now = time.time()
-        if not self._since <= now < self._next:
-            second = int(now)
-            self._since, self._next = second, second + 1.0
-            self._prefix = line_prefix(second, self.name, "INFO")
-            self._enabled = self._logger.isEnabledFor(logging.INFO)
+        """Queue ``message`` as one INFO line (never blocks): :meth:`ConsoleLog.put`,
+        inlined (this is every access line's path). The prefix and whether the logger's
+        level lets INFO lines through are found once a second (a level changed at run
+        time applies within a second)."""
+        now = _now()
+        if now >= self._next:
+            self._refresh(now)
+        elif now < self._since:  # the clock was set back
+            self._refresh(now)
         if self._enabled:
-            self._put((self._prefix, message))
+            records = self._records
+            target = self.target
+            if len(records) < target.limit:
+                records.append(self._prefix + message)
+                if target.writer_waiting:  # read after the append
+                    target.wake_writer()
+            else:
+                target.refuse()
+
+    def _refresh(self, now: float) -> None:
+        """The prefix of lines logged at ``now`` (seconds since the epoch), and whether
+        INFO lines are enabled, for the second ``now`` is in."""
+        second = int(now)
+        self._since, self._next = float(second), second + 1.0
+        self._prefix = line_prefix(second, self.name, "INFO")
+        self._enabled = self._logger.isEnabledFor(logging.INFO)
 
 
 _console: ConsoleLog | None = None

@@ -134,9 +134,10 @@ class LogQueue:
         self.max_batch = max_batch
         self.linger = linger
         self.counters = LogCounters()
-        # Records stay in the queue until they were written. Only the writer removes them
-        # (popleft); put() appends without the lock (deque operations are atomic).
-        self._queue: deque[Any] = deque()
+        self.records: deque[Any] = deque()
+        """The queued records, oldest first. They stay here until they were written; only
+        the writer removes them (popleft); :meth:`put` appends without the lock (deque
+        operations are atomic)."""
         self._reset_thread_state()
         _OPEN.add(self)
         self._thread.start()
@@ -144,7 +145,11 @@ class LogQueue:
     def _reset_thread_state(self) -> None:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._waiting = False
+        self.writer_waiting = False
+        """True while the writer thread sleeps until a record comes (see :meth:`put`)."""
+        self.limit = self.buffer
+        """Records are accepted while fewer than this many are queued: :attr:`buffer`, or 0
+        once closed (see :meth:`put`)."""
         self._closed = False  # no more records accepted
         self._close_deadline = 0.0
         self._reopen = False
@@ -163,23 +168,34 @@ class LogQueue:
         The record is appended without the lock (a ``deque`` append is atomic); the lock is
         taken only to wake a writer that waits for work, and to count a drop. With several
         threads putting at once the queue can hold a record or so more than ``buffer`` per
-        thread.
-        """
-        queue = self._queue
-        if len(queue) < self.buffer and not self._closed:
-            queue.append(record)
-            if self._waiting:  # read after the append: see _wait_for_work
-                self._wake()
-        else:
-            self._drop()
+        thread. A producer on a hot path may do the same inline, in this order::
 
-    def _wake(self) -> None:
+            if len(log_queue.records) < log_queue.limit:
+                log_queue.records.append(record)
+                if log_queue.writer_waiting:  # read after the append
+                    log_queue.wake_writer()
+            else:
+                log_queue.refuse()
+        """
+        queue = self.records
+        if len(queue) < self.limit:
+            queue.append(record)
+            if self.writer_waiting:  # read after the append: see _wait_for_work
+                self.wake_writer()
+        else:
+            self.refuse()
+
+    def wake_writer(self) -> None:
+        """Wake the writer thread when it sleeps for want of records (after an append that
+        saw :attr:`writer_waiting` true)."""
         with self._lock:
-            if self._waiting:
-                self._waiting = False
+            if self.writer_waiting:
+                self.writer_waiting = False
                 self._cond.notify()
 
-    def _drop(self) -> None:
+    def refuse(self) -> None:
+        """Count one record dropped (the queue was full or closed): it is reported in the
+        log's next drop notice and in :attr:`counters`."""
         with self._lock:
             self.counters.dropped += 1
             self._unreported += 1
@@ -187,13 +203,13 @@ class LogQueue:
     @property
     def queued(self) -> int:
         """Records waiting to be written."""
-        return len(self._queue)
+        return len(self.records)
 
     def stats(self) -> dict[str, int]:
         """The counters (:class:`LogCounters`) and ``queued``, the current queue length."""
         with self._lock:
             counters = self.counters
-            counters.received = counters.written + len(self._queue) + self._left_at_close
+            counters.received = counters.written + len(self.records) + self._left_at_close
             return {**counters.as_dict(), "queued": self.queued}
 
     def reopen(self) -> None:
@@ -207,7 +223,7 @@ class LogQueue:
         """Wait until every queued record was written; True when it was within ``timeout``
         seconds. Meant for shutdown and tests, not for the event loop's thread."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue, timeout)
+            return self._cond.wait_for(lambda: not self.records, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop accepting records, write what is queued within ``timeout`` seconds, count
@@ -215,15 +231,16 @@ class LogQueue:
         with self._cond:
             if not self._closed:
                 self._closed = True
+                self.limit = 0
                 self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout + 1.0)
         if not self._thread.is_alive():
             with self._cond:  # a record another thread appended as the writer ended
-                late = len(self._queue)
+                late = len(self.records)
                 if late:
-                    self._queue.clear()
+                    self.records.clear()
                     self._left_at_close += late
                     self.counters.dropped += late
         _OPEN.discard(self)
@@ -266,17 +283,17 @@ class LogQueue:
         """Under the lock: the next batch (the oldest records, still in the queue), or None
         when the writer should end."""
         cond = self._cond
-        while not (self._queue or self._reopen or self._closed or self._unreported):
-            # Announce the wait, then look again: put() appends before it reads _waiting,
+        while not (self.records or self._reopen or self._closed or self._unreported):
+            # Announce the wait, then look again: put() appends before it reads writer_waiting,
             # so a record appended meanwhile is either seen here or wakes the writer.
-            self._waiting = True
-            if self._queue:
+            self.writer_waiting = True
+            if self.records:
                 break
             cond.wait()
-        self._waiting = False
-        if self._closed and (not self._queue or time.monotonic() > self._close_deadline):
+        self.writer_waiting = False
+        if self._closed and (not self.records or time.monotonic() > self._close_deadline):
             return None
-        queue = self._queue
+        queue = self.records
         if len(queue) <= self.max_batch:
             return list(queue)
         return list(islice(queue, 0, self.max_batch))
@@ -316,9 +333,9 @@ class LogQueue:
             with self._cond:
                 if written:
                     # popleft() ``written`` times, iterated in C (the "consume" recipe).
-                    deque(starmap(self._queue.popleft, repeat((), written)), maxlen=0)
+                    deque(starmap(self.records.popleft, repeat((), written)), maxlen=0)
                     self.counters.written += written
-                if not self._queue:
+                if not self.records:
                     self._cond.notify_all()  # flush() waiters
             if failure is not None:
                 delay = self._failed(failure, delay)
@@ -363,8 +380,8 @@ class LogQueue:
     def _finish(self) -> None:
         """End of the writer: count what is still queued as dropped, report, close."""
         with self._cond:
-            left = len(self._queue)
-            self._queue.clear()
+            left = len(self.records)
+            self.records.clear()
             self._left_at_close += left
             self.counters.dropped += left
             self._cond.notify_all()
@@ -382,13 +399,14 @@ class LogQueue:
     def _forked(self) -> None:
         """In a child just forked: new locks, and either a new writer (records queued in the
         parent are the parent's to write) or closed."""
-        self._queue.clear()
+        self.records.clear()
         self._reset_thread_state()
         self.counters = LogCounters()
         if self.restart_after_fork:
             self._thread.start()
         else:
             self._closed = True
+            self.limit = 0
             _OPEN.discard(self)
 
 

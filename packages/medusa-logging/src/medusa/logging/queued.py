@@ -190,9 +190,16 @@ class QueuedLogger(LogQueue):
         :class:`medusa.core.log.Logger` protocol). Never blocks, never raises.
 
         The fast path of every access log: the line and its time are queued as a plain pair
-        (the line alone when the output has no time of its own: see :meth:`lines_timed`).
+        (the line alone when the output has no time of its own: see :meth:`lines_timed`),
+        as :meth:`~medusa.core.logqueue.LogQueue.put` does, inlined.
         """
-        self.put((message, _now()) if self._timed else message)
+        records = self.records
+        if len(records) < self.limit:
+            records.append((message, _now()) if self._timed else message)
+            if self.writer_waiting:  # read after the append
+                self.wake_writer()
+        else:
+            self.refuse()
 
     def emit(self, entry: Entry) -> None:
         """Queue one record; when the buffer is full or the logger closed, count it as
