@@ -3,9 +3,10 @@
 
 The line is made once per response on the event loop's thread, so the common case is kept
 cheap (one f-string): the time part is formatted once per second by the caller
-(:func:`time_stamp`), the client's address once per connection (:func:`client_host`), and a
+(:func:`time_stamp`), the client's address once per connection (:func:`client_host`), a
 request target of plain printable ASCII without ``"`` or ``\\`` (nearly every one) is
-written as it is, without escaping.
+written as it is, without escaping, and found so with one set lookup when it was seen
+recently, and the byte count's text is looked up rather than formatted.
 """
 
 from __future__ import annotations
@@ -59,6 +60,42 @@ _STATUS_FIELDS = {code: f'" {code} ' for code in range(100, 1000)}
 """``'" 200 '``: the end of the request line and the status field, for every three-digit
 status (made once: formatting an int per line costs more than a lookup)."""
 
+_SIZE_TEXTS: dict[int, str] = {0: "-"}
+"""The bytes field for each body size seen recently (``0``: ``-``): a lookup costs a third
+of formatting the int. Emptied when it holds :data:`_CACHE_LIMIT` sizes."""
+
+_PLAIN_TARGETS: set[str] = set()
+"""Request targets seen recently that need no escaping (printable ASCII, no ``"`` or
+``\\``), of at most :data:`_PLAIN_TARGET_LENGTH` characters: one set lookup instead of four
+scans. Emptied when it holds :data:`_CACHE_LIMIT`."""
+
+_CACHE_LIMIT = 1024
+"""Most entries of each cache above."""
+
+_PLAIN_TARGET_LENGTH = 256
+"""Longest target remembered: the cache holds at most about 300 KB."""
+
+
+def _size_text(size: int) -> str:
+    """The bytes field for ``size`` (body bytes sent), remembered in :data:`_SIZE_TEXTS`."""
+    if len(_SIZE_TEXTS) >= _CACHE_LIMIT:
+        _SIZE_TEXTS.clear()
+        _SIZE_TEXTS[0] = "-"
+    text = _SIZE_TEXTS[size] = str(size) if size else "-"
+    return text
+
+
+def _logged_target(target: str) -> str:
+    """``target`` escaped for the line (:func:`_quote`); a plain one is remembered in
+    :data:`_PLAIN_TARGETS`."""
+    if not target.isascii() or '"' in target or "\\" in target or not target.isprintable():
+        return _quote(target)
+    if len(target) <= _PLAIN_TARGET_LENGTH:
+        if len(_PLAIN_TARGETS) >= _CACHE_LIMIT:
+            _PLAIN_TARGETS.clear()
+        _PLAIN_TARGETS.add(target)
+    return target
+
 
 def common_log_line(request: Request, host: str, stamp: str) -> str:
     """Return the Common Log Format line of a finished request.
@@ -76,15 +113,25 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
     stays.)
     """
     status = request.status
-    status_field = _STATUS_FIELDS.get(status) or f'" {status} '
+    try:
+        status_field = _STATUS_FIELDS[status]
+    except KeyError:
+        status_field = f'" {status} '
+    size = request.bytes_out
+    try:
+        size_field = _SIZE_TEXTS[size]
+    except KeyError:
+        size_field = _size_text(size)
     method = request.method
     if not method:  # a request that never got a request line
-        return f"{host} - -{stamp}-{status_field}{request.bytes_out or '-'}"
+        return f"{host} - -{stamp}-{status_field}{size_field}"
     target = request.target
-    if not target.isascii() or '"' in target or "\\" in target or not target.isprintable():
-        target = _quote(target)
+    if target not in _PLAIN_TARGETS:
+        target = _logged_target(target)
     user = request.user
+    if user is None:
+        return f"{host} - -{stamp}{method} {target} HTTP/{request.version}{status_field}{size_field}"
     return (
         f"{host} - {_quote(user) if user else '-'}{stamp}{method} {target} "
-        f"HTTP/{request.version}{status_field}{request.bytes_out or '-'}"
+        f"HTTP/{request.version}{status_field}{size_field}"
     )
