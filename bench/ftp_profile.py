@@ -194,6 +194,8 @@ def main_cprofile(root: Path, args: argparse.Namespace) -> None:
         done.wait(600)
         thread.call(profile.disable)
     stats = pstats.Stats(profile)
+    if args.dump:
+        stats.dump_stats(args.dump)
     stats.sort_stats(args.sort).print_stats(args.top)
 
 
@@ -207,6 +209,7 @@ def main() -> int:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--server", choices=["medusa", "pyftpdlib"], default="medusa")
     parser.add_argument("--keep", metavar="DIR", help="callgrind: keep the outputs there")
+    parser.add_argument("--dump", metavar="FILE", help="cprofile: also write the stats there")
     parser.add_argument(
         "--logs",
         choices=["off", "default"],

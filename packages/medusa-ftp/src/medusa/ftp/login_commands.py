@@ -14,6 +14,9 @@ from medusa.ftp.state import SessionState
 
 __all__ = ["HANDLERS"]
 
+_QUIT = Close(Reply(221, "Goodbye."), "quit")
+_ANONYMOUS_OK = Reply(331, "Anonymous login ok, send your e-mail address as password.")
+
 
 def cmd_user(s: SessionState, arg: str) -> Result:
     """``USER name`` (RFC 959 §4.1.1): 331, whether or not the user exists."""
@@ -24,7 +27,7 @@ def cmd_user(s: SessionState, arg: str) -> Result:
         return Reply(534, "Policy requires TLS: use AUTH TLS first.")
     s.pending_user = arg
     if anonymous:
-        return Reply(331, "Anonymous login ok, send your e-mail address as password.")
+        return _ANONYMOUS_OK
     return Reply(331, f"Password required for {arg}.")
 
 
@@ -50,7 +53,7 @@ def cmd_rein(s: SessionState, arg: str) -> Result:
 
 def cmd_quit(s: SessionState, arg: str) -> Result:
     """``QUIT`` (RFC 959 §4.1.1): 221 and close."""
-    return Close(Reply(221, "Goodbye."), "quit")
+    return _QUIT
 
 
 def cmd_auth(s: SessionState, arg: str) -> Result:

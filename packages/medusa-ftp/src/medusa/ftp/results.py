@@ -5,7 +5,9 @@ a transfer to start, the connection to secure or close). The control connection
 
 Handlers are ``handler(state, arg) -> Result`` with ``state`` a
 :class:`~medusa.ftp.state.SessionState` and ``arg`` the command's argument; nothing here
-does I/O.
+does I/O. A result is made once per command and read once: the actions are plain slotted
+dataclasses (not frozen: a frozen one costs an ``object.__setattr__`` call per field,
+measurable on a session's path); nobody changes one after it is returned.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Reply(NamedTuple):
     log: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     """Send ``reply``, then close the control connection once it is written (``QUIT``,
     RFC 959 §4.1.1); ``log`` goes to the session log."""
@@ -60,7 +62,7 @@ class Close:
     log: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Login:
     """Check ``password`` for ``user`` (``PASS``, RFC 959 §4.1.1): the control connection
     answers 230 or, after the failure delay, 530 (later commands wait meanwhile)."""
@@ -69,7 +71,7 @@ class Login:
     password: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Logout:
     """Forget the user and the transfer parameters, drop the data connection, then send
     ``reply`` (``REIN``, RFC 959 §4.1.1)."""
@@ -77,7 +79,7 @@ class Logout:
     reply: Reply
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SecureControl:
     """Send ``reply`` (234), then run the TLS handshake on the control connection with
     ``context`` (``AUTH TLS``, RFC 4217 §4); later commands wait for it."""
@@ -86,7 +88,7 @@ class SecureControl:
     context: ssl.SSLContext
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetActive:
     """Connect to ``host:port`` for the next transfer (``PORT``/``EPRT``, RFC 959 §4.1.2,
     RFC 2428 §2; the address was checked), then send ``reply``."""
@@ -96,7 +98,7 @@ class SetActive:
     reply: Reply
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenPassive:
     """Listen for a passive data connection (``PASV``, ``EPSV``): reply ``227`` with
     ``host`` and the port (RFC 959 §4.1.2), or with ``extended`` ``229`` with the port only
@@ -106,7 +108,7 @@ class OpenPassive:
     host: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StartTransfer:
     """Start ``transfer`` on the data connection: ``125``/``150`` (``preliminary``
     replaces their text), the transfer, then its ``226`` or error; later commands wait
@@ -117,7 +119,7 @@ class StartTransfer:
     log: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Abort:
     """``ABOR`` (RFC 959 §4.1.3): ``426`` for the transfer in progress and ``226``, or
     ``225`` when there was none (the data connection is closed)."""

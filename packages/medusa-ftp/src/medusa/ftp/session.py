@@ -182,7 +182,8 @@ class FTPChannel(Channel):
         elif type(result) is Login:
             self.start_login(result.user, result.password)
         elif type(result) is Close:
-            self.answer(result.reply)
+            reply = result.reply
+            self.reply(reply.code, reply.text)
             if result.log:
                 self.log_session(result.log)
             self.close_when_done()
@@ -323,7 +324,11 @@ class FTPChannel(Channel):
         if verb in _WRITES or (verb == "SITE" and arg.lstrip()[:6].upper() == "CHMOD "):
             self._write = self._describe_write(verb, arg)
         try:
-            self.answer(HANDLERS[verb](state, arg))
+            result = HANDLERS[verb](state, arg)
+            if type(result) is Reply and not result.log:
+                self.reply(result.code, result.text)  # most commands: no call to answer()
+            else:
+                self.answer(result)
         except Exception:
             error_logger.exception("FTP command %s from %s failed", verb, self.peer_text)
             self.ftp.counters.errors += 1

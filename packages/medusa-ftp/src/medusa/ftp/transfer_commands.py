@@ -120,7 +120,8 @@ _CLEAR_DATA = Reply(521, "Data connections must be encrypted (PROT P).")
 
 def _data_refusal(s: SessionState) -> Reply | None:
     """Why a transfer cannot start on this session's data connection, or None."""
-    if not s.has_port:
+    data = s.data
+    if data is None or not data.has_port:
         return _NO_PORT
     if s.server.tls_data_required and not s.protect_data:
         return _CLEAR_DATA
@@ -243,17 +244,13 @@ def cmd_abor(s: SessionState, arg: str) -> Result:
 # -- listings --------------------------------------------------------------------------------
 
 
-def _listing_refusal(s: SessionState) -> Reply | None:
-    return s.refusal("l") or _data_refusal(s)
-
-
 def cmd_list(s: SessionState, arg: str) -> Result:
     """``LIST [path]``: ``ls -l`` lines (or MS-DOS lines) on the data connection. Every
     entry is examined before the reply (an error gets its 450/550 instead of 150); the
     lines are formatted after it, when the data connection takes them."""
     fs = s.fs
     assert fs is not None
-    refused = _listing_refusal(s)
+    refused = s.refusal("l") or _data_refusal(s)
     if refused is not None:
         return refused
     try:
@@ -272,7 +269,7 @@ def cmd_nlst(s: SessionState, arg: str) -> Result:
     """``NLST [path]``: names only, one a line."""
     fs = s.fs
     assert fs is not None
-    refused = _listing_refusal(s)
+    refused = s.refusal("l") or _data_refusal(s)
     if refused is not None:
         return refused
     try:
@@ -287,7 +284,7 @@ def cmd_mlsd(s: SessionState, arg: str) -> Result:
     fs, account = s.fs, s.account
     assert fs is not None
     assert account is not None
-    refused = _listing_refusal(s)
+    refused = s.refusal("l") or _data_refusal(s)
     if refused is not None:
         return refused
     try:
