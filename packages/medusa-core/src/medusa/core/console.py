@@ -181,9 +181,7 @@ class ConsoleLogger(StdlibLogger):
         level lets INFO lines through are found once a second (a level changed at run
         time applies within a second)."""
         now = _now()
-        if now >= self._next:
-            self._refresh(now)
-        elif now < self._since:  # the clock was set back
+        if now >= self._next or now < self._since:  # a new second, or the clock set back
             self._refresh(now)
         if self._enabled:
             records = self._records

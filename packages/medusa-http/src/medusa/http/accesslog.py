@@ -130,7 +130,9 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
         target = _logged_target(target)
     user = request.user
     if user is None:
-        return f"{host} - -{stamp}{method} {target} HTTP/{request.version}{status_field}{size_field}"
+        return (
+            f"{host} - -{stamp}{method} {target} HTTP/{request.version}{status_field}{size_field}"
+        )
     return (
         f"{host} - {_quote(user) if user else '-'}{stamp}{method} {target} "
         f"HTTP/{request.version}{status_field}{size_field}"
