@@ -1,7 +1,9 @@
 """The hello path's work per request (issue 15, part 4), counted rather than timed: the
 Python function calls medusa's own code makes to answer a keep-alive GET of a small cached
 file. Instructions per request are measured by ``bench/hello_instructions.py``; this test
-keeps the call count from creeping back (it was 30 before the hello path was trimmed)."""
+keeps the call count from creeping back (it was 30 before the hello path was trimmed; the
+sans-IO connection of issue 16 and core's ``handle_data`` seam added three calls, paid for
+by a cheaper ``on_header``: instructions per request stayed within 2%)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from medusa.http import HTTPServer
 
 BACKENDS = ["asyncio", "uvloop"]
 REQUESTS = 50
-MAX_CALLS_PER_REQUEST = 20
+MAX_CALLS_PER_REQUEST = 21.5
+"""21 calls, and what is done once a second (the Date field) spread over the requests."""
 TIMEOUT = 10.0
 REQUEST = b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n"
 

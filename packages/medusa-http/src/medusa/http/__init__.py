@@ -1,12 +1,12 @@
 """medusa-http: an HTTP/1.1 server of handlers over medusa-core.
 
-The public API: :class:`HTTPServer`, :class:`Request`, the :class:`Handler` protocol and the
-default :class:`FileHandler`.
+The public API: :class:`HTTPServer`, :class:`Request`, the :class:`Handler` protocol (with
+:data:`NOT_DONE_YET`) and the default :class:`FileHandler`.
 """
 
 from medusa.http.auth import BasicAuthHandler
 from medusa.http.files import FileHandler
-from medusa.http.handler import Handler
+from medusa.http.handler import NOT_DONE_YET, Handler
 from medusa.http.listing import DirectoryListingHandler
 from medusa.http.publish import PublishingHandler
 from medusa.http.put import PutHandler
@@ -20,6 +20,7 @@ from medusa.http.vhost import VirtualHostHandler
 __version__ = "0.1.0"
 
 __all__ = [
+    "NOT_DONE_YET",
     "BasicAuthHandler",
     "DirectoryListingHandler",
     "FileHandler",

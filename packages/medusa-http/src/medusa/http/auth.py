@@ -42,7 +42,7 @@ from medusa.core.log import error_logger, peer_text
 from medusa.core.passwords import PasswordFile
 from medusa.core.throttle import LoginFailures
 from medusa.http.body import BodySink
-from medusa.http.handler import Handler
+from medusa.http.handler import NOT_DONE_YET, Handler, NotDoneYet
 from medusa.http.request import Request
 from medusa.http.throttle import CheckQueue
 
@@ -217,7 +217,7 @@ class BasicAuthHandler:
         """Return the wrapped handler's answer."""
         return self.handler.match(request)
 
-    def handle_request(self, request: Request) -> Awaitable[None] | None:
+    def handle_request(self, request: Request) -> Awaitable[None] | NotDoneYet | None:
         """Check the credentials, then delegate to the wrapped handler or answer 401
         (429 when throttled)."""
         if request.user is not None and request.body_sink is not None:
@@ -233,9 +233,10 @@ class BasicAuthHandler:
         # scrypt takes tens of milliseconds: check in a thread so that the loop (and every
         # other client) never waits for it; the answer continues from the callback.
         future = self._submit(request, user, password, key)
-        if future is not None:
-            future.add_done_callback(lambda f: self._verified(request, user, key, f))
-        return None
+        if future is None:
+            return None  # answered already (429)
+        future.add_done_callback(lambda f: self._verified(request, user, key, f))
+        return NOT_DONE_YET
 
     def receive_body(self, request: Request) -> BodySink | Awaitable[BodySink | None] | None:
         """Check the credentials before a body is read (:class:`~medusa.http.body.BodyReceiver`):
@@ -406,7 +407,7 @@ class BasicAuthHandler:
         ok, delay = verdict
         if ok:
             request.user = user
-            request.channel.run_handler(request, self.handler)
+            request.hand_to(self.handler)
         elif delay > 0:
             asyncio.get_running_loop().call_later(delay, self._refuse_later, request, user)
         else:

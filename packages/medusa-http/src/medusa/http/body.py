@@ -1,9 +1,10 @@
 """Request bodies: buffered for ordinary handlers, streamed to a sink for handlers that ask.
 
 When a request's head announces a body (``Content-Length`` above zero or
-``Transfer-Encoding: chunked``, RFC 9112 §6.3), the channel builds the
-:class:`~medusa.http.request.Request` at once, picks its handler and starts a
-:class:`BodyReception`:
+``Transfer-Encoding: chunked``, RFC 9112 §6.3), the connection announces the
+:class:`~medusa.http.request.Request` at once (:class:`~medusa.http.connection.BodyStarted`);
+the channel picks its handler and starts a :class:`BodyReception`, which talks to the
+channel only through :class:`BodyOwner`:
 
 * A handler without ``receive_body`` gets the body buffered in ``request.body``, up to the
   server's ``max_body_size`` (413 above it).
@@ -32,14 +33,57 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from medusa.core.log import error_logger, peer_text, printable
+from medusa.http.connection import CONTINUE
 
 if TYPE_CHECKING:
-    from medusa.http.channel import HTTPChannel
     from medusa.http.request import Request
 
-__all__ = ["BodyReceiver", "BodyReception", "BodySink"]
+__all__ = ["BodyOwner", "BodyReceiver", "BodyReception", "BodySink"]
 
-CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+class BodyOwner(Protocol):
+    """What a :class:`BodyReception` needs from the connection it belongs to (the channel):
+    the peer for log lines, flow control, the interim response, and running the handler."""
+
+    @property
+    def peer(self) -> Any:
+        """The client's address, for log lines."""
+        ...
+
+    @property
+    def closing(self) -> bool:
+        """True once the connection is closed or closing."""
+        ...
+
+    def pause_reading(self, reason: str = "user") -> None:
+        """Stop reading for ``reason`` (the body is held back)."""
+        ...
+
+    def resume_reading(self, reason: str = "user") -> None:
+        """Withdraw ``reason`` to stop reading."""
+        ...
+
+    def push(self, data: bytes) -> None:
+        """Write ``data`` (the ``100 Continue`` interim response)."""
+        ...
+
+    def body_read(self) -> None:
+        """The whole body was read: its handler is about to run."""
+        ...
+
+    def run_handler(self, request: Request, handler: Any) -> None:
+        """Let ``handler`` answer ``request``."""
+        ...
+
+    def handler_failed(
+        self, request: Request, handler: Any, exc: BaseException | None = None
+    ) -> None:
+        """Log a handler's exception and answer 500."""
+        ...
+
+    def count_error(self) -> None:
+        """Count a refused request in the server's counters."""
+        ...
 
 
 @runtime_checkable
@@ -72,10 +116,13 @@ class BodyReception:
     """The body of one request, from its head to its last byte.
 
     Args:
-        channel: the connection.
+        channel: the connection (a :class:`BodyOwner`).
         request: the request, already queued for its response.
         length: the announced ``Content-Length`` in bytes, or ``None`` when chunked.
         expect_continue: the client sent ``Expect: 100-continue`` over HTTP/1.1.
+        max_body_size: the most bytes buffered for a handler that does not stream.
+        now: when the head was read (:func:`time.monotonic`, seconds).
+        held: reading is paused now (the server holds the body back).
     """
 
     __slots__ = (
@@ -91,6 +138,7 @@ class BodyReception:
         "held_since",
         "keep_alive",
         "length",
+        "max_body_size",
         "paused_at",
         "request",
         "sink",
@@ -101,12 +149,16 @@ class BodyReception:
 
     def __init__(
         self,
-        channel: HTTPChannel,
+        channel: BodyOwner,
         request: Request,
         length: int | None,
         expect_continue: bool,
+        max_body_size: int,
+        now: float,
+        held: bool,
     ) -> None:
         self.channel = channel
+        self.max_body_size = max_body_size
         self.request = request
         self.handler: Any = None
         self.length = length
@@ -126,12 +178,11 @@ class BodyReception:
         # the client cannot send meanwhile, so that time does not count against it.
         # window_start, window_bytes: when the current body_min_rate window began (moved
         # forward by the time held since) and the bytes received by then.
-        now = channel.last_activity
         self.paused_at = self.window_start = self.held_since = now
         self.window_bytes = 0
         self._holds = 0
         self._continue_due = False
-        if channel.reading_paused:
+        if held:
             self.hold(now)
         if expect_continue:
             self.hold(now)  # the client waits for 100 Continue before sending the body
@@ -217,7 +268,7 @@ class BodyReception:
             self._send_continue()
 
     def _buffer(self) -> None:
-        limit = self.channel.http.max_body_size
+        limit = self.max_body_size
         if (self.length is not None and self.length > limit) or self.size > limit:
             self.refuse(413, "request body too large")
             return
@@ -235,8 +286,7 @@ class BodyReception:
         if not self._continue_due:
             return
         request = self.request
-        requests = self.channel.pending_requests
-        if request.answered or not requests or requests[0] is not request:
+        if request.answered or not request.current:
             return
         self._continue_due = False
         self.channel.push(CONTINUE)
@@ -246,7 +296,7 @@ class BodyReception:
         self._pending = False
         channel = self.channel
         request = self.request
-        if channel.transport is not None:
+        if not channel.closing:
             channel.resume_reading("body")
         if future.cancelled():
             if not request.answered:
@@ -278,7 +328,7 @@ class BodyReception:
             self._write(sink, data)
         elif self._pending:
             self.chunks.append(data)  # at most what was read before reading paused
-        elif self.size > self.channel.http.max_body_size:
+        elif self.size > self.max_body_size:
             self.chunks = []
             self.refuse(413, "request body too large")
         else:
@@ -316,7 +366,7 @@ class BodyReception:
         """Answer the request with ``status`` before its body was read (the connection
         closes after the answer)."""
         error_logger.info("%s: %d %s", peer_text(self.channel.peer), status, printable(message))
-        self.channel.http.counters.errors += 1
+        self.channel.count_error()
         self.request.error(status, message)
 
     def lost(self, reason: str) -> None:

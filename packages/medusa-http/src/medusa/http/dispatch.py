@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.log import error_logger, peer_text, printable
-from medusa.http.handler import Handler
+from medusa.http.handler import NOT_DONE_YET, Handler
 
 if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel
@@ -57,17 +57,36 @@ def choose_handler(
 
 
 def run_handler(channel: HTTPChannel, request: Request, handler: Handler) -> None:
-    """Let ``handler`` answer ``request``: call it, run a coroutine result as a task
-    (finishing the request when it returns), and turn an exception into a 500."""
+    """Let ``handler`` answer ``request`` by the rules of :mod:`medusa.http.handler`: call
+    it, run a coroutine result as a task (finishing the request when it returns), turn an
+    exception into a 500, and a request left unanswered by a plain ``def`` into an error."""
     request.handler = handler
     try:
         result = handler.handle_request(request)
     except Exception:
         handler_failed(channel, request, handler)
         return
-    if result is not None and inspect.isawaitable(result):
+    if result is None:
+        if not request.finished:
+            _left_unanswered(channel, request, handler)
+    elif result is not NOT_DONE_YET and inspect.isawaitable(result):
         task = asyncio.ensure_future(result)
         task.add_done_callback(lambda t: _handler_done(channel, request, handler, t))
+
+
+def _left_unanswered(channel: HTTPChannel, request: Request, handler: Handler) -> None:
+    """A plain ``def`` handler returned ``None`` without finishing ``request``: log it and
+    answer 500 (or cut a response that had begun)."""
+    channel.http.counters.errors += 1
+    error_logger.error(
+        "handler %r returned without answering %s %s from %s (a handler that answers"
+        " later returns NOT_DONE_YET)",
+        handler,
+        printable(request.method),
+        printable(request.target),
+        peer_text(channel.peer),
+    )
+    _answer_failure(channel, request)
 
 
 def _handler_done(
@@ -99,6 +118,10 @@ def handler_failed(
         peer_text(channel.peer),
         exc_info=exc if exc is not None else True,
     )
+    _answer_failure(channel, request)
+
+
+def _answer_failure(channel: HTTPChannel, request: Request) -> None:
     if request.finished:
         return
     if request.headers_sent:

@@ -389,8 +389,9 @@ class FileHandler:
         if selected is None:
             os.close(fd)
             return
-        first, count = selected
-        if request.status == 206:
+        first, count, partial = selected
+        if partial:
+            request.status = 206
             out.append(("Content-Range", f"bytes {first}-{first + count - 1}/{size}"))
         for field, value in out:
             request.set_header(field, value)
@@ -457,8 +458,8 @@ class FileHandler:
             selected = self._range(request, size, entry.etag, entry.last_modified)
             if selected is None:
                 return
-            first, count = selected
-            if request.status == 206:
+            first, count, partial = selected
+            if partial:
                 fields += f"Content-Range: bytes {first}-{first + count - 1}/{size}\r\n".encode()
                 body = entry.body[first : first + count]
                 request.respond_prepared(206, fields, body, count)
@@ -481,25 +482,25 @@ class FileHandler:
 
     def _range(
         self, request: Request, size: int, etag: str, last_modified: str
-    ) -> tuple[int, int] | None:
-        """Return ``(first, count)`` to send (the whole file when there is no usable
-        Range), or None after answering 416."""
+    ) -> tuple[int, int, bool] | None:
+        """Return ``(first, count, partial)`` to send: the byte range asked for (``partial``
+        True: a 206 answer, RFC 9110 §14.2), or the whole file when there is no usable
+        ``Range``; or None after answering 416."""
         headers = request.headers
         range_header = headers.get("range")
         if range_header is None or request.method != "GET":
-            return (0, size)
+            return (0, size, False)
         if_range = headers.get("if-range")
         if if_range is not None and not if_range_allows(if_range, etag, last_modified):
-            return (0, size)
+            return (0, size, False)
         selected = parse_range(range_header, size)
         if selected == UNSATISFIABLE:
             request.set_header("Content-Range", f"bytes */{size}")
             request.error(416)
             return None
         if selected is None:
-            return (0, size)
-        request.status = 206
-        return (selected[0], selected[1] - selected[0] + 1)
+            return (0, size, False)
+        return (selected[0], selected[1] - selected[0] + 1, True)
 
 
 _CONDITIONAL = frozenset({"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"})

@@ -1,6 +1,8 @@
 """How an HTTP connection ends: the sweep's timeouts (a slow head, a silent or trickling
 body, an idle keep-alive connection), the client's half-close, and the server's graceful
-stop (nginx's behaviour: what was read is answered, then the connection closes)."""
+stop (nginx's behaviour: what was read is answered, then the connection closes). These are
+the rules that need a clock or the transport; the others are in
+:mod:`medusa.http.connection`."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from medusa.core.log import error_logger, peer_text, printable
 
 if TYPE_CHECKING:
     from medusa.http.body import BodyReception
-    from medusa.http.request import Request
+    from medusa.http.connection import HTTPConnection
     from medusa.http.server import HTTPServer
 
 __all__ = ["STOP_IDLE_WINDOW", "HTTPLifecycle"]
@@ -25,19 +27,13 @@ after the server is told to stop (a reload, a worker recycled, SIGTERM)."""
 
 class HTTPLifecycle(Channel):
     """The ending half of :class:`~medusa.http.channel.HTTPChannel` (its base), which
-    reads requests and holds the state named here."""
+    holds the connection and the body being received."""
 
-    __slots__ = ("_discard", "_linger", "_stopping", "_upload")
+    __slots__ = ("_upload",)
 
     http: HTTPServer
+    connection: HTTPConnection
     _upload: BodyReception | None
-    _discard: bool
-    _linger: bool
-    _stopping: bool
-    _in_head: bool
-    _in_message: bool
-    _head_started: float
-    _requests: list[Request]
 
     def _reject(self, status: int, message: str) -> None:
         """Answer with ``status``, then close (the channel's)."""
@@ -52,8 +48,9 @@ class HTTPLifecycle(Channel):
         body back (reading paused, ``100 Continue`` not sent yet) counts for neither."""
         server = self.http
         upload = self._upload
-        if self._in_head:
-            if now - self._head_started > server.header_timeout:
+        connection = self.connection
+        if connection.in_head:
+            if now - connection.head_started > server.header_timeout:
                 self._reject(408, "request header timeout")
         elif upload is not None:
             if self.reading_paused or upload.held:
@@ -77,10 +74,9 @@ class HTTPLifecycle(Channel):
         was received (a sink removes its temporary file), log it, answer 408 (RFC 9110
         §15.5.9) and close gracefully."""
         self._upload = None
-        self._discard = True
-        self._linger = True
-        self.http.counters.errors += 1
         request = upload.request
+        self.connection.abandon_body()
+        self.http.counters.errors += 1
         error_logger.warning(
             "%s: 408 request body timeout: %s %s: %d bytes received, %s",
             peer_text(self.peer),
@@ -97,7 +93,7 @@ class HTTPLifecycle(Channel):
         """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
         client close its sending side after its last request), then close. A body cut
         short is aborted and its request answered 400."""
-        self._discard = True
+        self.connection.end_of_input()
         upload = self._upload
         if upload is not None:
             self._upload = None
@@ -106,18 +102,14 @@ class HTTPLifecycle(Channel):
                 upload.request.error(400, "The request body is incomplete.")
         if not self._busy():
             self.close()
-            return self.keep_half_open()
-        if self._requests:
-            # Close after the last answer (earlier ones keep the connection for it).
-            self._requests[-1].keep_alive = False
-        else:
+        elif not self.connection.requests:
             self.close_when_done()
         return self.keep_half_open()
 
     def _busy(self) -> bool:
         """True while a response is pending or still being written (a finished request's
         file may still be streaming), so the connection is not an idle keep-alive one."""
-        if self._requests or self.pending:
+        if self.connection.requests or self.pending:
             return True
         transport = self.transport
         return transport is not None and transport.get_write_buffer_size() > 0
@@ -131,12 +123,13 @@ class HTTPLifecycle(Channel):
         request it sends before then (a client reusing the connection at that very moment,
         such as a load generator) is answered with ``Connection: close`` instead of meeting
         a reset. (The server's grace period bounds all of it.)"""
-        self._stopping = True
-        if self._in_message and not self._discard:
+        connection = self.connection
+        connection.stop()
+        if connection.in_message and not connection.input_closed:
             upload = self._upload
             if upload is not None:
                 upload.keep_alive = False  # the body is read to its end, then the close
-            # Otherwise the head is still arriving: _make_request makes it the last one.
+            # Otherwise the head is still arriving: it is made the last one when read.
             return
         if not self._busy():
             idle = time.monotonic() - self.last_activity
@@ -145,20 +138,18 @@ class HTTPLifecycle(Channel):
             else:
                 asyncio.get_running_loop().call_later(STOP_IDLE_WINDOW - idle, self._close_if_idle)
             return
-        self._discard = True
-        if not self._requests:
+        connection.end_of_input()
+        if not connection.requests:
             self.close_when_done()  # the last response is still being sent
-            return
-        self._requests[-1].keep_alive = False  # answer every request read, then close
 
     @property
     def stopping(self) -> bool:
         """True once :meth:`shutdown` was called: the server stops, and the request being
         received (or the next one, within :data:`STOP_IDLE_WINDOW`) is the last."""
-        return self._stopping
+        return self.connection.stopping
 
     def _close_if_idle(self) -> None:
         """The end of the stop's idle window: close unless a request came meanwhile (that
         one is the last, answered with ``Connection: close``)."""
-        if not self._in_message and not self._busy():
+        if not self.connection.in_message and not self._busy():
             self.close()

@@ -15,6 +15,7 @@ from medusa.core.passwords import PasswordFile
 from medusa.http.auth import BasicAuthHandler
 from medusa.http.body import BodySink
 from medusa.http.files import FileHandler
+from medusa.http.handler import NotDoneYet
 from medusa.http.put import DEFAULT_MAX_SIZE, PutHandler
 from medusa.http.request import Request
 
@@ -59,7 +60,7 @@ class PublishingHandler:
         """Take every request: writes go to authentication and PUT, the rest to files."""
         return True
 
-    def handle_request(self, request: Request) -> Awaitable[None] | None:
+    def handle_request(self, request: Request) -> Awaitable[None] | NotDoneYet | None:
         """Answer a write after authentication, a read from the files."""
         if self.writes.match(request):
             return self.writes.handle_request(request)
@@ -67,7 +68,7 @@ class PublishingHandler:
             request.set_header("Allow", ", ".join(["GET", "HEAD", *sorted(self.put.methods)]))
             request.error(405)
             return None
-        self.reads.handle_request(request)
+        self.reads.handle_request(request)  # answers before it returns
         return None
 
     def receive_body(self, request: Request) -> BodySink | Awaitable[BodySink | None] | None:

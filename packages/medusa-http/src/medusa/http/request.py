@@ -15,21 +15,28 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable
 from time import time
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from medusa.core.producers import ChunkedProducer, FileProducer, Producer
+from medusa.http.framing import (
+    LAST_CHUNK,
+    LENGTH_FIELDS,
+    NO_BODY_STATUSES,
+    chunk,
+    frame_head,
+    length_field,
+)
+from medusa.http.handler import NOT_DONE_YET, NotDoneYet
 from medusa.http.status import reason
 
 if TYPE_CHECKING:
     from medusa.http.body import BodySink
     from medusa.http.channel import HTTPChannel
     from medusa.http.forwarded import ForwardedClient
+    from medusa.http.handler import Handler
 
 __all__ = ["Request"]
-
-_NO_BODY_STATUSES = frozenset({204, 304})
 
 
 class Request:
@@ -63,11 +70,11 @@ class Request:
     # is made for every one received, and each attribute set in __init__ costs.
     __slots__ = (
         "__dict__",
-        "_finished",
         "_head_sent",
-        "_is_head",
         "bytes_out",
         "channel",
+        "current",
+        "finished",
         "handler",
         "headers",
         "keep_alive",
@@ -87,9 +94,12 @@ class Request:
     _out_headers: list[tuple[str, str]] | None = None
     _chunked: bool = False
     _length: int | None = None
-    _pending: list[bytes | Producer] | None = None
-    _deferred: Callable[[], None] | None = None
-    """Set by the channel when this request waits for an unsafe one before it."""
+    _held: list[bytes | Producer] | None = None
+    body_expected: bool = False
+    """Set by the connection when the head announced a body (it arrives after the head)."""
+    waiting: bool = False
+    """Set by the connection (:mod:`medusa.http.connection`) while this request must wait
+    for an unsafe one before it to be answered (RFC 9110 §9.2.1): not dispatched yet."""
 
     def __init__(
         self,
@@ -116,8 +126,11 @@ class Request:
         self.handler: Any = None
         self.bytes_out = 0
         self._head_sent = False
-        self._finished = False
-        self._is_head = False
+        self.finished = False
+        """True once the response is complete (:meth:`done`, :meth:`respond`); read-only."""
+        self.current = False
+        """Set by the connection when this request's response is the next on the wire
+        (pipelining, RFC 9112 §9.3.2): its output goes out; until then it is held."""
 
     # -- request side ----------------------------------------------------------------------
 
@@ -146,14 +159,9 @@ class Request:
         return "https" if self.channel.http.ssl is not None else "http"
 
     @property
-    def finished(self) -> bool:
-        """True once :meth:`done` was called."""
-        return self._finished
-
-    @property
     def answered(self) -> bool:
         """True once the response was started or finished (nothing more may be decided)."""
-        return self._head_sent or self._finished
+        return self._head_sent or self.finished
 
     @property
     def headers_sent(self) -> bool:
@@ -167,7 +175,21 @@ class Request:
         then opens the files it sends only when their turn comes
         (:class:`~medusa.http.lazyfile.LazyFile`), so that waiting responses hold no
         descriptors."""
-        return not self._is_head or self.channel.pending > 0
+        return not self.current or self.channel.pending > 0
+
+    def hand_to(self, handler: Handler) -> NotDoneYet:
+        """Let ``handler`` answer this request now (its ``match`` is not asked), with the
+        rules the server applies to the chain's handlers (a coroutine is awaited, an
+        exception answers 500, returning without answering is an error: see
+        :mod:`medusa.http.handler`). For handlers that wrap others (``auth``, ``vhost``, a
+        user's own): ``return request.hand_to(inner)`` from ``handle_request``, or call it
+        from a callback later.
+
+        Returns:
+            :data:`~medusa.http.handler.NOT_DONE_YET`, for the wrapper to return.
+        """
+        self.channel.run_handler(self, handler)
+        return NOT_DONE_YET
 
     # -- response headers ------------------------------------------------------------------
 
@@ -240,7 +262,7 @@ class Request:
         Raises:
             RuntimeError: when the response was already started.
         """
-        if self._head_sent or self._finished:
+        if self._head_sent or self.finished:
             raise RuntimeError("response already started")
         fields = b""
         if content_type is not None:
@@ -267,11 +289,11 @@ class Request:
         Raises:
             RuntimeError: when the response was already started.
         """
-        if self._head_sent or self._finished:
+        if self._head_sent or self.finished:
             raise RuntimeError("response already started")
         self.status = status
         if (
-            self._is_head
+            self.current
             and self.keep_alive
             and self._out_headers is None
             and self.version == "1.1"
@@ -281,7 +303,8 @@ class Request:
             and self.method != "HEAD"
         ):
             # The common case, in one write and with fewer calls: a persistent HTTP/1.1
-            # response with a body, first in line, no header fields set one by one.
+            # response with a body, first in line, no header fields set one by one (framed
+            # as medusa.http.framing.frame_head frames it).
             self._head_sent = True
             channel = self.channel
             http = channel.http
@@ -295,17 +318,17 @@ class Request:
                     (
                         prefix or http.head_prefix(status),
                         fields,
-                        _LENGTH_FIELDS.get(length) or _length_field(length),
+                        LENGTH_FIELDS.get(length) or length_field(length),
                         body,
                     )
                 )
             )
             self.bytes_out += len(body)
-            self._finished = True
+            self.finished = True
             channel.response_finished(self)
             return
         head = self._build_head(length, fields)
-        if self.method == "HEAD" or status in _NO_BODY_STATUSES or not body:
+        if self.method == "HEAD" or status in NO_BODY_STATUSES or not body:
             self._write(head)
         else:
             self._write(head + body)
@@ -358,18 +381,16 @@ class Request:
         """Send part of the body (the headers go first, on the first call)."""
         if not self._head_sent:
             self._write(self._build_head(self._length))
-        if not data or self.method == "HEAD" or self.status in _NO_BODY_STATUSES:
+        if not data or self.method == "HEAD" or self.status in NO_BODY_STATUSES:
             return
         self.bytes_out += len(data)
-        if self._chunked:
-            data = b"%x\r\n%b\r\n" % (len(data), data)
-        self._write(data)
+        self._write(chunk(data) if self._chunked else data)
 
     def push_with_producer(self, producer: Producer) -> None:
         """Send part of the body from a producer, pulled as the client reads."""
         if not self._head_sent:
             self._write(self._build_head(self._length))
-        if self.method == "HEAD" or self.status in _NO_BODY_STATUSES:
+        if self.method == "HEAD" or self.status in NO_BODY_STATUSES:
             close = getattr(producer, "close", None)
             if close is not None:
                 close()
@@ -390,7 +411,7 @@ class Request:
         if not self._head_sent:
             if self._length is None:
                 self._length = count
-            if self._is_head and count > 65536 and self.method != "HEAD":
+            if self.current and count > 65536 and self.method != "HEAD":
                 self.channel.cork()  # headers and file data share segments
         self.bytes_out += count
         self.push_with_producer(FileProducer(file, offset, count))
@@ -398,77 +419,67 @@ class Request:
     def done(self) -> None:
         """Finish the response (idempotent). Sends the headers if nothing was pushed, the
         last chunk if chunked, and lets the next pipelined response go out."""
-        if self._finished:
+        if self.finished:
             return
         if not self._head_sent:
             self._write(self._build_head(self._length if self._length is not None else 0))
         elif self._chunked:
-            self._write(b"0\r\n\r\n")
+            self._write(LAST_CHUNK)
         self._finish()
 
     def _finish(self) -> None:
-        self._finished = True
-        if self._is_head:
+        self.finished = True
+        if self.current:
             self.channel.response_finished(self)
 
     # -- machinery -------------------------------------------------------------------------
 
     def _build_head(self, length: int | None, fields: bytes = b"") -> bytes:
-        """Return the status line and header block, choosing the body framing."""
+        """Return the status line and header block (:func:`~medusa.http.framing.frame_head`
+        chooses the framing: it may make the body chunked, or the connection close)."""
         self._head_sent = True
-        status = self.status
         # Status line, Server and Date: preformatted once per second per status.
-        head = self.channel.http.head_prefix(status) + fields
+        prefix = self.channel.http.head_prefix(self.status)
         if self._out_headers:
-            head += "".join(f"{n}: {v}\r\n" for n, v in self._out_headers).encode("latin-1")
-        if status in _NO_BODY_STATUSES or status < 200:
-            pass
-        elif length is not None:
-            head += b"Content-Length: %d\r\n" % length
-        elif self.method == "HEAD":
-            pass
-        elif self.version == "1.1":
-            self._chunked = True
-            head += b"Transfer-Encoding: chunked\r\n"
-        else:
-            self.keep_alive = False  # HTTP/1.0: the close marks the end of the body
-        if not self.keep_alive:
-            return head + b"Connection: close\r\n\r\n"
-        if self.version == "1.0":
-            return head + b"Connection: keep-alive\r\n\r\n"
-        return head + b"\r\n"
+            fields += "".join(f"{n}: {v}\r\n" for n, v in self._out_headers).encode("latin-1")
+        head = frame_head(
+            prefix, fields, self.status, self.method, self.version, self.keep_alive, length
+        )
+        self._chunked = head.chunked
+        self.keep_alive = head.keep_alive
+        return head.data
 
     def _write(self, data: bytes | Producer) -> None:
-        if self._is_head:
+        if self.current:
             if type(data) is bytes:
                 self.channel.push(data)
             else:
                 self.channel.push_with_producer(data)  # type: ignore[arg-type]
         else:
-            if self._pending is None:
-                self._pending = []
-            self._pending.append(data)
+            if self._held is None:
+                self._held = []
+            self._held.append(data)
 
-    def _become_head(self) -> None:
-        """This request's response is next on the wire: flush what it buffered."""
-        self._is_head = True
-        pending = self._pending
-        if pending:
-            self._pending = None
+    def release_output(self) -> None:
+        """The connection made this request :attr:`current`: send what its response held
+        while it waited for its turn."""
+        held = self._held
+        if held:
+            self._held = None
             channel = self.channel
-            for item in pending:
+            for item in held:
                 if isinstance(item, bytes):
                     channel.push(item)
                 else:
                     channel.push_with_producer(item)
 
     def close_pending(self) -> None:
-        """Release buffered producers (open files) of a response that will never be sent."""
-        for item in self._pending or ():
+        """Release held producers (open files) of a response that will never be sent."""
+        for item in self._held or ():
             close = getattr(item, "close", None)
             if close is not None:
                 close()
-        self._pending = None
+        self._held = None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} HTTP/{self.version}>"
@@ -477,11 +488,8 @@ class Request:
 _TYPE_FIELDS: dict[str, bytes] = {}
 """``Content-Type`` header lines by media type, for :meth:`Request.respond`."""
 
-_LENGTH_FIELDS: dict[int, bytes] = {}
-"""The ``Content-Length`` line and the blank line ending a head, by length."""
-
 _FIELD_CACHE_MAX = 1024
-"""Entries each of the two caches above holds at most (past it, lines are made anew)."""
+"""Entries :data:`_TYPE_FIELDS` holds at most (past it, lines are made anew)."""
 
 
 def _type_field(content_type: str) -> bytes:
@@ -495,14 +503,6 @@ def _type_field(content_type: str) -> bytes:
     line = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
     if len(_TYPE_FIELDS) < _FIELD_CACHE_MAX:
         _TYPE_FIELDS[content_type] = line
-    return line
-
-
-def _length_field(length: int) -> bytes:
-    """``Content-Length: <length>`` and the blank line that ends the head, cached."""
-    line = b"Content-Length: %d\r\n\r\n" % length
-    if len(_LENGTH_FIELDS) < _FIELD_CACHE_MAX:
-        _LENGTH_FIELDS[length] = line
     return line
 
 

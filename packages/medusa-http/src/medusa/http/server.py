@@ -213,7 +213,9 @@ class HTTPServer(Server):
         self.head_prefixes_until = 0.0
         """The :func:`time.time` interval, seconds, in which :attr:`head_prefixes` hold:
         ``head_prefixes_since <= time.time() < head_prefixes_until``."""
-        self._log_enabled = self.access_log is not None
+        self.log_enabled = self.access_log is not None
+        """Whether the access log writes anything (re-read once a second by
+        :meth:`head_prefix`): when not, a response skips :meth:`log_access`."""
         self._log_second = -1
         self._log_stamp = ""
         self.parser_keep_limit = parser_keep_limit
@@ -345,7 +347,7 @@ class HTTPServer(Server):
             self.head_prefixes_until = second + 1.0
             log = self.access_log
             # Whether the access log records anything is also re-read once a second.
-            self._log_enabled = log is not None and (
+            self.log_enabled = log is not None and (
                 not isinstance(log, StdlibLogger) or log.enabled
             )
         prefix = self.head_prefixes.get(status)
@@ -369,11 +371,11 @@ class HTTPServer(Server):
         response; the time part is formatted once a second and the client's address once
         per connection."""
         log = self.access_log
-        if log is None or not self._log_enabled:
+        if log is None or not self.log_enabled:
             return
         try:
             # head_prefix read the clock for this response's head or a later one.
-            second = self._prefix_second if request._head_sent else int(time.time())
+            second = self._prefix_second if request.headers_sent else int(time.time())
             if second != self._log_second:
                 self._log_second = second
                 self._log_stamp = time_stamp(second)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from medusa.http.handler import Handler
+from medusa.http.handler import Handler, NotDoneYet
 from medusa.http.request import Request
 
 __all__ = ["VirtualHostHandler", "host_name"]
@@ -66,10 +66,11 @@ class VirtualHostHandler:
         """Return the handler chain for the request's ``Host``."""
         return self.hosts.get(host_name(request.headers.get("host")), self.default)
 
-    def handle_request(self, request: Request) -> None:
-        """Run the first matching handler of the host's chain, or answer 404."""
+    def handle_request(self, request: Request) -> NotDoneYet | None:
+        """Hand the request to the first matching handler of the host's chain, or answer
+        404."""
         for handler in self.chain_for(request):
             if handler.match(request):
-                request.channel.run_handler(request, handler)
-                return
+                return request.hand_to(handler)
         request.error(404)
+        return None

@@ -1,0 +1,621 @@
+"""The HTTP/1.x connection as a state machine with no I/O: bytes in, events out; responses
+in, bytes out. :class:`~medusa.http.channel.HTTPChannel` is the thin adapter between it
+and the transport. httptools (llhttp) parses.
+
+The rules, all of them here:
+
+* **Persistence** (RFC 9112 §9.3): HTTP/1.1 stays open unless ``Connection: close``;
+  HTTP/1.0 only with ``Connection: keep-alive``. After a request that ends the connection,
+  nothing more is read (:attr:`HTTPConnection.reading_done`); its response says
+  ``Connection: close``.
+* **Pipelining** (RFC 9112 §9.3.2): requests are handed out as they arrive; responses
+  leave in request order. Only the oldest unanswered request is :attr:`current
+  <medusa.http.request.Request.current>`: its output goes to the wire, later ones hold
+  theirs until their turn. At ``max_pipeline`` requests queued, reading pauses
+  (:data:`PAUSE_PIPELINE`); it resumes below half of it.
+* **Order of effects** (RFC 9110 §9.2.1): a request after one with an unsafe method (not
+  GET, HEAD, OPTIONS, TRACE) that is not answered yet waits (:attr:`~medusa.http.request.
+  Request.waiting`) until it is; :meth:`HTTPConnection.response_complete` releases it.
+* **Bodies** (RFC 9112 §6.3): ``Content-Length`` or ``Transfer-Encoding: chunked``; a
+  request with a body is announced at its head (:class:`BodyStarted`), its bytes follow
+  (:class:`BodyData`), then :data:`BODY_END`. Until its last byte is read its answer
+  closes the connection (the rest would be taken for a request), gracefully
+  (:attr:`HTTPConnection.linger`, RFC 9112 §9.6). Transfer-Encoding in HTTP/1.0 closes
+  after the request (RFC 9112 §6.1).
+* **Expect: 100-continue** (RFC 9110 §10.1.1): :data:`CONTINUE` goes out only once the
+  handler accepted the body and the request is current.
+* **Response framing** (RFC 9112 §6): a known length gives ``Content-Length``; otherwise
+  HTTP/1.1 uses ``Transfer-Encoding: chunked`` and HTTP/1.0 ends the body by closing.
+  HEAD, 1xx, 204 and 304 responses carry no body (RFC 9110 §6.4.1).
+* **Limits**, each answered with its status, then the connection closes: malformed 400,
+  request-target over ``max_request_line`` 414, head over ``max_header_size`` or
+  ``max_header_fields`` 431; the request line and the head's framing, ``Host`` and
+  ``Expect`` are checked first (:mod:`medusa.http.requestline`,
+  :mod:`medusa.http.headcheck`). Timeouts (408) are the adapter's: they need a clock.
+* **Upgrade and CONNECT** are not supported: the request is answered as a plain one and
+  the connection closes after it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import httptools
+
+from medusa.http.headcheck import RequestRejectedError, body_length, check_fields
+from medusa.http.request import Request
+from medusa.http.requestline import METHOD_NAMES, split_request_line
+from medusa.http.target import KNOWN_HOSTS
+
+if TYPE_CHECKING:
+    from medusa.core.stats import Counters
+
+__all__ = [
+    "BODY_END",
+    "CONTINUE",
+    "PAUSE_PIPELINE",
+    "BodyData",
+    "BodyStarted",
+    "Completion",
+    "ConnectionSettings",
+    "HTTPConnection",
+    "ParserFailed",
+    "Rejected",
+    "is_safe",
+]
+
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+"""The interim response that lets a client waiting on ``Expect: 100-continue`` send."""
+
+_NO_HEADERS: dict[str, str] = {}
+
+_FIELD_NAMES: dict[bytes, str] = {
+    spelling: name.lower()
+    for name in (
+        "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
+        "Content-Length", "Content-Type", "Cookie", "Referer", "Cache-Control", "Pragma",
+        "If-Modified-Since", "If-None-Match", "Range", "Authorization", "Origin",
+        "Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
+        "Sec-Fetch-User", "DNT", "TE", "Transfer-Encoding", "X-Forwarded-For",
+        "X-Forwarded-Proto", "X-Real-IP", "Forwarded", "Priority", "Keep-Alive",
+    )
+    for spelling in (name.encode(), name.lower().encode())
+}  # fmt: skip
+"""Common field names as clients spell them, lower-cased once (every request has a few)."""
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def is_safe(method: str) -> bool:
+    """True for a method that changes nothing (RFC 9110 §9.2.1): GET, HEAD, OPTIONS,
+    TRACE."""
+    return method in _SAFE
+
+
+class ConnectionSettings(Protocol):
+    """What the machine reads of its server: limits (bytes, counts) and counters."""
+
+    max_request_line: int
+    max_header_size: int
+    max_header_fields: int
+    max_head_bytes: int
+    max_pipeline: int
+    parser_keep_limit: int
+    counters: Counters
+
+
+class BodyStarted:
+    """Event: the head of ``request``, which has a body (``length`` bytes, ``None`` when
+    chunked); ``expect_continue``: an HTTP/1.1 client waits for :data:`CONTINUE`. When
+    ``request.waiting`` is set, the body must not be accepted before the requests ahead are
+    answered (the adapter pauses reading until then)."""
+
+    __slots__ = ("expect_continue", "length", "request")
+
+    def __init__(self, request: Request, length: int | None, expect_continue: bool) -> None:
+        self.request = request
+        self.length = length
+        self.expect_continue = expect_continue
+
+
+class BodyData:
+    """Event: a piece of the current request body (``data``, de-chunked bytes)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _BodyEnd:
+    """The type of :data:`BODY_END`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "BODY_END"
+
+
+BODY_END: Final = _BodyEnd()
+"""Event: the last byte of the current request body was read."""
+
+
+class _PausePipeline:
+    """The type of :data:`PAUSE_PIPELINE`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PAUSE_PIPELINE"
+
+
+PAUSE_PIPELINE: Final = _PausePipeline()
+"""Event: :attr:`ConnectionSettings.max_pipeline` requests are queued: stop reading until
+:meth:`HTTPConnection.response_complete` says ``resume_pipeline``."""
+
+
+class Rejected:
+    """Event: a request that cannot be read or breaks a limit: answer ``request`` (the one
+    whose body was being read, or a new one with an empty method, for the access log) with
+    ``status``, then close. ``message`` is for the log line and the error page."""
+
+    __slots__ = ("message", "request", "status")
+
+    def __init__(self, request: Request, status: int, message: str) -> None:
+        self.request = request
+        self.status = status
+        self.message = message
+
+
+class ParserFailed(Rejected):
+    """Event: a parser callback raised ``error`` (a defect here, not the client's): log it
+    with its traceback and answer 500."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, request: Request, error: BaseException | None) -> None:
+        super().__init__(request, 500, "internal error while reading the request")
+        self.error = error
+
+
+Event = Request | BodyStarted | BodyData | _BodyEnd | Rejected | _PausePipeline
+"""What :meth:`HTTPConnection.receive_data` returns: a :class:`Request` is complete (no
+body) and ready to dispatch (a request that must wait for an unsafe one ahead has no event:
+:meth:`HTTPConnection.response_complete` releases it)."""
+
+
+class Completion:
+    """What the adapter does after :meth:`HTTPConnection.response_complete`.
+
+    Attributes:
+        done: the requests whose responses are complete, in order (for the access log).
+        close: 0 keep the connection; 1 close once the output is written; 2 close
+            gracefully (a lingering close: stop sending, read and discard for a while,
+            because a request body may still be arriving, RFC 9112 §9.6).
+        dropped: requests that will never be answered (their held output is released).
+        current: the requests that became current, in order (their held output goes out
+            in that order; all but the last were finished already).
+        released: requests that waited for unsafe ones, to dispatch now, in order.
+        resume_pipeline: reading paused for the pipeline may resume.
+    """
+
+    __slots__ = ("close", "current", "done", "dropped", "released", "resume_pipeline")
+
+    def __init__(self) -> None:
+        self.done: list[Request] = []
+        self.close = 0
+        self.dropped: list[Request] = []
+        self.current: list[Request] = []
+        self.released: list[Request] = []
+        self.resume_pipeline = False
+
+
+class _StopParsingError(Exception):
+    """Raised inside a parser callback when no further request is to be read."""
+
+
+class HTTPConnection:
+    """One HTTP/1.x connection's state, without I/O (see the module docstring's rules).
+
+    Args:
+        settings: the server's limits and counters (:class:`ConnectionSettings`).
+        owner: what the adapter wants as each request's ``channel`` (opaque here).
+
+    Attributes:
+        requests: the requests read and not yet answered, oldest first; the first is the
+            current one.
+        reading_done: no request after the one being read is read (a close was decided).
+        input_closed: nothing more is parsed at all (bytes received are discarded).
+        linger: an answer now would leave unread bytes of a body: close gracefully.
+        stopping: :meth:`stop` was called; the request being read is the last.
+        in_head: a request head is partly read (the header timeout runs).
+        in_message: a request is partly read.
+        head_started: when the current head began (the ``now`` of that read, seconds).
+        body_request: the request whose body is being read, or None.
+    """
+
+    __slots__ = (
+        "big_read",
+        "body_request",
+        "events",
+        "head_bytes",
+        "head_started",
+        "headers",
+        "in_head",
+        "in_message",
+        "input_closed",
+        "linger",
+        "merged",
+        "now",
+        "owner",
+        "parser",
+        "pipeline_paused",
+        "reading_done",
+        "requests",
+        "settings",
+        "stopping",
+        "url",
+    )
+
+    def __init__(self, settings: ConnectionSettings, owner: Any) -> None:
+        self.settings = settings
+        self.owner = owner
+        # An idle connection holds little (see docs/architecture.md): the parser is made
+        # when bytes arrive and dropped when the connection is idle again under load.
+        self.parser: httptools.HttpRequestParser | None = None
+        self.requests: list[Request] = []
+        self.events: list[Event] = []
+        self.url = b""
+        self.headers: dict[str, str] = _NO_HEADERS
+        self.head_bytes = 0
+        self.big_read = False
+        self.merged = 0
+        self.in_head = False
+        self.in_message = False
+        self.head_started = 0.0
+        self.now = 0.0
+        self.reading_done = False
+        self.input_closed = False
+        self.linger = False
+        self.stopping = False
+        self.pipeline_paused = False
+        self.body_request: Request | None = None
+
+    # -- input -----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        """Parse ``data`` received at ``now`` (:func:`time.monotonic`, seconds) and return
+        the events it completes, in order (an empty list when it completes none, or when
+        :attr:`reading_done`). Never raises for bad input: that is a :class:`Rejected`."""
+        if self.input_closed:
+            return []
+        self.now = now
+        events = self.events = []
+        settings = self.settings
+        if self.in_head:
+            # A head that began in an earlier read: everything received since counts
+            # against it (what it had then was counted exactly: _hold_partial_head). This
+            # bounds what a client can make the parser hold; a head within one read is
+            # bounded by the read, and its exact limits are checked when it is complete.
+            self.head_bytes += len(data)
+            if self.head_bytes > settings.max_head_bytes:
+                if self.headers:
+                    self._reject(431, "request header block too large")
+                else:
+                    self._reject(414, "request line too long")
+                return events
+        self.big_read = self.head_bytes + len(data) > settings.max_header_size
+        parser = self.parser
+        if parser is None:
+            parser = self.parser = httptools.HttpRequestParser(self)
+        try:
+            parser.feed_data(data)
+            if self.in_message:
+                if self.in_head:
+                    self._hold_partial_head()
+            elif settings.counters.active > settings.parser_keep_limit:
+                # Many connections: an idle one keeps no parser (about 0.9 KB each), at
+                # the price of making one (about 0.7 us) for its next request.
+                self.parser = None
+        except httptools.HttpParserUpgrade:
+            self.reading_done = self.input_closed = True
+            self.in_message = False
+            if self.requests:
+                self.requests[-1].keep_alive = False
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, RequestRejectedError):
+                self._reject(cause.status, str(cause))
+            elif not isinstance(cause, _StopParsingError):
+                self._reject(500, "", cause)
+        except httptools.HttpParserError as exc:
+            if not self.reading_done:
+                self._reject(400, f"malformed request: {exc}")
+            # Else bytes after the connection's last request, in the same read (llhttp's
+            # "Data after Connection: close"): discarded, as every later read is.
+        return events
+
+    def on_message_begin(self) -> None:
+        """llhttp: the first byte of a request."""
+        if self.reading_done:
+            raise _StopParsingError  # the rest of this read is discarded, as later ones
+        self.in_head = True
+        self.in_message = True
+        self.head_started = self.now
+        self.head_bytes = 0
+        self.merged = 0
+        self.headers = {}
+
+    def on_url(self, url: bytes) -> None:
+        """llhttp: (part of) the request-target."""
+        self.url += url
+        if len(self.url) > self.settings.max_request_line:
+            raise RequestRejectedError(414, "request-target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """llhttp: one complete header field (its limits are checked when the head is
+        complete, or at the end of a read that leaves it partial)."""
+        key = _FIELD_NAMES.get(name) or name.decode("latin-1").lower()
+        headers = self.headers
+        if key in headers:
+            self._merge_field(key, value.decode("latin-1"))
+        else:
+            headers[key] = value.decode("latin-1")
+
+    def _merge_field(self, key: str, text: str) -> None:
+        """A field repeated: joined to the first (RFC 9110 §5.3), but never ``Host``."""
+        if key == "host":
+            raise RequestRejectedError(400, "more than one Host field")  # RFC 9112 §3.2
+        headers = self.headers
+        headers[key] = f"{headers[key]}, {text}"
+        self.merged += 1
+        if len(headers) + self.merged > self.settings.max_header_fields:
+            raise RequestRejectedError(431, "too many header fields")
+
+    def _head_size(self) -> int:
+        """The bytes of the head's fields so far (names, values, ``: `` and CRLF)."""
+        return sum(len(k) + len(v) + 4 for k, v in self.headers.items())
+
+    def _check_head(self) -> None:
+        """The head's field count and size limits (431)."""
+        settings = self.settings
+        if len(self.headers) + self.merged > settings.max_header_fields:
+            raise RequestRejectedError(431, "too many header fields")
+        if self._head_size() > settings.max_header_size:
+            raise RequestRejectedError(431, "request header block too large")
+
+    def _hold_partial_head(self) -> None:
+        """A read ended inside a head: check its limits now (a client must not make the
+        parser hold more across reads), and count what it holds for the next read."""
+        try:
+            self._check_head()
+        except RequestRejectedError as exc:
+            self._reject(exc.status, str(exc))
+            return
+        self.head_bytes = len(self.url) + self._head_size()
+
+    def on_headers_complete(self) -> None:
+        """llhttp: the head is complete; a request with a body is announced now, so that its
+        handler can refuse the body, or take it as a stream, before it is read."""
+        self.in_head = False
+        headers = self.headers
+        settings = self.settings
+        if len(headers) + self.merged > settings.max_header_fields:
+            raise RequestRejectedError(431, "too many header fields")
+        if self.big_read and self._head_size() > settings.max_header_size:
+            # (A head within reads of fewer bytes than the limit is within it.)
+            raise RequestRejectedError(431, "request header block too large")
+        if (
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and "expect" not in headers
+            and headers.get("host") in KNOWN_HOSTS
+        ):
+            return  # no body, a Host seen valid before: both checks below would pass it
+        parser = self.parser
+        assert parser is not None
+        size = body_length(headers)
+        expect = check_fields(headers, parser.get_http_version)
+        if size == 0:
+            return
+        request = self._make_request(parser)
+        if size is None and request.version == "1.0":
+            request.keep_alive = False  # Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1)
+        self._enqueue(request)
+        self._check_pipeline()
+        self.linger = True  # an answer before the whole body was read closes gracefully
+        self.body_request = request
+        request.body_expected = True
+        if not request.keep_alive:
+            self.reading_done = True  # read this body, but no request after it
+        request.waiting = len(self.requests) > 1 and self._unsafe_ahead()
+        self.events.append(BodyStarted(request, size, expect and request.version == "1.1"))
+
+    def on_body(self, body: bytes) -> None:
+        """llhttp: a piece of the (de-chunked) body."""
+        self.events.append(BodyData(body))
+
+    def on_message_complete(self) -> None:
+        """llhttp: the whole request arrived."""
+        self.in_message = False
+        if self.body_request is not None:
+            self.body_request = None
+            self.events.append(BODY_END)
+            return
+        parser = self.parser
+        assert parser is not None
+        request = self._make_request(parser)
+        if not request.keep_alive:
+            self.reading_done = True  # no request after "Connection: close" is read
+        requests = self.requests
+        requests.append(request)
+        if len(requests) == 1:
+            request.current = True
+            self.events.append(request)
+            return
+        if self._unsafe_ahead():
+            request.waiting = True  # no event: response_complete releases it
+        else:
+            self.events.append(request)
+        self._check_pipeline()
+
+    def _check_pipeline(self) -> None:
+        """At :attr:`ConnectionSettings.max_pipeline` requests queued, announce
+        :data:`PAUSE_PIPELINE` (once: reading resumes below half of it)."""
+        if not self.pipeline_paused and len(self.requests) >= self.settings.max_pipeline:
+            self.pipeline_paused = True
+            self.events.append(PAUSE_PIPELINE)
+
+    def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
+        version = parser.get_http_version()
+        url = self.url.decode("latin-1")
+        self.url = b""
+        name = METHOD_NAMES.get(parser.get_method())
+        if (
+            name is not None
+            and version == "1.1"
+            and url[:1] == "/"
+            and "?" not in url
+            and "%" not in url
+        ):
+            # The usual origin-form target: split_request_line would return it as it is.
+            path = url
+            query = ""
+        else:
+            name, path, query, authority = split_request_line(parser.get_method(), url, version)
+            if authority is not None:
+                self.headers["host"] = authority  # RFC 9112 §3.2.2
+        request = Request(
+            self.owner,
+            name,
+            url,
+            path,
+            query,
+            version,
+            self.headers,
+            parser.should_keep_alive() and not self.stopping,
+            self.head_started,
+        )
+        self.headers = _NO_HEADERS
+        return request
+
+    def _enqueue(self, request: Request) -> None:
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            request.current = True
+
+    def _unsafe_ahead(self) -> bool:
+        """True when a request before the newest one has an unsafe method and is not
+        answered yet, or waits itself (RFC 9110 §9.2.1)."""
+        return any(
+            r.waiting or (r.method not in _SAFE and not r.finished) for r in self.requests[:-1]
+        )
+
+    def _reject(self, status: int, message: str, error: BaseException | None = None) -> None:
+        """Announce the answer to a request that cannot be read; nothing more is read."""
+        self.reading_done = self.input_closed = True
+        self.in_head = self.in_message = False
+        self.linger = True
+        request = self.body_request
+        if request is not None:
+            self.body_request = None  # malformed body framing: its request gets the answer
+        else:
+            # No usable request line: the access log shows "-" for it (no method).
+            request = Request(
+                self.owner, "", "", "", "", "1.1", {}, False, self.head_started or self.now
+            )
+            self._enqueue(request)
+        if status == 500:
+            self.events.append(ParserFailed(request, error))
+        else:
+            self.events.append(Rejected(request, status, message))
+
+    def reject(self, status: int, message: str) -> Rejected:
+        """Stop reading because of a limit the adapter checks (a timeout: 408); return the
+        event to answer, as :meth:`receive_data` would."""
+        self.events = []
+        self._reject(status, message)
+        event = self.events.pop()
+        assert isinstance(event, Rejected)
+        return event
+
+    def body_read(self) -> None:
+        """The current body was read whole and accepted: an answer needs no lingering close
+        any more."""
+        self.linger = False
+
+    def abandon_body(self) -> None:
+        """The body being read will not be read to its end (a timeout): nothing more is
+        read, and the answer closes gracefully."""
+        self.reading_done = self.input_closed = True
+        self.in_head = self.in_message = False
+        self.linger = True
+        self.body_request = None
+
+    def stop(self) -> None:
+        """The server stops: the request being read (if any) is the last one."""
+        self.stopping = True
+
+    def end_of_input(self) -> None:
+        """The client half-closed (RFC 9112 §9.6): answer what was read, then close."""
+        self.reading_done = True
+        if self.requests:
+            self.requests[-1].keep_alive = False
+
+    # -- output ----------------------------------------------------------------------------
+
+    def response_complete(self, request: Request) -> Completion | None:
+        """``request``'s response is complete (:meth:`Request.done`): take it and the
+        finished ones after it off the queue. Returns ``None`` in the common case (it was
+        the only request, the connection stays, nothing else changes: the adapter logs
+        it), else a :class:`Completion` saying what to do."""
+        requests = self.requests
+        if (
+            len(requests) == 1
+            and request.keep_alive
+            and not self.pipeline_paused
+            and not self.reading_done
+        ):
+            requests.pop()
+            return None
+        result = Completion()
+        while requests and requests[0].finished:
+            done = requests.pop(0)
+            result.done.append(done)
+            if not done.keep_alive:
+                result.dropped = requests[:]
+                requests.clear()
+                self.reading_done = self.input_closed = True
+                self.in_head = self.in_message = False
+                self.body_request = None
+                result.close = 2 if self.linger else 1
+                return result
+            if requests:
+                head = requests[0]
+                head.current = True
+                result.current.append(head)
+        if not requests and self.reading_done and self.body_request is None:
+            # Every request read is answered and no other will be read (the client ended
+            # its side, or the server stops), even if the last one's keep-alive was
+            # restored after that was decided (a body dispatched late): close.
+            result.close = 1
+            return result
+        if requests:
+            self._release(result.released)
+        if self.pipeline_paused and len(requests) < self.settings.max_pipeline // 2:
+            self.pipeline_paused = False
+            result.resume_pipeline = True
+        return result
+
+    def _release(self, released: list[Request]) -> None:
+        """Requests waiting only for answered unsafe ones go, in order."""
+        for request in self.requests:
+            if request.waiting:
+                request.waiting = False
+                released.append(request)
+            if request.method not in _SAFE and not request.finished:
+                return  # it must be answered before anything after it runs
+
+    def lingering(self) -> None:
+        """The lingering close began: the pipeline's pause no longer applies."""
+        self.pipeline_paused = False
