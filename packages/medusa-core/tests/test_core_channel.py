@@ -31,10 +31,16 @@ from medusa.core.address import Address
 from medusa.core.channel import Channel, find_prefix_at_end
 from medusa.core.producers import ChunkedProducer, FileProducer, LinesProducer, SimpleProducer
 from medusa.core.server import Server
-from medusa.core.testing import ServerThread, wait_until
+from medusa.core.testing import ServerThread, loop_backends, wait_until
 
 TIMEOUT = 20.0
 """Seconds any single client operation or condition may take before the test fails."""
+
+
+@pytest.fixture(params=loop_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the test runs on."""
+    return str(request.param)
 
 
 def pattern(n: int) -> bytes:

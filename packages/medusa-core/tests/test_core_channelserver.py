@@ -28,10 +28,17 @@ from medusa.core.channelserver import ChannelServer
 from medusa.core.loop import new_event_loop
 from medusa.core.producers import FileProducer
 from medusa.core.stats import Counters
+from medusa.core.testing import loop_backends
 from medusa.core.trusted import TrustedNetworks
 
 TIMEOUT = 20.0
 """Seconds any wait may take before the test fails."""
+
+
+@pytest.fixture(params=loop_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the test runs on."""
+    return str(request.param)
 
 
 class BareServer:

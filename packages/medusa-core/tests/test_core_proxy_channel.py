@@ -19,11 +19,17 @@ from medusa.core.channel import Channel
 from medusa.core.log import peer_text
 from medusa.core.proxyprotocol import V2_SIGNATURE, crc32c
 from medusa.core.server import Server
-from medusa.core.testing import ServerThread, wait_until
+from medusa.core.testing import ServerThread, loop_backends, wait_until
 
 TIMEOUT = 20.0
 
 V1 = b"PROXY TCP4 192.0.2.5 127.0.0.1 40000 21\r\n"
+
+
+@pytest.fixture(params=loop_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the test runs on."""
+    return str(request.param)
 
 
 def v2_header(tlvs: bytes = b"", command: int = 1) -> bytes:

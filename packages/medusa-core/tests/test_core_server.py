@@ -22,7 +22,7 @@ from medusa.core.channel import Channel
 from medusa.core.loop import new_event_loop, serve
 from medusa.core.producers import SimpleProducer
 from medusa.core.server import Server
-from medusa.core.testing import ServerThread, wait_until
+from medusa.core.testing import ServerThread, loop_backends, wait_until
 
 try:
     import uvloop  # noqa: F401
@@ -32,6 +32,12 @@ else:
     HAVE_UVLOOP = True
 
 TIMEOUT = 20.0
+
+
+@pytest.fixture(params=loop_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the test runs on."""
+    return str(request.param)
 
 
 def pattern(n: int) -> bytes:

@@ -18,6 +18,7 @@ import pytest
 
 from medusa.core.loop import new_event_loop
 from medusa.core.producers import FileProducer
+from medusa.core.testing import loop_backends
 from medusa.core.zerocopy import (
     DONE,
     DRAIN,
@@ -31,6 +32,12 @@ TIMEOUT = 20.0
 """Seconds any wait may take before the test fails."""
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sendfile"), reason="no os.sendfile")
+
+
+@pytest.fixture(params=loop_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    """The event loop the test runs on."""
+    return str(request.param)
 
 
 @contextmanager

@@ -83,6 +83,19 @@ def require_tool(name: str, install: str) -> str:
     pytest.skip(message)
 
 
+def loop_backends() -> list[Any]:
+    """The event loops a test runs on, as ``pytest`` parameters (``@pytest.fixture(
+    params=loop_backends())``): ``"asyncio"``, then ``"uvloop"``, skipped with the install
+    command when uvloop is not installed."""
+    import importlib.util
+
+    import pytest  # only tests call this; pytest is not a dependency of medusa-core
+
+    missing = importlib.util.find_spec("uvloop") is None
+    reason = "uvloop is not installed (install it with: pip install uvloop)"
+    return ["asyncio", pytest.param("uvloop", marks=pytest.mark.skipif(missing, reason=reason))]
+
+
 def wait_until(
     predicate: Callable[[], object],
     timeout: float = 10.0,
