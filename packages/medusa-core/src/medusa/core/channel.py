@@ -592,6 +592,6 @@ class Channel(FlowControl):
         transport = self.transport
         if self._zerocopy is False or transport is None:
             return
-        sender = self._file_sender()
+        sender = self._zerocopy or self._file_sender()
         if sender is not None and sender.usable and not sender.corked:
             sender.set_cork(transport, True)
