@@ -3,8 +3,10 @@
 When a request's head announces a body (``Content-Length`` above zero or
 ``Transfer-Encoding: chunked``, RFC 9112 §6.3), the connection announces the
 :class:`~medusa.http.request.Request` at once (:class:`~medusa.http.connection.BodyStarted`);
-the channel picks its handler and starts a :class:`BodyReception`, which talks to the
-channel only through :class:`BodyOwner`:
+the channel picks its handler and asks it how it takes the body
+(:mod:`medusa.http.bodyflow`), and a :class:`BodyReception` follows the body. The
+reception does no I/O and calls nobody but the sink: each of its steps returns a
+:class:`BodyDecision` for the channel to carry out.
 
 * A handler without ``receive_body`` gets the body buffered in ``request.body``, up to the
   server's ``max_body_size`` (413 above it).
@@ -26,64 +28,27 @@ called.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import time
+import enum
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from medusa.core.log import error_logger, peer_text, printable
-from medusa.http.connection import CONTINUE
 
 if TYPE_CHECKING:
     from medusa.http.request import Request
 
-__all__ = ["BodyOwner", "BodyReceiver", "BodyReception", "BodySink"]
+__all__ = ["BodyDecision", "BodyReceiver", "BodyReception", "BodySink"]
 
 
-class BodyOwner(Protocol):
-    """What a :class:`BodyReception` needs from the connection it belongs to (the channel):
-    the peer for log lines, flow control, the interim response, and running the handler."""
+class BodyDecision(enum.Enum):
+    """What the channel does after a step of a :class:`BodyReception`."""
 
-    @property
-    def peer(self) -> Any:
-        """The client's address, for log lines."""
-        ...
-
-    @property
-    def closing(self) -> bool:
-        """True once the connection is closed or closing."""
-        ...
-
-    def pause_reading(self, reason: str = "user") -> None:
-        """Stop reading for ``reason`` (the body is held back)."""
-        ...
-
-    def resume_reading(self, reason: str = "user") -> None:
-        """Withdraw ``reason`` to stop reading."""
-        ...
-
-    def push(self, data: bytes) -> None:
-        """Write ``data`` (the ``100 Continue`` interim response)."""
-        ...
-
-    def body_read(self) -> None:
-        """The whole body was read: its handler is about to run."""
-        ...
-
-    def run_handler(self, request: Request, handler: Any) -> None:
-        """Let ``handler`` answer ``request``."""
-        ...
-
-    def handler_failed(
-        self, request: Request, handler: Any, exc: BaseException | None = None
-    ) -> None:
-        """Log a handler's exception and answer 500."""
-        ...
-
-    def count_error(self) -> None:
-        """Count a refused request in the server's counters."""
-        ...
+    DISPATCH = "dispatch"
+    """The whole body is here and accepted: run the handler (:meth:`BodyReception.ready`)."""
+    CONTINUE = "continue"
+    """Send ``100 Continue`` when the request is current (:meth:`BodyReception.continue_now`)."""
+    TOO_LARGE = "too large"
+    """Answer 413: the buffered body is over ``max_body_size`` (logged, counted)."""
+    SINK_FAILED = "sink failed"
+    """The sink raised (it was aborted): log the handler's failure, answer 500."""
 
 
 @runtime_checkable
@@ -113,11 +78,11 @@ class BodyReceiver(Protocol):
 
 
 class BodyReception:
-    """The body of one request, from its head to its last byte.
+    """The body of one request, from its head to its last byte, sans-IO.
 
     Args:
-        channel: the connection (a :class:`BodyOwner`).
         request: the request, already queued for its response.
+        handler: the handler chosen for it (``None``: 404 once the body is read).
         length: the announced ``Content-Length`` in bytes, or ``None`` when chunked.
         expect_continue: the client sent ``Expect: 100-continue`` over HTTP/1.1.
         max_body_size: the most bytes buffered for a handler that does not stream.
@@ -128,9 +93,6 @@ class BodyReception:
     __slots__ = (
         "_continue_due",
         "_holds",
-        "_lost",
-        "_pending",
-        "channel",
         "chunks",
         "complete",
         "expect_continue",
@@ -138,8 +100,10 @@ class BodyReception:
         "held_since",
         "keep_alive",
         "length",
+        "lost_reason",
         "max_body_size",
         "paused_at",
+        "pending",
         "request",
         "sink",
         "size",
@@ -149,18 +113,17 @@ class BodyReception:
 
     def __init__(
         self,
-        channel: BodyOwner,
         request: Request,
+        handler: Any,
         length: int | None,
         expect_continue: bool,
         max_body_size: int,
         now: float,
         held: bool,
     ) -> None:
-        self.channel = channel
-        self.max_body_size = max_body_size
         self.request = request
-        self.handler: Any = None
+        self.handler = handler
+        self.max_body_size = max_body_size
         self.length = length
         self.expect_continue = expect_continue
         self.keep_alive = request.keep_alive
@@ -171,8 +134,9 @@ class BodyReception:
         self.chunks: list[bytes] = []
         self.size = 0
         self.complete = False
-        self._pending = True  # until start(): pieces of the body are kept in chunks
-        self._lost = False
+        self.pending = True
+        """True until the handler's decision is taken (:meth:`take`): pieces are kept."""
+        self.lost_reason: str | None = None
         # The body timeouts (see HTTPChannel.check_timeout). paused_at: the last time the
         # server was seen holding the body back (reading paused, 100 Continue not sent);
         # the client cannot send meanwhile, so that time does not count against it.
@@ -228,152 +192,86 @@ class BodyReception:
             self.window_start += now - self.held_since
             self.paused_at = now
 
-    def start(self) -> None:
-        """Ask :attr:`handler` (the handler chosen for the request, or ``None``: the answer
-        is 404 once the body has been read) how it takes the body (see the module
-        docstring). Until this is called, the pieces of the body that arrive are kept."""
-        self._pending = False
-        request = self.request
-        handler = self.handler
-        receive = getattr(handler, "receive_body", None)
-        if receive is None:
-            self._buffer()
-        else:
-            try:
-                result = receive(request)
-            except Exception:
-                self.channel.handler_failed(request, handler)
-                return
-            if request.answered:
-                return
-            if result is not None and inspect.isawaitable(result):
-                self._pending = True
-                self.channel.pause_reading("body")
-                future = asyncio.ensure_future(result)
-                future.add_done_callback(self._accepted)
-                return
-            self._take(result)
-        if self.complete and not request.answered:
-            self._dispatch()
-
-    def _take(self, sink: BodySink | None) -> None:
+    def take(self, sink: BodySink | None) -> BodyDecision | None:
+        """The handler's decision: stream the body into ``sink``, or buffer it (``None``).
+        The pieces kept so far go to the sink now."""
+        self.pending = False
         if sink is None:
-            self._buffer()
-            return
-        self.sink = sink
-        chunks, self.chunks = self.chunks, []
-        for data in chunks:
-            self._write(sink, data)
-        if not self.request.answered:
-            self._send_continue()
-
-    def _buffer(self) -> None:
-        limit = self.max_body_size
-        if (self.length is not None and self.length > limit) or self.size > limit:
-            self.refuse(413, "request body too large")
-            return
-        self._send_continue()
-
-    def _send_continue(self) -> None:
+            limit = self.max_body_size
+            if (self.length is not None and self.length > limit) or self.size > limit:
+                self.chunks = []
+                return BodyDecision.TOO_LARGE
+        else:
+            self.sink = sink
+            chunks, self.chunks = self.chunks, []
+            for data in chunks:
+                if not self._write(sink, data):
+                    return BodyDecision.SINK_FAILED
+        if self.complete:
+            return BodyDecision.DISPATCH  # (a body sent without waiting needs no 100)
         if self.expect_continue:
             self._continue_due = True
-            self.send_continue()
+            return BodyDecision.CONTINUE
+        return None
 
-    def send_continue(self) -> None:
-        """Send the ``100 Continue`` that the handler's acceptance promised, once the
-        request's response is the next one on the connection (the channel calls this when
-        it becomes so); then the client's time to send the body starts."""
-        if not self._continue_due:
-            return
+    def continue_now(self, now: float) -> bool:
+        """True when the promised ``100 Continue`` is to be sent now: the request is the
+        current one and not answered (the channel asks again when it becomes current); the
+        client's time to send the body starts at ``now``."""
         request = self.request
-        if request.answered or not request.current:
-            return
+        if not self._continue_due or request.answered or not request.current:
+            return False
         self._continue_due = False
-        self.channel.push(CONTINUE)
-        self.release(time.monotonic())
+        self.release(now)
+        return True
 
-    def _accepted(self, future: asyncio.Future[BodySink | None]) -> None:
-        self._pending = False
-        channel = self.channel
-        request = self.request
-        if not channel.closing:
-            channel.resume_reading("body")
-        if future.cancelled():
-            if not request.answered:
-                request.error(503)
-            return
-        exc = future.exception()
-        if exc is not None:
-            channel.handler_failed(request, self.handler, exc)
-            return
-        sink = future.result()
-        if self._lost:
-            if sink is not None:
-                sink.abort("connection closed before the body was read")
-            return
-        if request.answered:
-            return
-        self._take(sink)
-        if self.complete and not request.answered:
-            self._dispatch()
-
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> BodyDecision | None:
         """Take a piece of the body from the parser."""
-        request = self.request
-        if request.answered:
-            return  # refused: the rest is discarded
+        if self.request.answered:
+            return None  # refused: the rest is discarded
         self.size += len(data)
         sink = self.sink
         if sink is not None:
-            self._write(sink, data)
-        elif self._pending:
-            self.chunks.append(data)  # at most what was read before reading paused
-        elif self.size > self.max_body_size:
+            return None if self._write(sink, data) else BodyDecision.SINK_FAILED
+        if not self.pending and self.size > self.max_body_size:
             self.chunks = []
-            self.refuse(413, "request body too large")
-        else:
-            self.chunks.append(data)
+            return BodyDecision.TOO_LARGE
+        self.chunks.append(data)  # pending: at most what was read before reading paused
+        return None
 
-    def _write(self, sink: BodySink, data: bytes) -> None:
+    def _write(self, sink: BodySink, data: bytes) -> bool:
         try:
             sink.write(data)
         except Exception:
             sink.abort("the handler failed while receiving the body")
-            self.channel.handler_failed(self.request, self.handler)
+            return False
+        return True
 
-    def finish(self) -> None:
-        """The parser read the last byte of the body: run the handler (once it accepted)."""
+    def finish(self) -> BodyDecision | None:
+        """The parser read the last byte of the body."""
         self.complete = True
-        if not self._pending and not self.request.answered:
-            self._dispatch()
+        if not self.pending and not self.request.answered:
+            return BodyDecision.DISPATCH
+        return None
 
-    def _dispatch(self) -> None:
+    def ready(self) -> Any:
+        """The body is complete and accepted: put it on the request (``body``, or
+        ``body_sink``), give the request its keep-alive back, and return the handler to
+        run (``None``: answer 404)."""
         request = self.request
-        channel = self.channel
         request.keep_alive = self.keep_alive
-        channel.body_read()
-        if self.handler is None:
-            request.error(404)
-            return
         if self.sink is None:
             request.body = b"".join(self.chunks)
             self.chunks = []
         else:
             request.body_sink = self.sink
-        channel.run_handler(request, self.handler)
-
-    def refuse(self, status: int, message: str) -> None:
-        """Answer the request with ``status`` before its body was read (the connection
-        closes after the answer)."""
-        error_logger.info("%s: %d %s", peer_text(self.channel.peer), status, printable(message))
-        self.channel.count_error()
-        self.request.error(status, message)
+        return self.handler
 
     def lost(self, reason: str) -> None:
         """The body will never be complete: abort the sink (the handler undoes its work)."""
-        if self.complete and not self._pending:
+        if self.complete and not self.pending:
             return
-        self._lost = True
+        self.lost_reason = reason
         sink, self.sink = self.sink, None
         if sink is not None:
             sink.abort(reason)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.trusted import TrustedNetworks
+from medusa.http import bodyflow
 from medusa.http.body import BodyReception
 from medusa.http.connection import (
     BODY_END,
@@ -98,14 +99,16 @@ class HTTPChannel(HTTPLifecycle):
             elif type(event) is BodyData:
                 upload = self._upload
                 if upload is not None:
-                    upload.feed(event.data)
+                    decision = upload.feed(event.data)
+                    if decision is not None:
+                        bodyflow.act(self, upload, decision)
             elif type(event) is BodyStarted:
                 self._body_started(event)
             elif event is BODY_END:
                 upload = self._upload
                 if upload is not None:
                     self._upload = None
-                    upload.finish()
+                    bodyflow.act(self, upload, upload.finish())
             elif event is PAUSE_PIPELINE:
                 self.pause_reading("pipeline")
             elif isinstance(event, Rejected):
@@ -121,14 +124,16 @@ class HTTPChannel(HTTPLifecycle):
         if http.forwarded_from is not None:
             self._apply_forwarded(request, http.forwarded_from)
         upload = self._upload = BodyReception(
-            self,
             request,
+            None,
             event.length,
             event.expect_continue,
             http.max_body_size,
             self.last_activity,
             self.reading_paused,
         )
+        # Chosen once the request's keep-alive is withheld (a failing match answers 500,
+        # and the connection must then close: the body is unread).
         upload.handler = choose_handler(self, http.handlers, request)
         if request.answered:
             return
@@ -139,7 +144,7 @@ class HTTPChannel(HTTPLifecycle):
                 self._waiting_bodies = {}
             self._waiting_bodies[request] = upload
             return
-        upload.start()
+        bodyflow.start(self, upload)
 
     def _apply_forwarded(self, request: Request, trusted: TrustedNetworks) -> None:
         """``proxy_headers``: from a peer in ``proxy_trusted``, take the client and scheme
@@ -258,7 +263,7 @@ class HTTPChannel(HTTPLifecycle):
             return
         upload = self._upload
         if upload is not None and upload.request.current:
-            upload.send_continue()  # if it was promised and is still awaited
+            bodyflow.send_continue(self, upload)  # if it was promised and is still awaited
         for request in completion.released:
             if not request.body_expected:
                 self._dispatch(request)
@@ -267,7 +272,7 @@ class HTTPChannel(HTTPLifecycle):
             upload = waiting.pop(request, None) if waiting else None
             if upload is not None:
                 self.resume_reading("order")
-                upload.start()
+                bodyflow.start(self, upload)
             # Else its head's event is still to be handled: it starts its body then.
         if completion.resume_pipeline:
             self.resume_reading("pipeline")
