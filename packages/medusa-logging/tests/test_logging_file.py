@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -318,3 +320,28 @@ def test_from_config(tmp_path: Path) -> None:
         FileLogger.from_config({"path": "x", "rotate": 1})
     with pytest.raises(ConfigError, match=r"needs backups"):
         FileLogger.from_config({"path": "x", "rotate_bytes": 10, "backups": 0})
+
+
+def test_a_line_is_queued_without_another_python_call(tmp_path: Path) -> None:
+    """An access line's path on the event loop (issue 15): ``log()`` appends to the queue
+    itself; another Python function runs only to wake a writer that sleeps for want of
+    lines."""
+    logger = FileLogger(tmp_path / "access.log", reopen_on_sighup=False)
+    names: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":  # Python functions only
+            names.append(frame.f_code.co_name)
+
+    try:
+        sys.setprofile(profile)
+        try:
+            logger.log("one line")
+        finally:
+            sys.setprofile(None)
+        assert names[:1] == ["log"]
+        assert names[1:2] in ([], ["wake_writer"]), names
+        assert logger.flush(30)
+    finally:
+        logger.close()
+    assert (tmp_path / "access.log").read_text() == "one line\n"
