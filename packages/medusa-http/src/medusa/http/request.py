@@ -70,13 +70,13 @@ class Request:
     # is made for every one received, and each attribute set in __init__ costs.
     __slots__ = (
         "__dict__",
-        "_head_sent",
         "bytes_out",
         "channel",
         "current",
         "finished",
         "handler",
         "headers",
+        "headers_sent",
         "keep_alive",
         "method",
         "path",
@@ -125,7 +125,8 @@ class Request:
         self.status = 200
         self.handler: Any = None
         self.bytes_out = 0
-        self._head_sent = False
+        self.headers_sent = False
+        """True once the status line and headers were handed to the connection; read-only."""
         self.finished = False
         """True once the response is complete (:meth:`done`, :meth:`respond`); read-only."""
         self.current = False
@@ -161,12 +162,7 @@ class Request:
     @property
     def answered(self) -> bool:
         """True once the response was started or finished (nothing more may be decided)."""
-        return self._head_sent or self.finished
-
-    @property
-    def headers_sent(self) -> bool:
-        """True once the status line and headers were handed to the connection."""
-        return self._head_sent
+        return self.headers_sent or self.finished
 
     @property
     def output_waits(self) -> bool:
@@ -236,7 +232,7 @@ class Request:
         return fields
 
     def _check_header(self, name: str, value: str) -> None:
-        if self._head_sent:
+        if self.headers_sent:
             raise RuntimeError("response headers already sent")
         if "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value:
             raise ValueError(f"invalid header field {name!r}: {value!r}")
@@ -262,7 +258,7 @@ class Request:
         Raises:
             RuntimeError: when the response was already started.
         """
-        if self._head_sent or self.finished:
+        if self.headers_sent or self.finished:
             raise RuntimeError("response already started")
         fields = b""
         if content_type is not None:
@@ -289,7 +285,7 @@ class Request:
         Raises:
             RuntimeError: when the response was already started.
         """
-        if self._head_sent or self.finished:
+        if self.headers_sent or self.finished:
             raise RuntimeError("response already started")
         self.status = status
         if (
@@ -305,7 +301,7 @@ class Request:
             # The common case, in one write and with fewer calls: a persistent HTTP/1.1
             # response with a body, first in line, no header fields set one by one (framed
             # as medusa.http.framing.frame_head frames it).
-            self._head_sent = True
+            self.headers_sent = True
             channel = self.channel
             http = channel.http
             now = time()
@@ -348,7 +344,7 @@ class Request:
             f"<!DOCTYPE html>\n<html><head><title>{status} {phrase}</title></head>"
             f"<body><h1>{status} {phrase}</h1>{text}</body></html>\n"
         ).encode()
-        if self._head_sent:
+        if self.headers_sent:
             self.channel.abort()
             return
         self._out_headers = [
@@ -379,7 +375,7 @@ class Request:
 
     def push(self, data: bytes) -> None:
         """Send part of the body (the headers go first, on the first call)."""
-        if not self._head_sent:
+        if not self.headers_sent:
             self._write(self._build_head(self._length))
         if not data or self.method == "HEAD" or self.status in NO_BODY_STATUSES:
             return
@@ -388,7 +384,7 @@ class Request:
 
     def push_with_producer(self, producer: Producer) -> None:
         """Send part of the body from a producer, pulled as the client reads."""
-        if not self._head_sent:
+        if not self.headers_sent:
             self._write(self._build_head(self._length))
         if self.method == "HEAD" or self.status in NO_BODY_STATUSES:
             close = getattr(producer, "close", None)
@@ -408,7 +404,7 @@ class Request:
         """
         if count is None:
             count = max(os.fstat(file.fileno()).st_size - offset, 0)
-        if not self._head_sent:
+        if not self.headers_sent:
             if self._length is None:
                 self._length = count
             if self.current and count > 65536 and self.method != "HEAD":
@@ -421,7 +417,7 @@ class Request:
         last chunk if chunked, and lets the next pipelined response go out."""
         if self.finished:
             return
-        if not self._head_sent:
+        if not self.headers_sent:
             self._write(self._build_head(self._length if self._length is not None else 0))
         elif self._chunked:
             self._write(LAST_CHUNK)
@@ -437,7 +433,7 @@ class Request:
     def _build_head(self, length: int | None, fields: bytes = b"") -> bytes:
         """Return the status line and header block (:func:`~medusa.http.framing.frame_head`
         chooses the framing: it may make the body chunked, or the connection close)."""
-        self._head_sent = True
+        self.headers_sent = True
         # Status line, Server and Date: preformatted once per second per status.
         prefix = self.channel.http.head_prefix(self.status)
         if self._out_headers:
