@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.http.body import BodyDecision, BodyReception, BodySink
-from medusa.http.connection import CONTINUE
+from medusa.http.events import CONTINUE
 
 if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel

@@ -19,17 +19,17 @@ from medusa.core.log import error_logger, peer_text, printable
 from medusa.core.trusted import TrustedNetworks
 from medusa.http import bodyflow
 from medusa.http.body import BodyReception
-from medusa.http.connection import (
+from medusa.http.connection import HTTPConnection
+from medusa.http.dispatch import choose_handler, dispatch, handler_failed, run_handler
+from medusa.http.events import (
     BODY_END,
     PAUSE_PIPELINE,
     BodyData,
     BodyStarted,
     Completion,
-    HTTPConnection,
     ParserFailed,
     Rejected,
 )
-from medusa.http.dispatch import choose_handler, dispatch, handler_failed, run_handler
 from medusa.http.forwarded import forwarded_client
 from medusa.http.handler import Handler
 from medusa.http.lifecycle import STOP_IDLE_WINDOW, HTTPLifecycle
