@@ -19,7 +19,6 @@ __all__ = [
     "LAST_CHUNK",
     "LENGTH_FIELDS",
     "NO_BODY_STATUSES",
-    "FramedHead",
     "chunk",
     "frame_head",
     "length_field",
@@ -50,18 +49,6 @@ def length_field(length: int) -> bytes:
     return line
 
 
-class FramedHead:
-    """How a response head was framed: :attr:`chunked` (the body must go through
-    :func:`chunk`) and :attr:`keep_alive` (False: the connection closes after it)."""
-
-    __slots__ = ("chunked", "data", "keep_alive")
-
-    def __init__(self, data: bytes, chunked: bool, keep_alive: bool) -> None:
-        self.data = data
-        self.chunked = chunked
-        self.keep_alive = keep_alive
-
-
 def frame_head(
     prefix: bytes,
     fields: bytes,
@@ -70,18 +57,27 @@ def frame_head(
     version: str,
     keep_alive: bool,
     length: int | None,
-) -> FramedHead:
-    """Return the head of a response: ``prefix`` (status line, ``Server``, ``Date``), the
+) -> tuple[bytes, bool, bool]:
+    """Frame the head of a response: ``prefix`` (status line, ``Server``, ``Date``), the
     encoded header ``fields`` (lines ending in CRLF), then the framing fields chosen for a
     body of ``length`` bytes (``None``: unknown) to a ``method`` request over HTTP/
     ``version`` on a connection that is to stay open when ``keep_alive``, and the blank
-    line."""
+    line.
+
+    Returns:
+        ``(head, chunked, keep_alive)``: the head's bytes; whether the body must go through
+        :func:`chunk`; whether the connection stays open after the response.
+    """
     chunked = False
     if status in NO_BODY_STATUSES or status < 200:
         pass
     elif length is not None:
         if keep_alive and version == "1.1":
-            return FramedHead(prefix + fields + length_field(length), False, True)
+            return (
+                prefix + fields + (LENGTH_FIELDS.get(length) or length_field(length)),
+                False,
+                True,
+            )
         fields += b"Content-Length: %d\r\n" % length
     elif method == "HEAD":
         pass
@@ -96,7 +92,7 @@ def frame_head(
         end = b"Connection: keep-alive\r\n\r\n"
     else:
         end = b"\r\n"
-    return FramedHead(prefix + fields + end, chunked, keep_alive)
+    return prefix + fields + end, chunked, keep_alive
 
 
 def chunk(data: bytes) -> bytes:

@@ -438,12 +438,10 @@ class Request:
         prefix = self.channel.http.head_prefix(self.status)
         if self._out_headers:
             fields += "".join(f"{n}: {v}\r\n" for n, v in self._out_headers).encode("latin-1")
-        head = frame_head(
+        head, self._chunked, self.keep_alive = frame_head(
             prefix, fields, self.status, self.method, self.version, self.keep_alive, length
         )
-        self._chunked = head.chunked
-        self.keep_alive = head.keep_alive
-        return head.data
+        return head
 
     def _write(self, data: bytes | Producer) -> None:
         if self.current:
