@@ -342,3 +342,18 @@ def test_an_upgrade_is_answered_as_a_plain_request_and_the_connection_ends() -> 
     )
     assert not request.keep_alive
     assert channel.connection.input_closed
+
+
+def test_a_timeout_rejects_the_head_being_read_and_ends_reading() -> None:
+    """408 needs the clock, so the adapter decides it (medusa.http.lifecycle); the
+    connection answers it as any other limit."""
+    channel = MemoryChannel()
+    assert channel.receive(b"GET /slow HTTP/1.1\r\nHost: h\r\n") == []
+    assert channel.connection.in_head
+    event = channel.connection.reject(408, "request header timeout")
+    assert event.status == 408
+    assert not channel.connection.in_head
+    event.request.error(event.status, event.message)
+    assert channel.take().startswith(b"HTTP/1.1 408 ")
+    assert channel.close == 2
+    assert channel.receive(b"\r\n") == []
