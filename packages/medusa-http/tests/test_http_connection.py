@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from medusa.http import HTTPServer
-from medusa.http.connection import (
+from medusa.http.connection import HTTPConnection
+from medusa.http.events import (
     BODY_END,
     CONTINUE,
     PAUSE_PIPELINE,
     BodyData,
     BodyStarted,
     Completion,
-    HTTPConnection,
     Rejected,
 )
 from medusa.http.request import Request

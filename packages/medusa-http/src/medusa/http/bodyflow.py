@@ -87,7 +87,7 @@ def act(channel: HTTPChannel, upload: BodyReception, decision: BodyDecision | No
     elif decision is BodyDecision.TOO_LARGE:
         message = "request body too large"
         error_logger.info("%s: 413 %s", peer_text(channel.peer), printable(message))
-        channel.count_error()
+        channel.http.counters.errors += 1
         request.error(413, message)
     else:
         channel.handler_failed(request, upload.handler)

@@ -207,10 +207,6 @@ class HTTPChannel(HTTPLifecycle):
         an error answer no longer needs a lingering close."""
         self.connection.body_read()
 
-    def count_error(self) -> None:
-        """Count a refused request in the server's counters."""
-        self.http.counters.errors += 1
-
     @property
     def pending_requests(self) -> list[Request]:
         """The requests read and not yet answered, oldest first (the first one's response

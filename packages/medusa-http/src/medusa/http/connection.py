@@ -2,8 +2,7 @@
 in, bytes out. :class:`~medusa.http.channel.HTTPChannel` is the thin adapter between it
 and the transport. httptools (llhttp) parses.
 
-The events it returns are in :mod:`medusa.http.events` (re-exported here). The rules, all
-of them here:
+The events it returns are in :mod:`medusa.http.events`. The rules, all of them here:
 
 * **Persistence** (RFC 9112 §9.3): HTTP/1.1 stays open unless ``Connection: close``;
   HTTP/1.0 only with ``Connection: keep-alive``. After a request that ends the connection,
@@ -23,8 +22,8 @@ of them here:
   closes the connection (the rest would be taken for a request), gracefully
   (:attr:`HTTPConnection.linger`, RFC 9112 §9.6). Transfer-Encoding in HTTP/1.0 closes
   after the request (RFC 9112 §6.1).
-* **Expect: 100-continue** (RFC 9110 §10.1.1): :data:`CONTINUE` goes out only once the
-  handler accepted the body and the request is current.
+* **Expect: 100-continue** (RFC 9110 §10.1.1): :data:`~medusa.http.events.CONTINUE` goes
+  out only once the handler accepted the body and the request is current.
 * **Response framing** (RFC 9112 §6): a known length gives ``Content-Length``; otherwise
   HTTP/1.1 uses ``Transfer-Encoding: chunked`` and HTTP/1.0 ends the body by closing.
   HEAD, 1xx, 204 and 304 responses carry no body (RFC 9110 §6.4.1).
@@ -45,7 +44,6 @@ import httptools
 
 from medusa.http.events import (
     BODY_END,
-    CONTINUE,
     PAUSE_PIPELINE,
     BodyData,
     BodyStarted,
@@ -62,19 +60,7 @@ from medusa.http.target import KNOWN_HOSTS
 if TYPE_CHECKING:
     from medusa.core.stats import Counters
 
-__all__ = [
-    "BODY_END",
-    "CONTINUE",
-    "PAUSE_PIPELINE",
-    "BodyData",
-    "BodyStarted",
-    "Completion",
-    "ConnectionSettings",
-    "HTTPConnection",
-    "ParserFailed",
-    "Rejected",
-    "is_safe",
-]
+__all__ = ["ConnectionSettings", "HTTPConnection"]
 
 _NO_HEADERS: dict[str, str] = {}
 
@@ -93,12 +79,7 @@ _FIELD_NAMES: dict[bytes, str] = {
 """Common field names as clients spell them, lower-cased once (every request has a few)."""
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-
-
-def is_safe(method: str) -> bool:
-    """True for a method that changes nothing (RFC 9110 §9.2.1): GET, HEAD, OPTIONS,
-    TRACE."""
-    return method in _SAFE
+"""Methods that change nothing (RFC 9110 §9.2.1): a request after any other one waits."""
 
 
 class ConnectionSettings(Protocol):
@@ -207,7 +188,9 @@ class HTTPConnection:
                 else:
                     self._reject(414, "request line too long")
                 return events
-        self.big_read = self.head_bytes + len(data) > settings.max_header_size
+            self.big_read = self.head_bytes > settings.max_header_size
+        else:
+            self.big_read = len(data) > settings.max_header_size
         parser = self.parser
         if parser is None:
             parser = self.parser = httptools.HttpRequestParser(self)
@@ -221,8 +204,7 @@ class HTTPConnection:
                 # the price of making one (about 0.7 us) for its next request.
                 self.parser = None
         except httptools.HttpParserUpgrade:
-            self.reading_done = self.input_closed = True
-            self.in_message = False
+            self._end_input()
             if self.requests:
                 self.requests[-1].keep_alive = False
         except httptools.HttpParserCallbackError as exc:
@@ -302,12 +284,8 @@ class HTTPConnection:
         handler can refuse the body, or take it as a stream, before it is read."""
         self.in_head = False
         headers = self.headers
-        settings = self.settings
-        if len(headers) + self.merged > settings.max_header_fields:
-            raise RequestRejectedError(431, "too many header fields")
-        if self.big_read and self._head_size() > settings.max_header_size:
-            # (A head within reads of fewer bytes than the limit is within it.)
-            raise RequestRejectedError(431, "request header block too large")
+        if self.big_read or len(headers) + self.merged > self.settings.max_header_fields:
+            self._check_head()  # (a head within reads smaller than the limit is within it)
         if (
             "content-length" not in headers
             and "transfer-encoding" not in headers
@@ -416,8 +394,7 @@ class HTTPConnection:
 
     def _reject(self, status: int, message: str, error: BaseException | None = None) -> None:
         """Announce the answer to a request that cannot be read; nothing more is read."""
-        self.reading_done = self.input_closed = True
-        self.in_head = self.in_message = False
+        self._end_input()
         self.linger = True
         request = self.body_request
         if request is not None:
@@ -450,10 +427,14 @@ class HTTPConnection:
     def abandon_body(self) -> None:
         """The body being read will not be read to its end (a timeout): nothing more is
         read, and the answer closes gracefully."""
-        self.reading_done = self.input_closed = True
-        self.in_head = self.in_message = False
+        self._end_input()
         self.linger = True
         self.body_request = None
+
+    def _end_input(self) -> None:
+        """Nothing more is parsed: no request, no rest of one."""
+        self.reading_done = self.input_closed = True
+        self.in_head = self.in_message = False
 
     def stop(self) -> None:
         """The server stops: the request being read (if any) is the last one."""
@@ -488,8 +469,7 @@ class HTTPConnection:
             if not done.keep_alive:
                 result.dropped = requests[:]
                 requests.clear()
-                self.reading_done = self.input_closed = True
-                self.in_head = self.in_message = False
+                self._end_input()
                 self.body_request = None
                 result.close = 2 if self.linger else 1
                 return result
