@@ -1,8 +1,9 @@
 """Benchmark (not a test): medusa-ftp against pyftpdlib and vsftpd on 127.0.0.1.
 
     hatch run bench:python bench/ftp_bench.py [--runs 3] [--size-mib 512] [--sessions 200]
-        [--concurrent 100] [--concurrent-mib 4] [--servers medusa,pyftpdlib,vsftpd]
-        [--logs both|off|default] [--metrics retr,stor,sessions,user-sessions,concurrent]
+        [--clients 32] [--load-sessions 2000] [--concurrent 100] [--concurrent-mib 4]
+        [--servers medusa,pyftpdlib,vsftpd] [--logs both|off|default]
+        [--metrics retr,stor,capacity,user-capacity,sessions,user-sessions,concurrent]
 
 Every server serves the same temporary tree and is measured in the same run, once with its
 logs off and once with its default logging (``--logs both``, the default: two rows per
@@ -12,12 +13,21 @@ server, see bench/ftp_servers.py for what each server's default is):
   timed from the ``RETR`` command to its ``226``.
 * ``STOR``: one upload of a file of that size (the client sends it with ``sendfile``),
   timed from the ``STOR`` command to its ``226`` (the file is then checked and removed).
-* sessions: ``--sessions`` sessions one after the other, each connect + 220, anonymous
-  ``USER``/``PASS``, ``PASV``, ``LIST`` of a directory of 24 entries read to its end,
-  ``226``, ``QUIT`` (sessions/s), from a lean client on plain sockets (cheaper than
-  ftplib, so that the client costs less than the servers).
-* user-sessions: the same with the virtual user's ``USER``/``PASS`` (medusa checks a scrypt
-  hash, pyftpdlib a plain-text password; vsftpd logs in anonymously).
+* capacity: a server's sessions per second under load: ``--clients`` sessions at the same
+  time, each started again as soon as it ends, until ``--load-sessions`` have ended, from
+  one lean client (bench/ftp_load.py: a ``selectors`` loop over non-blocking sockets, a
+  small state machine per session), so that the server's CPU is the bottleneck. A session
+  is connect + 220, anonymous ``USER``/``PASS``, ``PASV``, ``LIST`` of a directory of 24
+  entries read to its end, ``226``, ``QUIT``; every reply code and the listing's line
+  count are checked. The client's own CPU time per session is reported next to the
+  servers': when it nears a server's, the client, not that server, set the pace.
+* user-capacity: the same with the virtual user's ``USER``/``PASS`` (medusa checks a scrypt
+  hash, then its credential cache; pyftpdlib a plain-text password; vsftpd logs in
+  anonymously).
+* sessions, user-sessions: the same sessions one after the other, ``--sessions`` of them,
+  from a plain blocking-socket client: latency-bound (six round trips and two connections
+  per session, client time and wake-ups included), not the server's capacity; kept as the
+  "one at a time" figure.
 * concurrent: ``--concurrent`` anonymous ftplib sessions log in one after the other, then
   each downloads a ``--concurrent-mib`` file in its own thread, all at once; the
   aggregate MB/s, from the start of all to the end of the last.
@@ -39,8 +49,9 @@ once for each metric, the servers' order rotated from round to round. Each figur
 median over the rounds; each ratio (medusa over a peer with the same logs setting) is the
 median of the ratios within each round, so that the machine's drift between rounds
 cancels. The report ends with medusa's ratios against the issue's targets, logs off:
-RETR >= vsftpd, STOR >= 0.9 x vsftpd, sessions/s >= 1.5 x pyftpdlib (PASS or MISS), and
-the same ratios with every server's default logging.
+RETR >= vsftpd, STOR >= 0.9 x vsftpd, sessions/s >= 1.5 x pyftpdlib for anonymous and
+virtual-user sessions, judged on the capacity figures (PASS or MISS), and the same ratios
+with every server's default logging, and the one-at-a-time ratios without a verdict.
 """
 
 # ruff: noqa: S321  (FTP is the protocol measured, on the loopback interface)
@@ -63,6 +74,7 @@ if __package__ in (None, ""):
     # Run as a script (``python bench/ftp_bench.py``): make the ``bench`` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ftp_load import run_load
 from bench.ftp_servers import (
     ANONYMOUS,
     HOST,
@@ -284,16 +296,23 @@ def measure_concurrent(peer: Peer, clients: int, size: int) -> float:
 METRICS: list[tuple[str, str]] = [
     ("retr", "RETR MB/s"),
     ("stor", "STOR MB/s"),
-    ("sessions", "sessions/s"),
-    ("user-sessions", "user sessions/s"),
+    ("capacity", "sessions/s"),
+    ("user-capacity", "user sessions/s"),
+    ("sessions", "1-at-a-time sessions/s"),
+    ("user-sessions", "1-at-a-time user sessions/s"),
     ("concurrent", "concurrent MB/s"),
 ]
 
+LOAD_METRICS = ("capacity", "user-capacity")
+
+# (metric, peer, title, wanted ratio; 0: reported without a verdict)
 TARGETS: list[tuple[str, str, str, float]] = [
     ("retr", "vsftpd", "RETR >= vsftpd", 1.0),
     ("stor", "vsftpd", "STOR >= 0.9 x vsftpd", 0.9),
-    ("sessions", "pyftpdlib", "sessions/s >= 1.5 x pyftpdlib", 1.5),
-    ("user-sessions", "pyftpdlib", "virtual-user sessions/s >= 1.5 x pyftpdlib", 1.5),
+    ("capacity", "pyftpdlib", "sessions/s >= 1.5 x pyftpdlib", 1.5),
+    ("user-capacity", "pyftpdlib", "virtual-user sessions/s >= 1.5 x pyftpdlib", 1.5),
+    ("sessions", "pyftpdlib", "sessions/s one at a time (latency-bound)", 0),
+    ("user-sessions", "pyftpdlib", "virtual-user one at a time (latency-bound)", 0),
 ]
 
 
@@ -316,8 +335,10 @@ def cpu_units(args: argparse.Namespace) -> dict[str, tuple[str, float]]:
     return {
         "retr": ("RETR s/GB", 1 / gb),
         "stor": ("STOR s/GB", 1 / gb),
-        "sessions": ("ms/session", 1000 / args.sessions),
-        "user-sessions": ("ms/user session", 1000 / args.sessions),
+        "capacity": ("ms/session", 1000 / args.load_sessions),
+        "user-capacity": ("ms/user session", 1000 / args.load_sessions),
+        "sessions": ("ms/session 1-at-a-time", 1000 / args.sessions),
+        "user-sessions": ("ms/user session 1-at-a-time", 1000 / args.sessions),
         "concurrent": ("concurrent s/GB", 1 / (args.concurrent * args.concurrent_mib * MIB / 1e9)),
     }
 
@@ -344,8 +365,9 @@ def report(peers: list[Peer], args: argparse.Namespace) -> None:
     metrics = [(key, title) for key, title in METRICS if key in args.metrics]
     print()
     print(
-        f"FTP on {HOST}: RETR/STOR of {args.size_mib} MiB, {args.sessions} sequential "
-        f"login+LIST+QUIT sessions, {args.concurrent} concurrent downloads of "
+        f"FTP on {HOST}: RETR/STOR of {args.size_mib} MiB; {args.load_sessions} "
+        f"login+LIST+QUIT sessions, {args.clients} at a time (sessions/s), and "
+        f"{args.sessions} one at a time; {args.concurrent} concurrent downloads of "
         f"{args.concurrent_mib} MiB; medians of {args.runs} rounds"
     )
     rows = []
@@ -367,13 +389,38 @@ def report(peers: list[Peer], args: argparse.Namespace) -> None:
             cells.append("-" if value is None else f"{value * units[metric][1]:.2f}")
         rows.append(cells)
     table(["server", *[units[metric][0] for metric, _ in metrics]], rows)
-    if "sessions" in args.metrics and any(peer.logs == "default" for peer in peers):
+    loads = [(key, title) for key, title in metrics if key in LOAD_METRICS]
+    if loads:
+        print()
+        print(
+            "the load client's own CPU per session, ms (this script's process, on its own "
+            "CPU), against the server's; and how busy the server's CPU time kept one CPU "
+            "(below 100%: other processes on its CPU, or a client too slow, held it back):"
+        )
+        for peer in peers:
+            cells = []
+            for metric, title in loads:
+                client = median(peer.figures.get(f"{metric}_client_cpu"))
+                server = median(peer.figures.get(f"{metric}_cpu"))
+                busy = median(peer.figures.get(f"{metric}_busy"))
+                if client is None:
+                    continue
+                cell = f"{title} {client * 1000 / args.load_sessions:.2f}"
+                if server:
+                    cell += f" ({client / server:.2f}x the server's)"
+                if busy is not None:
+                    cell += f", server busy {busy:.0%}"
+                cells.append(cell)
+            print(f"  {peer.name}: " + ", ".join(cells))
+    counted = next((key for key in ("capacity", "sessions") if key in args.metrics), None)
+    if counted is not None and any(peer.logs == "default" for peer in peers):
+        count = args.load_sessions if counted == "capacity" else args.sessions
         print()
         print("log lines per session (default logs):")
         for peer in peers:
-            value = median(peer.figures.get("sessions_lines"))
+            value = median(peer.figures.get(f"{counted}_lines"))
             if peer.logs == "default" and value is not None:
-                print(f"  {peer.name}: {value / args.sessions:.1f}")
+                print(f"  {peer.name}: {value / count:.1f}")
     print()
     print("every round:")
     for peer in peers:
@@ -407,15 +454,15 @@ def report(peers: list[Peer], args: argparse.Namespace) -> None:
             compared = by_name.get(display_name(other_server, logs))
             paired = paired_ratio(medusa, compared, metric) if compared is not None else None
             if paired is None:
-                print(f"{title + suffix:<48} not measured")
+                print(f"{title + suffix:<58} not measured")
                 continue
             ratio, ratios = paired
             verdict = "PASS" if ratio >= wanted else "MISS"
-            if logs != "off":
+            if logs != "off" or not wanted:
                 verdict = "(no target)"
             each = ", ".join(f"{r:.2f}" for r in ratios)
             print(
-                f"{title + suffix:<48} medusa/{other_server} = {ratio:.2f} "
+                f"{title + suffix:<58} medusa/{other_server} = {ratio:.2f} "
                 f"(rounds: {each}) {verdict}"
             )
 
@@ -428,6 +475,7 @@ def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> No
     os.sync()  # no write-back of an earlier file during this measurement
     peer.settle()
     cpu, lines = peer.cpu_seconds(), peer.log_lines()
+    seconds = 0.0
     if metric == "retr":
         value = measure_retr(peer, size)
     elif metric == "stor":
@@ -436,6 +484,12 @@ def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> No
         value = measure_sessions(peer, args.sessions)
     elif metric == "user-sessions":
         value = measure_sessions(peer, args.sessions, peer.stor_user)
+    elif metric in LOAD_METRICS:
+        account = peer.stor_user if metric == "user-capacity" else ANONYMOUS
+        load = run_load(peer.port, args.clients, args.load_sessions, account)
+        value = load.per_second
+        peer.figures.setdefault(f"{metric}_client_cpu", []).append(load.client_cpu)
+        seconds = load.seconds
     else:
         value = measure_concurrent(peer, args.concurrent, small)
     peer.settle()
@@ -445,6 +499,8 @@ def measure(peer: Peer, root: Path, args: argparse.Namespace, metric: str) -> No
     if peer.exact_cpu or peer.server != "vsftpd":
         peer.figures.setdefault(f"{metric}_cpu", []).append(cpu)
     peer.figures.setdefault(f"{metric}_lines", []).append(lines)
+    if seconds and (peer.exact_cpu or peer.server != "vsftpd"):
+        peer.figures.setdefault(f"{metric}_busy", []).append(cpu / seconds)
     print(
         f"  {peer.name} {metric}: {value:,.1f} (server CPU {cpu:.2f} s, {lines} log lines)",
         file=sys.stderr,
@@ -455,7 +511,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="rounds (at least 3 for medians)")
     parser.add_argument("--size-mib", type=int, default=512)
-    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--sessions", type=int, default=200, help="one at a time")
+    parser.add_argument("--clients", type=int, default=32, help="sessions at a time")
+    parser.add_argument(
+        "--load-sessions", type=int, default=2000, help="sessions of a capacity run"
+    )
     parser.add_argument("--concurrent", type=int, default=100)
     parser.add_argument("--concurrent-mib", type=int, default=4)
     parser.add_argument("--servers", default="medusa,pyftpdlib,vsftpd")
@@ -467,8 +527,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--metrics",
-        default="retr,stor,sessions,user-sessions,concurrent",
-        help="a comma-separated subset of retr,stor,sessions,user-sessions,concurrent",
+        default="retr,stor,capacity,user-capacity,sessions,user-sessions,concurrent",
+        help="a comma-separated subset of "
+        "retr,stor,capacity,user-capacity,sessions,user-sessions,concurrent",
     )
     parser.add_argument("--no-pin", action="store_true")
     args = parser.parse_args()
