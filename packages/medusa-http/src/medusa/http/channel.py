@@ -38,6 +38,7 @@ from medusa.http.request import Request
 
 if TYPE_CHECKING:
     from medusa.http.server import HTTPServer
+    from medusa.http.upgrade import UpgradedProtocol
 
 __all__ = ["STOP_IDLE_WINDOW", "HTTPChannel"]
 
@@ -57,6 +58,10 @@ class HTTPChannel(HTTPLifecycle):
     forwarded_peer: tuple[str, int] | None = None
     """The client of the connection's latest request as trusted proxy headers gave it
     (``proxy_headers``; set on the instance only then), for the status page."""
+
+    upgraded: UpgradedProtocol | None = None
+    """The protocol that took the connection over after a 101 (:meth:`take_over`; set on
+    the instance only then)."""
 
     __slots__ = ("_waiting_bodies", "connection", "http", "log_host")
 
@@ -279,9 +284,49 @@ class HTTPChannel(HTTPLifecycle):
             self.connection.lingering()
             self.resume_reading("pipeline")
 
+    # -- switching protocols ---------------------------------------------------------------
+
+    def take_over(self, request: Request, head: bytes, protocol: UpgradedProtocol) -> bytes:
+        """Switch protocols (RFC 9110 §7.8, §15.2.2): write ``head``, the whole ``101
+        Switching Protocols`` response head (status line, fields, blank line; written as
+        given), log ``request`` as answered 101, and give the connection to ``protocol``
+        (:mod:`medusa.http.upgrade`): from now on it receives what is read, the sweep's
+        clock, the client's half-close, the server's stop and the end of the connection.
+
+        Returns:
+            the bytes received after the request's head (the new protocol's first ones,
+            usually ``b""``).
+
+        Raises:
+            RuntimeError: when ``request`` did not ask to switch (its
+                :attr:`~medusa.http.request.Request.upgrade` is None), is not the
+                connection's only request, or was answered already.
+        """
+        rest = request.upgrade
+        requests = self.connection.requests
+        if rest is None or requests != [request] or request.answered or self._closing:
+            raise RuntimeError(f"{request!r} cannot switch protocols now")
+        request.status = 101
+        request.headers_sent = request.finished = True
+        self.push(head)
+        requests.clear()
+        self.upgraded = protocol
+        # Every read goes to the protocol, without a test on the path of HTTP reads.
+        self.handle_data = protocol.data_received  # type: ignore[method-assign]
+        self.http.log_access(request)
+        return rest
+
+    def resume_writing(self) -> None:
+        """The transport's backlog drained (see :meth:`Channel.resume_writing`); a protocol
+        that took the connection over is told."""
+        super().resume_writing()
+        upgraded = self.upgraded
+        if upgraded is not None:
+            upgraded.writing_resumed()
+
     def connection_lost(self, exc: Exception | None) -> None:
         """Release the held responses of requests that will never be answered, and abort a
-        body being received."""
+        body being received; a protocol that took the connection over is told."""
         upload = self._upload
         if upload is not None:
             self._upload = None
@@ -292,3 +337,6 @@ class HTTPChannel(HTTPLifecycle):
             request.close_pending()
         requests.clear()
         super().connection_lost(exc)
+        upgraded = self.upgraded
+        if upgraded is not None:
+            upgraded.connection_lost()

@@ -32,8 +32,11 @@ The events it returns are in :mod:`medusa.http.events`. The rules, all of them h
   ``max_header_fields`` 431; the request line and the head's framing, ``Host`` and
   ``Expect`` are checked first (:mod:`medusa.http.requestline`,
   :mod:`medusa.http.headcheck`). Timeouts (408) are the adapter's: they need a clock.
-* **Upgrade and CONNECT** are not supported: the request is answered as a plain one and
-  the connection closes after it.
+* **Upgrade** (RFC 9110 §7.8): nothing is parsed after a request with ``Upgrade`` and
+  ``Connection: upgrade`` (nor after CONNECT); the bytes that followed its head are its
+  :attr:`~medusa.http.request.Request.upgrade`. Answered as a plain request, the
+  connection closes after it; a handler may answer 101 and take the connection over
+  (:mod:`medusa.http.upgrade`).
 """
 
 from __future__ import annotations
@@ -203,10 +206,15 @@ class HTTPConnection:
                 # Many connections: an idle one keeps no parser (about 0.9 KB each), at
                 # the price of making one (about 0.7 us) for its next request.
                 self.parser = None
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as exc:
+            # A request asking to switch protocols (RFC 9110 §7.8): nothing after its head
+            # is HTTP. Answered as a plain request it closes the connection; a handler may
+            # instead answer 101 and take the connection over (medusa.http.upgrade).
             self._end_input()
             if self.requests:
-                self.requests[-1].keep_alive = False
+                request = self.requests[-1]
+                request.keep_alive = False
+                request.upgrade = data[exc.args[0] :] if exc.args else b""
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__ or exc.__cause__
             if isinstance(cause, RequestRejectedError):

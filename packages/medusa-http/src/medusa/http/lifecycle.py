@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from medusa.http.body import BodyReception
     from medusa.http.connection import HTTPConnection
     from medusa.http.server import HTTPServer
+    from medusa.http.upgrade import UpgradedProtocol
 
 __all__ = ["STOP_IDLE_WINDOW", "HTTPLifecycle"]
 
@@ -33,6 +34,7 @@ class HTTPLifecycle(Channel):
 
     http: HTTPServer
     connection: HTTPConnection
+    upgraded: UpgradedProtocol | None
     _upload: BodyReception | None
 
     def _reject(self, status: int, message: str) -> None:
@@ -45,7 +47,11 @@ class HTTPLifecycle(Channel):
         ``body_min_rate`` bytes per second over the last ``body_timeout`` seconds (a
         trickle), a close for a keep-alive connection idle for ``keepalive_timeout``, and
         the general ``idle_timeout`` otherwise. Time during which the server holds the
-        body back (reading paused, ``100 Continue`` not sent yet) counts for neither."""
+        body back (reading paused, ``100 Continue`` not sent yet) counts for neither. A
+        connection taken over after 101 is its new protocol's to time."""
+        if self.upgraded is not None:
+            self.upgraded.check_timeout(now)
+            return
         server = self.http
         upload = self._upload
         connection = self.connection
@@ -92,7 +98,11 @@ class HTTPLifecycle(Channel):
     def eof_received(self) -> bool | None:
         """The client half-closed: answer what it already sent (RFC 9112 §9.6 lets a
         client close its sending side after its last request), then close. A body cut
-        short is aborted and its request answered 400."""
+        short is aborted and its request answered 400. A connection taken over after 101:
+        its new protocol's."""
+        if self.upgraded is not None:
+            self.upgraded.eof_received()
+            return self.keep_half_open()
         self.connection.end_of_input()
         upload = self._upload
         if upload is not None:
@@ -122,7 +132,11 @@ class HTTPLifecycle(Channel):
         connection closes once it has been idle :data:`STOP_IDLE_WINDOW` seconds: a
         request it sends before then (a client reusing the connection at that very moment,
         such as a load generator) is answered with ``Connection: close`` instead of meeting
-        a reset. (The server's grace period bounds all of it.)"""
+        a reset. (The server's grace period bounds all of it.) A connection taken over
+        after 101 is ended by its new protocol."""
+        if self.upgraded is not None:
+            self.upgraded.shutdown()
+            return
         connection = self.connection
         connection.stop()
         if connection.in_message and not connection.input_closed:

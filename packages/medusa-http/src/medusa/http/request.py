@@ -97,6 +97,12 @@ class Request:
     _held: list[bytes | Producer] | None = None
     body_expected: bool = False
     """Set by the connection when the head announced a body (it arrives after the head)."""
+    upgrade: bytes | None = None
+    """Set by the connection when this request asks to switch protocols (``Upgrade`` with
+    ``Connection: upgrade``, RFC 9110 §7.8) and nothing after its head was parsed: the
+    bytes received after the head (usually ``b""``). A handler may answer 101 and take the
+    connection over (:meth:`HTTPChannel.take_over <medusa.http.channel.HTTPChannel.
+    take_over>`); any other answer closes the connection after it."""
     waiting: bool = False
     """Set by the connection (:mod:`medusa.http.connection`) while this request must wait
     for an unsafe one before it to be answered (RFC 9110 §9.2.1): not dispatched yet."""
