@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from time import time
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -106,6 +107,9 @@ class Request:
     waiting: bool = False
     """Set by the connection (:mod:`medusa.http.connection`) while this request must wait
     for an unsafe one before it to be answered (RFC 9110 §9.2.1): not dispatched yet."""
+    on_lost: Callable[[], object] | None = None
+    """Called once if the connection closes before this response is finished (set by a
+    handler that runs on, such as an ASGI application, to learn that its client left)."""
 
     def __init__(
         self,
@@ -474,12 +478,17 @@ class Request:
                     channel.push_with_producer(item)
 
     def close_pending(self) -> None:
-        """Release held producers (open files) of a response that will never be sent."""
+        """Release held producers (open files) of a response that will never be sent, and
+        call :attr:`on_lost`."""
         for item in self._held or ():
             close = getattr(item, "close", None)
             if close is not None:
                 close()
         self._held = None
+        lost = self.on_lost
+        if lost is not None:
+            self.on_lost = None
+            lost()
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.target} HTTP/{self.version}>"
