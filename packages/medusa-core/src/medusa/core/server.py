@@ -116,11 +116,13 @@ class Server:
     ``max_connections`` against the process's descriptor limit
     (:func:`medusa.core.descriptors.fit_connections`)."""
 
-    workers_mode: ClassVar[str] = "shared"
-    """How this type runs under ``--workers`` (:mod:`medusa.core.workers`): ``"shared"``
+    workers_mode: str = "shared"
+    """How this server runs under ``--workers`` (:mod:`medusa.core.workers`): ``"shared"``
     (the master binds the address, every worker accepts from it), ``"one"`` (only worker 1
     runs it: state that lives in one process) or ``"each"`` (the master and each worker run
-    their own, at :func:`~medusa.core.workers.worker_address`)."""
+    their own, at :func:`~medusa.core.workers.worker_address`). A type sets it as a class
+    attribute; a server may set its own in ``__init__``, from its options (medusa-chat with
+    a bus shares its state through Redis and runs in every worker: ``"shared"``)."""
 
     start_by_default: ClassVar[bool] = True
     """Whether ``medusa serve`` without any ``--NAME`` option starts this type at its default

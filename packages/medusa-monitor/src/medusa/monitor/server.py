@@ -116,7 +116,7 @@ class MonitorServer(Server):
     default_port: ClassVar[int] = 8023
     description: ClassVar[str] = "secure remote Python prompt (monitor)"
     start_by_default: ClassVar[bool] = False  # only with --monitor ADDR
-    workers_mode: ClassVar[str] = "each"  # a prompt into the master and into each worker
+    workers_mode = "each"  # a prompt into the master and into each worker
     options: ClassVar[Mapping[str, Option]] = {
         **Server.options,
         **{
