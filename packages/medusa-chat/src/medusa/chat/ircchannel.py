@@ -31,6 +31,8 @@ class IRCChannel:
         topic: the topic (``""`` when none); ``topic_setter`` and ``topic_time`` (seconds
             since the epoch) say who set it and when.
         created: creation time, seconds since the epoch.
+        stamp: when the channel's topic, modes or invitations last changed (seconds since
+            the epoch; 0.0: never), so that nodes sharing a bus keep the latest state.
         shared: the lines sent to the members in this loop iteration, shared by the members
             whose transport writes them itself (:mod:`medusa.chat.fanout`), or ``None``;
             ``direct`` lists the other members, who get each line through ``send``.
@@ -47,6 +49,7 @@ class IRCChannel:
         "name",
         "password",
         "shared",
+        "stamp",
         "topic",
         "topic_setter",
         "topic_time",
@@ -64,13 +67,15 @@ class IRCChannel:
         self.topic_setter = ""
         self.topic_time = 0
         self.created = int(time.time())
+        self.stamp = 0.0
         self.shared: SharedLines | None = None
         self.direct: list[User] = []
 
     def send(self, data: bytes, skip: User | None = None) -> None:
-        """Queue one encoded line for every member but ``skip``."""
+        """Queue one encoded line for every member of this process but ``skip`` (members
+        connected to other nodes of a bus get it from their own node)."""
         for member in self.members:
-            if member is not skip:
+            if member is not skip and not member.node:
                 member.send(data)
 
     def is_operator(self, user: User) -> bool:

@@ -29,8 +29,8 @@ def join(net: Network, user: User, msg: Message) -> None:
         return
     if msg.params[0] == "0":
         for joined in list(user.channels.values()):
-            joined.send(encode_line(format_line(user.prefix, "PART", joined.name, user.nick)))
-            net.leave(user, joined)
+            line = encode_line(format_line(user.prefix, "PART", joined.name, user.nick))
+            net.depart(user, joined, line)
         return
     keys = msg.param(1).split(",")
     for index, name in enumerate(msg.params[0].split(",")):
@@ -76,8 +76,7 @@ def part(net: Network, user: User, msg: Message) -> None:
             net.reply(user, n.ERR_NOTONCHANNEL, channel.name, "You're not on that channel")
             continue
         params = (channel.name, reason) if reason else (channel.name,)
-        channel.send(encode_line(format_line(user.prefix, "PART", *params)))
-        net.leave(user, channel)
+        net.depart(user, channel, encode_line(format_line(user.prefix, "PART", *params)))
 
 
 def topic(net: Network, user: User, msg: Message) -> None:
@@ -105,7 +104,7 @@ def topic(net: Network, user: User, msg: Message) -> None:
     channel.topic = text
     channel.topic_setter = user.prefix
     channel.topic_time = int(time.time())
-    channel.send(encode_line(format_line(user.prefix, "TOPIC", channel.name, text)))
+    net.channel_changed(channel, encode_line(format_line(user.prefix, "TOPIC", channel.name, text)))
 
 
 def names(net: Network, user: User, msg: Message) -> None:
@@ -174,8 +173,7 @@ def kick(net: Network, user: User, msg: Message) -> None:
             )
             continue
         line = format_line(user.prefix, "KICK", channel.name, target.nick, comment)
-        channel.send(encode_line(line))
-        net.leave(target, channel)
+        net.depart(target, channel, encode_line(line))
 
 
 def invite(net: Network, user: User, msg: Message) -> None:
@@ -202,6 +200,7 @@ def invite(net: Network, user: User, msg: Message) -> None:
             net.reply(user, n.ERR_CHANOPRIVSNEEDED, channel.name, "You're not channel operator")
             return
         channel.invited.add(target.key)
+        net.channel_changed(channel, None)
         name = channel.name
     net.reply(user, n.RPL_INVITING, target.nick, name)
     if target.away is not None:

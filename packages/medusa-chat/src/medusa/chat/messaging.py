@@ -81,3 +81,4 @@ def away(net: Network, user: User, msg: Message) -> None:
     else:
         user.away = None
         net.reply(user, n.RPL_UNAWAY, "You are no longer marked as being away")
+    net.user_changed(user)

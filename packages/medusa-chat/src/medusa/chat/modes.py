@@ -91,6 +91,7 @@ def _user_mode(net: Network, user: User, msg: Message) -> None:
     if applied:
         user.modes = modes
         user.send(encode_line(format_line(user.prefix, "MODE", user.nick, _join_changes(applied))))
+        net.user_changed(user)
 
 
 def _join_changes(changes: list[tuple[str, str]]) -> str:
@@ -282,4 +283,4 @@ def _apply_channel_modes(
         if member in channel.members:
             channel.members[member] = flags
     line = format_line(user.prefix, "MODE", name, _join_changes(changes), *params)
-    channel.send(encode_line(line))
+    net.channel_changed(channel, encode_line(line))

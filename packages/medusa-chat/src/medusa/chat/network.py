@@ -9,11 +9,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from medusa.chat import numerics as n
+from medusa.chat import replica
+from medusa.chat.bus import CLAIMED, TAKEN, Bus
 from medusa.chat.casemap import irc_lower
 from medusa.chat.commands import COMMANDS, PRE_REGISTRATION, Handler
 from medusa.chat.fanout import SharedLines
 from medusa.chat.ircchannel import IRCChannel
 from medusa.chat.message import Message, encode_line, format_line
+from medusa.chat.registration import try_register
 from medusa.chat.user import User
 from medusa.core.log import error_logger
 
@@ -49,6 +52,11 @@ class Network:
     """Users by case-folded nick and channels by case-folded name, with the operations
     every transport shares.
 
+    With a :attr:`bus` (:mod:`medusa.chat.bus`) the network is one node of a network
+    shared with other processes: ``users`` and ``channels`` then also hold the other nodes'
+    users (``User.node`` set) and their memberships, and every change made for a local user
+    is published as a record (:mod:`medusa.chat.replica`).
+
     Args:
         config: the network's settings.
         commands: the command table, command name (upper case) to handler; ``None``: the
@@ -73,6 +81,8 @@ class Network:
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.connected = 0  # users not yet gone, registered or not
         self._open_shared: list[IRCChannel] = []  # channels whose shared lines are open
+        self.bus: Bus | None = None
+        self.nodes: dict[str, str] = {}  # the other nodes known on the bus: id -> server name
 
     # -- output ----------------------------------------------------------------------------
 
@@ -83,7 +93,15 @@ class Network:
 
     def broadcast(self, channel: IRCChannel, line: bytes, sender: User) -> None:
         """Send ``line`` (a PRIVMSG or NOTICE from ``sender``) to every member of
-        ``channel`` but ``sender`` (RFC 2812 section 3.3.1).
+        ``channel`` but ``sender`` (RFC 2812 section 3.3.1): :meth:`fan_out` to the members
+        of this process, and one ``msg`` record for the other nodes of the bus."""
+        self.fan_out(channel, line, sender)
+        if self.bus is not None:
+            self.bus.publish(["msg", channel.key, sender.key, replica.as_text(line)])
+
+    def fan_out(self, channel: IRCChannel, line: bytes, sender: User) -> None:
+        """Send ``line`` from ``sender`` to the members of ``channel`` connected to this
+        process, but ``sender``.
 
         Members whose transport can share lines (``User.share``) are given the channel's
         :class:`~medusa.chat.fanout.SharedLines` of this iteration once, when it opens; a
@@ -94,14 +112,18 @@ class Network:
         if shared is None:
             shared = SharedLines()
             direct: list[User] = []
+            sharing = 0
             for member in channel.members:
+                if member.node:
+                    continue  # its own node delivers
                 share = member.share
                 if share is None:
                     direct.append(member)
                 else:
                     share(shared)
+                    sharing += 1
             channel.direct = direct
-            if len(direct) < len(channel.members):
+            if sharing:
                 channel.shared = shared
                 self._open_shared.append(channel)
             else:
@@ -151,7 +173,7 @@ class Network:
     # -- lookups ---------------------------------------------------------------------------
 
     def find_user(self, nick: str) -> User | None:
-        """The registered user called ``nick`` (any case), or ``None``."""
+        """The registered user called ``nick`` (any case, on any node), or ``None``."""
         user = self.users.get(irc_lower(nick))
         return user if user is not None and user.registered else None
 
@@ -173,6 +195,9 @@ class Network:
         carries it (IRC over TCP, the WebSocket, the simple mode).
         """
         if user.gone:
+            return
+        if user.held is not None:  # a nick claim waits for the bus: later, in order
+            user.held.append(message)
             return
         command = message.command
         handler = self.commands.get(command)
@@ -205,13 +230,57 @@ class Network:
             line = encode_line(format_line(old_prefix, "NICK", nick))
             user.send(line)
             for peer in self.peers(user):
-                peer.send(line)
+                if not peer.node:
+                    peer.send(line)
+            if self.bus is not None:
+                self.bus.publish(["nick", user.key, nick, replica.as_text(line)])
         if user.key and self.users.get(user.key) is user:
             del self.users[user.key]
         self.users[key] = user
         user.nick = nick
         user.key = key
         user.update_prefix()
+
+    def claim_on_bus(self, user: User, nick: str) -> None:
+        """Ask the bus for the nick ``nick`` (free on this node's replica) for ``user``;
+        the user's next messages wait (:attr:`User.held`) until :meth:`nick_claimed`."""
+        assert self.bus is not None
+        user.held = []
+        self.bus.claim_nick(user, nick)
+
+    def nick_claimed(self, user: User, nick: str, result: str) -> None:
+        """The bus's answer to :meth:`claim_on_bus`: :data:`~medusa.chat.bus.CLAIMED` gives
+        ``user`` the nick (and frees its old one), :data:`~medusa.chat.bus.TAKEN` answers
+        ``ERR_NICKNAMEINUSE`` (433), :data:`~medusa.chat.bus.UNREACHABLE`
+        ``ERR_UNAVAILRESOURCE`` (437, RFC 2812 section 5.2); then the messages held
+        meanwhile are run in order."""
+        held, user.held = user.held or [], None
+        bus = self.bus
+        if user.gone:
+            if result == CLAIMED and bus is not None and irc_lower(nick) != user.key:
+                bus.release_nick(user, irc_lower(nick))
+            return
+        if result == CLAIMED:
+            old = user.key
+            if nick != user.nick:
+                self.claim_nick(user, nick)
+            if bus is not None and old and old != user.key:
+                bus.release_nick(user, old)
+            try_register(self, user)
+        elif result == TAKEN:
+            self.reply(user, n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        else:
+            self.reply(
+                user, n.ERR_UNAVAILRESOURCE, nick, "Nick is temporarily unavailable (no bus)"
+            )
+        for message in held:
+            self.dispatch(user, message)
+
+    def user_changed(self, user: User) -> None:
+        """A local registered user's details changed (registration, AWAY, user modes):
+        tell the other nodes."""
+        if self.bus is not None and user.registered and not user.node:
+            self.bus.publish(["user", replica.user_record(self, user)])
 
     def nick_taken(self, nick: str, user: User | None) -> bool:
         """True when ``nick`` belongs to another user (registered, or reserved by one
@@ -222,14 +291,40 @@ class Network:
     def join(self, user: User, channel: IRCChannel) -> None:
         """Add ``user`` to ``channel`` (created empty by the caller: the first member
         becomes operator), announce the JOIN, send the topic and the names."""
-        self._seal(channel)  # the lines shared so far are not for the new member
-        channel.members[user] = "" if channel.members else "o"
-        user.channels[channel.key] = channel
-        channel.invited.discard(user.key)
-        channel.send(encode_line(format_line(user.prefix, "JOIN", channel.name)))
+        flags = "" if channel.members else "o"
+        self.add_member(user, channel, flags)
+        line = encode_line(format_line(user.prefix, "JOIN", channel.name))
+        channel.send(line)
+        if self.bus is not None:
+            self.bus.publish(["join", user.key, channel.name, flags, replica.as_text(line)])
         if channel.topic:
             self.send_topic(user, channel)
         self.send_names(user, channel)
+
+    def add_member(self, user: User, channel: IRCChannel, flags: str) -> None:
+        """Make ``user`` a member of ``channel`` with ``flags`` (no announcement)."""
+        self._seal(channel)  # the lines shared so far are not for the new member
+        channel.members[user] = flags
+        user.channels[channel.key] = channel
+        channel.invited.discard(user.key)
+
+    def depart(self, user: User, channel: IRCChannel, line: bytes) -> None:
+        """``user`` leaves ``channel`` (PART, KICK, ``JOIN 0``): ``line`` to the members,
+        then :meth:`leave`; the other nodes are told."""
+        channel.send(line)
+        if self.bus is not None:
+            self.bus.publish(["part", user.key, channel.key, replica.as_text(line)])
+        self.leave(user, channel)
+
+    def channel_changed(self, channel: IRCChannel, line: bytes | None) -> None:
+        """A local user changed ``channel``'s topic, modes or invitations: ``line`` (the
+        TOPIC or MODE, if any) to the members; the other nodes get the new state."""
+        if line is not None:
+            channel.send(line)
+        if self.bus is not None:
+            channel.stamp = max(time.time(), channel.stamp + 1e-6)
+            text = None if line is None else replica.as_text(line)
+            self.bus.publish(["chan", replica.channel_record(channel), text])
 
     def leave(self, user: User, channel: IRCChannel) -> None:
         """Take ``user`` out of ``channel`` (no announcement); drop an empty channel."""
@@ -250,11 +345,16 @@ class Network:
         if user.registered:
             line = encode_line(format_line(user.prefix, "QUIT", reason))
             for peer in self.peers(user):
-                peer.send(line)
+                if not peer.node:
+                    peer.send(line)
+            if self.bus is not None:
+                self.bus.publish(["quit", user.key, replica.as_text(line)])
         for channel in list(user.channels.values()):
             self.leave(user, channel)
         if user.key and self.users.get(user.key) is user:
             del self.users[user.key]
+            if self.bus is not None:
+                self.bus.release_nick(user, user.key)
         user.close(reason)
 
     # -- shared replies --------------------------------------------------------------------

@@ -84,7 +84,7 @@ def _who_reply(net: Network, user: User, other: User, where: str, prefix: str) -
         where,
         other.username,
         other.host,
-        net.config.server_name,
+        other.server or net.config.server_name,
         other.nick,
         status,
         f"0 {other.realname}",
@@ -114,7 +114,8 @@ def whois(net: Network, user: User, msg: Message) -> None:
         )
         if channels:
             net.reply(user, n.RPL_WHOISCHANNELS, other.nick, channels)
-        net.reply(user, n.RPL_WHOISSERVER, other.nick, net.config.server_name, "Medusa chat")
+        server = other.server or net.config.server_name
+        net.reply(user, n.RPL_WHOISSERVER, other.nick, server, "Medusa chat")
         if other.away is not None:
             net.reply(user, n.RPL_AWAY, other.nick, other.away)
         idle = int(time.monotonic() - other.last_spoke)

@@ -47,7 +47,9 @@ def password(net: Network, user: User, msg: Message) -> None:
 
 def nick(net: Network, user: User, msg: Message) -> None:
     """NICK <nickname> (RFC 2812 section 3.1.2): 431 without one, 432 when malformed, 433
-    when taken; a registered user's change is announced to its peers."""
+    when taken; a registered user's change is announced to its peers. On a bus the nick
+    is claimed for the whole network first (:meth:`Network.claim_on_bus`): 433 when
+    another node's user holds it, 437 while the bus is unreachable."""
     if not msg.params or not msg.params[0]:
         net.reply(user, n.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
@@ -59,6 +61,9 @@ def nick(net: Network, user: User, msg: Message) -> None:
         net.reply(user, n.ERR_NICKNAMEINUSE, new, "Nickname is already in use")
         return
     if new == user.nick:
+        return
+    if net.bus is not None:  # one answer for the whole network: the bus's (433 or 437)
+        net.claim_on_bus(user, new)
         return
     net.claim_nick(user, new)
     try_register(net, user)
@@ -133,6 +138,7 @@ def try_register(net: Network, user: User) -> None:
         return
     user.registered = True
     user.update_prefix()
+    net.user_changed(user)
     config = net.config
     net.reply(user, n.RPL_WELCOME, f"Welcome to the Internet Relay Network {user.prefix}")
     net.reply(user, n.RPL_YOURHOST, f"Your host is {config.server_name}, running version {VERSION}")

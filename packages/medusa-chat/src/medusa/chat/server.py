@@ -4,6 +4,7 @@ addresses of their own, all in one network."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from medusa.chat.casemap import is_valid_channel
 from medusa.chat.commands import COMMANDS, Handler
 from medusa.chat.connection import IRCConnection, peer_host
 from medusa.chat.network import Network, NetworkConfig
+from medusa.chat.redisbus import RedisBus, check_bus_url, require_redis
 from medusa.chat.session import LinkPolicy
 from medusa.chat.simple import SimpleConnection
 from medusa.chat.websocket import WebConnection, require_wsproto
@@ -67,6 +69,11 @@ class ChatServer(Server):
         simple: address of the simple line mode (``""`` or ``None``: off).
         simple_channel: the channel simple-mode users talk in.
         web: address of the HTTP page and WebSocket bridge (needs ``medusa-chat[web]``).
+        bus: a Redis URL (``redis://HOST:PORT/DB``): every process naming the same bus
+            (and ``network_name``) serves one network (:mod:`medusa.chat.redisbus`; needs
+            ``medusa-chat[redis]``); ``None``: the network lives in this process.
+        heartbeat_timeout: with a bus, seconds after which a node that stopped (killed,
+            or cut from Redis) is lost for the others: its users quit (``node lost``).
         commands: the command table given to the network, command name (upper case) to
             ``handler(network, user, message)`` (``None``: the standard
             :data:`medusa.chat.commands.COMMANDS`); from a startup script only. Every
@@ -81,11 +88,16 @@ class ChatServer(Server):
         AddressError: for a malformed address.
         OSError: when ``motd_file`` cannot be read.
         ValueError: for a bad ``simple_channel``.
-        ImportError: for ``web`` without wsproto installed.
+        ImportError: for ``web`` without wsproto installed, for ``bus`` without redis-py.
+
+    Attributes:
+        workers_mode: ``"one"`` (worker 1 only) without a bus; with one, ``"shared"``:
+            every worker serves the chat, one network through Redis.
+        bus: the running :class:`~medusa.chat.redisbus.RedisBus`, or ``None``.
     """
 
     name: ClassVar[str] = "chat"
-    workers_mode: ClassVar[str] = "one"  # its users and channels live in one process
+    workers_mode = "one"  # its users and channels live in one process (unless a bus)
     path_options: ClassVar[tuple[str, ...]] = ("motd_file",)
     default_port: ClassVar[int] = 6667
     description: ClassVar[str] = "IRC chat server (simple line mode and web page optional)"
@@ -113,6 +125,8 @@ class ChatServer(Server):
                 Option("simple", (str, int), "address of the simple line mode", _check_address),
                 Option("simple_channel", (str,), "channel of simple-mode users", _check_channel),
                 Option("web", (str, int), "address of the web page + WebSocket", _check_address),
+                Option("bus", (str,), "Redis URL shared by the nodes", check_bus_url),
+                Option("heartbeat_timeout", (int, float), "node lost after, s", positive),
             )
         },
     }
@@ -138,6 +152,8 @@ class ChatServer(Server):
         simple: Address | str | int | None = None,
         simple_channel: str = "#lobby",
         web: Address | str | int | None = None,
+        bus: str | None = None,
+        heartbeat_timeout: float = 10.0,
         commands: Mapping[str, Handler] | None = None,
         idle_timeout: float = 0.0,
         **kwargs: Any,
@@ -172,6 +188,15 @@ class ChatServer(Server):
         self.web_address = _optional_address(web)
         if self.web_address is not None:
             require_wsproto()
+        self.bus_url = bus or None
+        self.heartbeat_timeout = float(heartbeat_timeout)
+        self.bus: RedisBus | None = None
+        if self.bus_url is not None:
+            reason = check_bus_url(self.bus_url)
+            if reason is not None:
+                raise ValueError(f"bus {self.bus_url!r}: {reason}")
+            require_redis()
+            self.workers_mode = "shared"
         self.batcher = WriteBatcher(self.network.seal_shared)
         self._per_address: dict[str, int] = {}
         self._hosts: dict[Channel, str] = {}
@@ -181,12 +206,39 @@ class ChatServer(Server):
     def from_config(
         cls, table: Mapping[str, Any], *, source: str, prefix: str, base_dir: str
     ) -> Server:
-        """As :meth:`Server.from_config`; a missing ``wsproto`` for ``web`` is reported as
-        a configuration error."""
+        """As :meth:`Server.from_config`; a missing ``wsproto`` for ``web`` or redis-py
+        for ``bus`` is reported as a configuration error naming the extra."""
         try:
             return super().from_config(table, source=source, prefix=prefix, base_dir=base_dir)
         except ImportError as exc:
-            raise ConfigError(source, f"{prefix}.web", str(exc)) from exc
+            option = "bus" if exc.name == "redis" else "web"
+            raise ConfigError(source, f"{prefix}.{option}", str(exc)) from exc
+
+    @classmethod
+    def add_serve_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """``--chat-bus URL``: one network through Redis (the ``bus`` option)."""
+        parser.add_argument(
+            "--chat-bus",
+            dest="chat_bus",
+            metavar="URL",
+            help="share the chat network through Redis (redis://HOST:PORT/DB; "
+            "needs medusa-chat[redis]); the chat then runs in every worker",
+        )
+
+    @classmethod
+    def from_serve_arguments(
+        cls, address: Address, root: str, arguments: argparse.Namespace
+    ) -> Server:
+        """``medusa serve --chat ADDR [--chat-bus URL]``.
+
+        Raises:
+            ConfigError: for a bad URL, or a bus without redis-py installed.
+        """
+        url = getattr(arguments, "chat_bus", None)
+        try:
+            return cls(address, bus=url)
+        except (ImportError, ValueError) as exc:
+            raise ConfigError("command line", "--chat-bus", str(exc)) from exc
 
     # -- listeners -------------------------------------------------------------------------
 
@@ -234,6 +286,19 @@ class ChatServer(Server):
             raise
         for role, where in self.extra_listening:
             error_logger.info("chat: %s mode on %s", role, _url(role, where))
+        if self.bus_url is not None and self.bus is None:
+            self.bus = RedisBus(
+                self.network, self.bus_url, heartbeat_timeout=self.heartbeat_timeout
+            )
+            await self.bus.start()
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """As :meth:`Server.shutdown` (every user quits, ``Server shutting down``); then
+        the bus publishes those QUITs, frees this node's nicks and disconnects."""
+        await super().shutdown(grace)
+        bus, self.bus = self.bus, None
+        if bus is not None:
+            await bus.close()
 
     @property
     def extra_listening(self) -> list[tuple[str, str]]:

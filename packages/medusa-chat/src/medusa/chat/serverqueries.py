@@ -96,19 +96,22 @@ def time_command(net: Network, user: User, msg: Message) -> None:
 
 
 def send_lusers(net: Network, user: User) -> None:
-    """The LUSERS replies: 251 (users, services, servers), 253 (connections not yet
-    registered, when any), 254 (channels), 255 (this server's clients and links)."""
+    """The LUSERS replies: 251 (users, services, servers: the whole network's, every
+    node of a bus counted), 253 (connections not yet registered, when any), 254
+    (channels), 255 (this server's clients; the other nodes as its links)."""
     registered = sum(1 for u in net.users.values() if u.registered)
+    local = sum(1 for u in net.users.values() if u.registered and not u.node)
+    servers = 1 + len(net.nodes)
     net.reply(
         user,
         n.RPL_LUSERCLIENT,
-        f"There are {registered} users and 0 services on 1 servers",
+        f"There are {registered} users and 0 services on {servers} servers",
     )
-    unknown = net.connected - registered
+    unknown = net.connected - local
     if unknown > 0:
         net.reply(user, n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     net.reply(user, n.RPL_LUSERCHANNELS, str(len(net.channels)), "channels formed")
-    net.reply(user, n.RPL_LUSERME, f"I have {registered} clients and 0 servers")
+    net.reply(user, n.RPL_LUSERME, f"I have {local} clients and {len(net.nodes)} servers")
 
 
 def lusers(net: Network, user: User, msg: Message) -> None:

@@ -7,6 +7,7 @@ included) and ``close(reason)`` ends the link after the lines already queued.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -14,6 +15,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from medusa.chat.fanout import SharedLines
     from medusa.chat.ircchannel import IRCChannel
+    from medusa.chat.message import Message
+
+_serials = itertools.count(1)
 
 __all__ = ["User"]
 
@@ -30,6 +34,10 @@ class User:
         share: for a transport that writes a channel's :class:`~medusa.chat.fanout.SharedLines`
             itself (an IRC connection), a callable that takes one; ``None``: channel lines
             come one by one through ``send``.
+        node: ``""`` for a client of this process; for a user connected to another node of
+            a network shared through a bus (:mod:`medusa.chat.bus`), that node's id. Such a
+            *remote* user's ``send`` carries a line to its node; channel lines never go
+            through it (each node delivers a channel's lines to its own members).
 
     Attributes:
         nick: the nickname (``"*"`` until one is accepted); ``key`` is its case-folded form.
@@ -41,6 +49,11 @@ class User:
         gone: True once the user left the network (QUIT, error, lost connection).
         signon: wall-clock time of registration, seconds since the epoch.
         last_spoke: :func:`time.monotonic` time of the last PRIVMSG/NOTICE, for WHOIS idle.
+        server: the name of the server the user is connected to (WHOIS 312); ``""``: this
+            one.
+        held: while a nick claim waits for the bus's answer, the messages the user sent
+            meanwhile (run in order once it is answered); ``None`` otherwise.
+        serial: a number unique in this process (the owner of a nick claim on the bus).
     """
 
     __slots__ = (
@@ -49,17 +62,21 @@ class User:
         "channels",
         "close",
         "gone",
+        "held",
         "host",
         "key",
         "kind",
         "last_spoke",
         "modes",
         "nick",
+        "node",
         "password_ok",
         "prefix",
         "realname",
         "registered",
         "send",
+        "serial",
+        "server",
         "share",
         "signon",
         "username",
@@ -72,6 +89,7 @@ class User:
         close: Callable[[str], None],
         kind: str = "irc",
         share: Callable[[SharedLines], None] | None = None,
+        node: str = "",
     ) -> None:
         self.host = host
         self.send = send
@@ -92,6 +110,10 @@ class User:
         self.password_ok = False
         self.signon = time.time()
         self.last_spoke = time.monotonic()
+        self.node = node
+        self.server = ""
+        self.held: list[Message] | None = None
+        self.serial = next(_serials)
 
     def update_prefix(self) -> None:
         """Recompute :attr:`prefix` (``nick!user@host``) after a nick or user change."""
