@@ -17,7 +17,9 @@ from medusa.core.testing import ServerThread, loop_backends, require_tool
 from medusa.http import HTTPServer
 from medusa.http.wsgi import WSGIHandler
 
-flask = pytest.importorskip("flask", reason="flask is not installed (pip install flask)")
+pytest.importorskip("flask", reason="flask is not installed (pip install flask)")
+
+import flask
 
 
 @pytest.fixture(params=loop_backends())
@@ -36,12 +38,11 @@ def make_app(files: Path) -> flask.Flask:
     def stream() -> flask.Response:
         count = int(flask.request.args["n"])
 
-        @flask.stream_with_context
         def lines() -> Iterator[str]:
             for number in range(count):
                 yield f"line {number} of {flask.request.path}\n"
 
-        return flask.Response(lines(), mimetype="text/plain")
+        return flask.Response(flask.stream_with_context(lines()), mimetype="text/plain")
 
     @app.route("/upload", methods=["POST"])
     def upload() -> dict[str, object]:
