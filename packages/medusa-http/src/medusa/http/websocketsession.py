@@ -166,7 +166,10 @@ class WebSocketSession:
             else:
                 raise RuntimeError(f"unexpected ASGI message {kind!r} before the handshake")
             return
-        if self.disconnect_code is not None:
+        channel = self.channel
+        if self.disconnect_code is not None or channel.input_closed():
+            # (a closing transport takes no more output: a send must not return at once
+            # and let an application's loop of sends spin)
             raise ClientDisconnectedError("the WebSocket is closed")
         if kind == "websocket.send":
             data = message.get("bytes")
@@ -177,13 +180,12 @@ class WebSocketSession:
                 event = TextMessage(data=text)
             else:
                 raise RuntimeError("websocket.send without bytes or text")
-            channel = self.channel
             while not channel.writable and self.disconnect_code is None:
                 drain = self.drain
                 if drain is None:
                     drain = self.drain = asyncio.get_running_loop().create_future()
                 await drain
-            if self.disconnect_code is not None:
+            if self.disconnect_code is not None or channel.input_closed():
                 raise ClientDisconnectedError("the WebSocket is closed")
             channel.push(ws.send(event))
         elif kind == "websocket.close":
