@@ -184,6 +184,19 @@ def _build_vhost(kwargs: dict[str, Any], base_dir: str) -> Handler:
     return VirtualHostHandler(chains, default)
 
 
+def _build_app(kwargs: dict[str, Any], base_dir: str) -> Handler:
+    from medusa.http.appload import app_handler
+
+    app_dir = kwargs.get("app_dir")
+    return app_handler(
+        kwargs["app"],
+        interface=kwargs.get("interface", "auto"),
+        prefix=kwargs.get("prefix", ""),
+        threads=kwargs.get("threads", 8),
+        app_dir=os.path.join(base_dir, app_dir) if app_dir is not None else base_dir,
+    )
+
+
 HANDLER_TYPES: dict[str, HandlerType] = {
     "files": HandlerType(
         "files",
@@ -295,6 +308,22 @@ HANDLER_TYPES: dict[str, HandlerType] = {
         {"public_dir": Option("public_dir", (str,), "published directory in each home")},
         lambda kwargs, base_dir: UserDirHandler(kwargs.get("public_dir", "public_html")),
         "/~user/... from public_html in that Unix user's home",
+    ),
+    "app": HandlerType(
+        "app",
+        {
+            o.name: o
+            for o in (
+                Option("app", (str,), 'the application, "module:attr" or "module:factory()"'),
+                Option("prefix", (str,), 'URL path it is mounted at ("": /); its root_path'),
+                Option("interface", (str,), '"auto" (guess), "asgi" or "wsgi"'),
+                Option("threads", (int,), "WSGI: threads running the application", positive),
+                Option("app_dir", (str,), "directory the module is imported from"),
+            )
+        },
+        _build_app,
+        "a Python web application: ASGI 3 or WSGI (PEP 3333)",
+        required=("app",),
     ),
     "status": HandlerType(
         "status",

@@ -4,6 +4,7 @@ hand each request to a chain of handlers."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import ssl as _ssl
 import time
@@ -25,6 +26,7 @@ from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.core.trusted import PROXY_OPTIONS, TrustedNetworks
 from medusa.http.accesslog import client_host, common_log_line, time_stamp
+from medusa.http.appargs import add_app_arguments, app_chain
 from medusa.http.channel import HTTPChannel
 from medusa.http.charset import DEFAULT_CHARSET
 from medusa.http.dates import now_http_date
@@ -275,17 +277,28 @@ class HTTPServer(Server):
             type=_url_path,
             help="http: serve the status page at PATH (default /status); put ROOT before it",
         )
+        add_app_arguments(parser)
 
     @classmethod
     def from_serve_arguments(
         cls, address: Address, root: str, arguments: argparse.Namespace
     ) -> HTTPServer:
         """``medusa serve ROOT --http ADDR [--status [PATH]] [--listing]``: the status page
-        first, then the listing of ROOT's directories, then ROOT's files."""
+        first, then the listing of ROOT's directories, then ROOT's files. With ``--app``:
+        the status page, then (with an explicit ROOT only) ROOT's existing files, then the
+        application (:func:`medusa.http.appargs.app_chain`).
+
+        Raises:
+            ConfigError: for an application that cannot be loaded, or ``--listing`` with
+                ``--app``.
+        """
         handlers: list[Handler] = []
         status = getattr(arguments, "http_status", None)
         if status is not None:
             handlers.append(StatusHandler(status))
+        if getattr(arguments, "http_app", None) is not None:
+            handlers += app_chain(root, arguments)
+            return cls(address, handlers=handlers)
         if getattr(arguments, "http_listing", False):
             handlers.append(DirectoryListingHandler(root))
         return cls(address, root=root, handlers=handlers)
@@ -315,6 +328,40 @@ class HTTPServer(Server):
         chain = list(self.handlers)
         chain.remove(handler)
         self.handlers = tuple(chain)
+
+    # -- start and stop hooks of handlers ---------------------------------------------------
+
+    async def start(self) -> None:
+        """Await each handler's ``startup()`` hook, in chain order, then listen (see
+        :meth:`Server.start`): an ASGI application's lifespan startup, for example, is
+        complete before the first connection is accepted. A handler without the hook is
+        skipped. When a hook raises, or listening fails, the hooks of the handlers already
+        started get their ``shutdown()``.
+
+        Raises:
+            ListenError: when the address cannot be bound, or from a hook
+                (:class:`~medusa.http.lifespan.LifespanStartupError` is one).
+            Exception: whatever else a hook raises.
+        """
+        started: list[Handler] = []
+        try:
+            for handler in self.handlers:
+                hook = getattr(handler, "startup", None)
+                if hook is not None:
+                    await hook()
+                    started.append(handler)
+            await super().start()
+        except BaseException:
+            await stop_handlers(started, 5.0)
+            raise
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop as :meth:`Server.shutdown` does (the connections finish within ``grace``
+        seconds), then await each handler's ``shutdown()`` hook within what is left of the
+        grace period (at least 1 second)."""
+        began = time.monotonic()
+        await super().shutdown(grace)
+        await stop_handlers(self.handlers, max(grace - (time.monotonic() - began), 1.0))
 
     # -- channels --------------------------------------------------------------------------
 
@@ -396,6 +443,22 @@ class HTTPServer(Server):
             log.log(line)
         except Exception:
             error_logger.exception("access log failed")
+
+
+async def stop_handlers(handlers: Iterable[Handler], timeout: float) -> None:
+    """Await the ``shutdown()`` hook of each of ``handlers`` that has one, in order, all
+    within ``timeout`` seconds; a hook that raises or is still running then is logged."""
+    deadline = time.monotonic() + timeout
+    for handler in handlers:
+        hook = getattr(handler, "shutdown", None)
+        if hook is None:
+            continue
+        try:
+            await asyncio.wait_for(hook(), max(deadline - time.monotonic(), 0.01))
+        except TimeoutError:
+            error_logger.warning("%r: its shutdown did not finish in time", handler)
+        except Exception:
+            error_logger.exception("%r: its shutdown failed", handler)
 
 
 def _url_path(text: str) -> str:

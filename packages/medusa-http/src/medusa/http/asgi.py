@@ -1,0 +1,534 @@
+"""ASGI 3.0 applications (asgiref's specification, "HTTP" section) served by medusa-http:
+:class:`ASGIHandler`, a handler of the chain (:mod:`medusa.http.handler`) that runs one
+application call per request and turns its messages into the request's response.
+
+* The request body (RFC 9112 §6) is streamed through ``receive()`` as it arrives, with
+  back-pressure: reading from the client pauses while the application has pieces it did
+  not ask for yet, and the body timeouts do not run meanwhile (the server holds it back).
+* ``send()`` of a body part with ``more_body`` waits while the connection's output is
+  above its high-water mark (or the response waits for its turn behind pipelined ones), so
+  a slow client never makes the server hold a whole streamed response.
+* A response whose first body message is its last (``more_body`` false) leaves in one
+  write, head and body together, with ``Content-Length``; a streamed one has the
+  application's ``Content-Length`` or is chunked (HTTP/1.1; HTTP/1.0: ended by a close).
+* ``http.response.pathsend`` (the extension offered in ``scope["extensions"]``) sends the
+  named file with the channel's zero-copy ``sendfile``.
+* ``http.disconnect``: ``receive()`` returns it once the client left (or once the response
+  is finished); ``send()`` after the client left raises :class:`ClientDisconnectedError` (an
+  :class:`OSError`, spec 2.4).
+* Errors: an exception before the response started gives a 500 and a logged traceback;
+  after it started, the connection is closed (the client sees the response cut short). A
+  message out of order (a body before ``http.response.start``, anything after the last
+  body) raises :class:`ProtocolError` in the application, with the same outcome. An
+  application that returns without finishing its response is logged and answered 500 (or
+  cut). An application that blocks the event loop (``time.sleep``, blocking I/O) stops the
+  whole server while it does: that is the application's fault, as under any ASGI server.
+
+A request with ``Upgrade: websocket`` (RFC 6455 §4.1) goes to
+:func:`medusa.http.asgiwebsocket.serve_websocket`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from medusa.core.log import error_logger, peer_text, printable
+from medusa.http.asgiscope import base_scope
+from medusa.http.handler import NOT_DONE_YET, NotDoneYet
+from medusa.http.lifespan import Lifespan
+
+if TYPE_CHECKING:
+    from medusa.http.request import Request
+
+__all__ = ["ASGIHandler", "ClientDisconnectedError", "HTTPCycle", "ProtocolError", "encode_fields"]
+
+_EXTENSIONS: dict[str, Any] = {"http.response.pathsend": {}}
+
+# Response states of a cycle.
+_START = 0  # waiting for http.response.start
+_STARTED = 1  # start received, no body yet: the head is not written
+_STREAMING = 2  # the head was written, more body parts are coming
+_DONE = 3  # the last body part was sent (or a file)
+
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+class ClientDisconnectedError(OSError):
+    """``send()`` was called after the client closed the connection (ASGI HTTP spec 2.4:
+    an :class:`OSError`); an application that lets it propagate is not logged as
+    failing."""
+
+
+class ProtocolError(RuntimeError):
+    """The application sent a message the ASGI HTTP protocol does not allow now (its type
+    unknown, a body before ``http.response.start``, anything after the last body, a
+    malformed header, more bytes than its ``Content-Length``)."""
+
+
+class ASGIHandler:
+    """Serve an ASGI 3.0 application mounted at ``prefix``.
+
+    Args:
+        app: the application, ``async app(scope, receive, send)``.
+        prefix: the URL path it is mounted at (``""`` for ``/``, else ``"/api"``, no
+            trailing slash): it takes that path and those below it, and the scope's
+            ``root_path`` is the prefix.
+        state: the lifespan state the application fills at startup (a new dict when
+            ``None``); each request's scope has a shallow copy of it.
+        name: how log lines and the status page name the application (its spec,
+            ``main:app``); ``repr(app)`` by default.
+        lifespan: run the ``lifespan`` scope at the server's start and stop
+            (:mod:`medusa.http.lifespan`).
+
+    Attributes:
+        requests: requests handed to the application.
+        errors: requests the application failed (an exception, no response).
+
+    Raises:
+        ValueError: for a prefix not starting with ``/``.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        *,
+        prefix: str = "",
+        state: dict[str, Any] | None = None,
+        name: str | None = None,
+        lifespan: bool = True,
+    ) -> None:
+        prefix = prefix.rstrip("/")
+        if prefix and not prefix.startswith("/"):
+            raise ValueError(f"prefix must start with '/': {prefix!r}")
+        self.app = app
+        self.prefix = prefix
+        self.state: dict[str, Any] = {} if state is None else state
+        self.name = name or repr(app)
+        self.lifespan = Lifespan(app, self.state, self.name) if lifespan else None
+        self.requests = 0
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<ASGI application {self.name} at {self.prefix or '/'} ({self.requests} requests,"
+            f" {self.errors} errors)>"
+        )
+
+    def match(self, request: Request) -> bool:
+        """Take requests whose path is the prefix or below it (all of them at ``/``)."""
+        prefix = self.prefix
+        if not prefix:
+            return True
+        path = request.path
+        return path == prefix or path.startswith(prefix + "/")
+
+    def receive_body(self, request: Request) -> HTTPCycle:
+        """A request with a body: start the application now and stream the body to it as
+        it arrives (:mod:`medusa.http.body`); the cycle is the body's sink."""
+        cycle = HTTPCycle(self, request, body_done=False)
+        cycle.run()
+        return cycle
+
+    def handle_request(self, request: Request) -> NotDoneYet | Any:
+        """Run the application for ``request`` (a request with a body: its body is now
+        complete, the application already runs); it answers later."""
+        sink = request.body_sink
+        if type(sink) is HTTPCycle:
+            sink.body_complete()
+            return NOT_DONE_YET
+        upgrade = request.headers.get("upgrade")
+        if upgrade is not None and "websocket" in upgrade.lower():
+            return self._websocket(request)
+        HTTPCycle(self, request, body_done=True).run()
+        return NOT_DONE_YET
+
+    async def _websocket(self, request: Request) -> None:
+        from medusa.http.asgiwebsocket import serve_websocket
+
+        self.requests += 1
+        scope = base_scope(request, root_path=self.prefix, state=self.state)
+        await serve_websocket(self.app, request, scope)
+
+    async def startup(self) -> None:
+        """The server's start hook: run the application's lifespan startup.
+
+        Raises:
+            medusa.http.lifespan.LifespanStartupError: when the application's startup failed.
+        """
+        if self.lifespan is not None:
+            await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        """The server's stop hook: run the application's lifespan shutdown."""
+        if self.lifespan is not None:
+            await self.lifespan.shutdown()
+
+
+class _Wakeup:
+    """A producer that produces nothing: queued behind a response's output, it tells the
+    waiting ``send()`` (a future) that the output before it went to the transport and the
+    transport accepts more; closed unsent (the connection went away, a HEAD), it tells it
+    too."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self.future = future
+
+    def more(self) -> bytes:
+        if not self.future.done():
+            self.future.set_result(None)
+        return b""
+
+    def close(self) -> None:
+        self.more()
+
+
+class HTTPCycle:
+    """One request's run of the application: its ``receive`` and ``send``, and the sink
+    of its body (``write``/``abort``, :class:`~medusa.http.body.BodySink`).
+
+    Args:
+        handler: the :class:`ASGIHandler`.
+        request: the request.
+        body_done: True when the request has no body to stream (the first ``receive``
+            gives an empty last ``http.request``).
+    """
+
+    __slots__ = (
+        "body_done",
+        "body_given",
+        "chunks",
+        "disconnected",
+        "handler",
+        "headers",
+        "length",
+        "paused",
+        "request",
+        "sent",
+        "state",
+        "status",
+        "waiter",
+    )
+
+    def __init__(self, handler: ASGIHandler, request: Request, body_done: bool) -> None:
+        self.handler = handler
+        self.request = request
+        self.body_done = body_done
+        self.body_given = False
+        self.chunks: list[bytes] = []
+        self.disconnected = False
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.state = _START
+        self.status = 200
+        self.headers: Iterable[Any] = ()
+        self.length: int | None = None
+        self.sent = 0
+        request.on_lost = self.lost
+
+    def run(self) -> None:
+        """Build the scope and start the application (a task)."""
+        handler = self.handler
+        handler.requests += 1
+        request = self.request
+        scope = base_scope(request, root_path=handler.prefix, state=handler.state)
+        scope["type"] = "http"
+        scope["method"] = request.method
+        scope["extensions"] = _EXTENSIONS
+        task = asyncio.ensure_future(handler.app(scope, self.receive, self.send))
+        task.add_done_callback(self._app_done)
+
+    # -- the request body (the sink) -------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """A piece of the body arrived: hand it to a waiting ``receive()``, else keep it
+        and pause reading until the application asks."""
+        self.chunks.append(data)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif not self.paused:
+            self.paused = True
+            self.request.channel.pause_reading("asgi")
+
+    def abort(self, reason: str) -> None:
+        """The body will never be complete (the connection closed, a timeout, malformed
+        framing): the application's ``receive()`` gives ``http.disconnect``."""
+        self.lost()
+
+    def body_complete(self) -> None:
+        """The last byte of the body arrived."""
+        self.body_done = True
+        self._wake()
+        self._resume()
+
+    def lost(self) -> None:
+        """The client left before the response was finished."""
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            channel = self.request.channel
+            if not channel.closing:
+                channel.resume_reading("asgi")
+
+    async def receive(self) -> dict[str, Any]:
+        """The application's ``receive``: the next ``http.request`` (the body pieces
+        received since, joined), or ``http.disconnect`` once the client left or the
+        response is finished."""
+        while True:
+            chunks = self.chunks
+            if chunks:
+                self.chunks = []
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                if self.body_done:
+                    self.body_given = True
+                else:
+                    self._resume()
+                return {"type": "http.request", "body": data, "more_body": not self.body_done}
+            if self.body_done and not self.body_given:
+                self.body_given = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.disconnected or self.state == _DONE:
+                return _DISCONNECT.copy()
+            self._resume()
+            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
+
+    # -- the response ----------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """The application's ``send``: ``http.response.start``, ``http.response.body``,
+        ``http.response.pathsend``.
+
+        Raises:
+            ClientDisconnectedError: after the client left.
+            ProtocolError: for a message not allowed now, or malformed.
+        """
+        kind = message["type"]
+        state = self.state
+        if kind == "http.response.body":
+            if self.disconnected:
+                raise ClientDisconnectedError("the client closed the connection")
+            if state == _STARTED:
+                body = message.get("body", b"")
+                if not message.get("more_body", False):
+                    self._respond(body)
+                    return
+                self._start_stream()
+            elif state != _STREAMING:
+                raise ProtocolError(_order_error(kind, state))
+            else:
+                body = message.get("body", b"")
+            await self._push(body, message.get("more_body", False))
+            return
+        if kind == "http.response.start":
+            if state != _START:
+                raise ProtocolError(_order_error(kind, state))
+            if self.disconnected:
+                raise ClientDisconnectedError("the client closed the connection")
+            self.status = message["status"]
+            self.headers = message.get("headers", ())
+            self.state = _STARTED
+            return
+        if kind == "http.response.pathsend":
+            if state != _STARTED:
+                raise ProtocolError(_order_error(kind, state))
+            if self.disconnected:
+                raise ClientDisconnectedError("the client closed the connection")
+            self._send_path(message["path"])
+            return
+        raise ProtocolError(f"unknown message type {kind!r} for an http scope")
+
+    def _respond(self, body: bytes) -> None:
+        """The whole response at once: head and body in one write."""
+        fields, length, close = encode_fields(self.headers)
+        request = self.request
+        if length is None:
+            length = len(body)
+        elif length != len(body) and request.method != "HEAD":
+            raise ProtocolError(f"Content-Length {length} but a body of {len(body)} bytes")
+        if close:
+            request.keep_alive = False
+        self.state = _DONE
+        request.respond_prepared(self.status, fields, body, length)
+        self._resume()
+
+    def _start_stream(self) -> None:
+        """The head of a response whose body comes in parts."""
+        request = self.request
+        request.status = self.status
+        fields, length, close = encode_fields(self.headers)
+        if close:
+            request.keep_alive = False
+        for line in fields.split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b": ")
+            request.add_header(name.decode("latin-1"), value.decode("latin-1"))
+        if length is not None:
+            request.set_length(length)
+            self.length = length
+        self.state = _STREAMING
+
+    async def _push(self, body: bytes, more: bool) -> None:
+        request = self.request
+        if body:
+            self.sent += len(body)
+            if self.length is not None and self.sent > self.length:
+                raise ProtocolError(f"more body than its Content-Length {self.length}")
+            request.push(body)
+        transport = request.channel.transport
+        if transport is None or transport.is_closing():
+            # The write failed (the client left): its connection_lost comes from the loop,
+            # which an application sending in a loop would never let run.
+            self.disconnected = True
+            raise ClientDisconnectedError("the client closed the connection")
+        if not more:
+            self.state = _DONE
+            if self.length is not None and self.sent < self.length and request.method != "HEAD":
+                raise ProtocolError(
+                    f"the body ended after {self.sent} of its Content-Length {self.length} bytes"
+                )
+            request.done()
+            self._resume()
+            return
+        if request.output_waits or not request.channel.writable:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            request.push_with_producer(_Wakeup(future))
+            await future
+            if self.disconnected:
+                raise ClientDisconnectedError("the client closed the connection")
+
+    def _send_path(self, path: str) -> None:
+        """``http.response.pathsend``: the file at ``path`` as the body, with
+        ``sendfile``."""
+        file = open(path, "rb")  # noqa: SIM115 (the channel's producer closes it)
+        try:
+            size = os.fstat(file.fileno()).st_size
+            request = self.request
+            request.status = self.status
+            fields, _, close = encode_fields(self.headers)
+            if close:
+                request.keep_alive = False
+            for line in fields.split(b"\r\n")[:-1]:
+                name, _, value = line.partition(b": ")
+                request.add_header(name.decode("latin-1"), value.decode("latin-1"))
+            request.set_length(size)
+        except BaseException:
+            file.close()
+            raise
+        self.state = _DONE
+        request.send_file(file, 0, size)
+        request.done()
+        self._resume()
+
+    def _app_done(self, task: asyncio.Future[None]) -> None:
+        request = self.request
+        if request.on_lost is not None:
+            request.on_lost = None
+        self._resume()
+        handler = self.handler
+        channel = request.channel
+        if task.cancelled():
+            if not request.finished:
+                if request.headers_sent:
+                    channel.abort()
+                else:
+                    request.error(503)
+            return
+        exc = task.exception()
+        if exc is not None:
+            if isinstance(exc, ClientDisconnectedError) and self.disconnected:
+                return
+            handler.errors += 1
+            channel.handler_failed(request, handler, exc)
+            return
+        if self.state == _DONE or self.disconnected:
+            return
+        handler.errors += 1
+        channel.http.counters.errors += 1
+        error_logger.error(
+            "ASGI application %s returned without %s response to %s %s from %s",
+            handler.name,
+            "finishing its" if self.state == _STREAMING else "sending a",
+            printable(request.method),
+            printable(request.target),
+            peer_text(channel.peer),
+        )
+        if request.headers_sent:
+            channel.abort()
+        elif not request.finished:
+            request.error(500)
+
+
+def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
+    """Encode an ASGI response's ``headers`` (``(name, value)`` byte pairs) as header lines
+    for :meth:`~medusa.http.request.Request.respond_prepared`.
+
+    ``Content-Length`` is taken out and returned (the server frames the body, RFC 9112
+    §6), as are ``Transfer-Encoding`` (dropped: the server chooses the coding) and
+    ``Connection`` (``close`` is returned as True; other options are dropped, RFC 9110
+    §7.6.1: they concern this hop).
+
+    Returns:
+        ``(lines, content_length, close)``: the lines, each ending in CRLF; the declared
+        length or None; whether the application asked to close the connection.
+
+    Raises:
+        ProtocolError: for a name or value with CR, LF or NUL (which would split the
+            response), an empty name, a malformed ``Content-Length``, or a non-bytes item.
+    """
+    parts: list[bytes] = []
+    length: int | None = None
+    close = False
+    count = 0
+    try:
+        for name, value in headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                if not value.isdigit() or not value.isascii() or len(value) > 18:
+                    raise ProtocolError(f"malformed Content-Length {value!r}")
+                length = int(value)
+            elif lower == b"connection":
+                close = close or b"close" in value.lower()
+            elif lower == b"transfer-encoding":
+                pass
+            elif not name:
+                raise ProtocolError("an empty header name")
+            else:
+                parts += (name, b": ", value, b"\r\n")
+                count += 1
+        lines = b"".join(parts)
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ProtocolError):
+            raise
+        raise ProtocolError(f"headers must be (bytes, bytes) pairs: {exc}") from None
+    if lines.count(b"\n") != count or lines.count(b"\r") != count or b"\0" in lines:
+        raise ProtocolError("a header name or value contains CR, LF or NUL")
+    return lines, length, close
+
+
+def _order_error(kind: str, state: int) -> str:
+    if state == _START:
+        return f"{kind} before http.response.start"
+    if state == _DONE:
+        return f"{kind} after the response was finished"
+    return f"{kind} after http.response.start"
