@@ -110,23 +110,26 @@ def build_environ(
         constants: the keys that are the same for every request of the handler
             (``wsgi.version``, ``wsgi.errors``...), copied in first.
     """
-    environ = constants.copy()
     path = request.path
     if not path.isascii():
         path = path.encode("utf-8", "surrogateescape").decode("latin-1")
     if script_name:
         path = path[len(script_name) :]
     scheme = request.scheme
-    environ["REQUEST_METHOD"] = request.method
-    environ["SCRIPT_NAME"] = script_name
-    environ["PATH_INFO"] = path
-    environ["QUERY_STRING"] = request.query
-    environ["RAW_URI"] = request.target
-    environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
-    environ["wsgi.url_scheme"] = scheme
-    environ["wsgi.input"] = wsgi_input if wsgi_input is not None else _EMPTY
+    headers = request.headers
+    environ = {
+        **constants,
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path,
+        "QUERY_STRING": request.query,
+        "RAW_URI": request.target,
+        "SERVER_PROTOCOL": "HTTP/1.1" if request.version == "1.1" else "HTTP/1.0",
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": _EMPTY if wsgi_input is None else wsgi_input,
+    }
     names = _CGI_NAMES
-    for name, value in request.headers.items():
+    for name, value in headers.items():
         key = names[name] if name in names else _environ_name(name)
         if key is not None:
             environ[key] = value
@@ -137,11 +140,11 @@ def build_environ(
     else:
         environ["REMOTE_ADDR"] = str(peer or "")
         environ["REMOTE_PORT"] = ""
-    host = request.headers.get("host")
+    host = headers.get("host")
     if host:
-        name, port = _split_host(host)
-        environ["SERVER_NAME"] = name
-        environ["SERVER_PORT"] = port or _DEFAULT_PORTS[scheme]
+        server = _HOSTS.get(host) or _split_host(host)
+        environ["SERVER_NAME"] = server[0]
+        environ["SERVER_PORT"] = server[1] or _DEFAULT_PORTS[scheme]
     else:
         transport = request.channel.transport
         local = transport.get_extra_info("sockname") if transport is not None else None
@@ -154,14 +157,18 @@ def build_environ(
     return environ
 
 
+_HOSTS: dict[str, tuple[str, str]] = {}
+"""``Host`` values split so far (up to 1,024)."""
+
+
 def _split_host(host: str) -> tuple[str, str]:
-    """``("example.com", "8080")`` from ``example.com:8080``; ``[::1]:80`` keeps brackets."""
-    if host.endswith("]"):
-        return host, ""
+    """``("example.com", "8080")`` from ``example.com:8080`` (``[::1]`` keeps its
+    brackets), remembered."""
     name, colon, port = host.rpartition(":")
-    if not colon:
-        return host, ""
-    return name, port
+    split = (host, "") if not colon or host.endswith("]") else (name, port)
+    if len(_HOSTS) < 1024:
+        _HOSTS[host] = split
+    return split
 
 
 def constant_keys(multiprocess: bool, errors: ErrorStream) -> dict[str, Any]:

@@ -27,7 +27,13 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["HOP_BY_HOP", "ResponseHead", "WSGIHeadError", "response_head"]
+__all__ = [
+    "HOP_BY_HOP",
+    "ResponseHead",
+    "WSGIHeadError",
+    "make_response_head",
+    "response_head",
+]
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -129,7 +135,34 @@ def field_name(name: object) -> str:
     return lower
 
 
+_HEADS: dict[object, ResponseHead] = {}
+"""Heads made so far, by ``(status, *headers)`` (up to 1,024): an application's usual few
+responses are then a dictionary lookup."""
+
+
 def response_head(status: object, headers: object) -> ResponseHead:
+    """Check and encode what an application gave ``start_response`` (see
+    :func:`make_response_head`), remembering the usual few.
+
+    Raises:
+        WSGIHeadError: as :func:`make_response_head`.
+    """
+    try:
+        key = (status, *headers)  # type: ignore[misc]
+        head = _HEADS.get(key)
+    except TypeError:  # not iterable, or an unhashable item: checked below
+        return make_response_head(status, headers)
+    if head is None:
+        head = make_response_head(status, headers)
+        if len(_HEADS) < _HEADS_MAX:
+            _HEADS[key] = head
+    return head
+
+
+_HEADS_MAX = 1024
+
+
+def make_response_head(status: object, headers: object) -> ResponseHead:
     """Check and encode what an application gave ``start_response``.
 
     Args:
@@ -144,7 +177,7 @@ def response_head(status: object, headers: object) -> ResponseHead:
             ``Content-Length`` that is not a number of bytes.
     """
     code = parse_status(status)
-    if not isinstance(headers, list | tuple):
+    if not isinstance(headers, (list, tuple)):
         raise WSGIHeadError(f"response headers must be a list, not {type(headers).__name__}")
     pairs: list[tuple[str, str]] = []
     lines: list[str] = []
