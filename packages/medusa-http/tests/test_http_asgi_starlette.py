@@ -10,7 +10,7 @@ import http.client
 import json
 import logging
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -114,7 +114,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     app = make_app(tmp_path, events)
 
     async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        async def send_recorded(message: dict[str, Any]) -> None:
+        async def send_recorded(message: MutableMapping[str, Any]) -> None:
             sent.append(message["type"])
             await send(message)
 
