@@ -503,3 +503,54 @@ def test_pool_bound(backend: str) -> None:
         for client in clients:
             client.join(10)
     assert results == {"/0": b"/0", "/1": b"/1", "/2": b"/2"}
+
+
+def test_request_in_flight_finishes_at_stop(backend: str) -> None:
+    """The server's graceful stop waits for a response the application is still making."""
+    started = threading.Event()
+    release = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        started.set()
+        assert release.wait(30)
+        start_response("200 OK", [])
+        return [b"finished"]
+
+    served = Served(app, backend)
+    served.__enter__()
+    results: list[tuple[int, dict[str, str], bytes]] = []
+    client = threading.Thread(target=lambda: results.append(served.get("/")))
+    client.start()
+    assert started.wait(10)
+    stopper = threading.Thread(target=served.thread.stop)
+    stopper.start()
+    with pytest.raises(TimeoutError):  # the stop waits for the response in flight
+        wait_until(lambda: not stopper.is_alive(), timeout=0.5)
+    release.set()
+    stopper.join(30)
+    client.join(10)
+    assert not stopper.is_alive()
+    assert [(status, body) for status, _, body in results] == [(200, b"finished")]
+
+
+def test_head_and_no_body_statuses(backend: str) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/204":
+            start_response("204 No Content", [("X-A", "1")])
+            return []
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"hello"]
+
+    with Served(app, backend) as served:
+        connection = served.connect()
+        connection.request("HEAD", "/")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("Content-Length")) == (200, "5")
+        assert response.read() == b""
+        connection.request("GET", "/204")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("X-A")) == (204, "1")
+        assert response.read() == b""
+        connection.request("GET", "/")
+        assert connection.getresponse().read() == b"hello"
+        connection.close()
