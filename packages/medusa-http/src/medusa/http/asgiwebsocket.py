@@ -74,6 +74,11 @@ DEFAULT_PING_INTERVAL = 20.0
 ``ws_ping_interval``)."""
 
 
+_EXTENSIONS: dict[str, Any] = {"websocket.http.response": {}}
+"""The extensions every WebSocket scope offers (one dict for all: nothing per
+connection)."""
+
+
 def require_wsproto() -> None:
     """Check that wsproto, which frames WebSockets, is importable (for a configuration
     check at startup).
@@ -109,9 +114,10 @@ async def serve_websocket(
         app: the ASGI 3.0 application.
         request: the handshake request (``GET`` with ``Upgrade: websocket``).
         scope: the keys common to ``http`` and ``websocket`` scopes
-            (:func:`medusa.http.asgiscope.base_scope`); a copy gets ``type``
-            (``"websocket"``), ``scheme`` (``"ws"``/``"wss"``), ``subprotocols`` (a list
-            of str, the client's order) and the ``websocket.http.response`` extension.
+            (:func:`medusa.http.asgiscope.base_scope`), a dict of this request's own:
+            ``type`` (``"websocket"``), ``scheme`` (``"ws"``/``"wss"``), ``subprotocols``
+            (a list of str, the client's order) and the ``websocket.http.response``
+            extension are set in it.
         max_size: bytes of one incoming message at most (larger: close 1009).
         ping_interval: seconds of silence before the client is pinged (0: never).
 
@@ -140,11 +146,11 @@ async def serve_websocket(
         error_logger.error("WebSockets need wsproto: pip install 'medusa-http[websocket]'")
         request.error(501, "WebSockets are not available on this server.")
         return
-    scope = dict(scope)
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope.get("scheme") in ("https", "wss") else "ws"
     scope["subprotocols"] = offered_subprotocols(request.headers)
-    scope["extensions"] = {**scope.get("extensions", {}), "websocket.http.response": {}}
+    extensions = scope.get("extensions")
+    scope["extensions"] = {**extensions, **_EXTENSIONS} if extensions else _EXTENSIONS
     session = WebSocketSession(request, key, max_size, ping_interval)
     try:
         await app(scope, session.receive, session.send)

@@ -310,6 +310,7 @@ class HTTPChannel(HTTPLifecycle):
         request.headers_sent = request.finished = True
         self.push(head)
         requests.clear()
+        self.connection.parser = None  # no more HTTP: its parser (about 0.9 KB) goes
         self.upgraded = protocol
         # Every read goes to the protocol, without a test on the path of HTTP reads.
         self.handle_data = protocol.data_received  # type: ignore[method-assign]
