@@ -23,6 +23,8 @@ __all__ = ["add_app_arguments", "app_chain"]
 def _prefix(text: str) -> str:
     """argparse type of ``--app-prefix``: a URL path starting with ``/`` (``/`` itself:
     mounted at the root)."""
+    if not text:
+        return ""  # the default (argparse passes a string default through its type)
     if not text.startswith("/"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a URL path starting with /")
     return text.rstrip("/")
