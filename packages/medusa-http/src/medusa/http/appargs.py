@@ -41,8 +41,8 @@ def _threads(text: str) -> int:
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--app``, ``--interface``, ``--app-dir``, ``--app-prefix`` and ``--threads``
-    to ``medusa serve``'s parser."""
+    """Add ``--app``, ``--interface``, ``--app-dir``, ``--app-prefix``, ``--threads``,
+    ``--ws-max-size`` and ``--ws-ping-interval`` to ``medusa serve``'s parser."""
     parser.add_argument(
         "--app",
         dest="http_app",
@@ -80,6 +80,44 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="http: threads running a WSGI application (default 8)",
     )
+    parser.add_argument(
+        "--ws-max-size",
+        dest="http_ws_max_size",
+        default=None,
+        type=_size,
+        metavar="BYTES",
+        help="http: largest incoming WebSocket message of an ASGI application (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--ws-ping-interval",
+        dest="http_ws_ping_interval",
+        default=None,
+        type=_seconds,
+        metavar="SECONDS",
+        help="http: ping a WebSocket client silent this long (default 20; 0: never)",
+    )
+
+
+def _size(text: str) -> int:
+    """argparse type of ``--ws-max-size``: a positive number of bytes."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type of ``--ws-ping-interval``: seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def app_chain(root: str, arguments: argparse.Namespace) -> list[Handler]:
@@ -108,6 +146,8 @@ def app_chain(root: str, arguments: argparse.Namespace) -> list[Handler]:
                 prefix=arguments.http_app_prefix,
                 threads=arguments.http_threads,
                 app_dir=arguments.http_app_dir,
+                ws_max_size=getattr(arguments, "http_ws_max_size", None),
+                ws_ping_interval=getattr(arguments, "http_ws_ping_interval", None),
             )
         )
     except (AppLoadError, ValueError) as exc:

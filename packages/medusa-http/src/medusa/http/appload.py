@@ -15,7 +15,7 @@ import importlib
 import inspect
 import os
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from medusa.core.log import error_logger
 
@@ -167,6 +167,8 @@ def app_handler(
     prefix: str = "",
     threads: int = 8,
     app_dir: str | None = None,
+    ws_max_size: int | None = None,
+    ws_ping_interval: float | None = None,
 ) -> Handler:
     """Load the application ``spec`` (:func:`load_app`) and return the handler that serves
     it: :class:`~medusa.http.asgi.ASGIHandler` for ASGI 3,
@@ -178,6 +180,8 @@ def app_handler(
         prefix: the URL path it is mounted at (``""``: ``/``).
         threads: WSGI only: the application's threads.
         app_dir: see :func:`load_app`.
+        ws_max_size, ws_ping_interval: ASGI only: the WebSocket options of
+            :class:`~medusa.http.asgi.ASGIHandler` (None: its defaults).
 
     Raises:
         AppLoadError: as :func:`load_app` and :func:`detect_interface`, or for an unknown
@@ -194,7 +198,9 @@ def app_handler(
     if interface == "asgi":
         from medusa.http.asgi import ASGIHandler
 
-        return ASGIHandler(app, prefix=prefix, name=spec)  # type: ignore[arg-type]
+        ws: dict[str, Any] = {"ws_max_size": ws_max_size, "ws_ping_interval": ws_ping_interval}
+        options = {key: value for key, value in ws.items() if value is not None}
+        return ASGIHandler(app, prefix=prefix, name=spec, **options)  # type: ignore[arg-type]
     from medusa.http.wsgi import WSGIHandler
 
     return WSGIHandler(app, prefix=prefix, threads=threads)

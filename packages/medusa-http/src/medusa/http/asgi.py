@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from medusa.core.log import error_logger, peer_text, printable
 from medusa.http.asgiscope import base_scope
+from medusa.http.asgiwebsocket import DEFAULT_MAX_SIZE, DEFAULT_PING_INTERVAL
 from medusa.http.handler import NOT_DONE_YET, NotDoneYet
 from medusa.http.lifespan import Lifespan
 
@@ -82,6 +83,10 @@ class ASGIHandler:
             ``main:app``); ``repr(app)`` by default.
         lifespan: run the ``lifespan`` scope at the server's start and stop
             (:mod:`medusa.http.lifespan`).
+        ws_max_size: bytes of one incoming WebSocket message at most (larger: close 1009;
+            :mod:`medusa.http.asgiwebsocket`).
+        ws_ping_interval: seconds of silence from a WebSocket client before it is pinged
+            (0: never).
 
     Attributes:
         requests: requests handed to the application.
@@ -99,6 +104,8 @@ class ASGIHandler:
         state: dict[str, Any] | None = None,
         name: str | None = None,
         lifespan: bool = True,
+        ws_max_size: int = DEFAULT_MAX_SIZE,
+        ws_ping_interval: float = DEFAULT_PING_INTERVAL,
     ) -> None:
         prefix = prefix.rstrip("/")
         if prefix and not prefix.startswith("/"):
@@ -110,6 +117,8 @@ class ASGIHandler:
         self.lifespan = Lifespan(app, self.state, self.name) if lifespan else None
         self.requests = 0
         self.errors = 0
+        self.ws_max_size = ws_max_size
+        self.ws_ping_interval = ws_ping_interval
 
     def __repr__(self) -> str:
         return (
@@ -150,7 +159,13 @@ class ASGIHandler:
 
         self.requests += 1
         scope = base_scope(request, root_path=self.prefix, state=self.state)
-        await serve_websocket(self.app, request, scope)
+        await serve_websocket(
+            self.app,
+            request,
+            scope,
+            max_size=self.ws_max_size,
+            ping_interval=self.ws_ping_interval,
+        )
 
     async def startup(self) -> None:
         """The server's start hook: run the application's lifespan startup.

@@ -194,6 +194,8 @@ def _build_app(kwargs: dict[str, Any], base_dir: str) -> Handler:
         prefix=kwargs.get("prefix", ""),
         threads=kwargs.get("threads", 8),
         app_dir=os.path.join(base_dir, app_dir) if app_dir is not None else base_dir,
+        ws_max_size=kwargs.get("ws_max_size"),
+        ws_ping_interval=kwargs.get("ws_ping_interval"),
     )
 
 
@@ -319,6 +321,13 @@ HANDLER_TYPES: dict[str, HandlerType] = {
                 Option("interface", (str,), '"auto" (guess), "asgi" or "wsgi"'),
                 Option("threads", (int,), "WSGI: threads running the application", positive),
                 Option("app_dir", (str,), "directory the module is imported from"),
+                Option("ws_max_size", (int,), "ASGI: largest WebSocket message, bytes", positive),
+                Option(
+                    "ws_ping_interval",
+                    (int, float),
+                    "ASGI: seconds of WebSocket silence before a ping (0: none)",
+                    non_negative,
+                ),
             )
         },
         _build_app,
