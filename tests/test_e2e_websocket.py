@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import Runner, write_tree
@@ -43,7 +44,7 @@ def project(tmp_path: Path) -> Path:
     return directory
 
 
-def open_websocket(url: str, **options: object) -> ClientConnection:
+def open_websocket(url: str, **options: Any) -> ClientConnection:
     connection: ClientConnection = connect(
         url.replace("http://", "ws://"), proxy=None, open_timeout=10, close_timeout=10, **options
     )
