@@ -531,6 +531,7 @@ def test_request_in_flight_finishes_at_stop(backend: str) -> None:
     client.join(10)
     assert not stopper.is_alive()
     assert [(status, body) for status, _, body in results] == [(200, b"finished")]
+    assert served.handler.pool.alive == 0  # the stop hook ended the threads
 
 
 def test_head_and_no_body_statuses(backend: str) -> None:

@@ -14,9 +14,9 @@ the threads run application code. Per request:
 * an application error before the response started gives a 500 and a logged traceback;
   after it, the connection is closed. The pool stays usable and the server keeps serving.
 
-Requests beyond the threads wait in arrival order. At the server's stop,
-:meth:`WSGIHandler.shutdown` lets the requests in flight finish within the grace period,
-then ends the threads.
+Requests beyond the threads wait in arrival order. At the server's stop, the requests in
+flight finish within the grace period (their connections are waited for like any other),
+then :meth:`WSGIHandler.shutdown`, the server's stop hook, ends the threads.
 """
 
 from __future__ import annotations
@@ -126,10 +126,11 @@ class WSGIHandler:
         self._outbox()
         self.pool.submit(lambda: None)
 
-    async def shutdown(self, grace: float = 10.0) -> None:
-        """Let the requests in flight finish within ``grace`` seconds, then end the threads
-        (the server's stop hook); a thread still running then is left to the process's
-        exit (the threads are daemons) and logged."""
+    async def shutdown(self, grace: float = 1.0) -> None:
+        """End the threads (the server's stop hook, awaited once the connections finished
+        or the grace period ran out): each finishes what it runs, for at most ``grace``
+        seconds more; a thread still running then is left to the process's exit (the
+        threads are daemons) and logged."""
         if not await asyncio.to_thread(self.pool.stop, grace):
             wsgi_logger.warning(
                 "%r: application threads still running %g s after the stop", self, grace

@@ -48,6 +48,12 @@ class ThreadPool:
         self.busy = 0
         """Threads running a callable now (approximate: for the status page and tests)."""
 
+    @property
+    def alive(self) -> int:
+        """Threads of the pool alive now (0 before the first :meth:`submit` and after
+        :meth:`stop`)."""
+        return sum(thread.is_alive() for thread in self._threads)
+
     def submit(self, work: Callable[[], Any]) -> None:
         """Run ``work()`` in a thread, after the work submitted before it. Its exceptions
         are logged; it should handle its own."""
