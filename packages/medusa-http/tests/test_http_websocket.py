@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import http.client
+import json
 import logging
 import os
 import socket
@@ -27,6 +28,7 @@ from medusa.http import HTTPServer, Request
 from medusa.http.asgiscope import base_scope
 from medusa.http.asgiwebsocket import serve_websocket
 from medusa.http.handler import NOT_DONE_YET, NotDoneYet
+from medusa.http.status_page import StatusHandler
 from medusa.http.websocketsession import MAX_QUEUE, WebSocketSession
 
 EVENTS: list[tuple[str, Any]] = []
@@ -137,7 +139,7 @@ def start(backend: str, **options: Any) -> tuple[HTTPServer, ServerThread]:
     server_options = options.pop("server", {})
     server = HTTPServer(
         ("127.0.0.1", 0),
-        handlers=[Plain(), WebSocketHandler(**options)],
+        handlers=[StatusHandler(), Plain(), WebSocketHandler(**options)],
         access_log=None,
         **server_options,
     )
@@ -437,6 +439,20 @@ def test_protocol_error_closes_1002(served: tuple[HTTPServer, ServerThread]) -> 
 
 
 # -- flow control, timeouts, shutdown ---------------------------------------------------------
+
+
+def test_the_status_page_sees_an_open_websocket(served: tuple[HTTPServer, ServerThread]) -> None:
+    server, _ = served
+    with client(server, "/upper") as ws:
+        ws.send("x" * 1000)
+        assert ws.recv() == "X" * 1000
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/status?format=json")
+        document = json.loads(conn.getresponse().read())
+        conn.close()
+    [entry] = [e for e in document["servers"] if e["listening"] == server.listening]
+    assert entry["open_channels"] == 2  # the WebSocket and the status request's own
+    assert max(row["bytes_out"] for row in entry["channels"]) > 1000  # the echo counted
 
 
 def test_send_waits_for_a_slow_client(served: tuple[HTTPServer, ServerThread]) -> None:
