@@ -11,12 +11,15 @@ import json
 import logging
 import os
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
@@ -81,10 +84,10 @@ async def plain_app(scope: MutableMapping[str, Any], receive: Receive, send: Sen
         await send({"type": "websocket.http.response.body", "body": b"short and stout"})
         return
     await send({"type": "websocket.accept"})
+    EVENTS.append(("scheme", scope["scheme"]))
     if path == "/raise-after":
         raise ValueError("failing after accepting")
     if path == "/flood":
-        EVENTS.append(("scheme", scope["scheme"]))
         count = 0
         while True:
             await send({"type": "websocket.send", "bytes": b"x" * 65536})
@@ -543,5 +546,26 @@ def test_graceful_shutdown_closes_1001(backend: str) -> None:
         stopper.join(30)
         assert not stopper.is_alive()
         assert seen("disconnect") == [1001]
+    finally:
+        thread.stop()
+
+
+def test_wss_over_tls(backend: str, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    server, thread = start(
+        backend, ping_interval=0, server={"certfile": str(certfile), "keyfile": str(keyfile)}
+    )
+    try:
+        url = f"wss://127.0.0.1:{server.port}/upper"
+        with connect(url, ssl=context, proxy=None, open_timeout=10, close_timeout=10) as ws:
+            ws.send("over tls")
+            assert ws.recv() == "OVER TLS"
+        wait_until(lambda: seen("scheme") == ["wss"], what="the application's scope")
     finally:
         thread.stop()
