@@ -186,13 +186,16 @@ class Digest:
 
 
 def test_large_upload_streamed_with_back_pressure(backend: str) -> None:
-    """An 8 MiB upload to an application that does not read yet: the server stops reading
+    """A 16 MiB upload to an application that does not read yet: the server stops reading
     after about INPUT_LIMIT bytes (the client's sends block), then the whole body arrives
     intact (checked by digest), never more than about INPUT_LIMIT bytes ahead."""
-    body = os.urandom(8 << 20)
+    body = os.urandom(16 << 20)
     app = Digest()
     with Served(app, backend) as served:
-        sock = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)  # bounds the kernel's part
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", served.port))
         sock.sendall(b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
         sock.settimeout(0.5)
         sent = 0
@@ -203,7 +206,7 @@ def test_large_upload_streamed_with_back_pressure(backend: str) -> None:
             except TimeoutError:
                 blocked = True
         assert blocked, "the server read the whole body into memory"
-        # The kernel's buffers hold the rest: well under the 8 MiB.
+        # The kernel's buffers hold the rest: well under the 16 MiB.
         assert sent < len(body)
         app.go.set()
         sock.settimeout(10)
