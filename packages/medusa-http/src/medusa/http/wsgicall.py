@@ -372,6 +372,8 @@ class WSGICall:
             self._finished()
             self.acknowledged(True)
             return
+        if not items:
+            return  # a spare wake-up: what it was for was delivered already
         if not self.started and items[-1] is _END and type(items[0]) is ResponseHead:
             # The whole response came at once (an iterator that ended quickly): one write.
             body = [item for item in items if type(item) is bytes]
