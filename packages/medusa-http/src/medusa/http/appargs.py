@@ -11,8 +11,10 @@ directory is not served). ``--status`` still comes first when given.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
-from medusa.core.options import ConfigError
+from medusa.core.options import ConfigError, non_negative, positive
 from medusa.http.appload import INTERFACES, AppLoadError, app_handler
 from medusa.http.handler import Handler
 from medusa.http.staticfirst import ExistingFileHandler
@@ -84,7 +86,7 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         "--ws-max-size",
         dest="http_ws_max_size",
         default=None,
-        type=_size,
+        type=_checked(int, positive),
         metavar="BYTES",
         help="http: largest incoming WebSocket message of an ASGI application (default 16 MiB)",
     )
@@ -92,32 +94,28 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         "--ws-ping-interval",
         dest="http_ws_ping_interval",
         default=None,
-        type=_seconds,
+        type=_checked(float, non_negative),
         metavar="SECONDS",
         help="http: ping a WebSocket client silent this long (default 20; 0: never)",
     )
 
 
-def _size(text: str) -> int:
-    """argparse type of ``--ws-max-size``: a positive number of bytes."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
+def _checked(convert: Callable[[str], Any], check: Callable[[Any], str | None]) -> Any:
+    """An argparse type: the text made a number by ``convert`` (``int``, ``float``), then
+    checked by ``check`` (an :attr:`~medusa.core.options.Option.check`, as the
+    ``app`` handler's options are)."""
 
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        problem = check(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(problem)
+        return value
 
-def _seconds(text: str) -> float:
-    """argparse type of ``--ws-ping-interval``: seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+    return parse
 
 
 def app_chain(root: str, arguments: argparse.Namespace) -> list[Handler]:
