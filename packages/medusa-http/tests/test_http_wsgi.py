@@ -558,3 +558,32 @@ def test_head_and_no_body_statuses(backend: str) -> None:
         connection.request("GET", "/")
         assert connection.getresponse().read() == b"hello"
         connection.close()
+
+
+def test_pipelined_requests_answered_in_order(backend: str) -> None:
+    """Three pipelined requests run in three threads; the first finishes last, and the
+    answers still leave in request order (RFC 9112 §9.3.2)."""
+    first_may_answer = threading.Event()
+    answered: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        path = environ["PATH_INFO"]
+        if path == "/1":
+            assert first_may_answer.wait(30)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        answered.append(path)
+        if path == "/3":
+            first_may_answer.set()
+        yield path.encode() * 3
+
+    requests = b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in (1, 2, 3))
+    data = b""
+    with (
+        Served(app, backend, threads=3) as served,
+        socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock,
+    ):
+        sock.sendall(requests)
+        while data.count(b"HTTP/1.1 200 OK") < 3 or b"/3/3/3" not in data:
+            data += sock.recv(65536)
+    assert data.index(b"/1/1/1") < data.index(b"/2/2/2") < data.index(b"/3/3/3")
+    assert answered[0] != "/1"
