@@ -24,6 +24,12 @@ no sockets, no event-loop I/O, only the request path. Kinds:
 ``bare``
     ``bench/servers/bare_httptools.py``'s protocol: the Python ceiling (httptools and one
     ``transport.write`` per request).
+``uvicorn``
+    uvicorn's httptools protocol (access log off) running ``bench/servers/uvicorn_hello.py``'s
+    raw ASGI hello, the peer of issue 15's hello target. uvicorn answers from a task, so
+    each request is followed by event-loop turns until the answer is written; for a fair
+    ratio, the other kinds then get one loop turn per request too (``--turn``, implied),
+    all on uvloop (what both servers run on when it is installed).
 """
 
 from __future__ import annotations
@@ -42,8 +48,22 @@ if __package__ in (None, ""):
 from bench.logging_instructions import MemoryTransport
 from bench.measure import callgrind_run
 
-KINDS = ("handler", "static", "bare")
-TARGETS = {"handler": b"/hello", "static": b"/hello.txt", "bare": b"/hello"}
+
+class HelloTransport(MemoryTransport):
+    """Counts the writes; keeps what the first answer wrote, for the check."""
+
+    writes = 0
+    answer = b""
+    keep = True
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+        if self.keep:
+            self.answer += bytes(data)
+
+
+KINDS = ("handler", "static", "bare", "uvicorn")
+TARGETS = {"handler": b"/hello", "static": b"/hello.txt", "bare": b"/hello", "uvicorn": b"/hello"}
 WARMUP = 2000
 
 
@@ -53,6 +73,15 @@ def make_protocol(kind: str, tmp: Path) -> asyncio.Protocol:
         from bench.servers.bare_httptools import HelloProtocol
 
         return HelloProtocol()
+    if kind == "uvicorn":
+        from bench.servers.uvicorn_hello import app
+        from uvicorn.config import Config
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        from uvicorn.server import ServerState
+
+        config = Config(app=app, http="httptools", access_log=False, lifespan="off")
+        config.load()
+        return HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
     from bench.servers.medusa_hello import HelloHandler
 
     from medusa.http import FileHandler, HTTPServer
@@ -66,44 +95,67 @@ def make_protocol(kind: str, tmp: Path) -> asyncio.Protocol:
     return server.make_channel()
 
 
-def serve(kind: str, requests: int, tmp: Path) -> None:
-    """Feed ``WARMUP + requests`` requests of ``kind`` to one connection."""
+def serve(kind: str, requests: int, tmp: Path, turn: bool = False) -> None:
+    """Feed ``WARMUP + requests`` requests of ``kind`` to one connection; with ``turn``,
+    let the event loop turn after each request until its answer is written."""
     request = (
         b"GET %s HTTP/1.1\r\nHost: localhost:8080\r\nUser-Agent: wrk\r\n\r\n" % (TARGETS[kind])
     )
 
     async def feed() -> None:
         protocol = make_protocol(kind, tmp)
-        transport = MemoryTransport()
+        transport = HelloTransport()
         protocol.connection_made(transport)
         data_received = protocol.data_received
         data_received(request)
-        if not bytes(transport.last).startswith(b"HTTP/1.1 200 ") or not bytes(
-            transport.last
-        ).endswith(b"\r\n\r\nHello, World!"):
-            raise SystemExit(f"{kind}: unexpected answer {transport.last!r}")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        if not transport.answer.startswith(b"HTTP/1.1 200 ") or not transport.answer.endswith(
+            b"\r\n\r\nHello, World!"
+        ):
+            raise SystemExit(f"{kind}: unexpected answer {transport.answer!r}")
+        transport.keep = False
+        if not turn:
+            for _ in range(WARMUP + requests):
+                data_received(request)
+            return
+        written = transport.writes
         for _ in range(WARMUP + requests):
             data_received(request)
+            await asyncio.sleep(0)
+            while transport.writes == written:
+                await asyncio.sleep(0)
+            written = transport.writes
 
-    asyncio.run(feed())
+    if turn:
+        import uvloop  # the loop `medusa serve` and uvicorn run on, when installed
+
+        uvloop.run(feed())
+    else:
+        asyncio.run(feed())
 
 
-def total(kind: str, requests: int, tmp: Path, keep: Path | None) -> int:
+def total(kind: str, requests: int, tmp: Path, keep: Path | None, turn: bool) -> int:
     """Instructions of one run of :func:`serve` under callgrind, start to exit."""
     out = (keep or tmp) / f"callgrind.{kind}.{requests}.out"
-    argv = [sys.executable, __file__, "serve", kind, str(requests), str(tmp)]
+    argv = [sys.executable, __file__, "serve", kind, str(requests), str(tmp), str(int(turn))]
     return callgrind_run(out, argv, "--dump-instr=no")
 
 
 def main(argv: list[str]) -> None:
     if argv[:1] == ["serve"]:
-        serve(argv[1], int(argv[2]), Path(argv[3]))
+        serve(argv[1], int(argv[2]), Path(argv[3]), argv[4] == "1")
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--keep", type=Path, help="directory to keep callgrind's output in")
+    parser.add_argument(
+        "--turn", action="store_true", help="one event-loop turn per request (uvicorn implies it)"
+    )
     args = parser.parse_args(argv)
+    kinds = args.kinds.split(",")
+    turn = args.turn or "uvicorn" in kinds
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     if args.keep is not None:
@@ -111,18 +163,25 @@ def main(argv: list[str]) -> None:
     per_request: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="medusa-hello-instructions-") as tmpdir:
         tmp = Path(tmpdir)
-        for kind in args.kinds.split(","):
+        for kind in kinds:
             if kind not in KINDS:
                 raise SystemExit(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
-            base = total(kind, 0, tmp, args.keep)
-            full = total(kind, args.requests, tmp, args.keep)
+            base = total(kind, 0, tmp, args.keep, turn)
+            full = total(kind, args.requests, tmp, args.keep, turn)
             per_request[kind] = (full - base) / args.requests
             print(f"{kind:8s} {per_request[kind]:10,.0f} instructions per request", flush=True)
+    if turn:
+        print("(each kind with one event-loop turn per request)")
     bare = per_request.get("bare")
     if bare:
         for kind, count in per_request.items():
             if kind != "bare":
                 print(f"{kind:8s} {count / bare:5.2f}x the bare httptools protocol")
+    uvicorn = per_request.get("uvicorn")
+    if uvicorn:
+        for kind, count in per_request.items():
+            if kind != "uvicorn":
+                print(f"{kind:8s} {uvicorn / count:5.2f}x fewer instructions than uvicorn")
 
 
 if __name__ == "__main__":

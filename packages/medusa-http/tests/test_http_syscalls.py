@@ -132,3 +132,50 @@ def test_large_file_response_system_calls(
     assert fstats == RESPONSES, counts
     assert counts["readlink"] <= RESPONSES, counts  # the confinement check
     assert counts["setsockopt"] <= 2 * RESPONSES, counts  # TCP_CORK on and off
+
+
+def test_cached_small_file_responses_make_no_stat(
+    server: tuple[int, int], strace: str, tmp_path: Path
+) -> None:
+    """A small file served from the cache is not checked with ``stat`` per response: inotify
+    reports its changes (medusa.http.filewatch), and a ``poll`` asks whether one waits."""
+    pid, port = server
+    (tmp_path / "small.txt").write_bytes(b"Hello, World!")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+
+    def get_small() -> None:
+        connection.request("GET", "/small.txt")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert response.read() == b"Hello, World!"
+
+    try:
+        get_small()  # read, cached and watched
+        trace = tmp_path / "trace.txt"
+        tracer = subprocess.Popen(
+            [strace, "-f", "-p", str(pid), "-e", "trace=newfstatat,statx,stat,poll,ppoll",
+             "-o", str(trace)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            attached = _read_line(tracer.stderr, r"attached|Operation not permitted",
+                                  time.monotonic() + DEADLINE)  # fmt: skip
+            if "not permitted" in attached.group(0):
+                pytest.skip("strace may not attach to a process here (ptrace)")
+            for _ in range(RESPONSES):
+                get_small()
+        finally:
+            tracer.send_signal(signal.SIGINT)
+            tracer.wait(DEADLINE)
+            assert tracer.stderr is not None
+            tracer.stderr.close()
+    finally:
+        connection.close()
+    counts = collections.Counter(
+        match.group(1)
+        for line in trace.read_text().splitlines()
+        if (match := re.match(r"\d+\s+(\w+)\(", line)) is not None
+    )
+    assert counts["newfstatat"] + counts["statx"] + counts["stat"] == 0, counts
+    assert counts["poll"] + counts["ppoll"] >= RESPONSES, counts

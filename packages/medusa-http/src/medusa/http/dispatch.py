@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from medusa.http.channel import HTTPChannel
     from medusa.http.request import Request
 
-__all__ = ["choose_handler", "dispatch", "handler_failed", "run_handler"]
+__all__ = ["choose_handler", "dispatch", "handler_failed", "handler_result", "run_handler"]
 
 
 def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request) -> None:
@@ -38,7 +38,15 @@ def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request
         if not request.answered:
             request.error(404)
         return
-    run_handler(channel, request, handler)
+    # run_handler, inlined: this runs for every request.
+    request.handler = handler
+    try:
+        result = handler.handle_request(request)
+    except Exception:
+        handler_failed(channel, request, handler)
+        return
+    if result is not None or not request.finished:
+        handler_result(channel, request, handler, result)
 
 
 def choose_handler(
@@ -66,9 +74,18 @@ def run_handler(channel: HTTPChannel, request: Request, handler: Handler) -> Non
     except Exception:
         handler_failed(channel, request, handler)
         return
+    if result is not None or not request.finished:
+        handler_result(channel, request, handler, result)
+
+
+def handler_result(
+    channel: HTTPChannel, request: Request, handler: Handler, result: object
+) -> None:
+    """Act on what ``handler.handle_request(request)`` returned, unless it is ``None`` with
+    the request finished (nothing to do): ``None`` with the request unanswered is an error,
+    :data:`NOT_DONE_YET` waits, an awaitable runs as a task."""
     if result is None:
-        if not request.finished:
-            _left_unanswered(channel, request, handler)
+        _left_unanswered(channel, request, handler)
     elif result is not NOT_DONE_YET and inspect.isawaitable(result):
         task = asyncio.ensure_future(result)
         task.add_done_callback(lambda t: _handler_done(channel, request, handler, t))

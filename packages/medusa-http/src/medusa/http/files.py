@@ -24,10 +24,11 @@ from medusa.core.log import error_logger, peer_text
 from medusa.core.producers import FileProducer
 from medusa.core.uploads import is_upload_temporary
 from medusa.http.charset import DEFAULT_CHARSET, check_charset, with_charset
-from medusa.http.compression import GzipProducer, accepts_gzip, compressible, gzip_bytes
+from medusa.http.compression import GzipProducer, accepts_gzip, compressible
 from medusa.http.conditional import entity_tag, evaluate_preconditions, if_range_allows
 from medusa.http.dates import http_date
 from medusa.http.descriptorfile import DescriptorFile
+from medusa.http.filecache import CachedFile, SmallFileCache
 from medusa.http.lazyfile import LazyFile
 from medusa.http.ranges import UNSATISFIABLE, parse_range
 from medusa.http.request import Request
@@ -46,105 +47,6 @@ NO_LISTING = (
 """The sentence of the 403 page of a directory without an index file."""
 
 
-class CachedFile:
-    """A small file's bytes and validators, as last read through a checked open."""
-
-    __slots__ = (
-        "_gzip",
-        "body",
-        "content_type",
-        "etag",
-        "fields",
-        "identity",
-        "last_modified",
-        "mtime",
-        "real",
-        "size",
-    )
-
-    def __init__(
-        self, real: str, st: os.stat_result, body: bytes, content_type: str, last_modified: str
-    ) -> None:
-        self.real = real
-        self.content_type = content_type
-        self._gzip: bytes | None = None
-        self.identity = _identity(st)
-        self.body = body
-        self.size = st.st_size
-        self.mtime = st.st_mtime
-        self.etag = entity_tag(st)
-        self.last_modified = last_modified
-        self.fields = (
-            f"Content-Type: {content_type}\r\nLast-Modified: {last_modified}\r\n"
-            f"ETag: {self.etag}\r\nAccept-Ranges: bytes\r\n"
-        ).encode("latin-1")
-
-    @property
-    def gzip_etag(self) -> str:
-        """The entity tag of the gzip-coded variant (a different representation)."""
-        return self.etag[:-1] + '-gzip"'
-
-    def gzip_body(self) -> bytes | None:
-        """Return the gzip-coded body (made once), or None when coding does not shrink it."""
-        if self._gzip is None:
-            self._gzip = gzip_bytes(self.body)
-        return self._gzip if len(self._gzip) < len(self.body) else None
-
-    def gzip_fields(self) -> bytes:
-        """Header fields of the gzip-coded variant (no ranges over it)."""
-        return (
-            f"Content-Type: {self.content_type}\r\nLast-Modified: {self.last_modified}\r\n"
-            f"ETag: {self.gzip_etag}\r\nContent-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
-        ).encode("latin-1")
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class SmallFileCache:
-    """Small files by request path, bounded in bytes (emptied when full: simple and
-    enough for a hot set that fits).
-
-    Args:
-        capacity: most body bytes held.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.size = 0
-        self.entries: dict[str, CachedFile] = {}
-
-    def get(self, path: str) -> CachedFile | None:
-        """Return the entry for ``path`` if the file on disk is still the same one."""
-        entry = self.entries.get(path)
-        if entry is None:
-            return None
-        try:
-            st = os.stat(entry.real)
-        except OSError:
-            st = None
-        if st is not None and (
-            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) == entry.identity
-        ):
-            return entry
-        self.size -= len(self.entries.pop(path).body)
-        return None
-
-    def put(self, path: str, entry: CachedFile) -> None:
-        """Remember ``entry`` for ``path``."""
-        if len(entry.body) > self.capacity:
-            return
-        old = self.entries.pop(path, None)
-        if old is not None:
-            self.size -= len(old.body)
-        if self.size + len(entry.body) > self.capacity:
-            self.entries.clear()
-            self.size = 0
-        self.entries[path] = entry
-        self.size += len(entry.body)
-
-
 class FileHandler:
     """Serve files from a filesystem (the original's ``default_handler``).
 
@@ -161,9 +63,13 @@ class FileHandler:
             zero-copy.
         gzip_min_size: smallest file compressed, bytes.
         cache_size: bytes of small files kept in memory (0: no cache). A cached file is
-            served only while ``stat`` of its checked real path shows the same file
-            (device, inode, size, modification and change times); anything else reopens it
-            through the filesystem's confinement check.
+            served only while it is the file read: on Linux, inotify reports every change
+            to it or to a directory on its way from the root (:mod:`medusa.http.filewatch`),
+            and the change drops it before any later request is answered; elsewhere (or a
+            filesystem other than :class:`~medusa.core.filesys.OSFilesystem`) each use
+            checks ``stat`` of its checked real path (device, inode, size, modification
+            and change times). Anything else reopens it through the filesystem's
+            confinement check.
         charset: named on textual types (``text/*``, JavaScript, JSON, XML, SVG:
             :func:`~medusa.http.charset.is_textual`) as ``; charset=utf-8``, as nginx's
             ``charset`` does; ``None`` or ``""``: never.
@@ -193,7 +99,8 @@ class FileHandler:
         self.small_file = small_file
         self._types: dict[str, str] = {}
         self._dates: dict[int, str] = {}
-        self.cache = SmallFileCache(cache_size) if cache_size > 0 else None
+        root_path = self.filesystem.root if isinstance(self.filesystem, OSFilesystem) else None
+        self.cache = SmallFileCache(cache_size, root_path) if cache_size > 0 else None
         self.gzip = gzip
         self.gzip_min_size = gzip_min_size
 
