@@ -229,6 +229,9 @@ class RedisBus:
                     task.result()  # raises the error that ended it
             except (TimeoutError, RedisError, OSError) as exc:
                 self._disconnected(exc)
+            except Exception as exc:  # a bug: logged, and the bus starts again
+                error_logger.exception("chat: the bus failed")
+                self._disconnected(exc)
             finally:
                 for task in tasks:
                     task.cancel()
