@@ -18,7 +18,8 @@ from types import FrameType
 
 import pytest
 
-from medusa.core.console import ConsoleHandler, ConsoleLog, ConsoleLogger
+from medusa.core.console import ConsoleHandler, ConsoleLog, ConsoleLogger, line_prefix
+from medusa.core.log import line_queue
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (\S+) ([A-Z]+) (.*)$")
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -240,3 +241,24 @@ def test_an_access_line_is_one_call_a_clock_read_and_an_append() -> None:
     assert [LINE.match(line).group(3) for line in lines[-1:]] == [  # type: ignore[union-attr]
         '127.0.0.1 - - "GET / HTTP/1.1" 200 5'
     ]
+
+
+def test_a_console_logger_hands_out_its_queue_and_prefix_for_a_second() -> None:
+    """:func:`medusa.core.log.line_queue` of a console logger: the prefix its own lines get
+    in that second and the console queue (a server's access log appends whole lines to it
+    itself, issue 15); None while the logger's level drops INFO lines."""
+    read_end, write_end = os.pipe()
+    console = ConsoleLog(write_end)
+    name = "medusa.test.route"
+    logging.getLogger(name).setLevel(logging.INFO)
+    logger = ConsoleLogger(name, console)
+    try:
+        second = 1_800_000_000
+        assert line_queue(logger, second) == (line_prefix(second, name, "INFO"), console)
+        logging.getLogger(name).setLevel(logging.WARNING)
+        assert line_queue(logger, second) is None
+    finally:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+        console.close()
+        os.close(write_end)
+        os.close(read_end)

@@ -15,7 +15,7 @@ from types import FrameType
 
 import pytest
 
-from medusa.core.log import access_logger
+from medusa.core.log import access_logger, line_queue
 from medusa.core.options import ConfigError
 from medusa.core.testing import wait_until
 from medusa.logging import Entry, FileLogger, Severity
@@ -345,3 +345,24 @@ def test_a_line_is_queued_without_another_python_call(tmp_path: Path) -> None:
     finally:
         logger.close()
     assert (tmp_path / "access.log").read_text() == "one line\n"
+
+
+def test_plain_text_files_let_a_server_queue_lines_itself(tmp_path: Path) -> None:
+    """A text file logger answers :func:`medusa.core.log.line_queue` with itself and no
+    prefix (an access log then appends its lines to the queue directly, issue 15); a JSON
+    one, whose records carry their time, does not. Lines appended so are written as
+    ``log()`` would have."""
+    text = FileLogger(tmp_path / "access.log", reopen_on_sighup=False)
+    timed = FileLogger(tmp_path / "access.json", format="json", reopen_on_sighup=False)
+    try:
+        assert line_queue(text, 1_800_000_000) == ("", text)
+        assert line_queue(timed, 1_800_000_000) is None
+        route = line_queue(text, 1_800_000_000)
+        assert route is not None
+        route[1].put(route[0] + "appended directly")
+        text.log("through log()")
+        assert text.flush(30)
+    finally:
+        text.close()
+        timed.close()
+    assert (tmp_path / "access.log").read_text() == "appended directly\nthrough log()\n"

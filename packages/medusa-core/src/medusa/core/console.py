@@ -94,19 +94,22 @@ class ConsoleLog(LogQueue):
         )
 
     def write_batch(self, records: list[str]) -> None:
-        """Write the lines in one ``write`` (more when the descriptor takes part of it).
+        """Write the lines in one ``writev`` (the joined lines and the last newline, so the
+        batch is not copied once more to append it; more calls when the descriptor takes
+        part of it).
 
         Raises:
             PartialWriteError: after some lines were written completely.
             OSError: nothing was written (a closed pipe: ``EPIPE``).
         """
-        text = "\n".join(records)
-        data = (text + "\n").encode("utf-8", "backslashreplace")
+        data = "\n".join(records).encode("utf-8", "backslashreplace")
+        size = len(data)
+        view = memoryview(data)
         done = 0
         try:
-            while done < len(data):
+            while done <= size:
                 try:
-                    done += os.write(self.fd, data[done:])
+                    done += os.writev(self.fd, (view[done:], b"\n"))
                 except BlockingIOError:
                     select.select([], [self.fd], [], 1.0)
                 except InterruptedError:
@@ -114,7 +117,8 @@ class ConsoleLog(LogQueue):
         except OSError as exc:
             if done == 0:
                 raise
-            written = data.count(b"\n", 0, done)
+            # Lines complete: the newlines among the bytes written.
+            written = data.count(b"\n", 0, done) + (done > size)
             raise PartialWriteError(written, exc) from exc
 
 
@@ -192,6 +196,15 @@ class ConsoleLogger(StdlibLogger):
                     target.wake_writer()
             else:
                 target.refuse()
+
+    def line_queue(self, second: int) -> tuple[str, ConsoleLog] | None:
+        """``(prefix, console queue)`` for lines logged in ``second`` (seconds since the
+        epoch), None when this logger's level drops INFO lines: see
+        :func:`medusa.core.log.line_queue` (a server's access log appends its lines
+        itself)."""
+        if not self._logger.isEnabledFor(logging.INFO):
+            return None
+        return line_prefix(second, self.name, "INFO"), self.target
 
     def _refresh(self, now: float) -> None:
         """The prefix of lines logged at ``now`` (seconds since the epoch), and whether

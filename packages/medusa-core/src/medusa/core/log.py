@@ -14,7 +14,10 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from medusa.core.logqueue import LogQueue
 
 __all__ = [
     "Logger",
@@ -28,6 +31,7 @@ __all__ = [
     "error_logger",
     "forget_named_loggers",
     "given_loggers",
+    "line_queue",
     "named_logger",
     "peer_text",
     "printable",
@@ -70,6 +74,25 @@ class StdlibLogger:
         """Forward ``message`` to the wrapped :mod:`logging` logger."""
         if self._logger.isEnabledFor(self._level):
             self._logger.log(self._level, "%s", message)
+
+
+def line_queue(logger: Logger, second: int) -> tuple[str, LogQueue] | None:
+    """Where a line that ``logger`` would record in ``second`` (seconds since the epoch) may
+    be queued directly, without a call to its ``log()``: ``(prefix, queue)``, the text
+    the logger puts before each message in that second (``""``: none) and the
+    :class:`~medusa.core.logqueue.LogQueue` whose :attr:`~LogQueue.records` take ``prefix +
+    message`` as one record (as :meth:`LogQueue.put` does, inlined; see there). None when
+    lines must go through ``log()`` (a logger without a ``line_queue(second)`` method, one
+    whose records carry more than the text, a level that drops INFO lines).
+
+    A server asks once a second (the prefix holds the time), for its access lines: the
+    console's logger (:class:`~medusa.core.console.ConsoleLogger`) and medusa-logging's
+    plain-text file and stream loggers answer."""
+    method = getattr(logger, "line_queue", None)
+    if method is None:
+        return None
+    route: tuple[str, LogQueue] | None = method(second)
+    return route
 
 
 def default_logger(name: str) -> StdlibLogger:

@@ -14,9 +14,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from medusa.core.log import Logger, line_queue
+from medusa.core.logqueue import LogQueue
+from medusa.core.resolver import HostNameLog
 from medusa.http.request import Request
 
-__all__ = ["client_host", "common_log_line", "time_stamp"]
+__all__ = [
+    "PLAIN_TARGETS",
+    "SIZE_TEXTS",
+    "STATUS_FIELDS",
+    "LineRoute",
+    "client_host",
+    "common_log_line",
+    "time_stamp",
+]
 
 
 def time_stamp(second: int) -> str:
@@ -24,6 +35,58 @@ def time_stamp(second: int) -> str:
     time, as Apache's ``%t``), with the spaces and the opening quote of the request line
     around it: the middle of a Common Log Format line."""
     return time.strftime(' [%d/%b/%Y:%H:%M:%S %z] "', time.localtime(second))
+
+
+class LineRoute:
+    """What the access lines of one server in one second share: the time part and where
+    the lines go (made once a second, see :func:`medusa.core.log.line_queue`).
+
+    Args:
+        logger: the server's access logger (None: lines are dropped).
+        second: seconds since the epoch.
+        direct: False: lines always go through ``logger.log`` (:attr:`queue` is None).
+
+    Attributes:
+        logger: ``logger``.
+        second: ``second``.
+        stamp: the time part (:func:`time_stamp`).
+        prefix: what the logger puts before each line in this second (the console's time,
+            name and level; ``""`` for a plain file).
+        queue: the logger's queue when a line may be appended to its ``records`` directly
+            (``prefix + line``, as :meth:`~medusa.core.logqueue.LogQueue.put` does), else
+            None: lines go through ``logger.log``.
+    """
+
+    __slots__ = ("logger", "prefix", "queue", "second", "stamp")
+
+    def __init__(self, logger: Logger | None, second: int, *, direct: bool = True) -> None:
+        self.logger = logger
+        self.second = second
+        self.stamp = time_stamp(second)
+        route = line_queue(logger, second) if direct and logger is not None else None
+        self.prefix = ""
+        self.queue: LogQueue | None = None
+        if route is not None:
+            self.prefix, self.queue = route
+
+    def write(self, request: Request, host: str, names: HostNameLog | None = None) -> None:
+        """Log ``request``'s line (:func:`common_log_line`), any line: the host is the client
+        a trusted proxy named (:attr:`~medusa.http.request.Request.forwarded`), else
+        ``host`` (the connection's peer, :func:`client_host`); with ``names`` (the server's
+        ``resolve_names``), the host's name replaces the address once it is known (see
+        :class:`~medusa.core.resolver.HostNameLog`)."""
+        forwarded = request.forwarded
+        if forwarded is not None and forwarded.peer is not None:
+            host = forwarded.peer[0]  # per request: a proxy's connection serves many
+        line = common_log_line(request, host, self.stamp)
+        if names is not None and host != "-" and self.logger is not None:
+            # The line starts with the address: the host name takes its place.
+            rest = line[len(host) :]
+            names.write(self.logger, host, lambda name: name + rest)
+        elif self.queue is not None:
+            self.queue.put(self.prefix + line)
+        elif self.logger is not None:
+            self.logger.log(line)
 
 
 def client_host(peer: Any) -> str:
@@ -56,15 +119,15 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
-_STATUS_FIELDS = {code: f'" {code} ' for code in range(100, 1000)}
+STATUS_FIELDS = {code: f'" {code} ' for code in range(100, 1000)}
 """``'" 200 '``: the end of the request line and the status field, for every three-digit
 status (made once: formatting an int per line costs more than a lookup)."""
 
-_SIZE_TEXTS: dict[int, str] = {0: "-"}
+SIZE_TEXTS: dict[int, str] = {0: "-"}
 """The bytes field for each body size seen recently (``0``: ``-``): a lookup costs a third
 of formatting the int. Emptied when it holds :data:`_CACHE_LIMIT` sizes."""
 
-_PLAIN_TARGETS: set[str] = set()
+PLAIN_TARGETS: set[str] = set()
 """Request targets seen recently that need no escaping (printable ASCII, no ``"`` or
 ``\\``), of at most :data:`_PLAIN_TARGET_LENGTH` characters: one set lookup instead of four
 scans. Emptied when it holds :data:`_CACHE_LIMIT`."""
@@ -77,23 +140,23 @@ _PLAIN_TARGET_LENGTH = 256
 
 
 def _size_text(size: int) -> str:
-    """The bytes field for ``size`` (body bytes sent), remembered in :data:`_SIZE_TEXTS`."""
-    if len(_SIZE_TEXTS) >= _CACHE_LIMIT:
-        _SIZE_TEXTS.clear()
-        _SIZE_TEXTS[0] = "-"
-    text = _SIZE_TEXTS[size] = str(size) if size else "-"
+    """The bytes field for ``size`` (body bytes sent), remembered in :data:`SIZE_TEXTS`."""
+    if len(SIZE_TEXTS) >= _CACHE_LIMIT:
+        SIZE_TEXTS.clear()
+        SIZE_TEXTS[0] = "-"
+    text = SIZE_TEXTS[size] = str(size) if size else "-"
     return text
 
 
 def _logged_target(target: str) -> str:
     """``target`` escaped for the line (:func:`_quote`); a plain one is remembered in
-    :data:`_PLAIN_TARGETS`."""
+    :data:`PLAIN_TARGETS`."""
     if not target.isascii() or '"' in target or "\\" in target or not target.isprintable():
         return _quote(target)
     if len(target) <= _PLAIN_TARGET_LENGTH:
-        if len(_PLAIN_TARGETS) >= _CACHE_LIMIT:
-            _PLAIN_TARGETS.clear()
-        _PLAIN_TARGETS.add(target)
+        if len(PLAIN_TARGETS) >= _CACHE_LIMIT:
+            PLAIN_TARGETS.clear()
+        PLAIN_TARGETS.add(target)
     return target
 
 
@@ -114,19 +177,19 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
     """
     status = request.status
     try:
-        status_field = _STATUS_FIELDS[status]
+        status_field = STATUS_FIELDS[status]
     except KeyError:
         status_field = f'" {status} '
     size = request.bytes_out
     try:
-        size_field = _SIZE_TEXTS[size]
+        size_field = SIZE_TEXTS[size]
     except KeyError:
         size_field = _size_text(size)
     method = request.method
     if not method:  # a request that never got a request line
         return f"{host} - -{stamp}-{status_field}{size_field}"
     target = request.target
-    if target not in _PLAIN_TARGETS:
+    if target not in PLAIN_TARGETS:
         target = _logged_target(target)
     user = request.user
     if user is None:

@@ -25,7 +25,13 @@ from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.core.trusted import PROXY_OPTIONS, TrustedNetworks
-from medusa.http.accesslog import client_host, common_log_line, time_stamp
+from medusa.http.accesslog import (
+    PLAIN_TARGETS,
+    SIZE_TEXTS,
+    STATUS_FIELDS,
+    LineRoute,
+    client_host,
+)
 from medusa.http.appargs import add_app_arguments, app_chain
 from medusa.http.channel import HTTPChannel
 from medusa.http.charset import DEFAULT_CHARSET
@@ -218,8 +224,7 @@ class HTTPServer(Server):
         self.log_enabled = self.access_log is not None
         """Whether the access log writes anything (re-read once a second by
         :meth:`head_prefix`): when not, a response skips :meth:`log_access`."""
-        self._log_second = -1
-        self._log_stamp = ""
+        self._log_route: LineRoute | None = None
         self.parser_keep_limit = parser_keep_limit
         self.host_names = HostNameLog(resolver) if resolve_names else None
 
@@ -415,32 +420,54 @@ class HTTPServer(Server):
         Its time is the second of this server's latest response head, which lies between
         this response's start and now (Apache's ``%t`` is the second the request arrived:
         the same but for slow responses), or the current second for a request that got no
-        response; the time part is formatted once a second and the client's address once
-        per connection."""
-        log = self.access_log
-        if log is None or not self.log_enabled:
+        response; the time part, and where lines go, are found once a second
+        (:class:`~medusa.http.accesslog.LineRoute`), the client's address once per
+        connection. The usual line (a plain target seen before, no user, a known status
+        and size) is made by one f-string and appended to the logger's queue here (see
+        :func:`medusa.core.log.line_queue`): no other Python call; any other line by
+        :meth:`LineRoute.write <medusa.http.accesslog.LineRoute.write>`."""
+        if not self.log_enabled:
             return
         try:
             # head_prefix read the clock for this response's head or a later one.
             second = self._prefix_second if request.headers_sent else int(time.time())
-            if second != self._log_second:
-                self._log_second = second
-                self._log_stamp = time_stamp(second)
+            route = self._log_route
+            # The same int object while the second lasts (head_prefix keeps it): the
+            # identity test spares a comparison of two-digit ints on every line.
+            if route is None or (second is not route.second and second != route.second):
+                route = self._log_route = LineRoute(
+                    self.access_log,
+                    second,
+                    # Lines whose host changes later (a name, a proxy's client) go the
+                    # long way (common_log_line), and through log() for a name.
+                    direct=self.host_names is None and self.forwarded_from is None,
+                )
             channel = request.channel
-            forwarded = request.forwarded
-            if forwarded is not None and forwarded.peer is not None:
-                host = forwarded.peer[0]  # per request: a proxy's connection serves many
-            else:
-                host = channel.log_host
-                if not host:
-                    host = channel.log_host = client_host(channel.peer)
-            line = common_log_line(request, host, self._log_stamp)
-            if self.host_names is not None and host != "-":
-                # The line starts with the address: the host name takes its place.
-                rest = line[len(host) :]
-                self.host_names.write(log, host, lambda name: name + rest)
-                return
-            log.log(line)
+            host = channel.log_host
+            if not host:
+                host = channel.log_host = client_host(channel.peer)
+            method = request.method  # "" for a request that never got a request line
+            target = request.target
+            queue = route.queue
+            if queue is not None and method and target in PLAIN_TARGETS and request.user is None:
+                try:
+                    line = (
+                        f"{route.prefix}{host} - -{route.stamp}{method} {target} "
+                        f"HTTP/{request.version}{STATUS_FIELDS[request.status]}"
+                        f"{SIZE_TEXTS[request.bytes_out]}"
+                    )
+                except KeyError:
+                    pass
+                else:
+                    records = queue.records
+                    if len(records) < queue.limit:
+                        records.append(line)
+                        if queue.writer_waiting:  # read after the append
+                            queue.wake_writer()
+                    else:
+                        queue.refuse()
+                    return
+            route.write(request, host, self.host_names)
         except Exception:
             error_logger.exception("access log failed")
 

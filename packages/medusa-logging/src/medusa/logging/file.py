@@ -235,6 +235,14 @@ class FileLogger(QueuedLogger):
             view = view[n:]
         self._size += len(data)
 
+    def _write_pieces(self, pieces: list[bytes]) -> None:
+        """Write ``pieces`` in order, with one ``writev`` when the file takes them all."""
+        size = sum(map(len, pieces))
+        done = os.writev(self._fd, pieces) if pieces else 0
+        self._size += done
+        if done < size:
+            self._write_all(b"".join(pieces)[done:])
+
     def lines_timed(self) -> bool:
         return self.formatter.timed
 
@@ -262,7 +270,7 @@ class FileLogger(QueuedLogger):
         if not self.rotate_bytes:
             # The common case: the whole batch encoded and written in one piece.
             try:
-                self._write_all(self.formatter.encode(records, self.severity, self.msgid))
+                self._write_pieces(self.formatter.encode_pieces(records, self.severity, self.msgid))
                 if self.fsync:
                     os.fsync(self._fd)
             except OSError as exc:

@@ -55,10 +55,18 @@ class LineFormatter:
         """Return ``records`` as consecutive lines, in one piece (one encoding for the whole
         batch in ``text``); a plain ``(message, timestamp)`` record takes ``severity`` and
         ``msgid``. The same bytes as joining :meth:`lines`."""
+        return b"".join(self.encode_pieces(records, severity, msgid))
+
+    def encode_pieces(
+        self, records: Sequence[Record], severity: Severity, msgid: str | None
+    ) -> list[bytes]:
+        """:meth:`encode`'s bytes in a few pieces, to be written with one ``writev``
+        (``text``: the joined lines and the last newline, so the batch is not copied once
+        more to append it)."""
         if not records:
-            return b""
+            return []
         if self.json:
-            return b"".join(self.format(as_entry(r, severity, msgid)) for r in records)
+            return [b"".join(self.format(as_entry(r, severity, msgid)) for r in records)]
         try:
             joined = "\n".join(records)  # type: ignore[arg-type]  # bare messages: the usual batch
             texts: Sequence[str] = records  # type: ignore[assignment]
@@ -70,7 +78,7 @@ class LineFormatter:
             joined = "\n".join(texts)
         if self.one_line and joined.count("\n") != len(texts) - 1:
             joined = "\n".join(t.replace("\n", "\\n") for t in texts)
-        return (joined + "\n").encode("utf-8", "replace")
+        return [joined.encode("utf-8", "replace"), b"\n"]
 
     def lines(
         self, records: Sequence[Record], severity: Severity, msgid: str | None

@@ -201,6 +201,12 @@ class QueuedLogger(LogQueue):
         else:
             self.refuse()
 
+    def line_queue(self, second: int) -> tuple[str, QueuedLogger] | None:
+        """``("", self)`` when :meth:`log` queues bare messages (:meth:`lines_timed` false):
+        a server's access log may then append its lines to :attr:`records` itself (see
+        :func:`medusa.core.log.line_queue`); None otherwise."""
+        return None if self._timed else ("", self)
+
     def emit(self, entry: Entry) -> None:
         """Queue one record; when the buffer is full or the logger closed, count it as
         dropped (as :meth:`log`)."""
