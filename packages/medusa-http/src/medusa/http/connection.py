@@ -228,21 +228,23 @@ class HTTPConnection:
             # "Data after Connection: close"): discarded, as every later read is.
         return events
 
-    def on_message_begin(self) -> None:
-        """llhttp: the first byte of a request."""
-        if self.reading_done:
-            raise _StopParsingError  # the rest of this read is discarded, as later ones
-        self.in_head = True
-        self.in_message = True
-        self.head_started = self.now
-        self.head_bytes = 0
-        self.merged = 0
-        self.headers = {}
-
     def on_url(self, url: bytes) -> None:
-        """llhttp: (part of) the request-target."""
-        self.url += url
-        if len(self.url) > self.settings.max_request_line:
+        """llhttp: (part of) the request-target. Its first part begins the request (llhttp's
+        ``on_message_begin`` is not asked for: a callback less per request; the method's
+        bytes before it are a few at most, and a partial method holds nothing)."""
+        if self.in_message:
+            url = self.url = self.url + url
+        else:
+            if self.reading_done:
+                raise _StopParsingError  # the rest of this read is discarded, as later ones
+            self.in_head = True
+            self.in_message = True
+            self.head_started = self.now
+            self.head_bytes = 0
+            self.merged = 0
+            self.headers = {}
+            self.url = url
+        if len(url) > self.settings.max_request_line:
             raise RequestRejectedError(414, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
