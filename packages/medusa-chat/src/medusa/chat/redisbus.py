@@ -159,12 +159,19 @@ class RedisBus:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, wait: float = 0.0) -> None:
         """Become the network's bus and connect in the background (a Redis that cannot be
-        reached is retried until :meth:`close`, the users being told meanwhile)."""
+        reached is retried until :meth:`close`, the users being told meanwhile).
+
+        Args:
+            wait: seconds to wait for the first connection (then going on anyway).
+        """
         require_redis()
         self.network.bus = self
         self._task = asyncio.create_task(self._run(), name="chat bus")
+        deadline = asyncio.get_running_loop().time() + wait
+        while not self.up and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     async def close(self, timeout: float = 2.0) -> None:
         """Publish what is queued (the users' QUITs of a shutdown), free this node's nicks
@@ -176,15 +183,14 @@ class RedisBus:
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait([self._task], timeout=timeout)
         redis = self._redis
         if redis is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._forget(self.node), timeout)
                 await asyncio.wait_for(redis.delete(self._key("node", self.node)), timeout)
             with contextlib.suppress(Exception):
-                await redis.aclose()
+                await asyncio.wait_for(redis.aclose(), timeout)
         self.up = False
         if self.network.bus is self:
             self.network.bus = None
@@ -235,9 +241,8 @@ class RedisBus:
             finally:
                 for task in tasks:
                     task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(BaseException):
-                        await task
+                if tasks:
+                    await asyncio.wait(tasks, timeout=1.0)
             if not self._closing:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, 1.0)
@@ -352,7 +357,7 @@ class RedisBus:
                         error_logger.warning("chat: bus record from %s refused: %r", node, exc)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await asyncio.wait_for(pubsub.aclose(), 1.0)
 
     async def _heartbeat(self) -> None:
         """Renew this node's heartbeat and look for lost nodes, every third of the

@@ -260,11 +260,19 @@ class ChatServer(Server):
         return WebConnection(self)
 
     async def start(self) -> None:
-        """Listen on the IRC address, then on the ``simple`` and ``web`` addresses.
+        """Join the bus (with ``bus``), then listen on the IRC address, then on the
+        ``simple`` and ``web`` addresses.
 
         Raises:
             OSError: when an address cannot be bound (the ones already bound are closed).
         """
+        if self.bus_url is not None and self.bus is None:
+            # On the bus before the first client comes (a nick needs it), unless Redis
+            # does not answer within the heartbeat timeout: then it keeps trying.
+            self.bus = RedisBus(
+                self.network, self.bus_url, heartbeat_timeout=self.heartbeat_timeout
+            )
+            await self.bus.start(wait=min(self.heartbeat_timeout, 5.0))
         await super().start()
         extras: list[tuple[str, Address, Callable[[], Channel]]] = []
         if self.simple_address is not None:
@@ -286,11 +294,6 @@ class ChatServer(Server):
             raise
         for role, where in self.extra_listening:
             error_logger.info("chat: %s mode on %s", role, _url(role, where))
-        if self.bus_url is not None and self.bus is None:
-            self.bus = RedisBus(
-                self.network, self.bus_url, heartbeat_timeout=self.heartbeat_timeout
-            )
-            await self.bus.start()
 
     async def shutdown(self, grace: float = 10.0) -> None:
         """As :meth:`Server.shutdown` (every user quits, ``Server shutting down``); then

@@ -57,7 +57,7 @@ def strip_telnet(line: bytes) -> bytes:
 
 def render_plain(line: bytes, me: str) -> str | None:
     """Turn one IRC line the network sent to a simple-mode user into the text shown, or
-    ``None`` for lines not shown (end-of-list numerics, mode changes).
+    ``None`` for lines not shown (end-of-list numerics, mode changes, 422: no MOTD).
 
     Args:
         line: the encoded line (CR LF included).
@@ -98,7 +98,7 @@ def render_plain(line: bytes, me: str) -> str | None:
         return f"* Here: {message.param(3)}"
     if command == "ERROR":
         return f"* {message.param(0)}"
-    if command.isascii() and command.isdigit() and command[0] == "4":
+    if command.isascii() and command.isdigit() and command[0] == "4" and command != "422":
         return "* " + " ".join(params[1:])
     return None
 
@@ -161,8 +161,8 @@ class SimpleSession(Session):
         text = text.strip()
         if has_forbidden(text):
             self.say("line refused: it holds NUL or CR")
-        elif not self.user.registered:
-            self.choose_nick(text)
+        elif not self.user.registered and self.user.held is None:
+            self.choose_nick(text)  # (while the bus answers a nick claim: lines wait)
         elif text:
             self.command(text)
 
@@ -187,6 +187,12 @@ class SimpleSession(Session):
             return
         user.username = "simple"
         user.realname = "simple mode user"
+        if network.bus is not None:
+            # The nick is the whole network's to give: NICK claims it on the bus (433 when
+            # another node has it) and registers; the JOIN waits for that answer.
+            network.dispatch(user, Message("NICK", [nick]))
+            network.dispatch(user, Message("JOIN", [self.channel]))
+            return
         network.claim_nick(user, nick)
         user.registered = True
         network.dispatch(user, Message("JOIN", [self.channel]))
