@@ -286,7 +286,8 @@ class ChatServer(Server):
                     address,
                     factory,
                     backlog=self.backlog,
-                    reuse_port=self.reuse_port,
+                    # with a bus under --workers every worker binds them (SO_REUSEPORT)
+                    reuse_port=self.reuse_port or bool(self.inherited_sockets),
                 )
                 self._extra.extend((role, listener) for listener in listeners)
         except BaseException:
