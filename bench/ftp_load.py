@@ -95,6 +95,21 @@ class Poller:
         return len(events)
 
 
+def start_connect(port: int, what: str) -> socket.socket:
+    """Return a non-blocking TCP socket connecting to 127.0.0.1:``port``.
+
+    Raises:
+        LoadError: when the connect fails at once (``what`` names it).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    code = sock.connect_ex((HOST, port))
+    if code not in (0, errno.EINPROGRESS):
+        sock.close()
+        raise LoadError(f"{what}: {errno.errorcode.get(code, code)}")
+    return sock
+
+
 class Session:
     """One FTP session's state machine over two non-blocking sockets (control and data).
 
@@ -132,15 +147,9 @@ class Session:
         self.data_done = False
         self.listed = False
         self.data: socket.socket | None = None
-        control = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # No TCP_NODELAY: the client sends a command only once the previous one's reply
         # came (which acknowledged it), so Nagle's algorithm never holds one back.
-        control.setblocking(False)
-        code = control.connect_ex((HOST, port))
-        if code not in (0, errno.EINPROGRESS):
-            control.close()
-            raise LoadError(f"connect: {errno.errorcode.get(code, code)}")
-        self.control = control
+        self.control = control = start_connect(port, "connect")
         # The greeting says the connection is open: wait for it, not for writability.
         poller.register(control, select.EPOLLIN, self.on_control)
 
@@ -203,13 +212,7 @@ class Session:
         if found is None:
             raise LoadError(f"no address in {reply!r}")
         port = int(found[5]) * 256 + int(found[6])
-        data = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        data.setblocking(False)
-        code = data.connect_ex((HOST, port))
-        if code not in (0, errno.EINPROGRESS):
-            data.close()
-            raise LoadError(f"data connect: {errno.errorcode.get(code, code)}")
-        self.data = data
+        self.data = data = start_connect(port, "data connect")
         self.poller.register(data, select.EPOLLOUT, self.on_connected)
 
     def on_connected(self) -> None:

@@ -6,7 +6,7 @@ measure it (connect + anonymous login + PASV + LIST of 24 entries + QUIT).
     hatch run bench:python bench/ftp_profile.py cprofile [--sessions 2000] [--top 40]
         [--account ...]
     hatch run bench:python bench/ftp_profile.py cpu [--sessions 2000] [--runs 5] [--logs ...]
-        [--account ...]
+        [--account ...] [--clients 32]
 
 ``callgrind`` runs ``medusa serve -c`` (uvloop, logs off as the benchmark's first rows,
 or with its default logging with ``--logs default``: standard error to a file) under
@@ -17,7 +17,9 @@ Unlike sessions/s it hardly depends on the machine's load (``apt-get install val
 
 ``cprofile`` runs the same server in this process under :mod:`cProfile` (the client in a
 thread) and prints the functions with the most internal time. ``cpu`` runs the server as a
-process and prints its CPU time per session (``/proc/PID/stat``), median of ``--runs``.
+process and prints its CPU time per session (``/proc/PID/stat``), median of ``--runs``;
+with ``--clients N`` the sessions run N at a time from bench/ftp_load.py's lean client, as
+the benchmark's capacity measurement does (the default, 1: one after the other).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ftp_bench import one_session
+from bench.ftp_load import run_load
 from bench.ftp_servers import (
     ANONYMOUS,
     HOST,
@@ -64,7 +67,17 @@ def user_system_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
-def run_sessions(port: int, count: int, account: tuple[str, str] = ANONYMOUS) -> None:
+def run_sessions(
+    port: int, count: int, account: tuple[str, str] = ANONYMOUS, clients: int = 1
+) -> None:
+    """``count`` sessions (see :func:`bench.ftp_bench.one_session`), ``clients`` at a time.
+
+    Raises:
+        RuntimeError: when a listing has the wrong number of lines (or a reply is wrong).
+    """
+    if clients > 1:
+        run_load(port, clients, count, account)
+        return
     for _ in range(count):
         lines = one_session(port, account)
         if lines != LIST_ENTRIES:
@@ -142,10 +155,10 @@ def main_cpu(work: Path, root: Path, args: argparse.Namespace) -> None:
     try:
         wait_greeting(peer.port, proc, 30)
         account = peer.stor_user if args.account == "user" else ANONYMOUS
-        run_sessions(peer.port, args.warmup, account)
+        run_sessions(peer.port, args.warmup, account, args.clients)
         for _ in range(args.runs):
             (user, system), start = user_system_seconds(proc.pid), time.perf_counter()
-            run_sessions(peer.port, args.sessions, account)
+            run_sessions(peer.port, args.sessions, account, args.clients)
             seconds = time.perf_counter() - start
             user_after, system_after = user_system_seconds(proc.pid)
             user, system = user_after - user, system_after - system
@@ -205,6 +218,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=0, help="default 200, 2000 for others")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=1, help="cpu: sessions at a time")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--server", choices=["medusa", "pyftpdlib"], default="medusa")
