@@ -336,6 +336,7 @@ def test_killed_node_is_lost(runner: Runner, tmp_path: Path, redis: RedisServer)
     alice.send("NAMES #bus", "LUSERS")
     alice.expect(r" 353 alice = #bus :@alice$")
     alice.expect(r" 251 alice :There are 1 users and 0 services on 1 servers$")
+    assert redis.command("EXISTS", "medusa-chat:Medusa:nick:bob") == b":0\r\n"
     again = Client(one.endpoint.port, "bob")  # the lost node's nick is free
     again.close()
     alice.close()
@@ -370,7 +371,10 @@ def test_redis_restart(runner: Runner, tmp_path: Path, redis: RedisServer) -> No
     bob.send("TOPIC #bus", "NAMES #bus")
     bob.expect(r" 332 bob #bus :?kept$")
     bob.expect(r" 353 bob = #bus :@alice \+bob$")
-    thief = Client(two.endpoint.port)  # the nicks were claimed again
+    # the nicks were claimed again in the new (empty) Redis
+    assert redis.command("GET", "medusa-chat:Medusa:nick:alice").startswith(b"$")
+    assert not redis.command("GET", "medusa-chat:Medusa:nick:alice").startswith(b"$-1")
+    thief = Client(two.endpoint.port)
     thief.send("NICK alice", "USER t 0 * :t")
     thief.expect(r" 433 \* alice ")
     late.send("NICK newcomer")
