@@ -22,8 +22,16 @@ chunk received (how many lines each server write carried), the load process's ow
 server dropped. Latency is sampled by every 50th member: with every 10th, parsing their
 lines made the load process the bottleneck above 3.5 million deliveries/s.
 
+Two nodes (issue 18): ``--only medusa,medusa-bus`` also runs ``medusa-bus``, the same
+members split across two medusa-chat processes sharing one ``redis-server`` (the chat
+``bus`` option): the senders and about half of the members on the first node, the probe
+(which closes the window) and the other half on the second, so every message crosses
+Redis once. The two nodes and Redis are pinned to CPU 0 like the one server they are
+compared with, the load to CPU 1; ``cross p99`` is the p99 latency of the second node's
+members only (a delivery through Redis), and the CPU of each process is printed.
+
 Run: ``hatch run bench:python bench/chat_bench.py [--clients 500] [--window 5,20,200,400]
-[--duration 5] [--runs 3] [--sample 50]``
+[--duration 5] [--runs 3] [--sample 50] [--only medusa,medusa-asyncio,miniircd,medusa-bus]``
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 MARK = b" PRIVMSG #bench :"
+REDIS_OPTIONS = ("--save", "", "--appendonly", "no", "--dir")
+"""redis-server's options for the two-node mode: no persistence, then its directory."""
 
 
 def free_port() -> int:
@@ -60,6 +70,7 @@ class Stats:
     deliveries: int = 0
     reads: int = 0
     latencies: list[int] = field(default_factory=list)
+    cross: list[int] = field(default_factory=list)  # latencies on the second node
     joined: int = 0
     completed: int = 0
     dropped: int = 0
@@ -77,8 +88,11 @@ class Member(asyncio.Protocol):
     near the servers' own rates.
     """
 
-    def __init__(self, stats: Stats, wake: asyncio.Event, probe: bool, timed: bool) -> None:
+    def __init__(
+        self, stats: Stats, wake: asyncio.Event, probe: bool, timed: bool, far: bool = False
+    ) -> None:
         self.stats = stats
+        self.far = far  # on the second node of a bus: its deliveries crossed Redis
         self.wake = wake
         self.probe = probe
         self.parse = probe or timed
@@ -124,7 +138,10 @@ class Member(asyncio.Protocol):
                 continue
             count += 1
             if stats.measuring and self.parse:
-                stats.latencies.append(now - int(line[index + len(MARK) :].rstrip(b"\r")))
+                latency = now - int(line[index + len(MARK) :].rstrip(b"\r"))
+                stats.latencies.append(latency)
+                if self.far:
+                    stats.cross.append(latency)
         if count:
             if stats.measuring:
                 stats.deliveries += count
@@ -163,11 +180,14 @@ class Result:
     dropped: int  # clients the server disconnected
     server_wait: float  # fraction of the time the server was runnable but not running
     per_read: float  # deliveries per chunk received (at least the server's lines per write)
+    cross_p99: float = float("nan")  # ms, deliveries through Redis (two nodes only)
+    node2_cpu: float = float("nan")  # fraction of one core: the second node
+    redis_cpu: float = float("nan")  # fraction of one core: redis-server
 
 
 async def load(
-    port: int,
-    server_pid: int,
+    ports: list[int],
+    pids: list[int],
     clients: int,
     senders: int,
     window: int,
@@ -175,14 +195,22 @@ async def load(
     duration: float,
     sample: int,
 ) -> Result:
-    """Run one measurement; every ``sample``-th member records delivery latencies."""
+    """Run one measurement; every ``sample``-th member records delivery latencies.
+
+    With two ``ports`` (two nodes of a bus; ``pids``: the nodes and redis-server), the
+    senders are on the first node, the probe (member 0) on the second, the others
+    alternate."""
     loop = asyncio.get_running_loop()
+    server_pid = pids[0]
     stats = Stats()
     wake = asyncio.Event()
     members: list[Member] = []
     for i in range(clients):
+        node = 0 if len(ports) == 1 or 1 <= i <= senders else (i + 1) % 2
         transport, member = await loop.create_connection(
-            functools.partial(Member, stats, wake, i == 0, i % sample == 0), "127.0.0.1", port
+            functools.partial(Member, stats, wake, i == 0, i % sample == 0, node == 1),
+            "127.0.0.1",
+            ports[node],
         )
         member.transport = transport
         transport.write(f"NICK b{i}\r\nUSER b{i} 0 * :bench\r\nJOIN #bench\r\n".encode())
@@ -203,13 +231,16 @@ async def load(
     end = measure_from + duration
     next_talker = 0
     server_cpu = load_cpu = server_wait = 0.0
+    others = [cpu_seconds(pid) for pid in pids[1:]]
     while True:
         now = time.monotonic()
         if not stats.measuring and now >= measure_from:
             stats.measuring = True
             stats.deliveries = stats.reads = 0
             stats.latencies.clear()
+            stats.cross.clear()
             measure_from = now
+            others = [cpu_seconds(pid) for pid in pids[1:]]
             server_cpu = cpu_seconds(server_pid)
             server_wait = cpu_wait_seconds(server_pid)
             load_cpu = time.process_time()
@@ -229,6 +260,12 @@ async def load(
     server_cpu = (cpu_seconds(server_pid) - server_cpu) / elapsed
     load_cpu = (time.process_time() - load_cpu) / elapsed
     server_wait = (cpu_wait_seconds(server_pid) - server_wait) / elapsed
+    node2_cpu = redis_cpu = float("nan")
+    if len(pids) == 3:
+        used = [cpu_seconds(p) - c for p, c in zip(pids[1:], others, strict=True)]
+        node2_cpu, redis_cpu = (u / elapsed for u in used)
+    cross = sorted(stats.cross)
+    cross_p99 = cross[int(len(cross) * 0.99)] / 1e6 if cross else float("nan")
     rate = stats.deliveries / elapsed
     lat = sorted(stats.latencies)
     p50 = lat[len(lat) // 2] / 1e6 if lat else float("nan")
@@ -239,7 +276,19 @@ async def load(
             member.transport.close()
     await asyncio.sleep(0.2)
     per_read = stats.deliveries / stats.reads if stats.reads else float("nan")
-    return Result(rate, p50, p99, server_cpu, load_cpu, dropped, server_wait, per_read)
+    return Result(
+        rate,
+        p50,
+        p99,
+        server_cpu,
+        load_cpu,
+        dropped,
+        server_wait,
+        per_read,
+        cross_p99,
+        node2_cpu,
+        redis_cpu,
+    )
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -253,15 +302,11 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
     raise RuntimeError("server did not start")
 
 
-@contextlib.contextmanager
-def server(name: str, tmp: Path, cpu: int) -> Iterator[tuple[int, int]]:
-    port = free_port()
-    pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
-    if name.startswith("medusa"):
-        backend = "asyncio" if name.endswith("asyncio") else "uvloop"
-        config = tmp / f"{name}.toml"
-        config.write_text(
-            f"""[medusa]
+def medusa_config(tmp: Path, name: str, backend: str, port: int, bus: str = "") -> Path:
+    """A medusa.toml with one chat server for the benchmark (``bus``: a Redis URL)."""
+    config = tmp / f"{name}.toml"
+    config.write_text(
+        f"""[medusa]
 backend = "{backend}"
 
 [[server]]
@@ -272,7 +317,71 @@ max_clients_per_address = 5000
 ping_interval = 0
 registration_timeout = 0
 """
+        + (f'bus = "{bus}"\n' if bus else "")
+    )
+    return config
+
+
+@contextlib.contextmanager
+def bus_nodes(tmp: Path, pin: list[str]) -> Iterator[tuple[list[int], list[int]]]:
+    """redis-server and two medusa-chat nodes on its bus (uvloop); yields their ports
+    (the two nodes) and pids (the two nodes, then redis-server)."""
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    redis_port = free_port()
+    procs = [
+        subprocess.Popen(
+            [
+                *pin,
+                redis,
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                *REDIS_OPTIONS,
+                str(tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
+    ]
+    ports = [free_port(), free_port()]
+    try:
+        wait_port(redis_port, procs[0])
+        medusa = Path(sys.executable).with_name("medusa")
+        for i, port in enumerate(ports):
+            config = medusa_config(
+                tmp, f"node{i}", "uvloop", port, f"redis://127.0.0.1:{redis_port}/0"
+            )
+            argv = [*pin, str(medusa), "serve", "-c", str(config), "--log-level", "warning"]
+            procs.insert(i, subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+        for port, proc in zip(ports, procs, strict=False):
+            wait_port(port, proc)
+        yield ports, [proc.pid for proc in procs]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def server(name: str, tmp: Path, cpu: int) -> Iterator[tuple[list[int], list[int]]]:
+    """The server(s) ``name`` pinned to ``cpu``; yields their ports and pids."""
+    pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
+    if name == "medusa-bus":
+        with bus_nodes(tmp, pin) as found:
+            yield found
+        return
+    port = free_port()
+    if name.startswith("medusa"):
+        backend = "asyncio" if name.endswith("asyncio") else "uvloop"
+        config = medusa_config(tmp, name, backend, port)
         medusa = Path(sys.executable).with_name("medusa")
         argv = [*pin, str(medusa), "serve", "-c", str(config), "--log-level", "warning"]
     else:
@@ -293,7 +402,7 @@ registration_timeout = 0
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
-        yield port, proc.pid
+        yield [port], [proc.pid]
     finally:
         proc.terminate()
         try:
@@ -337,13 +446,13 @@ def main() -> int:
         for run in range(args.runs):
             for window in windows:
                 for name in names:
-                    with server(name, Path(tmp), 0) as (port, pid):
+                    with server(name, Path(tmp), 0) as (ports, pids):
                         loop = new_loop()
                         try:
                             result = loop.run_until_complete(
                                 load(
-                                    port,
-                                    pid,
+                                    ports,
+                                    pids,
                                     args.clients,
                                     args.senders,
                                     window,
@@ -383,6 +492,18 @@ def main() -> int:
                 f"{name:16} {med.rate:14,.0f} {med.p50:8.2f} {med.p99:8.2f}"
                 f" {med.server_cpu:10.0%} {cost[name]:11.2f}"
             )
+        if "medusa-bus" in medians:
+            bus = medians["medusa-bus"]
+            print(
+                f"medusa-bus: cross-node p99 {bus.cross_p99:.2f} ms (target < 5 ms); CPU of "
+                f"node 1 {bus.server_cpu:.0%}, node 2 {bus.node2_cpu:.0%}, "
+                f"redis-server {bus.redis_cpu:.0%}, load {bus.load_cpu:.0%}"
+            )
+            if "medusa" in medians:
+                print(
+                    f"medusa-bus / medusa (one node): "
+                    f"{bus.rate / medians['medusa'].rate:.2f}x deliveries/s (target >= 0.5x)"
+                )
         if "miniircd" in medians:
             base = medians["miniircd"]
             for name, med in medians.items():
@@ -403,6 +524,9 @@ def print_capacity(best: dict[str, tuple[float, int, float]]) -> None:
     for name, (rate, window, cpu) in best.items():
         bound = "" if cpu >= 0.9 else " (server CPU under 90%: the load process set the pace)"
         print(f"{name:16} {rate:14,.0f} at window {window}, server CPU {cpu:.0%}{bound}")
+    if "medusa-bus" in best and "medusa" in best:
+        ratio = best["medusa-bus"][0] / best["medusa"][0]
+        print(f"medusa-bus / medusa capacity: {ratio:.2f}x (target >= 0.5x)")
     if "miniircd" in best:
         base = best["miniircd"][0]
         for name, (rate, _, _) in best.items():
@@ -422,6 +546,12 @@ def describe(result: Result) -> str:
         f"  {result.per_read:.1f} lines/read  waiting for CPU {result.server_wait:4.0%}"
         f"  load CPU {result.load_cpu:4.0%}"
         + (f"  {result.dropped} clients dropped" if result.dropped else "")
+        + (
+            f"  cross p99 {result.cross_p99:.2f} ms  node 2 CPU {result.node2_cpu:.0%}"
+            f"  redis CPU {result.redis_cpu:.0%}"
+            if result.node2_cpu == result.node2_cpu  # not NaN: two nodes
+            else ""
+        )
     )
 
 
