@@ -321,15 +321,25 @@ def test_three_nodes(runner: Runner, tmp_path: Path, redis: RedisServer) -> None
     clients[2].expect(r"^:user1!\S+ QUIT :Quit: leaving$")
 
 
-def test_killed_node_is_lost(runner: Runner, tmp_path: Path, redis: RedisServer) -> None:
-    one = start_node(runner, tmp_path, redis, "one.test", heartbeat=1)
-    two = start_node(runner, tmp_path, redis, "two.test", heartbeat=1)
+def alice_and_bob(
+    runner: Runner, tmp_path: Path, redis: RedisServer, heartbeat: float
+) -> tuple[Medusa, Medusa, Client, Client]:
+    """Two nodes with a short heartbeat, alice on the first and bob on the second, both in
+    ``#bus`` (alice its operator)."""
+    one = start_node(runner, tmp_path, redis, "one.test", heartbeat=heartbeat)
+    two = start_node(runner, tmp_path, redis, "two.test", heartbeat=heartbeat)
     alice = Client(one.endpoint.port, "alice")
     bob = Client(two.endpoint.port, "bob")
     alice.send("JOIN #bus")
     alice.expect(r" 366 alice ")
+    wait_reply(bob, "NAMES #bus", r" 366 bob #bus ", r" 353 bob = #bus :@alice$")
     bob.send("JOIN #bus")
     alice.expect(r"^:bob!\S+ JOIN #bus$")
+    return one, two, alice, bob
+
+
+def test_killed_node_is_lost(runner: Runner, tmp_path: Path, redis: RedisServer) -> None:
+    one, two, alice, _ = alice_and_bob(runner, tmp_path, redis, 1)
     two.send_signal(signal.SIGKILL)
     two.wait()
     alice.expect(r"^:bob!bob@127\.0\.0\.1 QUIT :node lost$")
@@ -343,15 +353,7 @@ def test_killed_node_is_lost(runner: Runner, tmp_path: Path, redis: RedisServer)
 
 
 def test_redis_restart(runner: Runner, tmp_path: Path, redis: RedisServer) -> None:
-    one = start_node(runner, tmp_path, redis, "one.test", heartbeat=2)
-    two = start_node(runner, tmp_path, redis, "two.test", heartbeat=2)
-    alice = Client(one.endpoint.port, "alice")
-    bob = Client(two.endpoint.port, "bob")
-    alice.send("JOIN #bus")
-    alice.expect(r" 366 alice ")
-    wait_reply(bob, "NAMES #bus", r" 366 bob #bus ", r" 353 bob = #bus :@alice$")
-    bob.send("JOIN #bus")
-    alice.expect(r"^:bob!\S+ JOIN #bus$")
+    one, two, alice, bob = alice_and_bob(runner, tmp_path, redis, 2)
     alice.send("TOPIC #bus :kept", "MODE #bus +v bob")
     bob.expect(r"MODE #bus \+v bob$")
     redis.stop()

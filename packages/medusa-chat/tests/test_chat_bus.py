@@ -110,6 +110,18 @@ def nodes(count: int) -> tuple[Hub, list[Network]]:
     return hub, nets
 
 
+def alice_and_bob() -> tuple[Hub, Network, Network, Client, Client]:
+    """Two nodes, alice on the first and bob on the second, both in ``#bus`` (alice
+    first: its operator)."""
+    hub, (one, two) = nodes(2)
+    alice, bob = Client(one, "alice", hub), Client(two, "bob", hub)
+    alice.say("JOIN #bus")
+    hub.run()
+    bob.say("JOIN #bus")
+    hub.run()
+    return hub, one, two, alice, bob
+
+
 def test_a_nick_is_the_whole_networks() -> None:
     hub, (one, two) = nodes(2)
     alice = Client(one, "alice", hub)
@@ -145,7 +157,8 @@ def test_messages_wait_for_the_claim_and_run_in_order() -> None:
     joined = lines.index(":first!f@10.0.0.1 JOIN #wait")
     renamed = lines.index(":first!f@10.0.0.1 NICK second")
     assert welcome < joined < renamed
-    assert "first" not in hub.nicks and "second" in hub.nicks  # the old nick was freed
+    assert "first" not in hub.nicks
+    assert "second" in hub.nicks
 
 
 def test_unreachable_bus_gives_437() -> None:
@@ -160,12 +173,7 @@ def test_unreachable_bus_gives_437() -> None:
 
 
 def test_channels_are_the_whole_networks() -> None:
-    hub, (one, two) = nodes(2)
-    alice, bob = Client(one, "alice", hub), Client(two, "bob", hub)
-    alice.say("JOIN #bus")
-    hub.run()
-    bob.say("JOIN #bus")
-    hub.run()
+    hub, one, two, alice, bob = alice_and_bob()
     assert ":n1.test 353 bob = #bus :@alice bob" in bob.take()
     assert alice.take()[-1] == ":bob!bob@10.0.0.1 JOIN #bus"
     # channel messages: once per node, in order, never through a remote user's send
@@ -181,13 +189,15 @@ def test_channels_are_the_whole_networks() -> None:
         ":alice!alice@10.0.0.1 MODE #bus +mv bob",
     ]
     channel = two.channels["#bus"]
-    assert channel.topic == "hello all" and "m" in channel.modes
+    assert channel.topic == "hello all"
+    assert "m" in channel.modes
     assert channel.members[bob.user] == "v"
     alice.take()
     bob.say("NICK robert")
     hub.run()
     assert alice.take() == [":bob!bob@10.0.0.1 NICK robert"]
-    assert one.find_user("robert") is not None and one.find_user("bob") is None
+    assert one.find_user("robert") is not None
+    assert one.find_user("bob") is None
     alice.say("KICK #bus robert :out")
     hub.run()
     assert bob.take() == [
@@ -205,16 +215,12 @@ def test_channels_are_the_whole_networks() -> None:
 
 
 def test_lost_node_users_quit_and_free_their_nicks() -> None:
-    hub, (one, two) = nodes(2)
-    alice, bob = Client(one, "alice", hub), Client(two, "bob", hub)
-    alice.say("JOIN #bus")
-    hub.run()
-    bob.say("JOIN #bus")
-    hub.run()
+    _hub, one, _two, alice, _bob = alice_and_bob()
     alice.take()
     assert replica.lose_node(one, "node1") == ["bob"]
     assert alice.take() == [":bob!bob@10.0.0.1 QUIT :node lost"]
-    assert one.find_user("bob") is None and "node1" not in one.nodes
+    assert one.find_user("bob") is None
+    assert "node1" not in one.nodes
     assert [m.nick for m in one.channels["#bus"].members] == ["alice"]
 
 
@@ -228,7 +234,8 @@ def test_sync_rebuilds_a_replica() -> None:
     watcher = Client(fresh)
     replica.apply(fresh, "node0", json.loads(json.dumps(replica.snapshot(one))))
     channel = fresh.channels["#kept"]
-    assert channel.topic == "still here" and channel.password == "key"
+    assert channel.topic == "still here"
+    assert channel.password == "key"  # noqa: S105
     assert channel.members == {fresh.users["alice"]: "o"}
     # a later sync without the user: it quits for the local peers
     watcher.say("NICK watcher", "USER w 0 * :w", "JOIN #kept key")
@@ -240,7 +247,7 @@ def test_sync_rebuilds_a_replica() -> None:
 
 
 def test_hello_is_answered_with_a_sync() -> None:
-    hub, (one, two) = nodes(2)
+    hub, (one, _two) = nodes(2)
     Client(one, "alice", hub)
     replica.apply(one, "node1", ["hello"])
     assert hub.buses[0].published[-1][0] == "sync"
