@@ -11,7 +11,7 @@ import json
 from medusa.chat import replica
 from medusa.chat.bus import CLAIMED, TAKEN, UNREACHABLE, Record
 from medusa.chat.casemap import irc_lower
-from medusa.chat.network import Network, NetworkConfig
+from medusa.chat.network import MAX_HELD, Network, NetworkConfig
 from medusa.chat.session import LinkPolicy, Session
 from medusa.chat.user import User
 
@@ -159,6 +159,14 @@ def test_messages_wait_for_the_claim_and_run_in_order() -> None:
     assert welcome < joined < renamed
     assert "first" not in hub.nicks
     assert "second" in hub.nicks
+
+
+def test_lines_held_during_a_claim_are_bounded() -> None:
+    _, (one, _) = nodes(2)
+    client = Client(one)
+    client.say("NICK waiting", *(f"PING {i}" for i in range(MAX_HELD + 1)))
+    assert client.closed == "Excess Flood"
+    assert client.user.gone
 
 
 def test_unreachable_bus_gives_437() -> None:

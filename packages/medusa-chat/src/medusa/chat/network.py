@@ -20,7 +20,11 @@ from medusa.chat.registration import try_register
 from medusa.chat.user import User
 from medusa.core.log import error_logger
 
-__all__ = ["Network", "NetworkConfig"]
+__all__ = ["MAX_HELD", "Network", "NetworkConfig"]
+
+MAX_HELD = 100
+"""Messages a client may send while the bus answers its nick claim (a Redis round trip);
+beyond, it is disconnected (``Excess Flood``), so a stalled bus holds no unbounded input."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +201,9 @@ class Network:
         if user.gone:
             return
         if user.held is not None:  # a nick claim waits for the bus: later, in order
+            if len(user.held) >= MAX_HELD:
+                self.quit(user, "Excess Flood")
+                return
             user.held.append(message)
             return
         command = message.command
