@@ -15,8 +15,11 @@ Two ways in:
   servers' default logs (the HTTP access log, FTP's session log and xferlog, the monitor's
   audit log) use when nothing else listens on that name (see
   :func:`medusa.core.log.default_logger`): the line goes straight to the queue, without a
-  :class:`logging.LogRecord`, so an access line costs a clock read, a concatenation and an
-  append; its prefix (time, name, level) is made once a second.
+  :class:`logging.LogRecord`, so a line costs a clock read, a concatenation and an append;
+  its prefix (time, name, level) is made once a second. The HTTP server's access log goes
+  one step further: it asks the logger once a second for that prefix and the queue
+  (:meth:`ConsoleLogger.line_queue`, see :func:`medusa.core.log.line_queue`) and appends
+  each whole line itself.
 
 The queue holds whole lines (prefix and message, no newline); the writer joins a batch with
 newlines and writes it with one ``write``.

@@ -2,16 +2,22 @@
 ``common``): ``host ident user [time] "request line" status bytes``.
 
 The line is made once per response on the event loop's thread, so the common case is kept
-cheap (one f-string): the time part is formatted once per second by the caller
-(:func:`time_stamp`), the client's address once per connection (:func:`client_host`), a
+cheap: the time part is formatted once per second (:func:`time_stamp`, in a
+:class:`LineRoute`), the client's address once per connection (:func:`client_host`), a
 request target of plain printable ASCII without ``"`` or ``\\`` (nearly every one) is
 written as it is, without escaping, and found so with one set lookup when it was seen
-recently, and the byte count's text is looked up rather than formatted.
+recently (:data:`PLAIN_TARGETS`), and the status and byte-count fields are looked up
+(:data:`STATUS_FIELDS`, :data:`SIZE_TEXTS`) rather than formatted. When the access logger
+takes plain lines into a queue (:func:`medusa.core.log.line_queue`: the console, a text
+file), the server's ``log_access`` makes such a line with one f-string, the logger's prefix
+included, and appends it to that queue itself; every other line goes through
+:meth:`LineRoute.write` (:func:`common_log_line`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from medusa.core.log import Logger, line_queue
@@ -55,9 +61,11 @@ class LineRoute:
         queue: the logger's queue when a line may be appended to its ``records`` directly
             (``prefix + line``, as :meth:`~medusa.core.logqueue.LogQueue.put` does), else
             None: lines go through ``logger.log``.
+        log_line: ``logger.log`` when a line needs nothing but :func:`common_log_line`
+            (``direct``) and :attr:`queue` is None; else None (see :meth:`write`).
     """
 
-    __slots__ = ("logger", "prefix", "queue", "second", "stamp")
+    __slots__ = ("log_line", "logger", "prefix", "queue", "second", "stamp")
 
     def __init__(self, logger: Logger | None, second: int, *, direct: bool = True) -> None:
         self.logger = logger
@@ -66,8 +74,11 @@ class LineRoute:
         route = line_queue(logger, second) if direct and logger is not None else None
         self.prefix = ""
         self.queue: LogQueue | None = None
+        self.log_line: Callable[[str], None] | None = None
         if route is not None:
             self.prefix, self.queue = route
+        elif direct and logger is not None:
+            self.log_line = logger.log
 
     def write(self, request: Request, host: str, names: HostNameLog | None = None) -> None:
         """Log ``request``'s line (:func:`common_log_line`), any line: the host is the client

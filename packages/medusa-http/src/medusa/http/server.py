@@ -31,6 +31,7 @@ from medusa.http.accesslog import (
     STATUS_FIELDS,
     LineRoute,
     client_host,
+    common_log_line,
 )
 from medusa.http.appargs import add_app_arguments, app_chain
 from medusa.http.channel import HTTPChannel
@@ -467,7 +468,11 @@ class HTTPServer(Server):
                     else:
                         queue.refuse()
                     return
-            route.write(request, host, self.host_names)
+            log_line = route.log_line
+            if log_line is not None:  # a logger without a queue for plain lines: no detour
+                log_line(common_log_line(request, host, route.stamp))
+            else:
+                route.write(request, host, self.host_names)
         except Exception:
             error_logger.exception("access log failed")
 
