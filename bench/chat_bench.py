@@ -28,7 +28,8 @@ members split across two medusa-chat processes sharing one ``redis-server`` (the
 (which closes the window) and the other half on the second, so every message crosses
 Redis once. The two nodes and Redis are pinned to CPU 0 like the one server they are
 compared with, the load to CPU 1; ``cross p99`` is the p99 latency of the second node's
-members only (a delivery through Redis), and the CPU of each process is printed.
+members only (a delivery through Redis), beside the same figure for the first node's
+members in the same run (what crossing Redis adds), and the CPU of each process.
 
 Run: ``hatch run bench:python bench/chat_bench.py [--clients 500] [--window 5,20,200,400]
 [--duration 5] [--runs 3] [--sample 50] [--only medusa,medusa-asyncio,miniircd,medusa-bus]``
@@ -71,6 +72,7 @@ class Stats:
     reads: int = 0
     latencies: list[int] = field(default_factory=list)
     cross: list[int] = field(default_factory=list)  # latencies on the second node
+    near: list[int] = field(default_factory=list)  # on the first (the senders') node
     joined: int = 0
     completed: int = 0
     dropped: int = 0
@@ -140,8 +142,7 @@ class Member(asyncio.Protocol):
             if stats.measuring and self.parse:
                 latency = now - int(line[index + len(MARK) :].rstrip(b"\r"))
                 stats.latencies.append(latency)
-                if self.far:
-                    stats.cross.append(latency)
+                (stats.cross if self.far else stats.near).append(latency)
         if count:
             if stats.measuring:
                 stats.deliveries += count
@@ -181,6 +182,7 @@ class Result:
     server_wait: float  # fraction of the time the server was runnable but not running
     per_read: float  # deliveries per chunk received (at least the server's lines per write)
     cross_p99: float = float("nan")  # ms, deliveries through Redis (two nodes only)
+    near_p99: float = float("nan")  # ms, the senders' node's own members (two nodes only)
     node2_cpu: float = float("nan")  # fraction of one core: the second node
     redis_cpu: float = float("nan")  # fraction of one core: redis-server
 
@@ -239,6 +241,7 @@ async def load(
             stats.deliveries = stats.reads = 0
             stats.latencies.clear()
             stats.cross.clear()
+            stats.near.clear()
             measure_from = now
             others = [cpu_seconds(pid) for pid in pids[1:]]
             server_cpu = cpu_seconds(server_pid)
@@ -266,6 +269,8 @@ async def load(
         node2_cpu, redis_cpu = (u / elapsed for u in used)
     cross = sorted(stats.cross)
     cross_p99 = cross[int(len(cross) * 0.99)] / 1e6 if cross else float("nan")
+    near = sorted(stats.near)
+    near_p99 = near[int(len(near) * 0.99)] / 1e6 if near and cross else float("nan")
     rate = stats.deliveries / elapsed
     lat = sorted(stats.latencies)
     p50 = lat[len(lat) // 2] / 1e6 if lat else float("nan")
@@ -286,6 +291,7 @@ async def load(
         server_wait,
         per_read,
         cross_p99,
+        near_p99,
         node2_cpu,
         redis_cpu,
     )
@@ -495,7 +501,8 @@ def main() -> int:
         if "medusa-bus" in medians:
             bus = medians["medusa-bus"]
             print(
-                f"medusa-bus: cross-node p99 {bus.cross_p99:.2f} ms (target < 5 ms); CPU of "
+                f"medusa-bus: cross-node p99 {bus.cross_p99:.2f} ms (target < 5 ms; the "
+                f"senders' node's members {bus.near_p99:.2f} ms); CPU of "
                 f"node 1 {bus.server_cpu:.0%}, node 2 {bus.node2_cpu:.0%}, "
                 f"redis-server {bus.redis_cpu:.0%}, load {bus.load_cpu:.0%}"
             )
@@ -547,7 +554,8 @@ def describe(result: Result) -> str:
         f"  load CPU {result.load_cpu:4.0%}"
         + (f"  {result.dropped} clients dropped" if result.dropped else "")
         + (
-            f"  cross p99 {result.cross_p99:.2f} ms  node 2 CPU {result.node2_cpu:.0%}"
+            f"  cross p99 {result.cross_p99:.2f} ms (same node {result.near_p99:.2f} ms)"
+            f"  node 2 CPU {result.node2_cpu:.0%}"
             f"  redis CPU {result.redis_cpu:.0%}"
             if result.node2_cpu == result.node2_cpu  # not NaN: two nodes
             else ""
