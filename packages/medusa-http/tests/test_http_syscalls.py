@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -92,6 +92,34 @@ def _get(connection: http.client.HTTPConnection) -> None:
     assert response.getheader("Connection") is None  # the connection stays open
 
 
+def _count_calls(
+    strace: str, pid: int, calls: str, trace: Path, action: Callable[[], None]
+) -> collections.Counter[str]:
+    """Run ``action`` with strace attached to ``pid`` (tracing ``calls``, a comma-separated
+    list); return how many times each was made (skips where strace may not attach)."""
+    tracer = subprocess.Popen(
+        [strace, "-f", "-p", str(pid), "-e", f"trace={calls}", "-o", str(trace)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        attached = _read_line(tracer.stderr, r"attached|Operation not permitted",
+                              time.monotonic() + DEADLINE)  # fmt: skip
+        if "not permitted" in attached.group(0):
+            pytest.skip("strace may not attach to a process here (ptrace)")
+        action()
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(DEADLINE)
+        assert tracer.stderr is not None
+        tracer.stderr.close()
+    return collections.Counter(
+        match.group(1)
+        for line in trace.read_text().splitlines()
+        if (match := re.match(r"\d+\s+(\w+)\(", line)) is not None
+    )
+
+
 def test_large_file_response_system_calls(
     server: tuple[int, int], strace: str, tmp_path: Path
 ) -> None:
@@ -99,32 +127,15 @@ def test_large_file_response_system_calls(
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
     try:
         _get(connection)  # the connection's first large file: what is made once is made
-        trace = tmp_path / "trace.txt"
         calls = "getsockname,fstat,newfstatat,statx,setsockopt,readlink,openat,sendfile"
-        tracer = subprocess.Popen(
-            [strace, "-f", "-p", str(pid), "-e", f"trace={calls}", "-o", str(trace)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            attached = _read_line(tracer.stderr, r"attached|Operation not permitted",
-                                  time.monotonic() + DEADLINE)  # fmt: skip
-            if "not permitted" in attached.group(0):
-                pytest.skip("strace may not attach to a process here (ptrace)")
+
+        def responses() -> None:
             for _ in range(RESPONSES):
                 _get(connection)
-        finally:
-            tracer.send_signal(signal.SIGINT)
-            tracer.wait(DEADLINE)
-            assert tracer.stderr is not None
-            tracer.stderr.close()
+
+        counts = _count_calls(strace, pid, calls, tmp_path / "trace.txt", responses)
     finally:
         connection.close()
-    counts = collections.Counter(
-        match.group(1)
-        for line in trace.read_text().splitlines()
-        if (match := re.match(r"\d+\s+(\w+)\(", line)) is not None
-    )
     fstats = counts["fstat"] + counts["newfstatat"] + counts["statx"]
     assert counts["openat"] == RESPONSES, counts
     assert counts["sendfile"] >= RESPONSES, counts
@@ -151,31 +162,14 @@ def test_cached_small_file_responses_make_no_stat(
 
     try:
         get_small()  # read, cached and watched
-        trace = tmp_path / "trace.txt"
-        tracer = subprocess.Popen(
-            [strace, "-f", "-p", str(pid), "-e", "trace=newfstatat,statx,stat,poll,ppoll",
-             "-o", str(trace)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        try:
-            attached = _read_line(tracer.stderr, r"attached|Operation not permitted",
-                                  time.monotonic() + DEADLINE)  # fmt: skip
-            if "not permitted" in attached.group(0):
-                pytest.skip("strace may not attach to a process here (ptrace)")
+
+        def responses() -> None:
             for _ in range(RESPONSES):
                 get_small()
-        finally:
-            tracer.send_signal(signal.SIGINT)
-            tracer.wait(DEADLINE)
-            assert tracer.stderr is not None
-            tracer.stderr.close()
+
+        calls = "newfstatat,statx,stat,poll,ppoll"
+        counts = _count_calls(strace, pid, calls, tmp_path / "trace.txt", responses)
     finally:
         connection.close()
-    counts = collections.Counter(
-        match.group(1)
-        for line in trace.read_text().splitlines()
-        if (match := re.match(r"\d+\s+(\w+)\(", line)) is not None
-    )
     assert counts["newfstatat"] + counts["statx"] + counts["stat"] == 0, counts
     assert counts["poll"] + counts["ppoll"] >= RESPONSES, counts

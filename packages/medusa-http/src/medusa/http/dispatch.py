@@ -23,22 +23,30 @@ if TYPE_CHECKING:
 __all__ = ["choose_handler", "dispatch", "handler_failed", "handler_result", "run_handler"]
 
 
-def dispatch(channel: HTTPChannel, handlers: Sequence[Handler], request: Request) -> None:
+def dispatch(
+    channel: HTTPChannel,
+    handlers: Sequence[Handler],
+    request: Request,
+    handler: Handler | None = None,
+) -> None:
     """Answer ``request`` with the first of ``handlers`` whose ``match`` takes it, or 404
-    when none does: :func:`choose_handler` (inlined: this runs for every request), then
-    :func:`run_handler`."""
-    for handler in handlers:
-        try:
-            if handler.match(request):
-                break
-        except Exception:
-            handler_failed(channel, request, handler)
+    when none does (:func:`choose_handler`, inlined: this runs for every request), by the
+    rules of :mod:`medusa.http.handler`: call it, run a coroutine result as a task
+    (finishing the request when it returns), turn an exception into a 500, and a request
+    left unanswered by a plain ``def`` into an error. With ``handler`` given, that one
+    answers and ``handlers`` is not looked at (:func:`run_handler`)."""
+    if handler is None:
+        for handler in handlers:
+            try:
+                if handler.match(request):
+                    break
+            except Exception:
+                handler_failed(channel, request, handler)
+                return
+        else:
+            if not request.answered:
+                request.error(404)
             return
-    else:
-        if not request.answered:
-            request.error(404)
-        return
-    # run_handler, inlined: this runs for every request.
     request.handler = handler
     try:
         result = handler.handle_request(request)
@@ -65,17 +73,9 @@ def choose_handler(
 
 
 def run_handler(channel: HTTPChannel, request: Request, handler: Handler) -> None:
-    """Let ``handler`` answer ``request`` by the rules of :mod:`medusa.http.handler`: call
-    it, run a coroutine result as a task (finishing the request when it returns), turn an
-    exception into a 500, and a request left unanswered by a plain ``def`` into an error."""
-    request.handler = handler
-    try:
-        result = handler.handle_request(request)
-    except Exception:
-        handler_failed(channel, request, handler)
-        return
-    if result is not None or not request.finished:
-        handler_result(channel, request, handler, result)
+    """Let ``handler`` answer ``request`` (its ``match`` is not asked) by the rules of
+    :func:`dispatch`."""
+    dispatch(channel, (), request, handler)
 
 
 def handler_result(
