@@ -56,6 +56,7 @@ class LineRoute:
         logger: ``logger``.
         second: ``second``.
         stamp: the time part (:func:`time_stamp`).
+        after_host: what follows the host in a line without a user: ``" - -" + stamp``.
         prefix: what the logger puts before each line in this second (the console's time,
             name and level; ``""`` for a plain file).
         queue: the logger's queue when a line may be appended to its ``records`` directly
@@ -65,12 +66,13 @@ class LineRoute:
             (``direct``) and :attr:`queue` is None; else None (see :meth:`write`).
     """
 
-    __slots__ = ("log_line", "logger", "prefix", "queue", "second", "stamp")
+    __slots__ = ("after_host", "log_line", "logger", "prefix", "queue", "second", "stamp")
 
     def __init__(self, logger: Logger | None, second: int, *, direct: bool = True) -> None:
         self.logger = logger
         self.second = second
         self.stamp = time_stamp(second)
+        self.after_host = " - -" + self.stamp
         route = line_queue(logger, second) if direct and logger is not None else None
         self.prefix = ""
         self.queue: LogQueue | None = None
@@ -179,6 +181,7 @@ def common_log_line(request: Request, host: str, stamp: str) -> str:
             ``bytes_out`` (body bytes sent: ``-`` for none) make the line.
         host: the client's address (:func:`client_host`).
         stamp: the time part (:func:`time_stamp`).
+        after_host: what follows the host in a line without a user: ``" - -" + stamp``.
 
     The target and the user are escaped (see :func:`_quote`) so that a client cannot forge
     log lines; the method (an RFC 9110 token: the parser refuses anything else) and the

@@ -453,7 +453,7 @@ class HTTPServer(Server):
             if queue is not None and method and target in PLAIN_TARGETS and request.user is None:
                 try:
                     line = (
-                        f"{route.prefix}{host} - -{route.stamp}{method} {target} "
+                        f"{route.prefix}{host}{route.after_host}{method} {target} "
                         f"HTTP/{request.version}{STATUS_FIELDS[request.status]}"
                         f"{SIZE_TEXTS[request.bytes_out]}"
                     )
