@@ -208,7 +208,9 @@ async def load(
     wake = asyncio.Event()
     members: list[Member] = []
     for i in range(clients):
-        node = 0 if len(ports) == 1 or 1 <= i <= senders else (i + 1) % 2
+        # probe on the second node, senders on the first, the others (the sampled ones
+        # too: every sample-th member) alternating
+        node = 0 if len(ports) == 1 or 1 <= i <= senders else member_node(i, sample)
         transport, member = await loop.create_connection(
             functools.partial(Member, stats, wake, i == 0, i % sample == 0, node == 1),
             "127.0.0.1",
@@ -295,6 +297,12 @@ async def load(
         node2_cpu,
         redis_cpu,
     )
+
+
+def member_node(index: int, sample: int) -> int:
+    """The node (0 or 1) of member ``index`` who is not a sender in the two-node mode: the
+    probe (0) on the second; the others, the sampled ones too, alternating."""
+    return 1 if index == 0 else (index + index // sample) % 2
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
