@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable
+from asyncio import get_running_loop
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from medusa.core.log import error_logger, peer_text, printable
@@ -55,6 +56,17 @@ _STREAMING = 2  # the head was written, more body parts are coming
 _DONE = 3  # the last body part was sent (or a file)
 
 _DISCONNECT = {"type": "http.disconnect"}
+
+
+class _Finished:
+    """Stands for a finished future until the handler's first request, on the running
+    loop, makes one (a future needs a loop)."""
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE_FUTURE: Any = _Finished()
 
 
 class ClientDisconnectedError(OSError):
@@ -117,6 +129,8 @@ class ASGIHandler:
         self.lifespan = Lifespan(app, self.state, self.name) if lifespan else None
         self.requests = 0
         self.errors = 0
+        self.ready: asyncio.Future[None] = _DONE_FUTURE
+        """A finished future: what ``send`` returns when it took a message at once."""
         self.ws_max_size = ws_max_size
         self.ws_ping_interval = ws_ping_interval
 
@@ -159,6 +173,7 @@ class ASGIHandler:
 
         self.requests += 1
         scope = base_scope(request, root_path=self.prefix, state=self.state)
+        del scope["method"]  # not a key of websocket scopes
         await serve_websocket(
             self.app,
             request,
@@ -213,56 +228,50 @@ class HTTPCycle:
             gives an empty last ``http.request``).
     """
 
-    __slots__ = (
-        "body_done",
-        "body_given",
-        "chunks",
-        "disconnected",
-        "handler",
-        "headers",
-        "length",
-        "paused",
-        "request",
-        "sent",
-        "state",
-        "status",
-        "waiter",
-    )
+    # Set for every request: slots. The rest are class defaults, stored on the instance
+    # only when set (most requests never change them): each attribute set costs.
+    __slots__ = ("__dict__", "body_done", "handler", "request", "state")
+
+    body_given = False
+    chunks: list[bytes] | None = None
+    disconnected = False
+    paused = False
+    waiter: asyncio.Future[None] | None = None
+    status = 200
+    headers: Iterable[Any] = ()
+    length: int | None = None
+    sent = 0
 
     def __init__(self, handler: ASGIHandler, request: Request, body_done: bool) -> None:
         self.handler = handler
         self.request = request
         self.body_done = body_done
-        self.body_given = False
-        self.chunks: list[bytes] = []
-        self.disconnected = False
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
         self.state = _START
-        self.status = 200
-        self.headers: Iterable[Any] = ()
-        self.length: int | None = None
-        self.sent = 0
-        request.on_lost = self.lost
 
     def run(self) -> None:
-        """Build the scope and start the application (a task)."""
+        """Build the scope and start the application (a task, which finishes the request
+        when the application returns or fails: :meth:`_main`)."""
         handler = self.handler
         handler.requests += 1
+        if handler.ready is _DONE_FUTURE:
+            ready = handler.ready = get_running_loop().create_future()
+            ready.set_result(None)
         request = self.request
         scope = base_scope(request, root_path=handler.prefix, state=handler.state)
-        scope["type"] = "http"
         scope["method"] = request.method
         scope["extensions"] = _EXTENSIONS
-        task = asyncio.ensure_future(handler.app(scope, self.receive, self.send))
-        task.add_done_callback(self._app_done)
+        get_running_loop().create_task(self._main(handler.app(scope, self.receive, self.send)))
 
     # -- the request body (the sink) -------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         """A piece of the body arrived: hand it to a waiting ``receive()``, else keep it
         and pause reading until the application asks."""
-        self.chunks.append(data)
+        chunks = self.chunks
+        if chunks is None:
+            self.chunks = [data]
+        else:
+            chunks.append(data)
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -309,7 +318,7 @@ class HTTPCycle:
         while True:
             chunks = self.chunks
             if chunks:
-                self.chunks = []
+                self.chunks = None
                 data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 if self.body_done:
                     self.body_given = True
@@ -319,10 +328,13 @@ class HTTPCycle:
             if self.body_done and not self.body_given:
                 self.body_given = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if self.disconnected or self.state == _DONE:
+            request = self.request
+            if self.disconnected or self.state == _DONE or request.channel.closing:
                 return _DISCONNECT.copy()
+            if request.on_lost is None:
+                request.on_lost = self.lost  # to wake this waiter if the client leaves
             self._resume()
-            waiter = self.waiter = asyncio.get_running_loop().create_future()
+            waiter = self.waiter = get_running_loop().create_future()
             try:
                 await waiter
             finally:
@@ -331,9 +343,11 @@ class HTTPCycle:
 
     # -- the response ----------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:
         """The application's ``send``: ``http.response.start``, ``http.response.body``,
-        ``http.response.pathsend``.
+        ``http.response.pathsend``. A plain function returning what the application awaits:
+        a finished future when the message was taken at once (no coroutine to make), a
+        coroutine when it must wait for the client (flow control).
 
         Raises:
             ClientDisconnectedError: after the client left.
@@ -348,14 +362,13 @@ class HTTPCycle:
                 body = message.get("body", b"")
                 if not message.get("more_body", False):
                     self._respond(body)
-                    return
+                    return self.handler.ready
                 self._start_stream()
             elif state != _STREAMING:
                 raise ProtocolError(_order_error(kind, state))
             else:
                 body = message.get("body", b"")
-            await self._push(body, message.get("more_body", False))
-            return
+            return self._push(body, message.get("more_body", False))
         if kind == "http.response.start":
             if state != _START:
                 raise ProtocolError(_order_error(kind, state))
@@ -364,14 +377,14 @@ class HTTPCycle:
             self.status = message["status"]
             self.headers = message.get("headers", ())
             self.state = _STARTED
-            return
+            return self.handler.ready
         if kind == "http.response.pathsend":
             if state != _STARTED:
                 raise ProtocolError(_order_error(kind, state))
             if self.disconnected:
                 raise ClientDisconnectedError("the client closed the connection")
             self._send_path(message["path"])
-            return
+            return self.handler.ready
         raise ProtocolError(f"unknown message type {kind!r} for an http scope")
 
     def _respond(self, body: bytes) -> None:
@@ -403,7 +416,7 @@ class HTTPCycle:
             self.length = length
         self.state = _STREAMING
 
-    async def _push(self, body: bytes, more: bool) -> None:
+    def _push(self, body: bytes, more: bool) -> Awaitable[None]:
         request = self.request
         if body:
             self.sent += len(body)
@@ -424,13 +437,19 @@ class HTTPCycle:
                 )
             request.done()
             self._resume()
-            return
+            return self.handler.ready
         if request.output_waits or not request.channel.writable:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[None] = get_running_loop().create_future()
             request.push_with_producer(_Wakeup(future))
-            await future
-            if self.disconnected:
-                raise ClientDisconnectedError("the client closed the connection")
+            return self._drain(future)
+        return self.handler.ready
+
+    async def _drain(self, future: asyncio.Future[None]) -> None:
+        """Wait until the output queued before ``future``'s wake-up went out."""
+        await future
+        if self.disconnected or self.request.channel.closing:
+            self.disconnected = True
+            raise ClientDisconnectedError("the client closed the connection")
 
     def _send_path(self, path: str) -> None:
         """``http.response.pathsend``: the file at ``path`` as the body, with
@@ -455,28 +474,44 @@ class HTTPCycle:
         request.done()
         self._resume()
 
-    def _app_done(self, task: asyncio.Future[None]) -> None:
+    async def _main(self, call: Awaitable[None]) -> None:
+        """Await the application's call, then finish the request: a logged 500 (or a cut
+        connection) for an exception or a response left unfinished."""
+        try:
+            await call
+        except Exception as exc:
+            self._finished(exc)
+        except asyncio.CancelledError:
+            self._cancelled()
+        else:
+            if self.state != _DONE:
+                self._finished(None)
+
+    def _cancelled(self) -> None:
+        request = self.request
+        if request.on_lost is not None:
+            request.on_lost = None
+        self._resume()
+        if not request.finished:
+            if request.headers_sent:
+                request.channel.abort()
+            else:
+                request.error(503)
+
+    def _finished(self, exc: Exception | None) -> None:
         request = self.request
         if request.on_lost is not None:
             request.on_lost = None
         self._resume()
         handler = self.handler
         channel = request.channel
-        if task.cancelled():
-            if not request.finished:
-                if request.headers_sent:
-                    channel.abort()
-                else:
-                    request.error(503)
-            return
-        exc = task.exception()
         if exc is not None:
             if isinstance(exc, ClientDisconnectedError) and self.disconnected:
                 return
             handler.errors += 1
             channel.handler_failed(request, handler, exc)
             return
-        if self.state == _DONE or self.disconnected:
+        if self.disconnected or channel.closing:
             return
         handler.errors += 1
         channel.http.counters.errors += 1

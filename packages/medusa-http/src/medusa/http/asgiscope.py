@@ -5,6 +5,8 @@ an ``http`` and a ``websocket`` scope share, built from a :class:`~medusa.http.r
 (``websocket`` only): :mod:`medusa.http.asgi` and :mod:`medusa.http.asgiwebsocket` add
 them. ``scheme`` is ``http`` or ``https``; the WebSocket side turns it into ``ws``/``wss``.
 
+:func:`base_scope` also has ``type``, ``method`` and ``extensions`` for the caller to set.
+
 The mount point: ``root_path`` is the prefix the application is mounted at (``""`` at
 ``/``), and ``path`` is the whole request path, the prefix included, as the request-target
 gave it (what uvicorn sends and what Starlette and Django expect: the ASGI specification's
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["ASGI_VERSION", "base_scope", "raw_path", "scope_path", "server_address"]
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
-"""The ``asgi`` key of every scope (a fresh copy each time: applications may write to it).
+"""The ``asgi`` key of every scope (one dict shared by the scopes: not to be changed).
 HTTP spec 2.4: ``send`` after the client left raises :class:`OSError` (a subclass), and
 ``http.disconnect`` follows a finished response; the WebSocket side may set its own."""
 
@@ -87,28 +89,65 @@ def base_scope(request: Request, *, root_path: str, state: dict[str, Any]) -> di
         ``(name, value)`` byte pairs, names lower-case, repeated fields joined with
         ``", "`` as RFC 9110 §5.3 allows), ``client`` (``(host, port)`` of the client, or
         of the client a trusted proxy named; None on a Unix socket), ``server`` (see
-        :func:`server_address`) and ``state``.
+        :func:`server_address`) and ``state``; and, for the caller to set, ``type``
+        (``"http"``), ``method`` and ``extensions`` (a WebSocket scope deletes ``method``).
+        The keys are in the order of a copied template (cheaper than a new dict).
     """
-    raw = raw_path(request)
-    return {
-        "asgi": ASGI_VERSION.copy(),
-        "http_version": request.version,
-        "scheme": request.scheme,
-        "path": scope_path(request, raw),
-        "raw_path": raw,
-        "query_string": request.query.encode("latin-1"),
+    target = request.target
+    if target[:1] == "/" and "?" not in target and "%" not in target and target.isascii():
+        raw = target.encode("ascii")  # the usual origin-form target: its path as it is
+        path = target
+    else:
+        raw = raw_path(request)
+        path = scope_path(request, raw)
+    scope = _TEMPLATES.get(root_path) or _template(root_path)
+    scope = scope.copy()  # a copy of a dict of these keys: cheaper than a new dict
+    scope["http_version"] = request.version
+    scope["path"] = path
+    scope["raw_path"] = raw
+    scope["query_string"] = request.query.encode("latin-1")
+    scope["headers"] = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()
+    ]
+    scope["state"] = state.copy() if state else {}
+    channel = request.channel
+    if request.forwarded is None:
+        peer = channel.peer
+        if channel.http.ssl is not None:
+            scope["scheme"] = "https"
+    else:
+        peer = request.peer
+        scope["scheme"] = request.scheme
+    if type(peer) is not tuple or len(peer) != 2:
+        peer = (peer[0], peer[1]) if type(peer) is tuple and len(peer) > 2 else None
+    scope["client"] = peer
+    server = channel.__dict__.get(_SERVER, channel)
+    scope["server"] = server_address(request) if server is channel else server
+    return scope
+
+
+_TEMPLATES: dict[str, dict[str, Any]] = {}
+"""A scope's keys in order with their usual values, by ``root_path``: copied for each
+request (the ``asgi`` dict is shared by them)."""
+
+
+def _template(root_path: str) -> dict[str, Any]:
+    template: dict[str, Any] = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
         "root_path": root_path,
-        "headers": [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in request.headers.items()
-        ],
-        "client": _client(request.peer),
-        "server": server_address(request),
-        "state": state.copy(),
+        "headers": [],
+        "client": None,
+        "server": None,
+        "state": {},
+        "extensions": {},
     }
-
-
-def _client(peer: Any) -> tuple[str, int] | None:
-    if type(peer) is tuple and len(peer) >= 2:
-        return (peer[0], peer[1])
-    return None
+    if len(_TEMPLATES) < 64:
+        _TEMPLATES[root_path] = template
+    return template
