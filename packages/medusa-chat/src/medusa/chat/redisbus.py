@@ -385,5 +385,5 @@ class RedisBus:
             for node, exists in zip(nodes, await pipe.execute(), strict=True):
                 if not exists and node in network.nodes:
                     error_logger.warning("chat: node %s lost (no heartbeat)", node)
+                    await self._forget(node)  # its nicks are free when its users quit
                     replica.lose_node(network, node)
-                    await self._forget(node)
