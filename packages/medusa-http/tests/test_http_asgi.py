@@ -125,6 +125,14 @@ class Apps:
             message = await receive()
         self.events.append(message["type"])
 
+    async def early_answer(self, scope: Scope, receive: Any, send: Any) -> None:
+        await receive()
+        await send(start())
+        await send(body(b"early", more=True))
+        message = await receive()  # the rest of the body is not read once answering
+        self.events.append(message["type"])
+        await send(body(b" done"))
+
     async def raise_before(self, scope: Scope, receive: Any, send: Any) -> None:
         raise RuntimeError("broken before the start")
 
@@ -432,3 +440,19 @@ def test_pathsend(served: Served, tmp_path: Path) -> None:
     status, answer = get(server, f"/app/pathsend?{tmp_path / 'f.bin'}")
     assert status == 200
     assert answer == data
+
+
+def test_receive_after_the_response_began_gives_disconnect(
+    served: Served, connect: Connect
+) -> None:
+    apps = served.apps
+    sock = connect(10)
+    sock.sendall(b"POST /app/early-answer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    sock.sendall(b"b" * 1000)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ")
+    assert b"Connection: close" in data
+    assert data.endswith(b"5\r\nearly\r\n5\r\n done\r\n0\r\n\r\n")
+    assert apps.events == ["http.disconnect"]

@@ -329,7 +329,14 @@ class HTTPCycle:
                 self.body_given = True
                 return {"type": "http.request", "body": b"", "more_body": False}
             request = self.request
-            if self.disconnected or self.state == _DONE or request.channel.closing:
+            if (
+                self.disconnected
+                or self.state == _DONE
+                or request.channel.closing
+                or (request.headers_sent and not self.body_done)
+            ):
+                # (Once the response has begun, the rest of a body still arriving is not
+                # read: the connection closes after the response.)
                 return _DISCONNECT.copy()
             if request.on_lost is None:
                 request.on_lost = self.lost  # to wake this waiter if the client leaves
