@@ -1,7 +1,9 @@
 """irssi and WeeChat, the terminal IRC clients the issue names, as real processes with
 their default settings against the chat server (both loops), an ``irc`` library client
 watching: each joins a channel, sees its topic, says a line the observer receives, reads a
-line the observer says, and quits with a message the observer sees.
+line the observer says, and quits with a message the observer sees. WeeChat does it once
+more on the second node of a network shared through Redis (issue 18), the observer on the
+first (skipped without ``redis-server``).
 
 WeeChat runs as ``weechat-headless`` and takes its commands through its FIFO (the ``fifo``
 plugin, Debian's ``weechat-plugins``); what it shows is read from the files of its
@@ -18,6 +20,7 @@ import errno
 import fcntl
 import os
 import shutil
+import socket
 import struct
 import subprocess
 import termios
@@ -31,7 +34,7 @@ import irc.client  # type: ignore[import-untyped]
 import pytest
 
 from medusa.chat.server import ChatServer
-from medusa.core.testing import ServerThread, stop_process
+from medusa.core.testing import ServerThread, require_tool, stop_process
 
 TIMEOUT = 20.0
 """Seconds for any one step; WeeChat's default anti-flood sends a line every 2 s."""
@@ -244,11 +247,87 @@ def from_nick(nick: str) -> Callable[[Any], bool]:
     reason="weechat-headless is not installed (apt-get install weechat-headless weechat-plugins)",
 )
 def test_weechat(server: ChatServer, observer: Observer, tmp_path: Path) -> None:
+    open_channel(observer, "#weechat", "Topic for the WeeChat test")
+    run_weechat(observer, server.port, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def bus_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, ...]]:
+    """Two chat servers (nodes ``one.test`` and ``two.test``) sharing a ``redis-server``
+    of their own (issue 18), each in its own thread."""
+    pytest.importorskip("redis", reason="the bus needs redis-py: pip install 'medusa-chat[redis]'")
+    program = require_tool("redis-server", "apt-get install redis-server")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    directory = tmp_path_factory.mktemp("redis")
+    redis = subprocess.Popen(
+        [
+            program,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(directory),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not listening(port):
+            assert redis.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        url = f"redis://127.0.0.1:{port}/0"
+        threads = [
+            ServerThread([ChatServer(("127.0.0.1", 0), bus=url, server_name=name)])
+            for name in ("one.test", "two.test")
+        ]
+        with threads[0], threads[1]:
+            yield tuple(threads)
+    finally:
+        stop_process(redis)
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+        return True
+    return False
+
+
+@pytest.mark.skipif(
+    WEECHAT is None,
+    reason="weechat-headless is not installed (apt-get install weechat-headless weechat-plugins)",
+)
+def test_weechat_on_another_node(bus_nodes: tuple[ServerThread, ...], tmp_path: Path) -> None:
+    """The observer on one node, WeeChat on the other, one network through Redis."""
+    one, two = (thread.servers[0] for thread in bus_nodes)
+    assert isinstance(one, ChatServer)
+    assert isinstance(two, ChatServer)
+    observer = Observer(one.port)
+    try:
+        open_channel(observer, "#weechat", "Topic for the WeeChat test")
+
+        def known_there() -> bool:
+            found = two.network.find_channel("#weechat")
+            return found is not None and found.topic != "" and len(found.members) == 1
+
+        observer.run_until(lambda: bus_nodes[1].call(known_there), "the channel on node two")
+        run_weechat(observer, two.port, tmp_path)
+    finally:
+        observer.close()
+
+
+def run_weechat(observer: Observer, port: int, tmp_path: Path) -> None:
+    """WeeChat joins ``#weechat`` (opened by the observer with its topic) at ``port``,
+    shows the topic and the names, says a line the observer gets and reads one, quits."""
     # Not a skip: where weechat-headless is installed for this test, so must its plugins be.
     assert WEECHAT_FIFO_PLUGIN, "WeeChat's fifo plugin is missing: install weechat-plugins"
     channel, nick = "#weechat", "weenick"
-    open_channel(observer, channel, "Topic for the WeeChat test")
-    client = WeeChat(tmp_path, server.port, nick)
+    client = WeeChat(tmp_path, port, nick)
     try:
         observer.run_until(client.fifo_ready, "WeeChat's FIFO")
         observer.run_until(
