@@ -410,6 +410,15 @@ class HTTPCycle:
 
     def _start_stream(self) -> None:
         """The head of a response whose body comes in parts."""
+        length = self._head()
+        if length is not None:
+            self.request.set_length(length)
+            self.length = length
+        self.state = _STREAMING
+
+    def _head(self) -> int | None:
+        """Put the application's status and header fields on the request (for a response
+        sent in parts); return its ``Content-Length``, if any."""
         request = self.request
         request.status = self.status
         fields, length, close = encode_fields(self.headers)
@@ -418,10 +427,7 @@ class HTTPCycle:
         for line in fields.split(b"\r\n")[:-1]:
             name, _, value = line.partition(b": ")
             request.add_header(name.decode("latin-1"), value.decode("latin-1"))
-        if length is not None:
-            request.set_length(length)
-            self.length = length
-        self.state = _STREAMING
+        return length
 
     def _push(self, body: bytes, more: bool) -> Awaitable[None]:
         request = self.request
@@ -465,13 +471,7 @@ class HTTPCycle:
         try:
             size = os.fstat(file.fileno()).st_size
             request = self.request
-            request.status = self.status
-            fields, _, close = encode_fields(self.headers)
-            if close:
-                request.keep_alive = False
-            for line in fields.split(b"\r\n")[:-1]:
-                name, _, value = line.partition(b": ")
-                request.add_header(name.decode("latin-1"), value.decode("latin-1"))
+            self._head()
             request.set_length(size)
         except BaseException:
             file.close()
