@@ -114,6 +114,23 @@ def server_specs(module: str, only: Sequence[str], logs: str) -> list[ServerSpec
     return specs
 
 
+class Row:
+    """One row's figures over the runs: requests per second and server CPU microseconds
+    per request, in run order (index ``i`` of every row of a scenario is the same run)."""
+
+    def __init__(self) -> None:
+        self.rates: list[float | None] = []
+        self.cpu_us: list[float | None] = []
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r for r in self.rates if r is not None)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(c for c in self.cpu_us if c is not None)
+
+
 def measure_scenarios(
     ws: Workspace,
     scenarios: Sequence[str],
@@ -121,19 +138,20 @@ def measure_scenarios(
     runs: int,
     duration: int,
     paths: dict[str, tuple[str, str]] = SCENARIOS,
-) -> dict[str, dict[str, float]]:
-    """Requests per second, the median of ``runs`` wrk runs, by scenario and row key.
+) -> dict[str, dict[str, Row]]:
+    """Each row's requests per second and server CPU per request over ``runs`` wrk runs,
+    by scenario and row key.
 
     Within a run every row is measured once, one after the other, so that the ratios of a
-    run compare servers under the same machine load; the table keeps each row's median.
+    run compare servers under the same machine load (:func:`print_table` takes the median
+    of those same-run ratios).
     """
-    results: dict[str, dict[str, list[float]]] = {}
+    results: dict[str, dict[str, Row]] = {}
     for scenario in scenarios:
         module, path = paths[scenario]
-        specs = specs_for(module)
         per_row = results.setdefault(scenario, {})
         servers = {}
-        for spec in specs:
+        for spec in specs_for(module):
             try:
                 servers[spec.key] = start_server(spec, ws)
             except StartError as exc:
@@ -141,38 +159,53 @@ def measure_scenarios(
         try:
             for _ in range(runs):
                 for key, server in servers.items():
+                    row = per_row.setdefault(key, Row())
                     url = f"http://127.0.0.1:{server.port}{path}"
+                    cpu_before = server.cpu_seconds()
                     try:
                         run = run_wrk(url, CONNECTIONS, duration, ws.client_cpu)
                     except MeasureError as exc:
                         print(f"{scenario}: {key}: {exc}", file=sys.stderr)
+                        row.rates.append(None)
+                        row.cpu_us.append(None)
                         continue
+                    cpu = server.cpu_seconds() - cpu_before
                     if run.non_2xx or run.socket_errors:
                         print(
                             f"{scenario}: {key}: {run.non_2xx} non-2xx, "
                             f"{run.socket_errors} socket errors",
                             file=sys.stderr,
                         )
-                    per_row.setdefault(key, []).append(run.requests_per_s)
+                    row.rates.append(run.requests_per_s)
+                    row.cpu_us.append(cpu / run.requests * 1e6 if run.requests else None)
         finally:
             for server in servers.values():
                 server.stop()
-    return {
-        scenario: {key: statistics.median(values) for key, values in rows.items()}
-        for scenario, rows in results.items()
-    }
+    return results
 
 
-def print_table(medians: dict[str, dict[str, float]], base: str = "medusa") -> None:
-    """Print requests per second and each row's ratio of ``base`` (``medusa`` /
-    ``medusa+logs``: logs-off rows against ``base``, default-logs rows against
-    ``base+logs``)."""
-    for scenario, rows in medians.items():
+def same_run_ratio(ours: list[float | None], theirs: list[float | None]) -> float | None:
+    """The median over runs of ``ours[i] / theirs[i]`` (runs where both were measured)."""
+    ratios = [a / b for a, b in zip(ours, theirs, strict=False) if a and b]
+    return statistics.median(ratios) if ratios else None
+
+
+def print_table(results: dict[str, dict[str, Row]], base: str = "medusa") -> None:
+    """Print each row's median requests per second and server CPU per request, and the
+    median of the same-run ratios of ``base`` to it (logs-off rows against ``base``,
+    default-logs rows against ``base+logs``): req/s ``base / row`` and CPU ``row /
+    base`` (above 1: ``base`` is faster, or needs less CPU)."""
+    for scenario, rows in results.items():
         print(f"\n{scenario}")
-        for key, rate in rows.items():
+        for key, row in rows.items():
             reference = rows.get(f"{base}+logs" if key.endswith("+logs") else base)
-            ratio = f"  medusa / this = {reference / rate:5.2f}" if reference else ""
-            print(f"  {key:22s} {rate:10,.0f} req/s{ratio}")
+            text = f"  {key:14s} {row.rate:9,.0f} req/s {row.cpu:7.1f} us CPU/request"
+            if reference is not None and reference is not row:
+                rate = same_run_ratio(reference.rates, row.rates)
+                cpu = same_run_ratio(row.cpu_us, reference.cpu_us)
+                if rate is not None and cpu is not None:
+                    text += f"   {base}: {rate:4.2f}x the req/s, {cpu:4.2f}x less CPU"
+            print(text)
 
 
 # --------------------------------------------------------------------------- instructions
@@ -298,14 +331,14 @@ def main(argv: list[str]) -> None:
     only = args.only.split(",")
     with tempfile.TemporaryDirectory(prefix="medusa-app-bench-") as tmpdir:
         ws = Workspace.create(Path(tmpdir), sys.executable, args.server_cpu, args.client_cpu, 0)
-        medians = measure_scenarios(
+        results = measure_scenarios(
             ws,
             args.scenarios.split(","),
             lambda module: server_specs(module, only, args.logs),
             args.runs,
             args.duration,
         )
-    print_table(medians)
+    print_table(results)
 
 
 if __name__ == "__main__":
