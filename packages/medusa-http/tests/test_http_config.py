@@ -65,7 +65,7 @@ def test_handler_tables_form_the_chain_in_order(tmp_path: Path) -> None:
         (
             {"type": "nope"},
             "server[0].handler[0].type",
-            "unknown handler 'nope' (known: auth, files",
+            "unknown handler 'nope' (known: app, auth, files",
         ),
         ({"type": "files"}, "server[0].handler[0].root", "missing"),
         ({"type": "files", "root": 3}, "server[0].handler[0].root", "expected a string"),
