@@ -20,6 +20,7 @@ import trustme
 from medusa.core.testing import ServerThread, loop_backends, wait_until
 from medusa.http import HTTPServer
 from medusa.http.asgi import ASGIHandler
+from medusa.http.channel import HTTPChannel
 
 
 class App:
@@ -84,7 +85,13 @@ def test_graceful_stop_answers_a_request_in_flight(backend: str) -> None:
         wait_until(lambda: app.release is not None, what="the application waiting")
         stopper = threading.Thread(target=thread.stop)
         stopper.start()
-        wait_until(lambda: server.listening == [], what="the server to stop listening")
+        wait_until(
+            lambda: all(
+                isinstance(channel, HTTPChannel) and channel.connection.stopping
+                for channel in server.channels
+            ),
+            what="the stop to reach the connection",
+        )
         assert app.loop is not None
         assert app.release is not None
         app.loop.call_soon_threadsafe(app.release.set)
