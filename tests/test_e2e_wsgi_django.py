@@ -15,8 +15,7 @@ import pytest
 from tests.djangoproject import PACKAGE, django_project
 
 from medusa.core.testing import ServerThread, loop_backends
-from medusa.http import HTTPServer
-from medusa.http.wsgi import WSGIHandler
+from medusa.http import HTTPServer, WSGIHandler
 
 
 @pytest.fixture(params=loop_backends())

@@ -30,8 +30,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from medusa.core.testing import ServerThread, loop_backends, require_tool, wait_until
-from medusa.http import HTTPServer
-from medusa.http.asgi import ASGIHandler
+from medusa.http import ASGIHandler, HTTPServer
 
 
 class Site(NamedTuple):

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from medusa.core.testing import ServerThread, loop_backends, require_tool
-from medusa.http import HTTPServer
-from medusa.http.wsgi import WSGIHandler
+from medusa.http import HTTPServer, WSGIHandler
 
 pytest.importorskip("flask", reason="flask is not installed (pip install flask)")
 
