@@ -153,11 +153,3 @@ class SmallFileCache:
             if entry.real == real or entry.real.startswith(below):
                 del self.entries[path]
                 self.size -= len(entry.body)
-
-    def close(self) -> None:
-        """Stop watching; entries are then checked with ``stat``."""
-        if self.watch is not None:
-            self.watch.close()
-            self.watch = None
-        for entry in self.entries.values():
-            entry.watched = False
