@@ -2,10 +2,17 @@
 
 500 clients join one channel; 10 of them send messages (each carrying its send time) with
 at most ``--window`` messages in flight (sent but not yet received by the first member),
-for ``--duration`` seconds after a warm-up. Every other member receives each message:
-deliveries per second and the delivery latency (send to receipt, p50/p99, from every
-``--sample``-th member) are measured by one load process pinned to CPU 1, while the server
-under test runs pinned to CPU 0 (``taskset``). Servers: medusa-chat on uvloop and on the
+for ``--duration`` seconds after a warm-up (a closed loop: a new message leaves as soon as
+the first member has received an earlier one, so each message waits behind up to
+``window - 1`` others). Every other member receives each message: deliveries per second
+and the delivery latency (p50/p99, from every ``--sample``-th member) are measured by one
+load process pinned to CPU 1, while the server under test runs pinned to CPU 0
+(``taskset``). Delivery latency is the time from the sender's ``send()`` (the message
+carries ``time.time_ns()`` taken just before it) to the line's arrival in the member's
+socket: the kernel's receive time stamp (``SO_TIMESTAMPING``, of the last segment of the
+chunk read, so never early). The time the one load process then takes to reach that
+socket among its 500 is its own, not the server's: it is printed beside, as ``read``
+(the load process's receipt, what this benchmark measured before 2026-12-06). Servers: medusa-chat on uvloop and on the
 standard asyncio loop (``medusa serve -c medusa.toml``), and miniircd (a Python IRC server
 from PyPI), one after another on the same machine.
 
@@ -46,6 +53,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +61,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 MARK = b" PRIVMSG #bench :"
 REDIS_OPTIONS = ("--save", "", "--appendonly", "no", "--dir")
@@ -68,11 +77,19 @@ def free_port() -> int:
 
 @dataclass
 class Stats:
+    """Counts and latencies (nanoseconds) of one measurement: ``latencies``, ``cross`` and
+    ``near`` from the sender's write to the line's arrival in the member's socket (the
+    kernel's receive time stamp); ``read_latencies`` and ``cross_read`` to the load
+    process's read of it (later by the time the one load process took to reach that
+    socket among the 500)."""
+
     deliveries: int = 0
     reads: int = 0
     latencies: list[int] = field(default_factory=list)
     cross: list[int] = field(default_factory=list)  # latencies on the second node
     near: list[int] = field(default_factory=list)  # on the first (the senders') node
+    read_latencies: list[int] = field(default_factory=list)
+    cross_read: list[int] = field(default_factory=list)
     joined: int = 0
     completed: int = 0
     dropped: int = 0
@@ -109,6 +126,11 @@ class Member(asyncio.Protocol):
         self.stats.dropped += 1
 
     def data_received(self, data: bytes) -> None:
+        self.receive(data, 0)
+
+    def receive(self, data: bytes, arrived: int) -> None:
+        """Handle ``data`` read now; ``arrived``: the kernel's receive time stamp of its
+        last segment (``time.time_ns()`` clock; 0 when not known: the read time counts)."""
         if (
             self.joined
             and not self.parse
@@ -122,7 +144,8 @@ class Member(asyncio.Protocol):
                 stats.reads += 1
             self.buffer = data[data.rfind(b"\n") + 1 :]
             return
-        now = time.monotonic_ns()
+        now = time.time_ns()
+        arrived = arrived or now
         stats = self.stats
         lines = (self.buffer + data).split(b"\n")
         self.buffer = lines.pop()
@@ -140,9 +163,13 @@ class Member(asyncio.Protocol):
                 continue
             count += 1
             if stats.measuring and self.parse:
-                latency = now - int(line[index + len(MARK) :].rstrip(b"\r"))
+                sent = int(line[index + len(MARK) :].rstrip(b"\r"))
+                latency = arrived - sent
                 stats.latencies.append(latency)
                 (stats.cross if self.far else stats.near).append(latency)
+                stats.read_latencies.append(now - sent)
+                if self.far:
+                    stats.cross_read.append(now - sent)
         if count:
             if stats.measuring:
                 stats.deliveries += count
@@ -150,6 +177,74 @@ class Member(asyncio.Protocol):
             if self.probe:
                 stats.completed += count
                 self.wake.set()
+
+
+SO_TIMESTAMPING = 37  # Linux <asm-generic/socket.h> (not in Python's socket module)
+SCM_TIMESTAMPING = SO_TIMESTAMPING
+STAMP_FLAGS = (1 << 3) | (1 << 4)  # SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE
+
+
+class StampedReader:
+    """A timed member's connection read with ``recvmsg`` so that each chunk comes with the
+    kernel's receive time stamp (``SO_TIMESTAMPING``, software, ``CLOCK_REALTIME`` like
+    ``time.time_ns()``): the time the line reached the member's socket, not the time the
+    one load process got round to reading it. Given to the member as its transport.
+
+    The stamp of a chunk is that of its last TCP segment, so a line that came in an
+    earlier segment of the same read is counted a little late (never early).
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, member: Member
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.member = member
+        self.closed = False
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, STAMP_FLAGS)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop.add_reader(sock.fileno(), self.read_ready)
+        member.connection_made(self)  # type: ignore[arg-type]
+
+    def read_ready(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(1 << 18, 256)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            self.member.connection_lost(exc)
+            return
+        if not data:
+            self.close()
+            self.member.connection_lost(None)
+            return
+        arrived = 0
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPING and len(value) >= 16:
+                seconds, nanoseconds = struct.unpack_from("qq", value)
+                arrived = seconds * 1_000_000_000 + nanoseconds
+        self.member.receive(data, arrived)
+
+    def write(self, data: bytes) -> None:
+        """Send a short line (registration, PONG): the socket's buffer always has room."""
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+
+async def connect_stamped(
+    loop: asyncio.AbstractEventLoop, port: int, member: Member
+) -> StampedReader:
+    """A timed member's connection to ``127.0.0.1:port`` (:class:`StampedReader`)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    return StampedReader(loop, sock, member)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,6 +280,8 @@ class Result:
     near_p99: float = float("nan")  # ms, the senders' node's own members (two nodes only)
     node2_cpu: float = float("nan")  # fraction of one core: the second node
     redis_cpu: float = float("nan")  # fraction of one core: redis-server
+    read_p99: float = float("nan")  # ms, to the load process's read (not the socket's)
+    cross_read_p99: float = float("nan")  # ms, the same for the second node's members
 
 
 async def load(
@@ -211,11 +308,16 @@ async def load(
         # probe on the second node, senders on the first, the others (the sampled ones
         # too: every sample-th member) alternating
         node = 0 if len(ports) == 1 or 1 <= i <= senders else member_node(i, sample)
-        transport, member = await loop.create_connection(
-            functools.partial(Member, stats, wake, i == 0, i % sample == 0, node == 1),
-            "127.0.0.1",
-            ports[node],
-        )
+        timed = i % sample == 0  # the probe (member 0) too
+        if timed:
+            member = Member(stats, wake, i == 0, True, node == 1)
+            transport: Any = await connect_stamped(loop, ports[node], member)
+        else:
+            transport, member = await loop.create_connection(
+                functools.partial(Member, stats, wake, False, False, node == 1),
+                "127.0.0.1",
+                ports[node],
+            )
         member.transport = transport
         transport.write(f"NICK b{i}\r\nUSER b{i} 0 * :bench\r\nJOIN #bench\r\n".encode())
         members.append(member)
@@ -241,9 +343,10 @@ async def load(
         if not stats.measuring and now >= measure_from:
             stats.measuring = True
             stats.deliveries = stats.reads = 0
-            stats.latencies.clear()
-            stats.cross.clear()
-            stats.near.clear()
+            for samples in (stats.latencies, stats.cross, stats.near):
+                samples.clear()
+            stats.read_latencies.clear()
+            stats.cross_read.clear()
             measure_from = now
             others = [cpu_seconds(pid) for pid in pids[1:]]
             server_cpu = cpu_seconds(server_pid)
@@ -255,7 +358,7 @@ async def load(
             transport = talkers[next_talker]
             next_talker = (next_talker + 1) % len(talkers)
             assert transport is not None
-            transport.write(b"PRIVMSG #bench :%d\r\n" % time.monotonic_ns())
+            transport.write(b"PRIVMSG #bench :%d\r\n" % time.time_ns())
             sent += 1
         wake.clear()
         with contextlib.suppress(TimeoutError):
@@ -269,14 +372,13 @@ async def load(
     if len(pids) == 3:
         used = [cpu_seconds(p) - c for p, c in zip(pids[1:], others, strict=True)]
         node2_cpu, redis_cpu = (u / elapsed for u in used)
-    cross = sorted(stats.cross)
-    cross_p99 = cross[int(len(cross) * 0.99)] / 1e6 if cross else float("nan")
-    near = sorted(stats.near)
-    near_p99 = near[int(len(near) * 0.99)] / 1e6 if near and cross else float("nan")
+    cross_p99 = percentile(stats.cross, 0.99)
+    near_p99 = percentile(stats.near, 0.99) if stats.cross else float("nan")
+    read_p99 = percentile(stats.read_latencies, 0.99)
+    cross_read_p99 = percentile(stats.cross_read, 0.99)
     rate = stats.deliveries / elapsed
-    lat = sorted(stats.latencies)
-    p50 = lat[len(lat) // 2] / 1e6 if lat else float("nan")
-    p99 = lat[int(len(lat) * 0.99)] / 1e6 if lat else float("nan")
+    p50 = percentile(stats.latencies, 0.5)
+    p99 = percentile(stats.latencies, 0.99)
     dropped = stats.dropped
     for member in members:
         if member.transport is not None:
@@ -296,7 +398,18 @@ async def load(
         near_p99,
         node2_cpu,
         redis_cpu,
+        read_p99,
+        cross_read_p99,
     )
+
+
+def percentile(samples: list[int], fraction: float) -> float:
+    """The ``fraction`` percentile of ``samples`` (nanoseconds), in milliseconds (NaN when
+    there are none)."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))] / 1e6
 
 
 def member_node(index: int, sample: int) -> int:
@@ -489,7 +602,7 @@ def main() -> int:
         )
         print(
             f"{'server':16} {'deliveries/s':>14} {'p50 ms':>8} {'p99 ms':>8}"
-            f" {'server CPU':>10} {'us/delivery':>11}"
+            f" {'read p99':>9} {'server CPU':>10} {'us/delivery':>11}"
         )
         medians: dict[str, Result] = {}
         cost: dict[str, float] = {}  # median server CPU per delivery, us
@@ -504,13 +617,14 @@ def main() -> int:
             cost[name] = statistics.median(cpu_per_delivery(r) for r in runs)
             print(
                 f"{name:16} {med.rate:14,.0f} {med.p50:8.2f} {med.p99:8.2f}"
-                f" {med.server_cpu:10.0%} {cost[name]:11.2f}"
+                f" {med.read_p99:9.2f} {med.server_cpu:10.0%} {cost[name]:11.2f}"
             )
         if "medusa-bus" in medians:
             bus = medians["medusa-bus"]
             print(
                 f"medusa-bus: cross-node p99 {bus.cross_p99:.2f} ms (target < 5 ms; the "
-                f"senders' node's members {bus.near_p99:.2f} ms); CPU of "
+                f"senders' node's members {bus.near_p99:.2f} ms; read by the load process "
+                f"{bus.cross_read_p99:.2f} ms); CPU of "
                 f"node 1 {bus.server_cpu:.0%}, node 2 {bus.node2_cpu:.0%}, "
                 f"redis-server {bus.redis_cpu:.0%}, load {bus.load_cpu:.0%}"
             )
@@ -557,12 +671,14 @@ def cpu_per_delivery(result: Result) -> float:
 def describe(result: Result) -> str:
     return (
         f"{result.rate:12,.0f} deliveries/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} ms"
+        f" (read {result.read_p99:.2f} ms)"
         f"  server CPU {result.server_cpu:4.0%} ({cpu_per_delivery(result):.2f} us/delivery)"
         f"  {result.per_read:.1f} lines/read  waiting for CPU {result.server_wait:4.0%}"
         f"  load CPU {result.load_cpu:4.0%}"
         + (f"  {result.dropped} clients dropped" if result.dropped else "")
         + (
-            f"  cross p99 {result.cross_p99:.2f} ms (same node {result.near_p99:.2f} ms)"
+            f"  cross p99 {result.cross_p99:.2f} ms (read {result.cross_read_p99:.2f} ms;"
+            f" same node {result.near_p99:.2f} ms)"
             f"  node 2 CPU {result.node2_cpu:.0%}"
             f"  redis CPU {result.redis_cpu:.0%}"
             if result.node2_cpu == result.node2_cpu  # not NaN: two nodes
