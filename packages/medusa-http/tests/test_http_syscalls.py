@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -173,3 +174,39 @@ def test_cached_small_file_responses_make_no_stat(
         connection.close()
     assert counts["newfstatat"] + counts["statx"] + counts["stat"] == 0, counts
     assert counts["poll"] + counts["ppoll"] >= RESPONSES, counts
+
+
+PIPELINED = 40
+
+
+def test_cached_small_file_asks_inotify_once_per_loop_turn(
+    server: tuple[int, int], strace: str, tmp_path: Path
+) -> None:
+    """Pipelined requests answered in one turn of the event loop make one ``poll`` for
+    the cache's change reports, not one each (medusa.http.filewatch)."""
+    pid, port = server
+    (tmp_path / "small.txt").write_bytes(b"Hello, World!")
+    request = b"GET /small.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
+        answers = bytearray()
+
+        def exchange(count: int) -> None:
+            answers.clear()
+            sock.sendall(request * count)
+            while answers.count(b"Hello, World!") < count:
+                data = sock.recv(65536)
+                assert data, "the connection closed"
+                answers.extend(data)
+            assert answers.count(b"HTTP/1.1 200 OK\r\n") == count, bytes(answers)
+
+        exchange(1)  # read, cached and watched
+        counts = _count_calls(
+            strace, pid, "poll,ppoll,read,recvfrom", tmp_path / "trace.txt",
+            lambda: exchange(PIPELINED),
+        )  # fmt: skip
+    reads = counts["read"] + counts["recvfrom"]
+    # One poll per turn that answered from the cache: at most one per read (the 40
+    # requests, 1.7 KB, usually arrive in one read).
+    polls = counts["poll"] + counts["ppoll"]
+    assert 1 <= polls <= reads, counts
+    assert polls <= PIPELINED // 4, counts  # 40 without the per-turn rule

@@ -12,6 +12,7 @@ Log lines give the client as ``host:port`` and escape what it chose
 from __future__ import annotations
 
 import time
+from time import monotonic
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -78,19 +79,32 @@ class HTTPChannel(HTTPLifecycle):
 
     # -- input -----------------------------------------------------------------------------
 
-    def handle_data(self, data: bytes) -> None:
-        """Feed a read's bytes (counted by :meth:`Channel.data_received`) to the connection
-        and act on the events they complete."""
-        events = self.connection.receive_data(data, self.last_activity)
+    def data_received(self, data: bytes) -> None:
+        """asyncio: the bytes of one read. They are counted as
+        :meth:`Channel.data_received <medusa.core.channel.Channel.data_received>` counts
+        them, then fed to the connection; the events they complete are acted on (core's
+        ``handle_data`` seam is not used: this runs for every read, and a call less
+        matters). After a 101, they go to the protocol that took the connection over."""
+        self.last_activity = now = monotonic()
+        size = len(data)
+        self.bytes_in += size
+        http = self.http
+        http.counters.bytes_in += size
+        if self._closing:
+            return
+        events = self.connection.receive_data(data, now)
         if len(events) == 1 and type(request := events[0]) is Request:
             # The common case, one whole request without a body: _dispatch, inlined.
-            http = self.http
             http.counters.requests += 1
             if http.forwarded_from is not None:
                 self._apply_forwarded(request, http.forwarded_from)
             dispatch(self, http.handlers, request)
         elif events:
             self._handle_events(events)
+        else:
+            upgraded = self.upgraded
+            if upgraded is not None:  # (the connection parses nothing after the upgrade)
+                upgraded.data_received(data)
 
     def _dispatch(self, request: Request) -> None:
         http = self.http
@@ -317,8 +331,6 @@ class HTTPChannel(HTTPLifecycle):
         requests.clear()
         self.connection.parser = None  # no more HTTP: its parser (about 0.9 KB) goes
         self.upgraded = protocol
-        # Every read goes to the protocol, without a test on the path of HTTP reads.
-        self.handle_data = protocol.data_received  # type: ignore[method-assign]
         self.http.log_access(request)
         return rest
 

@@ -102,9 +102,8 @@ class SmallFileCache:
         if entry.watched:
             watch = self.watch
             assert watch is not None
-            if not watch.poll(0):
+            if watch.asked or not watch.changes_waiting():
                 return entry  # a change would have been reported, and have dropped it
-            watch.read()
             return self.entries.get(path)
         try:
             st = os.stat(entry.real)

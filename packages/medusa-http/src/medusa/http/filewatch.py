@@ -6,11 +6,18 @@ times), an eighth of a small file's whole request. Instead, :class:`FileWatch` a
 kernel (inotify(7), through the ``inotify_simple`` library) to report every change in the
 directories from the served root down to each cached file: a file written, truncated,
 renamed, replaced, deleted or its attributes changed, and a directory on the way renamed
-or removed. The event loop reads the reports as they come (``loop.add_reader``), and
-before the cache answers from a watched entry it asks whether a report is waiting
-(:attr:`FileWatch.poll`, one ``poll`` system call: about 1,100 instructions): a change
-completed before a request was received is always seen by that request, whatever order
-the loop handles ready descriptors in.
+or removed. The event loop reads the reports as they come (``loop.add_reader``). The loop may handle a
+client's ready socket before the inotify descriptor that became ready in the same turn, so
+before the cache answers from a watched entry it asks :meth:`FileWatch.changes_waiting`:
+the first time in each turn of the event loop, that is one ``poll`` system call (about
+1,100 instructions and a kernel entry), and a waiting report is read at once; later
+answers in the same turn are not asked again (a busy server answers dozens of requests
+per turn, and a system call each would cost more than the rest of a cached answer's
+kernel work but the socket's). So a change completed before the loop's turn began is
+seen by every request read in that turn or later; a change made while a turn runs is
+seen from the next turn (microseconds to a few milliseconds later). A client that waits
+for a change to be done before asking (an FTP upload's ``226``, a command that
+returned) always sends its request after that turn, and gets the new file.
 
 Where inotify is not available (another system, the library missing, the watch limit
 ``fs.inotify.max_user_watches`` reached), :meth:`FileWatch.watch` returns False and the
@@ -77,6 +84,8 @@ class FileWatch:
         self._closer: Callable[[], object] = _nothing
         self.poll: Callable[[int], list[tuple[int, int]]] = _no_reports
         """``poll(0)`` is non-empty when a report waits: then call :meth:`read`."""
+        self.asked = False
+        """True when :meth:`changes_waiting` polled in this turn of the event loop."""
         self._pid = 0
         self._paths: dict[int, str] = {}  # watch descriptor -> directory
         self._watched: set[str] = set()
@@ -147,7 +156,28 @@ class FileWatch:
             return False
         self._inotify, self.loop, self._pid = inotify, loop, os.getpid()
         self.poll = poller.poll
+        self.asked = False  # (a turn of an earlier loop may not have ended it)
         return True
+
+    def changes_waiting(self) -> bool:
+        """Read the reports waiting, once per turn of the event loop (see the module
+        docstring), and return True when some were read (entries may have been dropped:
+        look again); False when none waited, or the kernel was already asked in this
+        turn. Called in the event loop."""
+        if self.asked:
+            return False
+        loop = self.loop
+        if loop is None:
+            return False
+        self.asked = True
+        loop.call_soon(self._next_turn)
+        if not self.poll(0):
+            return False
+        self.read()
+        return True
+
+    def _next_turn(self) -> None:
+        self.asked = False
 
     def read(self) -> None:
         """Read the waiting reports and drop what they name (the loop's reader)."""
