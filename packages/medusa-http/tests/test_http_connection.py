@@ -120,6 +120,39 @@ def test_http_1_0_persists_only_when_asked() -> None:
     assert b"Connection: keep-alive\r\n" in channel.take()
 
 
+@pytest.mark.parametrize(
+    ("head", "version", "keep_alive"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "1.1", True),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n", "1.1", True),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "1.1", False),
+        (b"GET / HTTP/1.0\r\n\r\n", "1.0", False),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "1.0", True),
+        (b"GET / HTTP/1.0\r\nHost: h\r\nConnection: Keep-Alive, x\r\n\r\n", "1.0", True),
+        (b"POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\nx", "1.0", False),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx", "1.1", True),
+    ],
+)
+def test_the_version_is_the_request_lines(head: bytes, version: str, keep_alive: bool) -> None:
+    """The version is read from the parser only when the keep-alive rule and the
+    Connection field leave it open (a persistent request without Connection is 1.1)."""
+    channel = MemoryChannel()
+    events = channel.receive(head)
+    [request] = requests_of(events) or [e.request for e in events if isinstance(e, BodyStarted)]
+    assert (request.version, request.keep_alive) == (version, keep_alive)
+
+
+def test_other_versions_are_not_taken_for_1_1() -> None:
+    """``HTTP/2.0`` (which llhttp accepts) persists only with ``Connection: keep-alive``,
+    as 1.0 does: it is never taken for 1.1, and is refused with 505."""
+    for head in (
+        b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/2.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+    ):
+        channel = MemoryChannel()
+        assert rejected(channel.receive(head))[0] == 505
+
+
 def test_unknown_length_is_chunked_in_1_1_and_ends_with_a_close_in_1_0() -> None:
     channel = MemoryChannel()
     [request] = channel.receive(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")

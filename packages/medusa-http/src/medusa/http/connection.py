@@ -358,7 +358,15 @@ class HTTPConnection:
             self.events.append(PAUSE_PIPELINE)
 
     def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
-        version = parser.get_http_version()
+        headers = self.headers
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and "connection" not in headers:
+            # Persistent without a Connection field (RFC 9112 §9.3) is HTTP/1.1 alone of
+            # the versions llhttp accepts (0.9, 1.0, 1.1, 2.0): get_http_version() formats
+            # a new string, about 2,300 instructions, 5% of a small request's.
+            version = "1.1"
+        else:
+            version = parser.get_http_version()
         url = self.url.decode("latin-1")
         self.url = b""
         name = METHOD_NAMES.get(parser.get_method())
@@ -375,7 +383,7 @@ class HTTPConnection:
         else:
             name, path, query, authority = split_request_line(parser.get_method(), url, version)
             if authority is not None:
-                self.headers["host"] = authority  # RFC 9112 §3.2.2
+                headers["host"] = authority  # RFC 9112 §3.2.2
         request = Request(
             self.owner,
             name,
@@ -383,8 +391,8 @@ class HTTPConnection:
             path,
             query,
             version,
-            self.headers,
-            parser.should_keep_alive() and not self.stopping,
+            headers,
+            keep_alive and not self.stopping,
             self.head_started,
         )
         self.headers = _NO_HEADERS
