@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from asyncio import get_running_loop
+from asyncio import Task, get_running_loop
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,17 @@ from medusa.http.lifespan import Lifespan
 if TYPE_CHECKING:
     from medusa.http.request import Request
 
-__all__ = ["ASGIHandler", "ClientDisconnectedError", "HTTPCycle", "ProtocolError", "encode_fields"]
+__all__ = [
+    "TASK_NAME",
+    "ASGIHandler",
+    "ClientDisconnectedError",
+    "HTTPCycle",
+    "ProtocolError",
+    "encode_fields",
+]
+
+TASK_NAME = "medusa.http.asgi request"
+"""The name of every request's task (``Task.get_name()``)."""
 
 _EXTENSIONS: dict[str, Any] = {"http.response.pathsend": {}}
 
@@ -151,7 +161,7 @@ class ASGIHandler:
     def receive_body(self, request: Request) -> HTTPCycle:
         """A request with a body: start the application now and stream the body to it as
         it arrives (:mod:`medusa.http.body`); the cycle is the body's sink."""
-        cycle = HTTPCycle(self, request, body_done=False)
+        cycle = HTTPCycle(self, request, False)
         cycle.run()
         return cycle
 
@@ -159,13 +169,12 @@ class ASGIHandler:
         """Run the application for ``request`` (a request with a body: its body is now
         complete, the application already runs); it answers later."""
         sink = request.body_sink
-        if type(sink) is HTTPCycle:
+        if sink is not None and type(sink) is HTTPCycle:
             sink.body_complete()
             return NOT_DONE_YET
-        upgrade = request.headers.get("upgrade")
-        if upgrade is not None and "websocket" in upgrade.lower():
+        if "upgrade" in request.headers and "websocket" in request.headers["upgrade"].lower():
             return self._websocket(request)
-        HTTPCycle(self, request, body_done=True).run()
+        HTTPCycle(self, request, True).run()
         return NOT_DONE_YET
 
     async def _websocket(self, request: Request) -> None:
@@ -249,18 +258,28 @@ class HTTPCycle:
         self.state = _START
 
     def run(self) -> None:
-        """Build the scope and start the application (a task, which finishes the request
-        when the application returns or fails: :meth:`_main`)."""
+        """Build the scope and start the application: a task of its own (so that
+        ``asyncio.current_task()`` in the application is the request's, as anyio needs),
+        which finishes the request when the application returns or fails (:meth:`_main`).
+
+        The task is made as the loop's ``create_task`` makes it, but named
+        :data:`TASK_NAME` (Python 3.11 formats a ``Task-N`` name for every unnamed task);
+        a loop with a task factory gets its task from the factory."""
         handler = self.handler
         handler.requests += 1
+        loop = get_running_loop()
         if handler.ready is _DONE_FUTURE:
-            ready = handler.ready = get_running_loop().create_future()
+            ready = handler.ready = loop.create_future()
             ready.set_result(None)
-        request = self.request
-        scope = base_scope(request, root_path=handler.prefix, state=handler.state)
-        scope["method"] = request.method
+        scope = base_scope(self.request, root_path=handler.prefix, state=handler.state)
         scope["extensions"] = _EXTENSIONS
-        get_running_loop().create_task(self._main(handler.app(scope, self.receive, self.send)))
+        main = self._main(handler.app(scope, self.receive, self.send))
+        # No reference is kept (it would make a cycle through the coroutine): the loop
+        # holds the task while it is ready to run, and a future it awaits holds it meanwhile.
+        if loop.get_task_factory() is None:
+            Task(main, loop=loop, name=TASK_NAME)
+        else:
+            loop.create_task(main, name=TASK_NAME)  # noqa: RUF006 (as Task above)
 
     # -- the request body (the sink) -------------------------------------------------------
 
@@ -545,6 +564,11 @@ def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
     ``Connection`` (``close`` is returned as True; other options are dropped, RFC 9110
     §7.6.1: they concern this hop).
 
+    The result for a list of hashable pairs is remembered (up to :data:`FIELDS_CACHE_SIZE`
+    lists of at most :data:`FIELDS_CACHE_BYTES` bytes each, the cache emptied when full):
+    most applications send the same few header lists again and again, and looking one up
+    costs a fraction of encoding and checking it.
+
     Returns:
         ``(lines, content_length, close)``: the lines, each ending in CRLF; the declared
         length or None; whether the application asked to close the connection.
@@ -553,10 +577,38 @@ def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
         ProtocolError: for a name or value with CR, LF or NUL (which would split the
             response), an empty name, a malformed ``Content-Length``, or a non-bytes item.
     """
+    try:
+        key = tuple(headers)
+        found = _FIELDS.get(key)
+    except TypeError:  # not iterable, or an unhashable pair (a list): not remembered
+        return _encode(headers)[:3]
+    if found is None:
+        lines, length, close, size = _encode(key)
+        found = (lines, length, close)
+        if size <= FIELDS_CACHE_BYTES:
+            if len(_FIELDS) >= FIELDS_CACHE_SIZE:
+                _FIELDS.clear()
+            _FIELDS[key] = found
+    return found
+
+
+FIELDS_CACHE_SIZE = 256
+"""Header lists whose encoding :func:`encode_fields` remembers, at most."""
+
+FIELDS_CACHE_BYTES = 4096
+"""The bytes of names and values of a header list that :func:`encode_fields` remembers,
+at most."""
+
+_FIELDS: dict[tuple[Any, ...], tuple[bytes, int | None, bool]] = {}
+
+
+def _encode(headers: Iterable[Any]) -> tuple[bytes, int | None, bool, int]:
+    """:func:`encode_fields`'s work, and the bytes of the names and values it read."""
     parts: list[bytes] = []
     length: int | None = None
     close = False
     count = 0
+    dropped = 0
     try:
         for name, value in headers:
             lower = name.lower()
@@ -564,10 +616,12 @@ def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
                 if not value.isdigit() or not value.isascii() or len(value) > 18:
                     raise ProtocolError(f"malformed Content-Length {value!r}")
                 length = int(value)
+                dropped += 32
             elif lower == b"connection":
                 close = close or b"close" in value.lower()
+                dropped += len(name) + len(value)
             elif lower == b"transfer-encoding":
-                pass
+                dropped += len(name) + len(value)
             elif not name:
                 raise ProtocolError("an empty header name")
             else:
@@ -580,7 +634,7 @@ def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
         raise ProtocolError(f"headers must be (bytes, bytes) pairs: {exc}") from None
     if lines.count(b"\n") != count or lines.count(b"\r") != count or b"\0" in lines:
         raise ProtocolError("a header name or value contains CR, LF or NUL")
-    return lines, length, close
+    return lines, length, close, len(lines) + dropped
 
 
 def _order_error(kind: str, state: int) -> str:

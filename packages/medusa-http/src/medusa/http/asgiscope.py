@@ -1,11 +1,10 @@
 """The connection scope of ASGI 3.0 (asgiref's specification, "HTTP & WebSocket"): the keys
 an ``http`` and a ``websocket`` scope share, built from a :class:`~medusa.http.request.Request`.
 
-:func:`base_scope` leaves out ``type`` and ``method`` (``http`` only) and ``subprotocols``
-(``websocket`` only): :mod:`medusa.http.asgi` and :mod:`medusa.http.asgiwebsocket` add
-them. ``scheme`` is ``http`` or ``https``; the WebSocket side turns it into ``ws``/``wss``.
-
-:func:`base_scope` also has ``type``, ``method`` and ``extensions`` for the caller to set.
+:func:`base_scope` gives an ``http`` scope but for ``extensions`` (which
+:mod:`medusa.http.asgi` sets); :mod:`medusa.http.asgiwebsocket` turns it into a
+``websocket`` scope (``method`` deleted, ``subprotocols`` added, ``scheme`` turned into
+``ws``/``wss``).
 
 The mount point: ``root_path`` is the prefix the application is mounted at (``""`` at
 ``/``), and ``path`` is the whole request path, the prefix included, as the request-target
@@ -89,8 +88,8 @@ def base_scope(request: Request, *, root_path: str, state: dict[str, Any]) -> di
         ``(name, value)`` byte pairs, names lower-case, repeated fields joined with
         ``", "`` as RFC 9110 §5.3 allows), ``client`` (``(host, port)`` of the client, or
         of the client a trusted proxy named; None on a Unix socket), ``server`` (see
-        :func:`server_address`) and ``state``; and, for the caller to set, ``type``
-        (``"http"``), ``method`` and ``extensions`` (a WebSocket scope deletes ``method``).
+        :func:`server_address`), ``state`` and ``method``; and, for the caller to set,
+        ``type`` (``"http"``) and ``extensions`` (a WebSocket scope deletes ``method``).
         The keys are in the order of a copied template (cheaper than a new dict).
     """
     target = request.target
@@ -100,30 +99,64 @@ def base_scope(request: Request, *, root_path: str, state: dict[str, Any]) -> di
     else:
         raw = raw_path(request)
         path = scope_path(request, raw)
-    scope = _TEMPLATES.get(root_path) or _template(root_path)
-    scope = scope.copy()  # a copy of a dict of these keys: cheaper than a new dict
+    channel = request.channel
+    connection: ConnectionScope | None = channel.__dict__.get(_CONNECTION)
+    if connection is None or connection[0] is not root_path:
+        connection = _connection(request, root_path)
+    scope = connection[1].copy()  # a copy of a dict of these keys: cheaper than a new dict
     scope["http_version"] = request.version
+    scope["method"] = request.method
     scope["path"] = path
     scope["raw_path"] = raw
-    scope["query_string"] = request.query.encode("latin-1")
-    scope["headers"] = [
-        (name.encode("latin-1"), value.encode("latin-1")) for name, value in request.headers.items()
-    ]
+    query = request.query
+    if query:
+        scope["query_string"] = query.encode("latin1")
+    headers = []
+    for name, value in request.headers.items():  # (a loop: cheaper than a comprehension)
+        headers.append((name.encode("latin1"), value.encode("latin1")))
+    scope["headers"] = headers
     scope["state"] = state.copy() if state else {}
-    channel = request.channel
     if request.forwarded is None:
-        peer = channel.peer
-        if channel.http.ssl is not None:
-            scope["scheme"] = "https"
+        scope["scheme"] = connection[2]
+        scope["client"] = connection[3]
     else:
-        peer = request.peer
         scope["scheme"] = request.scheme
-    if type(peer) is not tuple or len(peer) != 2:
-        peer = (peer[0], peer[1]) if type(peer) is tuple and len(peer) > 2 else None
-    scope["client"] = peer
-    server = channel.__dict__.get(_SERVER, channel)
-    scope["server"] = server_address(request) if server is channel else server
+        scope["client"] = _client(request.peer)
+    scope["server"] = connection[4]
     return scope
+
+
+_CONNECTION = "asgi_connection_scope"
+"""Attribute under which a channel keeps what its scopes share (a tuple of the root path,
+the template, the scheme, the client and the server), made at its first ASGI request: a
+connection's addresses and TLS do not change (a PROXY protocol header, which changes the
+peer, comes before any request)."""
+
+
+Address = tuple[str, int] | None
+ConnectionScope = tuple[str, dict[str, Any], str, Address, Address]
+
+
+def _connection(request: Request, root_path: str) -> ConnectionScope:
+    """Make and keep what the scopes of ``request``'s connection share."""
+    channel = request.channel
+    connection: ConnectionScope = (
+        root_path,
+        _TEMPLATES.get(root_path) or _template(root_path),
+        "https" if channel.http.ssl is not None else "http",
+        _client(channel.peer),
+        server_address(request),
+    )
+    channel.__dict__[_CONNECTION] = connection
+    return connection
+
+
+def _client(peer: Any) -> Address:
+    """The ``client`` of a scope: ``(host, port)`` of a TCP peer (IPv6's flow and scope
+    left out), None for a Unix socket."""
+    if type(peer) is tuple and len(peer) >= 2:
+        return peer if len(peer) == 2 else (peer[0], peer[1])
+    return None
 
 
 _TEMPLATES: dict[str, dict[str, Any]] = {}
