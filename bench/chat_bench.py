@@ -12,9 +12,9 @@ carries ``time.time_ns()`` taken just before it) to the line's arrival in the me
 socket: the kernel's receive time stamp (``SO_TIMESTAMPING``, of the last segment of the
 chunk read, so never early). The time the one load process then takes to reach that
 socket among its 500 is its own, not the server's: it is printed beside, as ``read``
-(the load process's receipt, what this benchmark measured before 2026-12-06). Servers: medusa-chat on uvloop and on the
-standard asyncio loop (``medusa serve -c medusa.toml``), and miniircd (a Python IRC server
-from PyPI), one after another on the same machine.
+(the load process's receipt, what this benchmark measured before 2026-12-06). Servers:
+medusa-chat on uvloop and on the standard asyncio loop (``medusa serve -c medusa.toml``),
+and miniircd (a Python IRC server from PyPI), one after another on the same machine.
 
 Windows from light load (5, 20 in flight: the servers spend most of their time in one
 ``send()`` per recipient and waiting for the next message) to saturation (200, 400: the

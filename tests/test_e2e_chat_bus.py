@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import IO_TIMEOUT, REPO, Medusa, Runner, free_port_range
-from tests.redisserver import RedisServer
+from tests.redisserver import RedisServer, receive_stamped, redis_relay, stamp_receipts
 
 pytestmark = pytest.mark.e2e
 
@@ -53,11 +53,16 @@ def close_clients() -> Iterator[None]:
 
 class Client:
     """A raw-socket IRC client: lines received are kept; :meth:`expect` waits for one
-    matching a pattern (searching from the last line it matched)."""
+    matching a pattern (searching from the last line it matched). With ``stamped``, the
+    kernel's receive time stamp of each line is kept too (``stamps``, beside ``lines``)."""
 
-    def __init__(self, port: int, nick: str | None = None) -> None:
+    def __init__(self, port: int, nick: str | None = None, *, stamped: bool = False) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=IO_TIMEOUT)
         _OPEN.append(self.sock)
+        self.stamped = stamped
+        if stamped:
+            stamp_receipts(self.sock)
+        self.stamps: list[int] = []
         self.buffer = b""
         self.lines: list[str] = []
         self.cursor = 0
@@ -72,7 +77,7 @@ class Client:
     def _receive(self, timeout: float) -> bool:
         self.sock.settimeout(timeout)
         try:
-            data = self.sock.recv(65536)
+            data, stamp = receive_stamped(self.sock) if self.stamped else (self.sock.recv(65536), 0)
         except (TimeoutError, BlockingIOError):
             return True
         if not data:
@@ -80,6 +85,7 @@ class Client:
         self.buffer += data
         *lines, self.buffer = self.buffer.split(b"\r\n")
         self.lines.extend(line.decode("utf-8", "replace") for line in lines)
+        self.stamps.extend(stamp for _ in lines)
         return True
 
     def expect(self, pattern: str, timeout: float = IO_TIMEOUT) -> str:
@@ -129,8 +135,10 @@ def start_node(
     heartbeat: float = 10.0,
     extra: str = "",
     listening: int = 1,
+    url: str = "",
 ) -> Medusa:
-    """``medusa serve -c`` with one chat server on a free port, named ``name``, on the bus."""
+    """``medusa serve -c`` with one chat server on a free port, named ``name``, on the bus
+    (``redis``, or ``url``: a relay in front of it)."""
     config = tmp_path / f"{name}.toml"
     config.write_text(
         f"""
@@ -141,7 +149,7 @@ grace = 2
 type = "chat"
 listen = "127.0.0.1:0"
 server_name = "{name}"
-bus = "{redis.url}"
+bus = "{url or redis.url}"
 heartbeat_timeout = {heartbeat}
 max_clients_per_address = 100
 flood_rate = 0
@@ -256,6 +264,67 @@ def test_two_nodes_one_network(runner: Runner, tmp_path: Path, redis: RedisServe
         client.close()
     assert one.stop() == 0
     assert two.stop() == 0
+
+
+def join_relayed_channel(
+    runner: Runner, tmp_path: Path, redis: RedisServer, url: str
+) -> tuple[Client, Client, Client]:
+    """Node ``one`` on the bus through ``url`` (a relay), node ``two`` on Redis itself;
+    alice and bob (stamped) on the first, carol on the second, all in ``#fast``."""
+    one = start_node(runner, tmp_path, redis, "one.test", url=url, heartbeat=60.0)
+    two = start_node(runner, tmp_path, redis, "two.test", heartbeat=60.0)
+    alice = Client(one.endpoint.port, "alice")
+    bob = Client(one.endpoint.port, "bob", stamped=True)
+    carol = Client(two.endpoint.port, "carol")
+    wait_network(carol, 3, 2)
+    for client in (alice, bob, carol):
+        client.send("JOIN #fast")
+        client.expect(rf" 366 {client.nick} #fast ")
+    wait_reply(carol, "NAMES #fast", r" 366 carol #fast ", r" 353 carol = #fast :.*bob")
+    wait_reply(alice, "NAMES #fast", r" 366 alice #fast ", r" 353 alice = #fast :.*carol")
+    return alice, bob, carol
+
+
+def test_a_channel_message_leaves_for_redis_before_the_local_fan_out(
+    runner: Runner, tmp_path: Path, redis: RedisServer
+) -> None:
+    """The other nodes' members do not wait for the sender's node to write to its own
+    members: the PUBLISH is written first (kernel receive stamps of the relay's socket
+    and of a local member's, both written by the node one after the other)."""
+    with redis_relay(redis) as relay:
+        alice, bob, carol = join_relayed_channel(runner, tmp_path, redis, relay.url)
+        for i in range(5):
+            alice.send(f"PRIVMSG #fast :order check {i}")
+            bob.expect(rf"^:alice!\S+ PRIVMSG #fast :order check {i}$")
+            local = bob.stamps[bob.cursor - 1]
+            carol.expect(rf"^:alice!\S+ PRIVMSG #fast :order check {i}$")
+            published = relay.chunks_with(f"order check {i}".encode())
+            assert len(published) == 1, published
+            assert published[0][0] < local, (
+                f"PUBLISH reached Redis's relay {(published[0][0] - local) / 1e3:.0f} us "
+                "after the local member's line"
+            )
+
+
+def test_a_publish_does_not_wait_for_the_previous_ones_reply(
+    runner: Runner, tmp_path: Path, redis: RedisServer
+) -> None:
+    """PUBLISHes are pipelined: while Redis's replies to the sender's node are held back,
+    the node's later messages still reach the other node (each in its own PUBLISH), in
+    order; once the replies flow again, everything goes on."""
+    with redis_relay(redis) as relay:
+        alice, bob, carol = join_relayed_channel(runner, tmp_path, redis, relay.url)
+        relay.hold_replies()
+        for i in range(3):
+            alice.send(f"PRIVMSG #fast :held {i}")
+            bob.expect(rf"^:alice!\S+ PRIVMSG #fast :held {i}$")
+            carol.expect(rf"^:alice!\S+ PRIVMSG #fast :held {i}$", timeout=5.0)
+        assert len(relay.chunks_with(b"PUBLISH")) >= 3
+        relay.release()
+        alice.send("PRIVMSG #fast :released")
+        carol.expect(r"^:alice!\S+ PRIVMSG #fast :released$")
+        carol.send("PRIVMSG #fast :back")
+        alice.expect(r"^:carol!\S+ PRIVMSG #fast :back$")
 
 
 def test_invite_and_private_channel_across_nodes(

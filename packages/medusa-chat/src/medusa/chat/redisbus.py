@@ -12,9 +12,10 @@ Keys, under ``medusa-chat:<network name>:``:
   lost for the others: its users quit (``node lost``) and its nicks are freed.
 * ``records`` (a pub/sub channel): every node publishes its records
   (:mod:`medusa.chat.replica`) there, as the JSON array ``[node, [record, ...]]``: the
-  records of one loop iteration (or of the time the previous publish took) in one
-  PUBLISH. Redis delivers one connection's publishes in order, so each node's records
-  reach the others in the order they were made.
+  records of one loop iteration in one PUBLISH, written at once without waiting for the
+  previous PUBLISH's reply (:mod:`medusa.chat.publisher`, on a connection of its own).
+  Redis delivers one connection's publishes in order, so each node's records reach the
+  others in the order they were made.
 
 When Redis cannot be reached, the node keeps its users connected and tells them with a
 NOTICE; records are dropped and nick claims answered 437 meanwhile. When it is back (the
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from medusa.chat import replica
 from medusa.chat.bus import CLAIMED, TAKEN, UNREACHABLE, Record
 from medusa.chat.casemap import irc_lower
+from medusa.chat.publisher import Publisher
 from medusa.core.log import error_logger
 
 if TYPE_CHECKING:
@@ -132,6 +134,7 @@ class RedisBus:
         self._idle = asyncio.Event()
         self._commands: asyncio.Queue[tuple[str, User, str]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._publisher: Publisher | None = None
         self._closing = False
         self._was_up = False
 
@@ -180,6 +183,9 @@ class RedisBus:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
+        if self.up and self._publisher is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._publisher.drained(), timeout)
         self._closing = True
         if self._task is not None:
             self._task.cancel()
@@ -222,11 +228,19 @@ class RedisBus:
                     self._scripts["forget"] = self._redis.register_script(_FORGET)
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.channel)
+                publisher = self._publisher = Publisher(
+                    self.url,
+                    self.channel,
+                    connect_timeout=max(0.5, self.heartbeat_timeout / 3),
+                    reply_timeout=max(1.0, self.heartbeat_timeout / 2),
+                )
+                await publisher.connect()
                 await self._connected()
                 retry = 0.1
                 tasks = [
                     asyncio.create_task(self._listen(pubsub)),
-                    asyncio.create_task(self._write()),
+                    asyncio.create_task(self._write(publisher)),
+                    asyncio.create_task(publisher.read_replies()),
                     asyncio.create_task(self._heartbeat()),
                     asyncio.create_task(self._run_commands()),
                 ]
@@ -243,6 +257,7 @@ class RedisBus:
                     task.cancel()
                 if tasks:
                     await asyncio.wait(tasks, timeout=1.0)
+                await self._close_publisher()
             if not self._closing:
                 await asyncio.sleep(retry)
                 retry = min(retry * 2, 1.0)
@@ -324,9 +339,9 @@ class RedisBus:
                 keys = [self._key("nick", key), self._key("nicks", self.node)]
                 await self._scripts["release"](keys=keys, args=[self._owner(user)])
 
-    async def _write(self) -> None:
-        """Publish the records queued, all of them at once, one PUBLISH at a time."""
-        redis = self._redis
+    async def _write(self, publisher: Publisher) -> None:
+        """Publish the records queued, all of them at once, as soon as they are queued
+        (pipelined: the previous PUBLISH's reply is not waited for)."""
         while True:
             if not self._pending:
                 self._idle.set()
@@ -334,7 +349,13 @@ class RedisBus:
                 await self._wake.wait()
             records, self._pending = self._pending, []
             payload = json.dumps([self.node, records], separators=(",", ":"))
-            await redis.publish(self.channel, payload)
+            await publisher.send(payload)
+
+    async def _close_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher.aclose(), 1.0)
 
     async def _listen(self, pubsub: Any) -> None:
         """Apply the other nodes' records as they come."""
