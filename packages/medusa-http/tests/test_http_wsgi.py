@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from medusa.core.testing import ServerThread, loop_backends, wait_until
-from medusa.http import HTTPServer
+from medusa.http import HTTPServer, StatusHandler
 from medusa.http.wsgi import WSGIHandler
 from medusa.http.wsgiinput import INPUT_LIMIT
 
@@ -475,6 +475,39 @@ def test_error_before_response(backend: str, caplog: pytest.LogCaptureFixture) -
     assert any("no such thing" in m for m in messages)
     assert any("CR, LF" in m for m in messages)
     assert any("Content-Length says 100" in m for m in messages)
+
+
+def test_status_page_counts_the_application(backend: str) -> None:
+    """The status page shows the application's own counters: requests, errors, threads
+    (issue 17: per-application counters)."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/bad":
+            raise LookupError("no such thing")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"fine"]
+
+    handler = WSGIHandler(app, prefix="/app", threads=3)
+    server = HTTPServer(
+        ("127.0.0.1", 0), handlers=[StatusHandler("/status"), handler], access_log=None
+    )
+    with ServerThread([server], backend=backend):
+        for path, status in (("/app/good", 200), ("/app/bad", 500), ("/app/good", 200)):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            connection.request("GET", path)
+            assert connection.getresponse().status == status
+            connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", "/status?format=json")
+        document = json.loads(connection.getresponse().read())
+        connection.request("GET", "/status")
+        page = connection.getresponse().read().decode()
+        connection.close()
+    [row] = document["servers"][0]["applications"]
+    assert row["handler"].startswith("<WSGIHandler ")
+    assert (row["requests"], row["errors"], row["threads"], row["waiting"]) == (3, 1, 3, 0)
+    assert "<h3>Applications</h3>" in page
+    assert "<th>requests</th>" in page
 
 
 def test_pool_bound(backend: str) -> None:

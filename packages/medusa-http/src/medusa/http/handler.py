@@ -16,6 +16,11 @@ does, the answer is 404. What ``handle_request`` returns says when the request i
   the handler has not finished it itself.
 
 An exception, raised or from the awaitable, gives a 500, logged with its traceback.
+
+Optional hooks a handler may have: ``async startup()`` and ``async shutdown()`` (awaited when
+the server starts and stops), and ``status_counters() -> dict[str, int]``: its own counts,
+shown as a row of the status page's applications table (:mod:`medusa.http.status_page`;
+the ASGI and WSGI handlers report requests and errors there).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """The status page (the original Medusa's ``status_handler``; compare nginx's stub_status):
 uptime, every running server's counters, its open channels and, for HTTP servers, the
-installed handlers in order. An HTML view for people and a JSON view (``?format=json``) for
+installed handlers in order and the counters of those that report their own (a handler
+with a ``status_counters()`` method returning ``{name: int}``: the hosted ASGI and WSGI
+applications). An HTML view for people and a JSON view (``?format=json``) for
 scripts."""
 
 from __future__ import annotations
@@ -54,6 +56,13 @@ def _server_status(server: Server, now: float) -> dict[str, Any]:
     handlers = getattr(server, "handlers", None)
     if isinstance(handlers, tuple):
         entry["handlers"] = [_describe_handler(h) for h in handlers]
+        applications = [
+            {"handler": _describe_handler(h), **counters()}
+            for h in handlers
+            if (counters := getattr(h, "status_counters", None)) is not None
+        ]
+        if applications:
+            entry["applications"] = applications
     return entry
 
 
@@ -106,6 +115,22 @@ def _workers_html(document: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _applications_html(applications: list[dict[str, Any]]) -> list[str]:
+    """The applications' counters (:meth:`status_counters` of their handlers), a row each."""
+    esc = html.escape
+    columns: list[str] = []
+    for row in applications:
+        columns.extend(key for key in row if key != "handler" and key not in columns)
+    parts = ["<h3>Applications</h3><table><tr><th>application</th>"]
+    parts.extend(f"<th>{esc(c)}</th>" for c in columns)
+    parts.append("</tr>")
+    for row in applications:
+        cells = "".join(f"<td>{esc(str(row.get(c, '')))}</td>" for c in columns)
+        parts.append(f"<tr><td>{esc(row['handler'])}</td>{cells}</tr>")
+    parts.append("</table>")
+    return parts
+
+
 def _html(document: dict[str, Any]) -> str:
     esc = html.escape
     parts = [
@@ -128,6 +153,8 @@ def _html(document: dict[str, Any]) -> str:
         if "handlers" in server:
             items = "".join(f"<li>{esc(h)}</li>" for h in server["handlers"])
             parts.append(f"<h3>Handlers, in order</h3><ol>{items}</ol>")
+        if "applications" in server:
+            parts.extend(_applications_html(server["applications"]))
         parts.append(f"<h3>Open channels: {server['open_channels']}</h3><table>")
         parts.append(
             "<tr><th>peer</th><th>age (s)</th><th>idle (s)</th><th>in</th><th>out</th></tr>"

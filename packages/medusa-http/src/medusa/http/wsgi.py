@@ -50,6 +50,9 @@ class WSGIHandler:
     Attributes:
         pool: the :class:`~medusa.http.wsgipool.ThreadPool`.
         errors: the ``wsgi.errors`` stream shared by the requests.
+        requests: requests handed to the application.
+        failures: requests the application failed (an exception, a bad response: a 500,
+            or a response cut).
 
     Raises:
         ValueError: for ``threads`` or ``input_limit`` below 1, or a prefix not starting
@@ -72,6 +75,8 @@ class WSGIHandler:
         self.input_limit = input_limit
         self.pool = ThreadPool(threads)
         self.errors = ErrorStream()
+        self.requests = 0
+        self.failures = 0
         self.constants: dict[str, Any] = constant_keys(False, self.errors)
         self.outbox: LoopOutbox = None  # type: ignore[assignment]  # set at the first request
 
@@ -99,6 +104,7 @@ class WSGIHandler:
         """Start the application on a request with a body, which it reads from
         ``wsgi.input`` as it arrives (:class:`~medusa.http.body.BodyReceiver`)."""
         outbox = self._outbox()
+        self.requests += 1
         wsgi_input = WSGIInput(request.channel, outbox.loop, self.input_limit)
         self.pool.submit(WSGICall(self, request, wsgi_input).run)
         return wsgi_input
@@ -113,13 +119,27 @@ class WSGIHandler:
         outbox = self.outbox
         if outbox is None or outbox.loop is not asyncio.get_running_loop():
             self._outbox()
+        self.requests += 1
         self.pool.submit(WSGICall(self, request, None).run)
         return NOT_DONE_YET
 
     def failed(self, request: Request, exc: BaseException) -> None:
         """The application raised ``exc`` (on the loop): log it with its traceback and
         answer 500, or cut a response already begun."""
+        self.failures += 1
         request.channel.handler_failed(request, self, exc)
+
+    def status_counters(self) -> dict[str, int]:
+        """The status page's row for this application (counts; ``running`` and
+        ``waiting`` are requests in the threads and queued for them now)."""
+        pool = self.pool
+        return {
+            "requests": self.requests,
+            "errors": self.failures,
+            "running": pool.busy,
+            "waiting": pool.waiting,
+            "threads": pool.size,
+        }
 
     async def startup(self) -> None:
         """Start the threads (the server's start hook)."""

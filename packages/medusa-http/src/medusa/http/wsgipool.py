@@ -49,6 +49,11 @@ class ThreadPool:
         """Threads running a callable now (approximate: for the status page and tests)."""
 
     @property
+    def waiting(self) -> int:
+        """Callables submitted and not started yet (approximate: for the status page)."""
+        return self._queue.qsize()
+
+    @property
     def alive(self) -> int:
         """Threads of the pool alive now (0 before the first :meth:`submit` and after
         :meth:`stop`)."""
