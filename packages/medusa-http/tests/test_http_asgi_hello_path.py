@@ -1,0 +1,219 @@
+"""The ASGI hello path's work per request (issue 17's speed target), counted rather than
+timed, and what its shortcuts must keep: the bytecode instructions that
+:mod:`medusa.http.asgi` and :mod:`medusa.http.asgiscope` execute to answer a keep-alive
+GET from a raw application, the request's own named task, the remembered encoding of
+header lists, and the scope keys a connection's requests share.
+
+Instructions per request under callgrind are measured by ``bench/app_bench.py
+instructions``; this test keeps the Python work of the ASGI modules from creeping back
+(547 bytecodes per request before the header lists' encoding was remembered and a
+connection's scope keys made once; about 430 after)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import socket
+import sys
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from medusa.core.testing import ServerThread, loop_backends
+from medusa.http import HTTPServer
+from medusa.http.asgi import (
+    FIELDS_CACHE_BYTES,
+    FIELDS_CACHE_SIZE,
+    TASK_NAME,
+    ASGIHandler,
+    ProtocolError,
+    encode_fields,
+)
+
+REQUESTS = 50
+MAX_BYTECODES_PER_REQUEST = 470
+TIMEOUT = 10.0
+REQUEST = b"GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: test\r\n\r\n"
+START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+}
+BODY = {"type": "http.response.body", "body": b"Hello, World!"}
+
+
+async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send(START)
+    await send(BODY)
+
+
+def _read_response(sock: socket.socket, buffer: bytearray) -> bytes:
+    """One response with a Content-Length from ``sock`` (what follows stays in ``buffer``)."""
+    while b"\r\n\r\n" not in buffer:
+        data = sock.recv(65536)
+        assert data, "the connection closed"
+        buffer += data
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(rest) < length:
+        data = sock.recv(65536)
+        assert data, "the connection closed"
+        rest += data
+    buffer[:] = rest[length:]
+    return head + b"\r\n\r\n" + rest[:length]
+
+
+@pytest.mark.parametrize("backend", loop_backends())
+def test_asgi_hello_bytecodes(backend: str) -> None:
+    handler = ASGIHandler(hello, lifespan=False)
+    server = HTTPServer(("127.0.0.1", 0), handlers=[handler], access_log=None)
+    executed = 0
+
+    def opcodes(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal executed
+        if event == "opcode":
+            executed += 1
+        return opcodes
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        name = frame.f_code.co_filename
+        if name.endswith(("/medusa/http/asgi.py", "/medusa/http/asgiscope.py")):
+            frame.f_trace_opcodes = True
+            return opcodes
+        return None
+
+    with (
+        ServerThread([server], backend=backend) as thread,
+        socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock,
+    ):
+        buffer = bytearray()
+        for _ in range(3):  # the connection's scope keys made, the header list's encoding
+            sock.sendall(REQUEST)
+            assert _read_response(sock, buffer).endswith(b"\r\n\r\nHello, World!")
+        thread.call(lambda: sys.settrace(trace))
+        try:
+            for _ in range(REQUESTS):
+                sock.sendall(REQUEST)
+                answer = _read_response(sock, buffer)
+                assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+                assert answer.endswith(b"\r\n\r\nHello, World!"), answer
+        finally:
+            thread.call(lambda: sys.settrace(None))
+    assert executed / REQUESTS <= MAX_BYTECODES_PER_REQUEST, executed / REQUESTS
+
+
+class Seen:
+    """What the application saw of each request: its task, its task's name, its scope."""
+
+    def __init__(self) -> None:
+        self.tasks: list[asyncio.Task[Any] | None] = []
+        self.names: list[str] = []
+        self.scopes: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        task = asyncio.current_task()
+        self.tasks.append(task)
+        self.names.append(task.get_name() if task is not None else "")
+        self.scopes.append(scope)
+        await asyncio.sleep(0)  # the task goes on after a turn of the loop
+        await send(START)
+        await send(BODY)
+
+
+@pytest.fixture(params=loop_backends())
+def seen(request: pytest.FixtureRequest) -> Iterator[tuple[Seen, HTTPServer]]:
+    app = Seen()
+    server = HTTPServer(
+        ("127.0.0.1", 0),
+        handlers=[
+            ASGIHandler(app, prefix="/api", lifespan=False),
+            ASGIHandler(app, lifespan=False),
+        ],
+        access_log=None,
+        proxy_headers=True,
+        proxy_trusted=["127.0.0.1/32"],
+    )
+    with ServerThread([server], backend=request.param):
+        yield app, server
+
+
+def test_each_request_runs_in_its_own_named_task(seen: tuple[Seen, HTTPServer]) -> None:
+    app, server = seen
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    for _ in range(3):
+        conn.request("GET", "/hello")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read() == b"Hello, World!"
+    conn.close()
+    assert all(task is not None for task in app.tasks)
+    assert len({id(task) for task in app.tasks}) == 3
+    assert app.names == [TASK_NAME] * 3
+
+
+def test_scope_keys_of_a_connection(seen: tuple[Seen, HTTPServer]) -> None:
+    """The scheme, client and server a connection's scopes share, made once, give way to
+    what a trusted proxy says for one request; each prefix keeps its root path."""
+    app, server = seen
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    requests: list[tuple[str, dict[str, str]]] = [
+        ("/hello", {}),
+        ("/hello", {"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https"}),
+        ("/api/hello", {}),
+        ("/hello", {}),
+    ]
+    for path, headers in requests:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.read() == b"Hello, World!"
+    port = conn.sock.getsockname()[1]
+    conn.close()
+    direct, proxied, prefixed, again = app.scopes
+    for scope in (direct, prefixed, again):
+        assert scope["client"] == ("127.0.0.1", port)
+        assert scope["scheme"] == "http"
+        assert scope["server"] == ("127.0.0.1", server.port)
+    assert proxied["client"] is not None
+    assert proxied["client"][0] == "192.0.2.7"
+    assert proxied["scheme"] == "https"
+    assert proxied["server"] == ("127.0.0.1", server.port)
+    assert [scope["root_path"] for scope in app.scopes] == ["", "", "/api", ""]
+    assert [scope["path"] for scope in app.scopes] == ["/hello", "/hello", "/api/hello", "/hello"]
+    assert len({id(scope) for scope in app.scopes}) == 4
+    assert len({id(scope["headers"]) for scope in app.scopes}) == 4
+
+
+def test_encode_fields_remembers_header_lists() -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
+    first = encode_fields(headers)
+    assert first == (b"content-type: text/plain\r\n", 13, False)
+    assert encode_fields(list(headers)) is first  # an equal list: remembered
+    assert encode_fields(iter(headers)) is first  # any iterable of hashable pairs
+    # Unhashable pairs (lists) and bytearrays are encoded each time, as before.
+    assert encode_fields([[b"x-a", b"1"], [b"connection", b"close"]]) == (b"x-a: 1\r\n", None, True)
+    assert encode_fields([(b"x-a", bytearray(b"1"))]) == (b"x-a: 1\r\n", None, False)
+    # Malformed lists are refused every time, whatever was remembered before.
+    for bad in (
+        [(b"x-a", b"1\r\nx-b: 2")],
+        [(b"content-length", b"12x")],
+        [(b"", b"1")],
+        [("x-a", "1")],
+        [(b"x-a", b"1", b"2")],
+    ):
+        for _ in range(2):
+            with pytest.raises(ProtocolError):
+                encode_fields(bad)
+
+
+def test_encode_fields_remembers_a_bounded_number() -> None:
+    big = [(b"x-big", b"v" * FIELDS_CACHE_BYTES)]
+    assert encode_fields(big) is not encode_fields(big)  # too large to keep
+    kept = encode_fields([(b"x-kept", b"1")])
+    assert encode_fields([(b"x-kept", b"1")]) is kept
+    for number in range(FIELDS_CACHE_SIZE):  # fills the cache: it starts again
+        encode_fields([(b"x-n", b"%d" % number)])
+    assert encode_fields([(b"x-kept", b"1")]) is not kept
+    assert encode_fields([(b"x-kept", b"1")]) == kept
