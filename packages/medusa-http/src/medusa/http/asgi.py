@@ -237,19 +237,20 @@ class HTTPCycle:
             gives an empty last ``http.request``).
     """
 
-    # Set for every request: slots. The rest are class defaults, stored on the instance
-    # only when set (most requests never change them): each attribute set costs.
-    __slots__ = ("__dict__", "body_done", "handler", "request", "state")
+    # Set for every request: slots (``status`` and ``headers`` by http.response.start, read
+    # only after it). The rest are class defaults, stored in the instance's dict only when
+    # set (most requests never change them, and never make the dict).
+    __slots__ = ("__dict__", "body_done", "handler", "headers", "request", "state", "status")
 
     body_given = False
     chunks: list[bytes] | None = None
     disconnected = False
     paused = False
     waiter: asyncio.Future[None] | None = None
-    status = 200
-    headers: Iterable[Any] = ()
     length: int | None = None
     sent = 0
+    status: int
+    headers: Iterable[Any]
 
     def __init__(self, handler: ASGIHandler, request: Request, body_done: bool) -> None:
         self.handler = handler
