@@ -210,6 +210,25 @@ def test_a_plain_response_sets_no_instance_attribute(seen: tuple[Seen, HTTPServe
     assert vars(cycle) == {}
 
 
+def test_header_names_are_remembered(seen: tuple[Seen, HTTPServer]) -> None:
+    """The bytes of a header field name are made once (a lookup costs half an encoding);
+    names longer than 64 characters are encoded each time."""
+    app, server = seen
+    long_name = "X-" + "n" * 70
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    for _ in range(2):
+        conn.request("GET", "/hello", headers={"X-Custom": "1", long_name: "2"})
+        response = conn.getresponse()
+        assert response.read() == b"Hello, World!"
+    conn.close()
+    first, second = (dict(scope["headers"]) for scope in app.scopes)
+    assert first == second
+    assert first[b"x-custom"] == b"1"
+    assert first[long_name.lower().encode()] == b"2"
+    same = {name: any(name is other for other in second) for name in first}
+    assert same == {name: len(name) <= 64 for name in first}
+
+
 def test_encode_fields_remembers_header_lists() -> None:
     headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
     first = encode_fields(headers)
