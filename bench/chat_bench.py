@@ -50,6 +50,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import select
 import shutil
 import socket
 import statistics
@@ -245,6 +246,56 @@ async def connect_stamped(
     sock.setblocking(False)
     await loop.sock_connect(sock, ("127.0.0.1", port))
     return StampedReader(loop, sock, member)
+
+
+def send_floor(clients: int, rounds: int = 200) -> tuple[float, float]:
+    """The kernel's share of a fan-out on this machine: ``rounds`` rounds of one
+    ``send()`` of a 56-byte line to each of ``clients`` TCP sockets on 127.0.0.1, from
+    this process pinned to CPU 0, read by a child process pinned to CPU 1 (one epoll loop,
+    like the load process), 2 ms apart so that each round finds the reader asleep, as a
+    message at light load does. No Python work but the loop around ``send()``.
+
+    Returns:
+        (CPU time per ``send()``, microseconds; CPU time per round, milliseconds).
+    """
+    line = b":n!u@127.0.0.1 PRIVMSG #bench :" + b"1" * 22 + b"\r\n"
+    with socket.create_server(("127.0.0.1", 0), backlog=clients) as listener:
+        port = listener.getsockname()[1]
+        child = os.fork()
+        if child == 0:  # the reader
+            try:
+                os.sched_setaffinity(0, {1})
+                readers = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
+                poller = select.epoll()
+                by_fd = {sock.fileno(): sock for sock in readers}
+                for fd in by_fd:
+                    poller.register(fd, select.EPOLLIN)
+                while by_fd:
+                    for fd, _ in poller.poll():
+                        if not by_fd[fd].recv(1 << 16):
+                            poller.unregister(fd)
+                            by_fd.pop(fd).close()
+            finally:
+                os._exit(0)
+        os.sched_setaffinity(0, {0})
+        try:
+            senders = [listener.accept()[0] for _ in range(clients)]
+            for sock in senders:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            time.sleep(0.2)
+            cpu = 0.0
+            for _ in range(rounds):
+                started = time.process_time()
+                for sock in senders:
+                    sock.send(line)
+                cpu += time.process_time() - started
+                time.sleep(0.002)
+            for sock in senders:
+                sock.close()
+        finally:
+            os.waitpid(child, 0)
+            os.sched_setaffinity(0, {1})
+    return cpu / (rounds * clients) * 1e6, cpu / rounds * 1e3
 
 
 def cpu_seconds(pid: int) -> float:
@@ -450,9 +501,10 @@ registration_timeout = 0
 
 
 @contextlib.contextmanager
-def bus_nodes(tmp: Path, pin: list[str]) -> Iterator[tuple[list[int], list[int]]]:
+def bus_nodes(tmp: Path, pins: list[list[str]]) -> Iterator[tuple[list[int], list[int]]]:
     """redis-server and two medusa-chat nodes on its bus (uvloop); yields their ports
-    (the two nodes) and pids (the two nodes, then redis-server)."""
+    (the two nodes) and pids (the two nodes, then redis-server). ``pins``: the ``taskset``
+    prefix of the first node, the second and redis-server."""
     redis = shutil.which("redis-server")
     if redis is None:
         raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -460,7 +512,7 @@ def bus_nodes(tmp: Path, pin: list[str]) -> Iterator[tuple[list[int], list[int]]
     procs = [
         subprocess.Popen(
             [
-                *pin,
+                *pins[2],
                 redis,
                 "--port",
                 str(redis_port),
@@ -481,7 +533,7 @@ def bus_nodes(tmp: Path, pin: list[str]) -> Iterator[tuple[list[int], list[int]]
             config = medusa_config(
                 tmp, f"node{i}", "uvloop", port, f"redis://127.0.0.1:{redis_port}/0"
             )
-            argv = [*pin, str(medusa), "serve", "-c", str(config), "--log-level", "warning"]
+            argv = [*pins[i], str(medusa), "serve", "-c", str(config), "--log-level", "warning"]
             procs.insert(i, subprocess.Popen(argv, stdout=subprocess.DEVNULL))
         for port, proc in zip(ports, procs, strict=False):
             wait_port(port, proc)
@@ -498,11 +550,17 @@ def bus_nodes(tmp: Path, pin: list[str]) -> Iterator[tuple[list[int], list[int]]
 
 
 @contextlib.contextmanager
-def server(name: str, tmp: Path, cpu: int) -> Iterator[tuple[list[int], list[int]]]:
-    """The server(s) ``name`` pinned to ``cpu``; yields their ports and pids."""
-    pin = ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
+def server(
+    name: str, tmp: Path, cpu: int, bus_cpus: tuple[str, ...] = ("0", "0", "0")
+) -> Iterator[tuple[list[int], list[int]]]:
+    """The server(s) ``name`` pinned to ``cpu`` (``medusa-bus``: its first node, second
+    node and redis-server to the ``taskset`` CPU lists ``bus_cpus``); yields their ports
+    and pids."""
+    taskset = shutil.which("taskset") is not None
+    pin = ["taskset", "-c", str(cpu)] if taskset else []
     if name == "medusa-bus":
-        with bus_nodes(tmp, pin) as found:
+        pins = [["taskset", "-c", cpus] if taskset else [] for cpus in bus_cpus]
+        with bus_nodes(tmp, pins) as found:
             yield found
         return
     port = free_port()
@@ -557,9 +615,28 @@ def main() -> int:
         "--sample", type=int, default=50, help="every N-th member records latencies"
     )
     parser.add_argument("--only", default="medusa,medusa-asyncio,miniircd")
+    parser.add_argument(
+        "--bus-cpus",
+        default="0/0/0",
+        help="medusa-bus: the CPUs (taskset lists) of the first node, the second node and "
+        "redis-server, separated by '/' (default 0/0/0: all on the one server's CPU)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="first measure the kernel's share of a fan-out to --clients sockets (send_floor)",
+    )
     args = parser.parse_args()
     if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
         os.sched_setaffinity(0, {1})
+        if args.floor:
+            per_send, per_round = send_floor(args.clients)
+            print(
+                f"floor: one send() to a socket on 127.0.0.1 costs {per_send:.2f} us of CPU "
+                f"here; one line to {args.clients} members {per_round:.2f} ms of CPU 0 "
+                f"before any Python (a line waits for the round in progress, then its own)",
+                flush=True,
+            )
     try:
         import uvloop
 
@@ -568,12 +645,15 @@ def main() -> int:
         new_loop = asyncio.new_event_loop
     names = args.only.split(",")
     windows = [int(w) for w in args.window.split(",")]
+    bus_cpus = tuple(args.bus_cpus.split("/"))
+    if len(bus_cpus) != 3:
+        parser.error("--bus-cpus: three CPU lists, e.g. 0/1/0")
     results: dict[tuple[int, str], list[Result]] = {(w, n): [] for w in windows for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for window in windows:
                 for name in names:
-                    with server(name, Path(tmp), 0) as (ports, pids):
+                    with server(name, Path(tmp), 0, bus_cpus) as (ports, pids):
                         loop = new_loop()
                         try:
                             result = loop.run_until_complete(
