@@ -34,12 +34,19 @@ members split across two medusa-chat processes sharing one ``redis-server`` (the
 ``bus`` option): the senders and about half of the members on the first node, the probe
 (which closes the window) and the other half on the second, so every message crosses
 Redis once. The two nodes and Redis are pinned to CPU 0 like the one server they are
-compared with, the load to CPU 1; ``cross p99`` is the p99 latency of the second node's
-members only (a delivery through Redis), beside the same figure for the first node's
-members in the same run (what crossing Redis adds), and the CPU of each process.
+compared with (``--bus-cpus``: other CPUs for each), the load to CPU 1; ``cross p99`` is
+the p99 latency of the second node's members only (a delivery through Redis), beside the
+same figure for the first node's members in the same run (what crossing Redis adds), and
+the CPU of each process. The sampled members alternate between the nodes only with an
+even ``--sample``.
+
+``--floor`` first measures the kernel's share of a fan-out on this machine: the CPU time
+of one ``send()`` of a line to each of ``--clients`` sockets on 127.0.0.1 (read by a
+process on CPU 1), before any Python: a lower bound for one message's fan-out.
 
 Run: ``hatch run bench:python bench/chat_bench.py [--clients 500] [--window 5,20,200,400]
-[--duration 5] [--runs 3] [--sample 50] [--only medusa,medusa-asyncio,miniircd,medusa-bus]``
+[--duration 5] [--runs 3] [--sample 50] [--only medusa,medusa-asyncio,miniircd,medusa-bus]
+[--bus-cpus 0/0/0] [--floor]``
 """
 
 from __future__ import annotations
