@@ -327,6 +327,40 @@ def test_a_publish_does_not_wait_for_the_previous_ones_reply(
         alice.expect(r"^:carol!\S+ PRIVMSG #fast :back$")
 
 
+def test_a_freed_nick_is_free_in_redis_before_the_others_see_the_change(
+    runner: Runner, tmp_path: Path, redis: RedisServer
+) -> None:
+    """NICK frees the old nick in Redis before the NICK record is published: a user who
+    sees the change may take the old nick at once. The node's release (EVALSHA) reaches
+    Redis before its PUBLISH (kernel receive stamps of the relay, both written by the
+    node), and carol takes the nick as soon as alice sees it freed."""
+    with redis_relay(redis) as relay:
+        one = start_node(runner, tmp_path, redis, "one.test")
+        two = start_node(runner, tmp_path, redis, "two.test", url=relay.url)
+        alice = Client(one.endpoint.port, "alice")
+        alice.send("JOIN #nicks")
+        alice.expect(r" 366 alice #nicks ")
+        for round_ in range(3):
+            old, new = f"bob{round_}", f"robert{round_}"
+            bob = Client(two.endpoint.port, old)
+            bob.send("JOIN #nicks")
+            bob.expect(rf" 366 {old} #nicks ")
+            wait_reply(alice, "NAMES #nicks", r" 366 alice #nicks ", rf" 353 .*\b{old}\b")
+            bob.send(f"NICK {new}")
+            alice.expect(rf"^:{old}!\S+ NICK {new}$")
+            releases = relay.chunks_with(f"nick:{old}".encode())
+            published = relay.chunks_with(f'"nick","{old}","{new}"'.encode())
+            assert releases, relay.written
+            assert len(published) == 1, published
+            assert releases[-1][0] < published[0][0], "the PUBLISH left before the release"
+            carol = Client(one.endpoint.port)
+            carol.send(f"NICK {old}", f"USER c{round_} 0 * :carol")
+            carol.expect(rf" 001 {old} ")
+            for client in (bob, carol):
+                client.send("QUIT")
+                client.close()
+
+
 def test_invite_and_private_channel_across_nodes(
     runner: Runner, tmp_path: Path, redis: RedisServer
 ) -> None:

@@ -133,6 +133,11 @@ class RedisBus:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._commands: asyncio.Queue[tuple[str, User, str]] = asyncio.Queue()
+        # Nick releases asked and done: records wait for the releases asked with them, so
+        # that a nick shown free elsewhere (NICK, QUIT) is free in Redis by then.
+        self._releases_asked = 0
+        self._releases_done = 0
+        self._released = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._publisher: Publisher | None = None
         self._closing = False
@@ -158,6 +163,7 @@ class RedisBus:
     def release_nick(self, user: User, key: str) -> None:
         """Free ``key`` if ``user`` holds it."""
         if self.up:
+            self._releases_asked += 1
             self._commands.put_nowait(("release", user, key))
 
     # -- life cycle ------------------------------------------------------------------------
@@ -293,6 +299,8 @@ class RedisBus:
             kind, user, name = self._commands.get_nowait()
             if kind == "claim":
                 self._answer(user, name, UNREACHABLE)
+        self._releases_done = self._releases_asked
+        self._released.set()
         if was_up or not self._was_up:
             error_logger.warning("chat: the bus %s is unreachable: %s", self.url, exc)
         if was_up:
@@ -338,16 +346,26 @@ class RedisBus:
                 key = name
                 keys = [self._key("nick", key), self._key("nicks", self.node)]
                 await self._scripts["release"](keys=keys, args=[self._owner(user)])
+                self._releases_done += 1
+                self._released.set()
 
     async def _write(self, publisher: Publisher) -> None:
         """Publish the records queued, all of them at once, as soon as they are queued
-        (pipelined: the previous PUBLISH's reply is not waited for)."""
+        (pipelined: the previous PUBLISH's reply is not waited for), but after the nick
+        releases asked before them (a NICK or QUIT record frees a nick for the others)."""
         while True:
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
-            records, self._pending = self._pending, []
+            # The records queued so far go once the nick releases asked so far are done
+            # (a record and its release are asked in one call, in either order).
+            count, asked = len(self._pending), self._releases_asked
+            while self._releases_done < asked:
+                self._released.clear()
+                await self._released.wait()
+            records = self._pending[:count]
+            del self._pending[:count]
             payload = json.dumps([self.node, records], separators=(",", ":"))
             await publisher.send(payload)
 
