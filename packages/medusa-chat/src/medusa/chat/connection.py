@@ -148,12 +148,22 @@ class IRCConnection(Channel):
         if out is None:
             return
         self._out = None
-        if self._shared:
-            self._take_shared(out)
-            self._shared.clear()
-            if not out:
-                return
-        data = out[0] if len(out) == 1 else b"".join(out)
+        shared = self._shared
+        if shared:
+            if not out and len(shared) == 1 and self.session is not None:
+                # The common case of a fan-out: one channel's lines and nothing else.
+                lines, start = shared.pop()
+                data = lines.take(self.session.user, start)
+                if not data:
+                    return
+            else:
+                self._take_shared(out)
+                shared.clear()
+                if not out:
+                    return
+                data = out[0] if len(out) == 1 else b"".join(out)
+        else:
+            data = out[0] if len(out) == 1 else b"".join(out)
         if self.writable:
             # The common case, once per client and loop iteration: Channel.push writes
             # straight to the transport when nothing waits in its fifo.
