@@ -546,14 +546,16 @@ def bus_nodes(tmp: Path, pins: list[list[str]]) -> Iterator[tuple[list[int], lis
             wait_port(port, proc)
         yield ports, [proc.pid for proc in procs]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # the nodes first, then redis-server (a node that sees Redis go logs a warning)
+        for group in (procs[:-1], procs[-1:]):
+            for proc in group:
+                proc.terminate()
+            for proc in group:
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
 
 @contextlib.contextmanager
