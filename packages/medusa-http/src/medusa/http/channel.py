@@ -12,8 +12,8 @@ Log lines give the client as ``host:port`` and escape what it chose
 from __future__ import annotations
 
 import time
-from time import monotonic
 from collections.abc import Sequence
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from medusa.core.log import error_logger, peer_text, printable

@@ -360,13 +360,10 @@ class HTTPConnection:
     def _make_request(self, parser: httptools.HttpRequestParser) -> Request:
         headers = self.headers
         keep_alive = parser.should_keep_alive()
-        if keep_alive and "connection" not in headers:
-            # Persistent without a Connection field (RFC 9112 §9.3) is HTTP/1.1 alone of
-            # the versions llhttp accepts (0.9, 1.0, 1.1, 2.0): get_http_version() formats
-            # a new string, about 2,300 instructions, 5% of a small request's.
-            version = "1.1"
-        else:
-            version = parser.get_http_version()
+        # Persistent without a Connection field (RFC 9112 §9.3) is HTTP/1.1 alone of the
+        # versions llhttp accepts (0.9, 1.0, 1.1, 2.0): get_http_version() formats a new
+        # string, about 2,300 instructions, 5% of a small request's.
+        version = "1.1" if keep_alive and "connection" not in headers else parser.get_http_version()
         url = self.url.decode("latin-1")
         self.url = b""
         name = METHOD_NAMES.get(parser.get_method())

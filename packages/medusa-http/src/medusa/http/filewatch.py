@@ -6,18 +6,18 @@ times), an eighth of a small file's whole request. Instead, :class:`FileWatch` a
 kernel (inotify(7), through the ``inotify_simple`` library) to report every change in the
 directories from the served root down to each cached file: a file written, truncated,
 renamed, replaced, deleted or its attributes changed, and a directory on the way renamed
-or removed. The event loop reads the reports as they come (``loop.add_reader``). The loop may handle a
-client's ready socket before the inotify descriptor that became ready in the same turn, so
-before the cache answers from a watched entry it asks :meth:`FileWatch.changes_waiting`:
-the first time in each turn of the event loop, that is one ``poll`` system call (about
-1,100 instructions and a kernel entry), and a waiting report is read at once; later
-answers in the same turn are not asked again (a busy server answers dozens of requests
-per turn, and a system call each would cost more than the rest of a cached answer's
-kernel work but the socket's). So a change completed before the loop's turn began is
-seen by every request read in that turn or later; a change made while a turn runs is
-seen from the next turn (microseconds to a few milliseconds later). A client that waits
-for a change to be done before asking (an FTP upload's ``226``, a command that
-returned) always sends its request after that turn, and gets the new file.
+or removed. The event loop reads the reports as they come (``loop.add_reader``). The loop
+may handle a client's ready socket before the inotify descriptor that became ready in the
+same turn, so before the cache answers from a watched entry it asks
+:meth:`FileWatch.changes_waiting`: the first time in each turn of the event loop, that is
+one ``poll`` system call (about 1,100 instructions and a kernel entry), and a waiting
+report is read at once; later answers in the same turn are not asked again (a busy server
+answers dozens of requests per turn, and a system call each would cost more than the
+rest of a cached answer's kernel work but the socket's). So a change completed before
+the loop's turn began is seen by every request read in that turn or later; a change made
+while a turn runs is seen from the next turn (microseconds to a few milliseconds later).
+A client that waits for a change to be done before asking (an FTP upload's ``226``, a
+command that returned) always sends its request after that turn, and gets the new file.
 
 Where inotify is not available (another system, the library missing, the watch limit
 ``fs.inotify.max_user_watches`` reached), :meth:`FileWatch.watch` returns False and the
