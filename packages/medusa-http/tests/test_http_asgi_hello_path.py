@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import re
+import shutil
+import signal
 import socket
+import subprocess
 import sys
+import textwrap
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -227,6 +234,77 @@ def test_header_names_are_remembered(seen: tuple[Seen, HTTPServer]) -> None:
     assert first[long_name.lower().encode()] == b"2"
     same = {name: any(name is other for other in second) for name in first}
     assert same == {name: len(name) <= 64 for name in first}
+
+
+MARKED_SERVER = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    from medusa.core import run
+    from medusa.http import HTTPServer
+    from medusa.http.asgi import ASGIHandler
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/mark":
+            os.getppid()  # a mark in the trace
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"Hello, World!"})
+
+    server = HTTPServer(
+        ("127.0.0.1", 0), handlers=[ASGIHandler(app, lifespan=False)], access_log=None
+    )
+    run([server], backend=sys.argv[1])
+    """
+)
+
+
+@pytest.mark.parametrize("backend", loop_backends())
+def test_no_system_call_per_request_to_find_the_loop(tmp_path: Path, backend: str) -> None:
+    """Python 3.11's ``asyncio.get_running_loop()`` makes a ``getpid`` system call: the
+    loop is asked once per connection, not once per request."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt-get install strace)")
+    trace = tmp_path / "trace.txt"
+    argv = [strace, "-f", "-qq", "-e", "trace=getpid,getppid", "-o", str(trace)]
+    process = subprocess.Popen(
+        [*argv, sys.executable, "-c", MARKED_SERVER, backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        port = None
+        while port is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            if "not permitted" in line:
+                pytest.skip("strace may not trace processes here (ptrace)")
+            found = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", line)
+            port = int(found.group(1)) if found else None
+        assert port is not None, "the server did not start"
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        for path in ["/hello", "/mark"] + ["/hello"] * REQUESTS + ["/mark"]:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            assert response.read() == b"Hello, World!"
+        conn.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+    calls = re.findall(r"^\d+\s+(getpid|getppid)\(", trace.read_text(), re.MULTILINE)
+    first = calls.index("getppid")
+    between = calls[first + 1 : first + 1 + calls[first + 1 :].index("getppid")]
+    assert between.count("getpid") < REQUESTS // 2, between.count("getpid")
 
 
 def test_encode_fields_remembers_header_lists() -> None:

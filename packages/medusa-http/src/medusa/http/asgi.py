@@ -51,6 +51,7 @@ __all__ = [
     "ClientDisconnectedError",
     "HTTPCycle",
     "ProtocolError",
+    "channel_loop",
     "encode_fields",
 ]
 
@@ -268,11 +269,12 @@ class HTTPCycle:
         a loop with a task factory gets its task from the factory."""
         handler = self.handler
         handler.requests += 1
-        loop = get_running_loop()
+        request = self.request
+        loop = channel_loop(request.channel)
         if handler.ready is _DONE_FUTURE:
             ready = handler.ready = loop.create_future()
             ready.set_result(None)
-        scope = base_scope(self.request, root_path=handler.prefix, state=handler.state)
+        scope = base_scope(request, root_path=handler.prefix, state=handler.state)
         scope["extensions"] = _EXTENSIONS
         main = self._main(handler.app(scope, self.receive, self.send))
         # No reference is kept (it would make a cycle through the coroutine): the loop
@@ -280,7 +282,7 @@ class HTTPCycle:
         if loop.get_task_factory() is None:
             Task(main, loop=loop, name=TASK_NAME)
         else:
-            loop.create_task(main, name=TASK_NAME)  # noqa: RUF006 (as Task above)
+            loop.create_task(main, name=TASK_NAME)
 
     # -- the request body (the sink) -------------------------------------------------------
 
@@ -361,7 +363,7 @@ class HTTPCycle:
             if request.on_lost is None:
                 request.on_lost = self.lost  # to wake this waiter if the client leaves
             self._resume()
-            waiter = self.waiter = get_running_loop().create_future()
+            waiter = self.waiter = channel_loop(request.channel).create_future()
             try:
                 await waiter
             finally:
@@ -472,7 +474,7 @@ class HTTPCycle:
             self._resume()
             return self.handler.ready
         if request.output_waits or not request.channel.writable:
-            future: asyncio.Future[None] = get_running_loop().create_future()
+            future: asyncio.Future[None] = channel_loop(request.channel).create_future()
             request.push_with_producer(_Wakeup(future))
             return self._drain(future)
         return self.handler.ready
@@ -554,6 +556,23 @@ class HTTPCycle:
             channel.abort()
         elif not request.finished:
             request.error(500)
+
+
+def channel_loop(channel: Any) -> asyncio.AbstractEventLoop:
+    """The event loop ``channel`` (a connection) runs on: asked once per connection, and
+    kept in the channel's dict (Python 3.11's ``asyncio.get_running_loop()`` makes a
+    ``getpid`` system call each time, to notice a fork).
+
+    Raises:
+        RuntimeError: when called outside a running loop (the first time).
+    """
+    loop: asyncio.AbstractEventLoop | None = channel.__dict__.get(_LOOP)
+    if loop is None:
+        loop = channel.__dict__[_LOOP] = get_running_loop()
+    return loop
+
+
+_LOOP = "asgi_loop"
 
 
 def encode_fields(headers: Iterable[Any]) -> tuple[bytes, int | None, bool]:
