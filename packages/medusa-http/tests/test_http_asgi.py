@@ -404,6 +404,8 @@ def test_application_errors_give_500(
     assert get(server, "/app/hello") == (200, b"Hello, World!")
     status_page = get(server, "/status?format=json")[1].decode()
     assert "ASGI application tests:apps at /app (2 requests, 1 errors)" in status_page
+    [row] = json.loads(status_page)["servers"][0]["applications"]
+    assert (row["requests"], row["errors"]) == (2, 1)
 
 
 def test_error_after_start_cuts_the_response(

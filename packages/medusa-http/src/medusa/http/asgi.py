@@ -151,6 +151,11 @@ class ASGIHandler:
             f" {self.errors} errors)>"
         )
 
+    def status_counters(self) -> dict[str, int]:
+        """The status page's row for this application: requests handed to it (WebSocket
+        sessions included) and those it failed."""
+        return {"requests": self.requests, "errors": self.errors}
+
     def match(self, request: Request) -> bool:
         """Take requests whose path is the prefix or below it (all of them at ``/``)."""
         prefix = self.prefix
