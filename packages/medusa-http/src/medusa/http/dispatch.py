@@ -53,8 +53,11 @@ def dispatch(
     except Exception:
         handler_failed(channel, request, handler)
         return
-    if result is not None or not request.finished:
-        handler_result(channel, request, handler, result)
+    if result is not None:
+        if result is not NOT_DONE_YET:  # (an application answers later: nothing to do)
+            handler_result(channel, request, handler, result)
+    elif not request.finished:
+        _left_unanswered(channel, request, handler)
 
 
 def choose_handler(
