@@ -1,8 +1,9 @@
 """The ASGI hello path's work per request (issue 17's speed target), counted rather than
 timed, and what its shortcuts must keep: the bytecode instructions that
-:mod:`medusa.http.asgi` and :mod:`medusa.http.asgiscope` execute to answer a keep-alive
-GET from a raw application, the request's own named task, the remembered encoding of
-header lists, and the scope keys a connection's requests share.
+:mod:`medusa.http.asgi`, :mod:`~medusa.http.asgicycle` and :mod:`~medusa.http.asgiscope`
+execute to answer a keep-alive GET from a raw application, the request's own named task,
+the remembered encoding of header lists, and the scope keys a connection's requests
+share.
 
 Instructions per request under callgrind are measured by ``bench/app_bench.py
 instructions``; this test keeps the Python work of the ASGI modules from creeping back
@@ -29,16 +30,11 @@ import pytest
 
 from medusa.core.testing import ServerThread, loop_backends
 from medusa.http import HTTPServer
-from medusa.http.asgi import (
-    FIELDS_CACHE_BYTES,
-    FIELDS_CACHE_SIZE,
-    TASK_NAME,
-    ASGIHandler,
-    ProtocolError,
-    encode_fields,
-)
+from medusa.http.asgi import TASK_NAME, ASGIHandler, ProtocolError
+from medusa.http.asgicycle import FIELDS_CACHE_BYTES, FIELDS_CACHE_SIZE, encode_fields
 
 REQUESTS = 50
+ASGI_MODULES = ("/medusa/http/asgi.py", "/medusa/http/asgicycle.py", "/medusa/http/asgiscope.py")
 MAX_BYTECODES_PER_REQUEST = 500
 TIMEOUT = 10.0
 START = {
@@ -68,7 +64,7 @@ def test_asgi_hello_bytecodes(backend: str) -> None:
 
     def trace(frame: FrameType, event: str, arg: Any) -> Any:
         name = frame.f_code.co_filename
-        if name.endswith(("/medusa/http/asgi.py", "/medusa/http/asgiscope.py")):
+        if name.endswith(ASGI_MODULES):
             frame.f_trace_opcodes = True
             return opcodes
         return None
