@@ -84,12 +84,10 @@ def run_handler(channel: HTTPChannel, request: Request, handler: Handler) -> Non
 def handler_result(
     channel: HTTPChannel, request: Request, handler: Handler, result: object
 ) -> None:
-    """Act on what ``handler.handle_request(request)`` returned, unless it is ``None`` with
-    the request finished (nothing to do): ``None`` with the request unanswered is an error,
-    :data:`NOT_DONE_YET` waits, an awaitable runs as a task."""
-    if result is None:
-        _left_unanswered(channel, request, handler)
-    elif result is not NOT_DONE_YET and inspect.isawaitable(result):
+    """Act on what ``handler.handle_request(request)`` returned when it is neither ``None``
+    nor :data:`NOT_DONE_YET` (:func:`dispatch` handles those): an awaitable runs as a task
+    that finishes the request."""
+    if inspect.isawaitable(result):
         task = asyncio.ensure_future(result)
         task.add_done_callback(lambda t: _handler_done(channel, request, handler, t))
 
