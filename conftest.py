@@ -9,13 +9,40 @@ missing (:func:`medusa.core.testing.require_tool`).
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
+from pathlib import Path
 
 import pytest
 
 from medusa.core.testing import NO_SKIP_ENV
 
 _skipped: list[str] = []
+
+_SOURCES = Path(__file__).parent / "packages"
+
+
+def stale_compiled_modules() -> list[str]:
+    """The modules compiled in place (medusa-http's editable install, mypyc) whose source
+    was edited since: Python would import the compiled one, and the edit would go untested."""
+    stale = []
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        for compiled in _SOURCES.glob(f"*/src/**/*{suffix}"):
+            source = compiled.with_name(compiled.name.removesuffix(suffix) + ".py")
+            if source.exists() and source.stat().st_mtime > compiled.stat().st_mtime:
+                stale.append(str(source.relative_to(_SOURCES)))
+    return stale
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to run against compiled modules older than their sources."""
+    stale = stale_compiled_modules()
+    if stale:
+        pytest.exit(
+            f"edited since they were compiled: {', '.join(stale)}; "
+            "compile them again with `hatch env prune` (the next `hatch run` reinstalls)",
+            returncode=2,
+        )
 
 
 def _no_skip() -> bool:

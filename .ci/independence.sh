@@ -86,8 +86,13 @@ unset PYTHONPATH VIRTUAL_ENV MYPYPATH
 export PYTHONNOUSERSITE=1
 
 step "build the wheels"
-mkdir -p "$WORK/wheels"
-for dir in "$REPO"/packages/medusa-*/; do
+mkdir -p "$WORK/wheels" "$WORK/checkout"
+# From a copy of the packages' files (tracked, or new and not ignored): medusa-http's build
+# compiles its request path in place (mypyc), which must not touch the checkout's modules
+# while a test run has them loaded.
+(cd "$REPO" && git ls-files --cached --others --exclude-standard -- packages \
+    | tar -c -T - -f -) | tar -x -C "$WORK/checkout" || fail "copy of packages/ failed"
+for dir in "$WORK"/checkout/packages/medusa-*/; do
     pkg=$(basename "$dir")
     (cd "$dir" && hatch build -t wheel "$WORK/wheels" >/dev/null) \
         || fail "hatch build of $pkg failed"

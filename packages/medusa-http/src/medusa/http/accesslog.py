@@ -9,18 +9,20 @@ written as it is, without escaping, and found so with one set lookup when it was
 recently (:data:`PLAIN_TARGETS`), and the status and byte-count fields are looked up
 (:data:`STATUS_FIELDS`, :data:`SIZE_TEXTS`) rather than formatted. When the access logger
 takes plain lines into a queue (:func:`medusa.core.log.line_queue`: the console, a text
-file), the server's ``log_access`` makes such a line with one f-string, the logger's prefix
-included, and appends it to that queue itself; every other line goes through
-:meth:`LineRoute.write` (:func:`common_log_line`).
+file), :meth:`LineRoute.queue_plain` makes such a line with one f-string, the logger's
+prefix included, and appends it to that queue itself; every other line goes through
+:meth:`LineRoute.write` (:func:`common_log_line`). This module is compiled by mypyc with the
+rest of the request path (medusa-http's ``pyproject.toml``).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from medusa.core.log import Logger, line_queue
+from medusa.core.log import Logger, error_logger, line_queue
 from medusa.core.logqueue import LogQueue
 from medusa.core.resolver import HostNameLog
 from medusa.http.request import Request
@@ -29,6 +31,7 @@ __all__ = [
     "PLAIN_TARGETS",
     "SIZE_TEXTS",
     "STATUS_FIELDS",
+    "AccessLog",
     "LineRoute",
     "client_host",
     "common_log_line",
@@ -62,11 +65,22 @@ class LineRoute:
         queue: the logger's queue when a line may be appended to its ``records`` directly
             (``prefix + line``, as :meth:`~medusa.core.logqueue.LogQueue.put` does), else
             None: lines go through ``logger.log``.
+        records: :attr:`queue`'s ``records`` deque (made with the queue, never replaced), or
+            None.
         log_line: ``logger.log`` when a line needs nothing but :func:`common_log_line`
             (``direct``) and :attr:`queue` is None; else None (see :meth:`write`).
     """
 
-    __slots__ = ("after_host", "log_line", "logger", "prefix", "queue", "second", "stamp")
+    __slots__ = (
+        "after_host",
+        "log_line",
+        "logger",
+        "prefix",
+        "queue",
+        "records",
+        "second",
+        "stamp",
+    )
 
     def __init__(self, logger: Logger | None, second: int, *, direct: bool = True) -> None:
         self.logger = logger
@@ -76,11 +90,51 @@ class LineRoute:
         route = line_queue(logger, second) if direct and logger is not None else None
         self.prefix = ""
         self.queue: LogQueue | None = None
+        self.records: deque[Any] | None = None
         self.log_line: Callable[[str], None] | None = None
         if route is not None:
             self.prefix, self.queue = route
+            self.records = self.queue.records  # the same deque for the queue's life
         elif direct and logger is not None:
             self.log_line = logger.log
+
+    def queue_plain(self, request: Request, host: str) -> bool:
+        """Append ``request``'s line to :attr:`queue` when it is the usual one (a queue to
+        take it, a plain target seen before, no user, a status and a size looked up): one
+        f-string, the logger's prefix included. A line beyond the queue's limit is refused
+        and counted (:meth:`~medusa.core.logqueue.LogQueue.refuse`).
+
+        Returns:
+            True when the line was taken (or refused) here; False when it must be made by
+            :func:`common_log_line` (:meth:`write`).
+        """
+        queue = self.queue
+        records = self.records
+        method = request.method  # "" for a request that never got a request line
+        target = request.target
+        if (
+            queue is None
+            or records is None
+            or not method
+            or target not in PLAIN_TARGETS
+            or request.user is not None
+        ):
+            return False
+        try:
+            line = (
+                f"{self.prefix}{host}{self.after_host}{method} {target} "
+                f"HTTP/{request.version}{STATUS_FIELDS[request.status]}"
+                f"{SIZE_TEXTS[request.bytes_out]}"
+            )
+        except KeyError:
+            return False
+        if len(records) < queue.limit:
+            records.append(line)
+            if queue.writer_waiting:  # read after the append
+                queue.wake_writer()
+        else:
+            queue.refuse()
+        return True
 
     def write(self, request: Request, host: str, names: HostNameLog | None = None) -> None:
         """Log ``request``'s line (:func:`common_log_line`), any line: the host is the client
@@ -100,6 +154,59 @@ class LineRoute:
             self.queue.put(self.prefix + line)
         elif self.logger is not None:
             self.logger.log(line)
+
+
+class AccessLog:
+    """One server's access lines (:class:`~medusa.http.server.HTTPServer`): the route of
+    the current second (:class:`LineRoute`) and the line of each answered request.
+
+    Args:
+        logger: the server's access logger.
+        names: the server's ``resolve_names`` log (:class:`~medusa.core.resolver.
+            HostNameLog`), or None.
+        direct: False when a line's host may change after it is made (a host name, a
+            proxy's client): lines then go the long way (:meth:`LineRoute.write`).
+
+    Attributes:
+        second: the second (since the epoch) of the server's latest response head, set by
+            the server when it formats one (``head_prefix``).
+    """
+
+    __slots__ = ("direct", "logger", "names", "route", "second")
+
+    def __init__(self, logger: Logger, names: HostNameLog | None, direct: bool) -> None:
+        self.logger = logger
+        self.names = names
+        self.direct = direct
+        self.second = -1
+        self.route: LineRoute | None = None
+
+    def log(self, request: Request) -> None:
+        """Write ``request``'s Common Log Format line. Its time is the second of the server's
+        latest response head, which lies between this response's start and now (Apache's
+        ``%t`` is the second the request arrived: the same but for slow responses), or the
+        current second for a request that got no response; the route is made once a second,
+        the client's address found once per connection (``log_host`` of the channel). The
+        usual line is queued by :meth:`LineRoute.queue_plain`, any other made by
+        :func:`common_log_line`. Never raises: a failure is logged (``medusa.error``)."""
+        try:
+            second = self.second if request.headers_sent else int(time.time())
+            route = self.route
+            if route is None or second != route.second:
+                route = self.route = LineRoute(self.logger, second, direct=self.direct)
+            channel = request.channel
+            host: str = channel.log_host
+            if not host:
+                host = channel.log_host = client_host(channel.peer)
+            if route.queue_plain(request, host):
+                return
+            log_line = route.log_line
+            if log_line is not None:  # a logger without a queue for plain lines: no detour
+                log_line(common_log_line(request, host, route.stamp))
+            else:
+                route.write(request, host, self.names)
+        except Exception:
+            error_logger.exception("access log failed")
 
 
 def client_host(peer: Any) -> str:
@@ -132,23 +239,23 @@ def _quote(text: str) -> str:
     return "".join(out)
 
 
-STATUS_FIELDS = {code: f'" {code} ' for code in range(100, 1000)}
+STATUS_FIELDS: Final = {code: f'" {code} ' for code in range(100, 1000)}
 """``'" 200 '``: the end of the request line and the status field, for every three-digit
 status (made once: formatting an int per line costs more than a lookup)."""
 
-SIZE_TEXTS: dict[int, str] = {0: "-"}
+SIZE_TEXTS: Final[dict[int, str]] = {0: "-"}
 """The bytes field for each body size seen recently (``0``: ``-``): a lookup costs a third
 of formatting the int. Emptied when it holds :data:`_CACHE_LIMIT` sizes."""
 
-PLAIN_TARGETS: set[str] = set()
+PLAIN_TARGETS: Final[set[str]] = set()
 """Request targets seen recently that need no escaping (printable ASCII, no ``"`` or
 ``\\``), of at most :data:`_PLAIN_TARGET_LENGTH` characters: one set lookup instead of four
 scans. Emptied when it holds :data:`_CACHE_LIMIT`."""
 
-_CACHE_LIMIT = 1024
+_CACHE_LIMIT: Final = 1024
 """Most entries of each cache above."""
 
-_PLAIN_TARGET_LENGTH = 256
+_PLAIN_TARGET_LENGTH: Final = 256
 """Longest target remembered: the cache holds at most about 300 KB."""
 
 

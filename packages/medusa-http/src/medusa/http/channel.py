@@ -257,8 +257,9 @@ class HTTPChannel(HTTPLifecycle):
         completion = self.connection.response_complete(request)
         http = self.http
         if completion is None:
-            if http.log_enabled:
-                http.log_access(request)
+            access = http.access
+            if access is not None:
+                access.log(request)
             return
         self._completed(completion)
 

@@ -41,7 +41,7 @@ The events it returns are in :mod:`medusa.http.events`. The rules, all of them h
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import httptools
 
@@ -65,9 +65,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ConnectionSettings", "HTTPConnection"]
 
-_NO_HEADERS: dict[str, str] = {}
+_NO_HEADERS: Final[dict[str, str]] = {}
 
-_FIELD_NAMES: dict[bytes, str] = {
+_FIELD_NAMES: Final[dict[bytes, str]] = {
     spelling: name.lower()
     for name in (
         "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
@@ -81,7 +81,7 @@ _FIELD_NAMES: dict[bytes, str] = {
 }  # fmt: skip
 """Common field names as clients spell them, lower-cased once (every request has a few)."""
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_SAFE: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that change nothing (RFC 9110 §9.2.1): a request after any other one waits."""
 
 

@@ -25,14 +25,7 @@ from medusa.core.options import ConfigError, Option, non_negative, positive
 from medusa.core.resolver import HostNameLog, Resolver
 from medusa.core.server import Server
 from medusa.core.trusted import PROXY_OPTIONS, TrustedNetworks
-from medusa.http.accesslog import (
-    PLAIN_TARGETS,
-    SIZE_TEXTS,
-    STATUS_FIELDS,
-    LineRoute,
-    client_host,
-    common_log_line,
-)
+from medusa.http.accesslog import AccessLog
 from medusa.http.appargs import add_app_arguments, app_chain
 from medusa.http.channel import HTTPChannel
 from medusa.http.charset import DEFAULT_CHARSET
@@ -222,12 +215,22 @@ class HTTPServer(Server):
         self.head_prefixes_until = 0.0
         """The :func:`time.time` interval, seconds, in which :attr:`head_prefixes` hold:
         ``head_prefixes_since <= time.time() < head_prefixes_until``."""
-        self.log_enabled = self.access_log is not None
-        """Whether the access log writes anything (re-read once a second by
-        :meth:`head_prefix`): when not, a response skips :meth:`log_access`."""
-        self._log_route: LineRoute | None = None
         self.parser_keep_limit = parser_keep_limit
         self.host_names = HostNameLog(resolver) if resolve_names else None
+        self._access_lines = (
+            None
+            if self.access_log is None
+            else AccessLog(
+                self.access_log,
+                self.host_names,
+                # Lines whose host changes later (a name, a proxy's client) go the long way.
+                direct=self.host_names is None and self.forwarded_from is None,
+            )
+        )
+        self.access = self._access_lines
+        """The access log (:class:`~medusa.http.accesslog.AccessLog`) while it writes
+        anything (re-read once a second by :meth:`head_prefix`), else None: a response then
+        skips it."""
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -398,11 +401,13 @@ class HTTPServer(Server):
             self.head_prefixes = {}
             self.head_prefixes_since = float(second)
             self.head_prefixes_until = second + 1.0
-            log = self.access_log
-            # Whether the access log records anything is also re-read once a second.
-            self.log_enabled = log is not None and (
-                not isinstance(log, StdlibLogger) or log.enabled
-            )
+            lines = self._access_lines
+            if lines is not None:
+                lines.second = second
+                # Whether the access log records anything is also re-read once a second.
+                log = lines.logger
+                enabled = not isinstance(log, StdlibLogger) or log.enabled
+                self.access = lines if enabled else None
         prefix = self.head_prefixes.get(status)
         if prefix is None:
             prefix = self.head_prefixes[status] = (
@@ -416,65 +421,12 @@ class HTTPServer(Server):
         return prefix
 
     def log_access(self, request: Request) -> None:
-        """Write the request's Common Log Format line to :attr:`access_log`.
-
-        Its time is the second of this server's latest response head, which lies between
-        this response's start and now (Apache's ``%t`` is the second the request arrived:
-        the same but for slow responses), or the current second for a request that got no
-        response; the time part, and where lines go, are found once a second
-        (:class:`~medusa.http.accesslog.LineRoute`), the client's address once per
-        connection. The usual line (a plain target seen before, no user, a known status
-        and size) is made by one f-string and appended to the logger's queue here (see
-        :func:`medusa.core.log.line_queue`): no other Python call; any other line by
-        :meth:`LineRoute.write <medusa.http.accesslog.LineRoute.write>`."""
-        if not self.log_enabled:
-            return
-        try:
-            # head_prefix read the clock for this response's head or a later one.
-            second = self._prefix_second if request.headers_sent else int(time.time())
-            route = self._log_route
-            # The same int object while the second lasts (head_prefix keeps it): the
-            # identity test spares a comparison of two-digit ints on every line.
-            if route is None or (second is not route.second and second != route.second):
-                route = self._log_route = LineRoute(
-                    self.access_log,
-                    second,
-                    # Lines whose host changes later (a name, a proxy's client) go the
-                    # long way (common_log_line), and through log() for a name.
-                    direct=self.host_names is None and self.forwarded_from is None,
-                )
-            channel = request.channel
-            host = channel.log_host
-            if not host:
-                host = channel.log_host = client_host(channel.peer)
-            method = request.method  # "" for a request that never got a request line
-            target = request.target
-            queue = route.queue
-            if queue is not None and method and target in PLAIN_TARGETS and request.user is None:
-                try:
-                    line = (
-                        f"{route.prefix}{host}{route.after_host}{method} {target} "
-                        f"HTTP/{request.version}{STATUS_FIELDS[request.status]}"
-                        f"{SIZE_TEXTS[request.bytes_out]}"
-                    )
-                except KeyError:
-                    pass
-                else:
-                    records = queue.records
-                    if len(records) < queue.limit:
-                        records.append(line)
-                        if queue.writer_waiting:  # read after the append
-                            queue.wake_writer()
-                    else:
-                        queue.refuse()
-                    return
-            log_line = route.log_line
-            if log_line is not None:  # a logger without a queue for plain lines: no detour
-                log_line(common_log_line(request, host, route.stamp))
-            else:
-                route.write(request, host, self.host_names)
-        except Exception:
-            error_logger.exception("access log failed")
+        """Write the request's Common Log Format line to :attr:`access_log`, if it writes
+        anything (see :meth:`AccessLog.log <medusa.http.accesslog.AccessLog.log>`, which
+        the channel calls directly for the usual response)."""
+        access = self.access
+        if access is not None:
+            access.log(request)
 
 
 async def stop_handlers(handlers: Iterable[Handler], timeout: float) -> None:
