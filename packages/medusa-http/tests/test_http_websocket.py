@@ -411,11 +411,15 @@ def test_message_over_max_size_closes_1009(served: tuple[HTTPServer, ServerThrea
     with client(server, "/upper") as ws:
         ws.send("a" * 4096)  # max_size: accepted
         assert ws.recv() == "A" * 4096
-        with pytest.raises(ConnectionClosed) as closed:
+
+        def send_too_much() -> None:
             # One message over it, in two frames: the server may close (1009) after the
             # first, before the client has sent the second; the send then raises.
             ws.send(["b" * 3000, "b" * 3000])
             ws.recv()
+
+        with pytest.raises(ConnectionClosed) as closed:
+            send_too_much()
     assert received_code(closed.value) == 1009
     wait_until(lambda: seen("disconnect") == [1009], what="the disconnect with 1009")
 
