@@ -123,12 +123,13 @@ def test_a_hello_line_is_queued_by_compiled_code_alone(pipe: Pipe, backend: str)
             while profiled < 10:  # until a response falls within one second (no new route)
                 profiled += 1
                 inside.clear()
+                entered = 0
                 thread.call(lambda: sys.setprofile(profile))
                 try:
                     assert exchange(sock, request).endswith(b"Hello, World!")
                 finally:
                     thread.call(lambda: sys.setprofile(None))
-                if "time_stamp" not in inside:
+                if "line_queue" not in inside:  # core's: called when a new second's route is made
                     break
         # The line is made and queued in compiled code; a Python call only to wake a
         # sleeping writer.

@@ -40,6 +40,7 @@ def test_the_installed_module_is_the_compiled_one(name: str) -> None:
     module = importlib.import_module(name)
     path = str(module.__file__)
     assert path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)), (
-        f"{name} is imported from {path}: the install did not compile it "
-        "(reinstall medusa-http with its build hooks on)"
+        f"{name} is imported from {path}: the install did not compile it (an environment "
+        "made before medusa-http's build compiled its request path, or one installed with "
+        "HATCH_BUILD_NO_HOOKS): `hatch env prune`, then `hatch run test` reinstalls it"
     )
