@@ -30,6 +30,7 @@ from tests.conftest import (
     wait_until,
 )
 
+from medusa.core.loop import LATE_WAIT
 from medusa.core.testing import require_tool
 from medusa.monitor import LoginRefusedError, MonitorConnection
 
@@ -109,6 +110,7 @@ def monitor_lines(process: Medusa, count: int) -> dict[str, str]:
     wait_until(
         lambda: len(LISTENING.findall(process.stdout())) >= count,
         f"{count} monitor listening lines\n{process.describe()}",
+        timeout=LATE_WAIT + IO_TIMEOUT,  # a worker retries an address in use for LATE_WAIT
     )
     return {note: where for where, note in LISTENING.findall(process.stdout())}
 

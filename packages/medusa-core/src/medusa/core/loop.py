@@ -22,6 +22,7 @@ from medusa.core.resolver import close_shared_resolver
 from medusa.core.server import ListenError, Server
 
 __all__ = [
+    "LATE_WAIT",
     "Backend",
     "ServersCollected",
     "check_backend",
@@ -90,6 +91,11 @@ def new_event_loop(backend: Backend | str = "auto") -> asyncio.AbstractEventLoop
     return asyncio.new_event_loop()
 
 
+LATE_WAIT = 30.0
+"""Seconds that :func:`serve` retries a late server's address while it is in use (a worker
+replacing another during a reload, whose address the old one still holds)."""
+
+
 def print_listening(servers: Sequence[Server], note: str = "") -> None:
     """Print one line per listening address (``medusa: http listening on
     http://127.0.0.1:8080/``) on standard output: the default ``on_start`` of :func:`run`.
@@ -121,7 +127,7 @@ async def serve(
     on_start: Callable[[Sequence[Server]], object] | None = None,
     handle_signals: bool = True,
     late: Sequence[Server] = (),
-    late_wait: float = 30.0,
+    late_wait: float = LATE_WAIT,
     on_late_start: Callable[[Server], object] | None = None,
     hurry: asyncio.Event | None = None,
 ) -> None:
@@ -237,11 +243,15 @@ async def _start_late(
     seconds; append each one that listens to ``started``."""
     deadline = time.monotonic() + wait
     for server in servers:
+        retrying = False
         while True:
             try:
                 await server.start()
             except ListenError as exc:
                 if exc.errno == errno.EADDRINUSE and time.monotonic() < deadline:
+                    if not retrying:  # once per server: a reload that waits says why
+                        retrying = True
+                        error_logger.info("%s; retrying for up to %.0f s", exc.strerror, wait)
                     await asyncio.sleep(0.1)
                     continue
                 error_logger.error("%s; serving without it", exc.strerror)
