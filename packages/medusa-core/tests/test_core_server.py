@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import logging
 import os
 import socket
 import tempfile
@@ -19,6 +20,7 @@ import pytest
 
 from medusa.core.address import Address, AddressError
 from medusa.core.channel import Channel
+from medusa.core.listener import socket_file_identity
 from medusa.core.loop import new_event_loop, serve
 from medusa.core.producers import SimpleProducer
 from medusa.core.server import Server
@@ -154,6 +156,93 @@ def test_unix_socket(backend: str, sock_dir: str) -> None:
         with connect(path, socket.AF_UNIX) as sock:
             echo_once(sock)
     assert not os.path.exists(path)  # removed on close
+
+
+def test_a_replaced_unix_socket_outlives_the_old_server(backend: str, sock_dir: str) -> None:
+    """A worker that replaces another during a reload binds the same path while the old one
+    still listens (the loop removes the old socket file first); the old server, closing
+    afterwards, must leave the new socket file alone, also when the file system gave it the
+    old file's inode number (ext4 reuses a freed inode at once)."""
+    path = os.path.join(sock_dir, "replaced.sock")
+    old = ServerThread([LineServer(f"unix:{path}")], backend=backend).start()
+    try:
+        old_inode = os.lstat(path).st_ino
+        with ServerThread([LineServer(f"unix:{path}")], backend=backend):
+            reused = os.lstat(path).st_ino == old_inode
+            old.stop()
+            assert os.path.exists(path), f"the new socket file was removed (inode reused: {reused})"
+            with connect(path, socket.AF_UNIX) as sock:
+                echo_once(sock)
+    finally:
+        old.stop()
+    assert not os.path.exists(path)  # the new server removed its own file
+
+
+def test_a_new_socket_file_is_told_from_the_old_one_whose_inode_it_took(sock_dir: str) -> None:
+    """The reload race: the old worker's listener closed, the new worker removed the file
+    and bound the path, and the file system gave the new file the freed inode number (ext4
+    does at once). The old server must not take the new file for its own."""
+    path = os.path.join(sock_dir, "reused.sock")
+    with socket.socket(socket.AF_UNIX) as first:
+        first.bind(path)
+        old = socket_file_identity(path)
+    os.unlink(path)
+    with socket.socket(socket.AF_UNIX) as second:
+        second.bind(path)
+        new = socket_file_identity(path)
+    assert old is not None
+    assert new is not None
+    assert new != old, f"inode reused: {new[1] == old[1]}"
+    assert socket_file_identity(os.path.join(sock_dir, "missing")) is None
+    regular = os.path.join(sock_dir, "regular")
+    with open(regular, "w"):
+        pass
+    assert socket_file_identity(regular) is None  # not a socket
+
+
+def test_a_late_server_that_cannot_start_is_logged_and_the_others_run(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A late server (a worker's own monitor) whose start fails for a reason of its own,
+    not a listening error, is logged; the next late server still starts."""
+    caplog.set_level(logging.INFO, logger="medusa")
+
+    class FailingServer(LineServer):
+        async def start(self) -> None:
+            raise PermissionError("the socket directory is open to others")
+
+    started: list[Server] = []
+    failing = FailingServer(0)
+    working = LineServer(0)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        def on_late_start(server: Server) -> None:
+            started.append(server)
+            stop.set()
+
+        await serve(
+            [],
+            stop=stop,
+            late=[failing, working],
+            on_late_start=on_late_start,
+            handle_signals=False,
+            grace=1.0,
+        )
+
+    loop = new_event_loop(backend)
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        loop.close()
+    assert started == [working]
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert lines == [
+        "line server cannot start on 127.0.0.1:0: the socket directory is open to others; "
+        "serving without it"
+    ]
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 def test_several_servers_in_one_loop(backend: str, sock_dir: str) -> None:

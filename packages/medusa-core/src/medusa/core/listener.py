@@ -14,11 +14,19 @@ import errno
 import os
 import socket
 import ssl as _ssl
+import stat
 from collections.abc import Callable, Sequence
 
 from medusa.core.address import Address
 
-__all__ = ["ACCEPT_BATCH", "ListenError", "close_listener", "listener_addresses", "open_listeners"]
+__all__ = [
+    "ACCEPT_BATCH",
+    "ListenError",
+    "close_listener",
+    "listener_addresses",
+    "open_listeners",
+    "socket_file_identity",
+]
 
 ACCEPT_BATCH = 64
 """Connections the standard (selector) loop accepts per readiness event of a listener."""
@@ -176,3 +184,24 @@ def close_listener(listener: asyncio.Server) -> None:
         loop.call_soon(listener.close)
     else:
         listener.close()
+
+
+def socket_file_identity(path: str) -> tuple[int, int, int] | None:
+    """What tells the Unix socket file at ``path`` from one made there later: its device,
+    inode number and modification time (nanoseconds), read without following a link; None
+    when ``path`` is not a socket or cannot be examined.
+
+    The inode number alone is not enough: a file system may give a new file the number of
+    one just removed (ext4 does at once). During a reload the worker that replaces another
+    removes the old socket file and binds the path; when the old worker's listener closed
+    just before, the new file can take the old inode, and the old worker, removing "its"
+    file as it stops, would remove the new one's. Binding sets the modification time, and
+    nothing a socket does later changes it (a ``chmod`` changes only the status time).
+    """
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)

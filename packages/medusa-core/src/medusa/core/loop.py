@@ -256,6 +256,15 @@ async def _start_late(
                     continue
                 error_logger.error("%s; serving without it", exc.strerror)
                 break
+            except Exception as exc:  # a protocol's own start-up (a monitor's socket mode)
+                error_logger.error(
+                    "%s server cannot start on %s: %s; serving without it",
+                    server.name,
+                    server.address,
+                    exc,
+                )
+                server.close()
+                break
             started.append(server)
             if on_start is not None:
                 on_start(server)

@@ -16,7 +16,6 @@ import contextlib
 import os
 import socket
 import ssl as _ssl
-import stat
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
@@ -24,7 +23,13 @@ from typing import Any, ClassVar
 from medusa.core.address import Address, AddressError
 from medusa.core.channel import Channel
 from medusa.core.descriptors import refresh_limit, short_of_descriptors
-from medusa.core.listener import ListenError, close_listener, listener_addresses, open_listeners
+from medusa.core.listener import (
+    ListenError,
+    close_listener,
+    listener_addresses,
+    open_listeners,
+    socket_file_identity,
+)
 from medusa.core.log import error_logger, peer_text
 from medusa.core.options import ConfigError, Option, non_negative, positive, validate_options
 from medusa.core.stats import Counters
@@ -189,7 +194,8 @@ class Server:
         self.channels: set[Channel] = set()
         self._refused: set[Channel] = set()  # refused, their connection not yet lost
         self._listeners: list[asyncio.Server] = []
-        self._socket_file: tuple[int, int] | None = None  # (st_dev, st_ino) of a Unix socket
+        # The Unix socket file this server made (listener.socket_file_identity).
+        self._socket_file: tuple[int, int, int] | None = None
         self.inherited_sockets: list[socket.socket] = []
         """Listening sockets bound by the master of ``--workers`` that :meth:`start` adopts
         instead of binding :attr:`address` (empty: bind it)."""
@@ -308,9 +314,7 @@ class Server:
             sockets=self.inherited_sockets,
         )
         if self.address.path is not None and not self.inherited_sockets:
-            with contextlib.suppress(OSError):
-                st = os.lstat(self.address.path)
-                self._socket_file = (st.st_dev, st.st_ino)
+            self._socket_file = socket_file_identity(self.address.path)
         self.counters.started = time.time()
         _RUNNING[id(self)] = self
         self._schedule_sweep()
@@ -331,9 +335,7 @@ class Server:
             start_serving=False,
         )
         if self.address.path is not None:
-            with contextlib.suppress(OSError):
-                st = os.lstat(self.address.path)
-                self._socket_file = (st.st_dev, st.st_ino)
+            self._socket_file = socket_file_identity(self.address.path)
 
     @property
     def listening_fds(self) -> list[int]:
@@ -368,13 +370,16 @@ class Server:
         for listener in self._listeners:
             close_listener(listener)
         socket_file, self._socket_file = self._socket_file, None
-        if socket_file is not None and self.address.path is not None:
-            # Only the socket this server made: after a reload the path may already be
-            # the new worker's socket.
+        path = self.address.path
+        # Only the socket file this server made: after a reload the path may already be the
+        # new worker's socket, possibly with this one's inode number.
+        if (
+            socket_file is not None
+            and path is not None
+            and socket_file_identity(path) == socket_file
+        ):
             with contextlib.suppress(OSError):
-                st = os.lstat(self.address.path)
-                if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == socket_file:
-                    os.unlink(self.address.path)
+                os.unlink(path)
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
