@@ -13,7 +13,9 @@ encoding was remembered and a connection's scope keys made once; 475 after)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import os
 import re
 import shutil
 import signal
@@ -252,6 +254,7 @@ def test_no_system_call_per_request_to_find_the_loop(tmp_path: Path, backend: st
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # strace and the server in a process group of their own
     )
     assert process.stdout is not None
     try:
@@ -273,17 +276,49 @@ def test_no_system_call_per_request_to_find_the_loop(tmp_path: Path, backend: st
             assert response.read() == b"Hello, World!"
         conn.close()
     finally:
-        process.send_signal(signal.SIGTERM)
+        # To the group: SIGTERM to strace alone would let it detach and leave the server
+        # running after the test.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         process.stdout.close()
+        assert _group_ends(process.pid, time.monotonic() + TIMEOUT), "the server outlived the test"
     calls = re.findall(r"^\d+\s+(getpid|getppid)\(", trace.read_text(), re.MULTILINE)
     first = calls.index("getppid")
     between = calls[first + 1 : first + 1 + calls[first + 1 :].index("getppid")]
     assert between.count("getpid") < REQUESTS // 2, between.count("getpid")
+
+
+def _live_members(group: int) -> list[int]:
+    """The processes of process group ``group`` that still run (not zombies), from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def _group_ends(group: int, deadline: float) -> bool:
+    """Wait until no process of ``group`` runs (True), or until ``deadline`` (then the
+    group is killed: False)."""
+    while _live_members(group):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_encode_fields_remembers_header_lists() -> None:
