@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from medusa.core.testing import ServerThread, loop_backends
+from medusa.core.testing import ServerThread, loop_backends, wait_until
 from medusa.http import HTTPServer
 from medusa.http.asgi import TASK_NAME, ASGIHandler, ProtocolError
 from medusa.http.asgicycle import FIELDS_CACHE_BYTES, FIELDS_CACHE_SIZE, encode_fields
@@ -286,7 +286,14 @@ def test_no_system_call_per_request_to_find_the_loop(tmp_path: Path, backend: st
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         process.stdout.close()
-        assert _group_ends(process.pid, time.monotonic() + TIMEOUT), "the server outlived the test"
+        outlived = False
+        try:
+            wait_until(lambda: not _live_members(process.pid), TIMEOUT, "strace's group to end")
+        except TimeoutError:
+            outlived = True
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        assert not outlived, "the server outlived the test"
     calls = re.findall(r"^\d+\s+(getpid|getppid)\(", trace.read_text(), re.MULTILINE)
     first = calls.index("getppid")
     between = calls[first + 1 : first + 1 + calls[first + 1 :].index("getppid")]
@@ -307,18 +314,6 @@ def _live_members(group: int) -> list[int]:
         if int(fields[2]) == group and fields[0] != "Z":
             members.append(int(entry.name))
     return members
-
-
-def _group_ends(group: int, deadline: float) -> bool:
-    """Wait until no process of ``group`` runs (True), or until ``deadline`` (then the
-    group is killed: False)."""
-    while _live_members(group):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_encode_fields_remembers_header_lists() -> None:

@@ -184,58 +184,60 @@ class HTTPConnection:
             return []
         self.now = now
         events = self.events = []
-        try:
-            settings = self.settings
-            if self.in_head:
-                # A head that began in an earlier read: everything received since counts
-                # against it (what it had then was counted exactly: _hold_partial_head). This
-                # bounds what a client can make the parser hold; a head within one read is
-                # bounded by the read, and its exact limits are checked when it is complete.
-                self.head_bytes += len(data)
-                if self.head_bytes > settings.max_head_bytes:
-                    if self.headers:
-                        self._reject(431, "request header block too large")
-                    else:
-                        self._reject(414, "request line too long")
-                    return events
-                self.big_read = self.head_bytes > settings.max_header_size
-            else:
-                self.big_read = len(data) > settings.max_header_size
-            parser = self.parser
-            if parser is None:
-                parser = self.parser = httptools.HttpRequestParser(self)
-            try:
-                parser.feed_data(data)
-                if self.in_message:
-                    if self.in_head:
-                        self._hold_partial_head()
-                elif settings.counters.active > settings.parser_keep_limit:
-                    # Many connections: an idle one keeps no parser (about 0.9 KB each), at
-                    # the price of making one (about 0.7 us) for its next request.
-                    self.parser = None
-            except httptools.HttpParserUpgrade as exc:
-                # A request asking to switch protocols (RFC 9110 §7.8): nothing after its head
-                # is HTTP. Answered as a plain request it closes the connection; a handler may
-                # instead answer 101 and take the connection over (medusa.http.upgrade).
-                self._end_input()
-                if self.requests:
-                    request = self.requests[-1]
-                    request.keep_alive = False
-                    request.upgrade = data[exc.args[0] :] if exc.args else b""
-            except httptools.HttpParserCallbackError as exc:
-                cause = exc.__context__ or exc.__cause__
-                if isinstance(cause, RequestRejectedError):
-                    self._reject(cause.status, str(cause))
-                elif not isinstance(cause, _StopParsingError):
-                    self._reject(500, "", cause)
-            except httptools.HttpParserError as exc:
-                if not self.reading_done:
-                    self._reject(400, f"malformed request: {exc}")
-                # Else bytes after the connection's last request, in the same read (llhttp's
-                # "Data after Connection: close"): discarded, as every later read is.
-        finally:
-            self.events = _NO_EVENTS
+        self._feed(data)
+        self.events = _NO_EVENTS
         return events
+
+    def _feed(self, data: bytes) -> None:
+        """Parse ``data``: the parser's callbacks and the limits append to :attr:`events`."""
+        settings = self.settings
+        if self.in_head:
+            # A head that began in an earlier read: everything received since counts
+            # against it (what it had then was counted exactly: _hold_partial_head). This
+            # bounds what a client can make the parser hold; a head within one read is
+            # bounded by the read, and its exact limits are checked when it is complete.
+            self.head_bytes += len(data)
+            if self.head_bytes > settings.max_head_bytes:
+                if self.headers:
+                    self._reject(431, "request header block too large")
+                else:
+                    self._reject(414, "request line too long")
+                return
+            self.big_read = self.head_bytes > settings.max_header_size
+        else:
+            self.big_read = len(data) > settings.max_header_size
+        parser = self.parser
+        if parser is None:
+            parser = self.parser = httptools.HttpRequestParser(self)
+        try:
+            parser.feed_data(data)
+            if self.in_message:
+                if self.in_head:
+                    self._hold_partial_head()
+            elif settings.counters.active > settings.parser_keep_limit:
+                # Many connections: an idle one keeps no parser (about 0.9 KB each), at
+                # the price of making one (about 0.7 us) for its next request.
+                self.parser = None
+        except httptools.HttpParserUpgrade as exc:
+            # A request asking to switch protocols (RFC 9110 §7.8): nothing after its head
+            # is HTTP. Answered as a plain request it closes the connection; a handler may
+            # instead answer 101 and take the connection over (medusa.http.upgrade).
+            self._end_input()
+            if self.requests:
+                request = self.requests[-1]
+                request.keep_alive = False
+                request.upgrade = data[exc.args[0] :] if exc.args else b""
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, RequestRejectedError):
+                self._reject(cause.status, str(cause))
+            elif not isinstance(cause, _StopParsingError):
+                self._reject(500, "", cause)
+        except httptools.HttpParserError as exc:
+            if not self.reading_done:
+                self._reject(400, f"malformed request: {exc}")
+            # Else bytes after the connection's last request, in the same read (llhttp's
+            # "Data after Connection: close"): discarded, as every later read is.
 
     def on_url(self, url: bytes) -> None:
         """llhttp: (part of) the request-target. Its first part begins the request (llhttp's
